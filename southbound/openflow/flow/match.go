@@ -1,0 +1,164 @@
+package flow
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"slices"
+	"strings"
+)
+
+// MatchField is one field of a match. Masked fields carry Mask; a mask of
+// all ones is stored as no mask and value bits outside the mask are cleared,
+// the same normalisation Open vSwitch applies, so a flow read back from a
+// switch compares equal to the one Loom sent.
+type MatchField struct {
+	Field  Field
+	Masked bool
+	Value  uint64
+	Mask   uint64
+	// Raw holds the whole TLV of a field Loom has no name for.
+	Raw string
+}
+
+// Match is a list of fields in canonical (Field) order. Build one with the
+// chaining helpers: flow.Match{}.InPort(1).EthDst(mac).
+type Match []MatchField
+
+// With returns m with f set (replacing an earlier value of the same field),
+// kept in canonical order.
+func (m Match) With(f MatchField) Match {
+	if f.Field != FieldRaw {
+		full := f.Field.fullMask()
+		if f.Masked && f.Mask&full == full {
+			f.Masked, f.Mask = false, 0
+		}
+		if f.Masked {
+			f.Value &= f.Mask
+		}
+		f.Value &= full
+	}
+	i, found := slices.BinarySearchFunc(m, f, cmpField)
+	if found && f.Field != FieldRaw {
+		out := slices.Clone(m)
+		out[i] = f
+		return out
+	}
+	out := make(Match, 0, len(m)+1)
+	out = append(out, m[:i]...)
+	out = append(out, f)
+	return append(out, m[i:]...)
+}
+
+func cmpField(a, b MatchField) int {
+	if a.Field != b.Field {
+		return int(a.Field) - int(b.Field)
+	}
+	return strings.Compare(a.Raw, b.Raw)
+}
+
+// Set sets an exact-match field.
+func (m Match) Set(f Field, v uint64) Match { return m.With(MatchField{Field: f, Value: v}) }
+
+// SetMasked sets a masked field.
+func (m Match) SetMasked(f Field, v, mask uint64) Match {
+	return m.With(MatchField{Field: f, Value: v, Mask: mask, Masked: true})
+}
+
+// Convenience setters for the common fields.
+func (m Match) InPort(p uint32) Match     { return m.Set(InPort, uint64(p)) }
+func (m Match) EthSrc(a MAC) Match        { return m.Set(EthSrc, uint64(a)) }
+func (m Match) EthDst(a MAC) Match        { return m.Set(EthDst, uint64(a)) }
+func (m Match) EthType(t uint16) Match    { return m.Set(EthType, uint64(t)) }
+func (m Match) TunnelID(id uint64) Match  { return m.Set(TunnelID, id) }
+func (m Match) IPProto(p uint8) Match     { return m.Set(IPProto, uint64(p)) }
+func (m Match) Reg(n int, v uint32) Match { return m.Set(Reg0+Field(n), uint64(v)) }
+
+// Multicast matches frames whose destination has the group bit set.
+func (m Match) Multicast() Match {
+	return m.SetMasked(EthDst, 0x010000000000, 0x010000000000)
+}
+
+// Get returns the field's entry.
+func (m Match) Get(f Field) (MatchField, bool) {
+	for _, x := range m {
+		if x.Field == f {
+			return x, true
+		}
+	}
+	return MatchField{}, false
+}
+
+// appendKey appends a compact binary encoding of m that is equal for equal
+// matches; it is the match part of a flow's identity.
+func (m Match) appendKey(b []byte) []byte {
+	for _, f := range m {
+		b = append(b, byte(f.Field))
+		if f.Field == FieldRaw {
+			b = append(b, byte(len(f.Raw)))
+			b = append(b, f.Raw...)
+			continue
+		}
+		b = binary.BigEndian.AppendUint64(b, f.Value)
+		if f.Masked {
+			b = append(b, 1)
+			b = binary.BigEndian.AppendUint64(b, f.Mask)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return b
+}
+
+// Equal reports whether two matches are identical.
+func (m Match) Equal(o Match) bool { return slices.Equal(m, o) }
+
+// String renders the match in ovs-ofctl syntax.
+func (m Match) String() string {
+	var sb strings.Builder
+	for i, f := range m {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(f.String())
+	}
+	return sb.String()
+}
+
+func (f MatchField) String() string {
+	if f.Field == FieldRaw {
+		return "oxm(" + hex.EncodeToString([]byte(f.Raw)) + ")"
+	}
+	s := f.Field.String() + "=" + formatValue(f.Field, f.Value)
+	if f.Masked {
+		s += "/" + formatValue(f.Field, f.Mask)
+	}
+	return s
+}
+
+// encode returns the OXM TLV bytes of the field.
+func (f MatchField) appendOXM(b []byte) []byte {
+	if f.Field == FieldRaw {
+		return append(b, f.Raw...)
+	}
+	fi := &fields[f.Field]
+	n := int(fi.size)
+	hdr := fi.field << 1
+	l := n
+	if f.Masked {
+		hdr |= 1
+		l *= 2
+	}
+	b = append(b, byte(fi.class>>8), byte(fi.class), hdr, byte(l))
+	b = appendN(b, f.Value, n)
+	if f.Masked {
+		b = appendN(b, f.Mask, n)
+	}
+	return b
+}
+
+func appendN(b []byte, v uint64, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, byte(v>>(8*uint(i))))
+	}
+	return b
+}
