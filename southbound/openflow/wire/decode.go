@@ -672,3 +672,37 @@ func DecodeBundleControl(msg []byte) (BundleControl, error) {
 	}
 	return BundleControl{BundleID: be.Uint32(x.Data[0:4]), Type: be.Uint16(x.Data[4:6]), Flags: be.Uint16(x.Data[6:8])}, nil
 }
+
+// FlowMod is a decoded FLOW_MOD. Switch emulators and tests decode what a
+// controller sends with it; Match and Instructions alias the message.
+type FlowMod struct {
+	Cookie, CookieMask       uint64
+	TableID, Command         uint8
+	IdleTimeout, HardTimeout uint16
+	Priority                 uint16
+	BufferID                 uint32
+	OutPort, OutGroup        uint32
+	Flags                    uint16
+	Match                    Match
+	Instructions             []byte
+}
+
+// DecodeFlowMod decodes a FLOW_MOD.
+func DecodeFlowMod(msg []byte) (FlowMod, error) {
+	b := msg[HeaderLen:]
+	if len(b) < 40 {
+		return FlowMod{}, errShort("flow mod", 40, len(b))
+	}
+	m, n, err := decodeMatch(b[40:])
+	if err != nil {
+		return FlowMod{}, fmt.Errorf("flow mod: %w", err)
+	}
+	return FlowMod{
+		Cookie: be.Uint64(b[0:8]), CookieMask: be.Uint64(b[8:16]),
+		TableID: b[16], Command: b[17],
+		IdleTimeout: be.Uint16(b[18:20]), HardTimeout: be.Uint16(b[20:22]),
+		Priority: be.Uint16(b[22:24]), BufferID: be.Uint32(b[24:28]),
+		OutPort: be.Uint32(b[28:32]), OutGroup: be.Uint32(b[32:36]), Flags: be.Uint16(b[36:38]),
+		Match: m, Instructions: b[40+n:],
+	}, nil
+}

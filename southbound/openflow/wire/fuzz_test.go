@@ -62,6 +62,8 @@ func decodeAll(msg []byte) {
 		DecodePortStatus(msg)
 	case TypeFlowRemoved:
 		DecodeFlowRemoved(msg)
+	case TypeFlowMod:
+		DecodeFlowMod(msg)
 	case TypeRoleReply:
 		DecodeRoleReply(msg)
 	case TypeExperimenter:

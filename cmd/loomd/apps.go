@@ -1,0 +1,7 @@
+package main
+
+// The apps linked into loomd. Each registers itself in init(); which of
+// them run, and so which pipeline tables are realized, is --apps.
+import (
+	_ "github.com/loom-sdn/loom/apps/l2switch"
+)

@@ -1,0 +1,169 @@
+// Command loomd is the Loom controller daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "loomd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("loomd", flag.ContinueOnError)
+	var listens listFlag
+	fs.Var(&listens, "openflow-listen", "OpenFlow listen target, repeatable: tcp:HOST:PORT, unix:PATH or ssl:HOST:PORT (default tcp:0.0.0.0:6653)")
+	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
+	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
+	apps := fs.String("apps", "l2switch", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var tf openflow.TLSFiles
+	fs.StringVar(&tf.Cert, "ssl-cert", "", "controller certificate (PEM) for ssl: listeners")
+	fs.StringVar(&tf.Key, "ssl-key", "", "controller private key (PEM) for ssl: listeners")
+	fs.StringVar(&tf.CA, "ssl-ca", "", "CA certificate (PEM) that signed the switches' certificates")
+	pktInRate := fs.Uint("packet-in-rate", 2000, "per-switch meter on table-miss packet-ins (packets/s); 0 disables it")
+	audit := fs.Duration("audit-interval", time.Minute, "how often each switch is re-read and repaired; 0 disables audits")
+	bundles := fs.Bool("bundles", true, "apply reconciliations atomically with OpenFlow bundles where the switch supports them")
+	echo := fs.Duration("echo-interval", 5*time.Second, "idle time before an ECHO_REQUEST; a switch silent for 3x this is dropped")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(listens) == 0 {
+		listens = listFlag{"tcp:0.0.0.0:6653"}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	st, err := store.Open(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctl, err := controller.New(ctx, controller.Config{
+		Apps:          splitList(*apps),
+		PacketInRate:  uint32(*pktInRate),
+		AuditInterval: *audit,
+		Bundles:       *bundles,
+		Observer:      switchRecorder(st, log),
+	}, log, reg)
+	if err != nil {
+		return err
+	}
+
+	srv := &openflow.Server{Config: openflow.Config{EchoInterval: *echo}, Handler: ctl, Log: log}
+	errc := make(chan error, len(listens)+1)
+	for _, target := range listens {
+		l, err := openflow.Listen(target, tf)
+		if err != nil {
+			return err
+		}
+		log.Info("openflow listening", "target", target, "addr", l.Addr().String())
+		go func() { errc <- srv.Serve(ctx, l) }()
+	}
+	var api *http.Server
+	if *apiListen != "" {
+		l, err := net.Listen("tcp", *apiListen)
+		if err != nil {
+			return fmt.Errorf("--api-listen: %w", err)
+		}
+		api = &http.Server{Handler: northbound.Handler(ctl, reg), ReadHeaderTimeout: 10 * time.Second}
+		log.Info("api listening", "addr", l.Addr().String())
+		go func() {
+			if err := api.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var tables []string
+	for _, t := range ctl.Tables() {
+		tables = append(tables, fmt.Sprintf("%d:%s", t.ID(), t.Name))
+	}
+	log.Info("loomd started", "apps", *apps, "pipeline", strings.Join(tables, " "), "data_dir", *dataDir)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		stop()
+	}
+	// Switches keep their flows: closing the sessions does not touch them.
+	log.Info("shutting down; switch flows stay in place")
+	if api != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		api.Shutdown(sctx)
+		cancel()
+	}
+	srv.Wait()
+	ctl.Wait()
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// switchRecorder keeps a record of every switch seen in the store.
+func switchRecorder(st *store.Store, log *slog.Logger) func(controller.SwitchInfo, bool) {
+	type record struct {
+		DatapathID       string    `json:"datapath_id"`
+		Remote           string    `json:"remote"`
+		Software         string    `json:"software,omitempty"`
+		Connected        bool      `json:"connected"`
+		LastConnected    time.Time `json:"last_connected"`
+		LastDisconnected time.Time `json:"last_disconnected,omitzero"`
+	}
+	return func(info controller.SwitchInfo, up bool) {
+		key := fmt.Sprintf("%016x", info.DatapathID)
+		var r record
+		_ = st.Get("switches", key, &r)
+		r.DatapathID, r.Remote, r.Software, r.Connected = key, info.Remote, info.Desc.Software, up
+		if up {
+			r.LastConnected = time.Now().UTC()
+		} else {
+			r.LastDisconnected = time.Now().UTC()
+		}
+		if err := st.Put("switches", key, r); err != nil {
+			log.Warn("cannot record switch", "dpid", key, "error", err)
+		}
+	}
+}

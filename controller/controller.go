@@ -1,0 +1,183 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes the runtime.
+type Config struct {
+	// Apps to run, by registered name.
+	Apps []string
+	// PacketInRate is the rate (packets/s) of the meter on table-miss
+	// flows that go to the controller; 0 disables the meter.
+	PacketInRate uint32
+	// MaxQueuedPacketIns bounds the packet-ins waiting for one switch's
+	// goroutine; more are dropped.
+	MaxQueuedPacketIns int
+	// AuditInterval is how often every switch is re-read and repaired; 0
+	// disables audits.
+	AuditInterval time.Duration
+	// Bundles sends reconciliations as atomic ONF bundles when the switch
+	// supports them.
+	Bundles bool
+	// Observer, when set, is told of every switch connect and disconnect
+	// (on the session's goroutine; it must not block for long).
+	Observer func(info SwitchInfo, connected bool)
+}
+
+type appEntry struct {
+	id   uint16
+	name string
+	app  App
+}
+
+// Controller is the runtime. It implements openflow.Handler.
+type Controller struct {
+	cfg     Config
+	log     *slog.Logger
+	apps    []appEntry
+	tables  []*Table
+	byID    [256]*Table
+	metrics *metrics
+	ctx     context.Context
+
+	mu       sync.Mutex
+	switches map[uint64]*Switch
+	wg       sync.WaitGroup
+}
+
+// New creates the runtime with the configured apps and realizes the
+// pipeline for them. ctx bounds every switch goroutine.
+func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
+	if cfg.MaxQueuedPacketIns == 0 {
+		cfg.MaxQueuedPacketIns = 4096
+	}
+	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), metrics: newMetrics(reg)}
+	active := map[string]bool{}
+	for i, name := range cfg.Apps {
+		if active[name] {
+			return nil, fmt.Errorf("app %q listed twice", name)
+		}
+		f, err := lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		app, err := f(Env{Log: log.With("app", name), Metrics: reg})
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", name, err)
+		}
+		active[name] = true
+		c.apps = append(c.apps, appEntry{id: uint16(i + 1), name: name, app: app})
+	}
+	c.tables = realize(active)
+	for _, t := range c.tables {
+		c.byID[t.id] = t
+	}
+	return c, nil
+}
+
+// Tables returns the realized pipeline.
+func (c *Controller) Tables() []*Table { return c.tables }
+
+func (c *Controller) tableByID(id uint8) *Table { return c.byID[id] }
+
+func (c *Controller) appByID(id uint16) App {
+	for _, a := range c.apps {
+		if a.id == id {
+			return a.app
+		}
+	}
+	return nil
+}
+
+// Connected starts the switch goroutine for a new session.
+func (c *Controller) Connected(s *openflow.Session) {
+	sw := newSwitch(c, s)
+	c.mu.Lock()
+	old := c.switches[sw.dpid]
+	c.switches[sw.dpid] = sw
+	c.mu.Unlock()
+	if old != nil {
+		old.sess.Close(fmt.Errorf("replaced by a new connection from %s", s.RemoteAddr()))
+	}
+	s.Value = sw
+	c.metrics.switches.Inc()
+	if c.cfg.Observer != nil {
+		c.cfg.Observer(sw.info, true)
+	}
+	sw.log.Info("switch connected", "remote", s.RemoteAddr(), "ports", len(s.Ports),
+		"software", s.Desc.Software, "tables", s.Features.NTables)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		sw.run(c.ctx)
+	}()
+}
+
+// Message queues a switch's asynchronous message for its goroutine.
+func (c *Controller) Message(s *openflow.Session, h wire.Header, msg []byte) {
+	sw := s.Value.(*Switch)
+	switch h.Type {
+	case wire.TypePacketIn:
+		if !sw.q.push(h.Type, msg, true) {
+			c.metrics.packetInsDropped.Inc()
+		}
+	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
+		sw.q.push(h.Type, msg, false)
+	}
+}
+
+// Disconnected forgets the switch. Its flows stay on the switch; they are
+// reconciled when it comes back.
+func (c *Controller) Disconnected(s *openflow.Session, err error) {
+	sw := s.Value.(*Switch)
+	c.mu.Lock()
+	if c.switches[sw.dpid] == sw {
+		delete(c.switches, sw.dpid)
+	}
+	c.mu.Unlock()
+	c.metrics.switches.Dec()
+	if c.cfg.Observer != nil {
+		c.cfg.Observer(sw.info, false)
+	}
+	sw.log.Info("switch disconnected", "reason", errString(err))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	return err.Error()
+}
+
+// Switch returns a connected switch.
+func (c *Controller) Switch(dpid uint64) (*Switch, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sw, ok := c.switches[dpid]
+	return sw, ok
+}
+
+// Switches describes the connected switches, by datapath id.
+func (c *Controller) Switches() []SwitchInfo {
+	c.mu.Lock()
+	out := make([]SwitchInfo, 0, len(c.switches))
+	for _, sw := range c.switches {
+		out = append(out, sw.info)
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].DatapathID < out[j].DatapathID })
+	return out
+}
+
+// Wait waits for every switch goroutine to end (after ctx is done).
+func (c *Controller) Wait() { c.wg.Wait() }

@@ -1,0 +1,437 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/openflow/emu"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+)
+
+// The test app owns one table, sends its misses to the controller, and
+// records every event it gets.
+var testTable = declareTable("test", "test-app", MissController)
+
+type testApp struct {
+	mu     sync.Mutex
+	start  []*flow.Flow         // installed by Start
+	found  map[uint64][]string // dpid -> flows found at Start
+	events chan Event
+}
+
+func (a *testApp) Name() string { return "test-app" }
+
+func (a *testApp) Attach(SwitchInfo) SwitchApp { return (*testSwitch)(a) }
+
+type testSwitch testApp
+
+func (t *testSwitch) Start(ctx *Context, found []*flow.Flow) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, f := range found {
+		t.found[ctx.DatapathID()] = append(t.found[ctx.DatapathID()], f.String())
+	}
+	for _, f := range t.start {
+		if err := ctx.AddFlow(f.Clone()); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (t *testSwitch) Handle(ctx *Context, ev Event) {
+	if pi, ok := ev.(PacketIn); ok {
+		// Learn the in_port as a flow and echo the packet back.
+		f := flow.New(testTable.ID(), 10, flow.Match{}.InPort(pi.Msg.InPort)).Act(flow.Output(flow.PortInPort))
+		ctx.AddFlow(f)
+		ctx.PacketOut(pi.Msg.InPort, pi.Msg.Data, flow.Output(flow.PortInPort))
+	}
+	t.events <- ev
+}
+
+var testAppInstance = &testApp{found: map[uint64][]string{}, events: make(chan Event, 100)}
+
+func init() {
+	Register("test-app", func(Env) (App, error) { return testAppInstance, nil })
+}
+
+type harness struct {
+	t    *testing.T
+	ctl  *Controller
+	sock string
+	srv  *openflow.Server
+	stop context.CancelFunc
+}
+
+func newHarness(t *testing.T, cfg Config, ocfg openflow.Config) *harness {
+	t.Helper()
+	testAppInstance.mu.Lock()
+	testAppInstance.found = map[uint64][]string{}
+	testAppInstance.mu.Unlock()
+	for len(testAppInstance.events) > 0 {
+		<-testAppInstance.events
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.Apps = []string{"test-app"}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctl, err := New(ctx, cfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "of.sock")
+	l, err := openflow.Listen("unix:"+sock, openflow.TLSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &openflow.Server{Config: ocfg, Handler: ctl, Log: log}
+	go srv.Serve(ctx, l)
+	h := &harness{t: t, ctl: ctl, sock: sock, srv: srv, stop: cancel}
+	t.Cleanup(func() { cancel(); srv.Wait(); ctl.Wait() })
+	return h
+}
+
+func (h *harness) dial(opt emu.Options) *emu.Switch {
+	h.t.Helper()
+	s, err := emu.Dial("unix", h.sock, opt)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(s.Close)
+	return s
+}
+
+// ready waits until the controller has reconciled the switch.
+func (h *harness) ready(dpid uint64) *Switch {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if sw, ok := h.ctl.Switch(dpid); ok {
+			select {
+			case <-sw.Ready():
+				return sw
+			case <-time.After(5 * time.Second):
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	h.t.Fatalf("switch %x never became ready", dpid)
+	return nil
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func ports(n int) []wire.Port {
+	var ps []wire.Port
+	for i := 1; i <= n; i++ {
+		ps = append(ps, wire.Port{PortNo: uint32(i), Name: "p" + string(rune('0'+i))})
+	}
+	return ps
+}
+
+func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
+	h := newHarness(t, Config{PacketInRate: 100, Bundles: true}, openflow.Config{})
+	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+
+	sw := h.dial(emu.Options{DatapathID: 1, Ports: ports(2), EntriesPerPart: 1})
+	stale := flow.New(0, 7, flow.Match{}.InPort(9)).Act(flow.Output(1)) // cookie 0: nobody's
+	mine := flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))
+	mine.Cookie = uint64(1) << CookieShift // the test app's: adopted, then kept as is
+	old := flow.New(testTable.ID(), 60, flow.Match{}.EthType(0x0800)).Act(flow.Output(2))
+	old.Cookie = uint64(1)<<CookieShift | 5 // the test app's, not re-added: removed
+	sw.AddFlow(stale)
+	sw.AddFlow(mine)
+	sw.AddFlow(old)
+	sw.AddGroup(&flow.Group{ID: 3, Type: flow.GroupAll, Buckets: []flow.Bucket{flow.NewBucket(flow.Output(1))}})
+	sw.AddMeter(&flow.Meter{ID: 9, Flags: flow.MeterKbps, Bands: []flow.Band{{Rate: 10}}})
+	h.ready(1)
+
+	got := sw.Flows()
+	exp := map[string]bool{
+		"table=0,priority=0,cookie=0xffff000000000000 actions=meter:1,CONTROLLER:65535": true,
+		"table=0,priority=50,cookie=0x1000000000000,dl_type=0x806 actions=FLOOD":        true,
+	}
+	if len(got) != len(exp) {
+		t.Errorf("switch flows: %v", got)
+	}
+	for f := range exp {
+		if !got[f] {
+			t.Errorf("missing %s (have %v)", f, got)
+		}
+	}
+	if sw.NumGroups() != 0 || sw.NumMeters() != 1 {
+		t.Errorf("groups %d meters %d: stale ones must go, the packet-in meter stay", sw.NumGroups(), sw.NumMeters())
+	}
+	if sw.Counters.BundleCommits.Load() != 1 {
+		t.Errorf("flow changes should go in one bundle, commits=%d", sw.Counters.BundleCommits.Load())
+	}
+	testAppInstance.mu.Lock()
+	found := testAppInstance.found[1]
+	testAppInstance.mu.Unlock()
+	if len(found) != 2 {
+		t.Errorf("the app should have been shown its 2 flows, got %v", found)
+	}
+	// The one it re-added unchanged cost nothing: 2 adds (miss flow) + 2 deletes.
+	if n := sw.Counters.FlowMods.Load(); n != 3 {
+		t.Errorf("flow-mods: %d, want 3 (1 add, 2 deletes)", n)
+	}
+}
+
+func TestReconcileIsIdempotent(t *testing.T) {
+	h := newHarness(t, Config{PacketInRate: 100, Bundles: true, AuditInterval: 20 * time.Millisecond}, openflow.Config{})
+	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+	sw := h.dial(emu.Options{DatapathID: 2, Ports: ports(2)})
+	h.ready(2)
+	mods, meters := sw.Counters.FlowMods.Load(), sw.Counters.MeterMods.Load()
+	barriers := sw.Counters.Barriers.Load()
+	eventually(t, "three audits", func() bool { return sw.Counters.Barriers.Load() >= barriers+3 })
+	if n := sw.Counters.FlowMods.Load() - mods; n != 0 {
+		t.Errorf("audits of an unchanged switch sent %d flow-mods", n)
+	}
+	if n := sw.Counters.MeterMods.Load() - meters; n != 0 {
+		t.Errorf("audits of an unchanged switch sent %d meter-mods", n)
+	}
+	// Someone deletes a flow of ours and the switch says so: restored at once.
+	sw.FlowRemoved(testAppInstance.start[0], RemovedDelete)
+	eventually(t, "deleted flow restored", func() bool { _, ok := sw.Lookup(testAppInstance.start[0]); return ok })
+	// Silent drift: the next audit repairs it.
+	miss := flow.New(testTable.ID(), 0, nil).WithMeter(PacketInMeterID).Act(flow.Output(flow.PortController))
+	sw.DeleteFlow(miss)
+	eventually(t, "audit to restore the miss flow", func() bool { _, ok := sw.Lookup(miss); return ok })
+	// A flow that expires is forgotten, and its owner told.
+	timed := flow.New(testTable.ID(), 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
+	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60)) // the app learns in_port=1
+	eventually(t, "learned flow", func() bool { _, ok := sw.Lookup(timed); return ok })
+	learned, _ := sw.Lookup(timed)
+	sw.FlowRemoved(learned, RemovedIdle)
+	if ev := waitEvent[FlowRemoved](t); ev.Flow.Priority != 10 || ev.Reason != RemovedIdle {
+		t.Errorf("flow removed event: %+v", ev)
+	}
+	time.Sleep(60 * time.Millisecond) // two audits
+	if _, ok := sw.Lookup(timed); ok {
+		t.Error("an expired flow must not be revived")
+	}
+}
+
+func TestReconnectSendsNothingWhenNothingChanged(t *testing.T) {
+	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{})
+	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+	sw := h.dial(emu.Options{DatapathID: 3, Ports: ports(1)})
+	h.ready(3)
+	flows := sw.Flows()
+	// Reconnect: a new emulated connection with the same tables.
+	sw2conn, err := net.Dial("unix", h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw2 := emu.Run(sw2conn, emu.Options{DatapathID: 3, Ports: ports(1)})
+	t.Cleanup(sw2.Close)
+	for f := range flows {
+		fl := parseBack(t, sw, f)
+		sw2.AddFlow(fl)
+	}
+	sw2.AddMeter(&flow.Meter{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats, Bands: []flow.Band{{Rate: 100, Burst: 10}}})
+	eventually(t, "old session replaced", func() bool {
+		s, ok := h.ctl.Switch(3)
+		return ok && s.sess.RemoteAddr() != "" && sw2.Counters.Barriers.Load() > 0
+	})
+	if n := sw2.Counters.FlowMods.Load() + sw2.Counters.MeterMods.Load(); n != 0 {
+		t.Errorf("reconnect of an unchanged switch sent %d mods", n)
+	}
+	select {
+	case <-sw.Done():
+	case <-time.After(2 * time.Second):
+		t.Error("the replaced session should be closed")
+	}
+}
+
+// parseBack finds the flow object behind a string in sw's table.
+func parseBack(t *testing.T, sw *emu.Switch, s string) *flow.Flow {
+	t.Helper()
+	var found *flow.Flow
+	sw.Each(func(f *flow.Flow) {
+		if f.String() == s {
+			found = f.Clone()
+		}
+	})
+	if found == nil {
+		t.Fatalf("no flow %s", s)
+	}
+	return found
+}
+
+func TestPacketInLearnsAndErrorsAreAttributed(t *testing.T) {
+	h := newHarness(t, Config{}, openflow.Config{})
+	bad := flow.New(testTable.ID(), 40, flow.Match{}.InPort(2)).Act(flow.RawAction([]byte{0xff, 0xff, 0, 4}))
+	testAppInstance.start = []*flow.Flow{bad}
+	var outs sync.WaitGroup
+	outs.Add(1)
+	sw := h.dial(emu.Options{DatapathID: 4, Ports: ports(2), NoBundles: true, OnPacketOut: func([]byte) { outs.Done() }})
+	h.ready(4)
+	// The switch refused the flow with the malformed action: the app is
+	// told which flow, and it is gone from the desired state.
+	ev := waitEvent[Rejected](t)
+	if f, ok := ev.Object.(*flow.Flow); !ok || f.Priority != 40 {
+		t.Errorf("rejected object: %v", ev.Object)
+	}
+	sw2, _ := h.ctl.Switch(4)
+	if _, ok := sw2.flows[bad.Key()]; ok {
+		t.Error("a rejected flow must leave the desired state")
+	}
+	frame := make([]byte, 60)
+	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, frame)
+	if pi := waitEvent[PacketIn](t); pi.Msg.InPort != 1 {
+		t.Errorf("packet-in in_port %d", pi.Msg.InPort)
+	}
+	outs.Wait()
+	learned := flow.New(testTable.ID(), 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
+	eventually(t, "learned flow on the switch", func() bool { _, ok := sw.Lookup(learned); return ok })
+}
+
+func waitEvent[T Event](t *testing.T) T {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-testAppInstance.events:
+			if e, ok := ev.(T); ok {
+				return e
+			}
+		case <-timeout:
+			var zero T
+			t.Fatalf("no %T event", zero)
+			return zero
+		}
+	}
+}
+
+func TestEchoTimeoutDropsSilentSwitch(t *testing.T) {
+	testAppInstance.start = nil
+	h := newHarness(t, Config{}, openflow.Config{EchoInterval: 30 * time.Millisecond})
+	sw := h.dial(emu.Options{DatapathID: 5, NoEcho: true})
+	h.ready(5)
+	start := time.Now()
+	select {
+	case <-sw.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("a switch that never answers echo must be dropped")
+	}
+	if d := time.Since(start); d < 60*time.Millisecond {
+		t.Errorf("dropped after %v: too early for a 90 ms timeout", d)
+	}
+	// A switch that answers stays.
+	ok := h.dial(emu.Options{DatapathID: 6})
+	h.ready(6)
+	select {
+	case <-ok.Done():
+		t.Fatal("a live switch was dropped")
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestIncompatibleSwitchGetsHelloFailed(t *testing.T) {
+	testAppInstance.start = nil
+	h := newHarness(t, Config{}, openflow.Config{})
+	sw := h.dial(emu.Options{DatapathID: 7, HelloVersion: 1, HelloBitmap: 1 << 1})
+	select {
+	case e := <-sw.Errors:
+		if e.Type != wire.ErrHelloFailed || e.Code != wire.HelloFailedIncompatible {
+			t.Errorf("got %v", e)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no HELLO_FAILED")
+	}
+	<-sw.Done()
+	if _, ok := h.ctl.Switch(7); ok {
+		t.Error("an OF1.0 switch must not be connected")
+	}
+}
+
+func TestGarbageClientsDoNotDisturbOthers(t *testing.T) {
+	testAppInstance.start = nil
+	h := newHarness(t, Config{}, openflow.Config{HandshakeTimeout: 500 * time.Millisecond})
+	var outs sync.WaitGroup
+	good := h.dial(emu.Options{DatapathID: 8, Ports: ports(2), OnPacketOut: func([]byte) { outs.Done() }})
+	h.ready(8)
+	garbage := []string{
+		"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09garbage garbage garbage",
+		"\x04\x00\x00\x0c\x00\x00\x00\x01\x00\x00\x00\x04",                 // HELLO, element type 0 len 4
+		"\x04\x00\x00\x10\x00\x00\x00\x01\x00\x07\x00\x08\xde\xad\xbe\xef", // HELLO, unknown element: fine, then silence
+		"\x04\x02\x00\x04\x00\x00\x00\x01",                                 // length 4
+		"\x04\x00\x00\x08\x00\x00\x00\x01\x04\x06\x00\x08\x00\x00\x00\x02", // HELLO then an 8-byte FEATURES_REPLY
+	}
+	var wg sync.WaitGroup
+	for _, g := range garbage {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("unix", h.sock)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			c.Write([]byte(g))
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 4096)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					return // closed by the controller (or timed out)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	outs.Add(1)
+	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	done := make(chan struct{})
+	go func() { outs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the real switch stopped being served")
+	}
+	if len(h.ctl.Switches()) != 1 {
+		t.Errorf("switches: %v", h.ctl.Switches())
+	}
+}
+
+func TestMalformedMessageDropsOnlyThatSession(t *testing.T) {
+	testAppInstance.start = nil
+	h := newHarness(t, Config{}, openflow.Config{})
+	bad := h.dial(emu.Options{DatapathID: 9})
+	good := h.dial(emu.Options{DatapathID: 10})
+	h.ready(9)
+	h.ready(10)
+	// A PACKET_IN whose match overruns the message.
+	msg := emu.AppendPacketIn(nil, 0, 1, 0, 0, 0, make([]byte, 20))
+	msg[27] = 0xff
+	bad.Send(msg)
+	select {
+	case <-bad.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("a malformed message must close its session")
+	}
+	select {
+	case <-good.Done():
+		t.Fatal("another switch was dropped")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := bad.Err(); err != nil {
+		t.Logf("bad switch saw: %v", err)
+	}
+}

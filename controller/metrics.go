@@ -1,0 +1,46 @@
+package controller
+
+import (
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	switches         prometheus.Gauge
+	packetIns        prometheus.Counter
+	packetInsDropped prometheus.Counter
+	packetOuts       prometheus.Counter
+	errors           prometheus.Counter
+	flowMods         [flow.CmdDeleteStrict + 1]prometheus.Counter
+	reconciles       prometheus.Counter
+	reconcileSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns = "loom"
+	m := &metrics{
+		switches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "switches_connected",
+			Help: "OpenFlow switches connected now."}),
+		packetIns: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "packet_ins_total",
+			Help: "PACKET_IN messages handled."}),
+		packetInsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "packet_ins_dropped_total",
+			Help: "PACKET_IN messages dropped because their switch's queue was full."}),
+		packetOuts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "packet_outs_total",
+			Help: "PACKET_OUT messages sent."}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "openflow_errors_total",
+			Help: "OFPT_ERROR messages received from switches."}),
+		reconciles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reconciles_total",
+			Help: "Full reconciliations of a switch (on connect and audits)."}),
+		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_seconds",
+			Help: "Time to dump, diff and repair one switch, confirmed by barrier.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
+	}
+	fm := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "flow_mods_total",
+		Help: "FLOW_MOD messages sent, by command."}, []string{"command"})
+	for cmd, name := range []string{"add", "modify", "modify_strict", "delete", "delete_strict"} {
+		m.flowMods[cmd] = fm.WithLabelValues(name)
+	}
+	if reg != nil {
+		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, fm, m.reconciles, m.reconcileSeconds)
+	}
+	return m
+}

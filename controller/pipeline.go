@@ -1,0 +1,85 @@
+package controller
+
+// The pipeline: every OpenFlow table Loom uses, in packet order, with the
+// app that owns it and what happens to a packet no flow matches.
+//
+// Rules for adding a table:
+//   - declare it here, in the position packets reach it, with its owner;
+//   - only tables whose owner is an active app are realized, and table ids
+//     are assigned in declaration order at start-up (the first realized
+//     table is table 0, where every packet enters);
+//   - an app may install flows only in the tables it owns (the runtime
+//     rejects others) and refers to them through these variables, never
+//     through numbers;
+//   - a table's miss flow (priority 0) is installed by the runtime from
+//     Miss, except MissOwner, where the owning app installs its own.
+var (
+	// TableL2Learning admits frames whose (in_port, eth_src) is known and
+	// sends the others to the controller to be learned.
+	TableL2Learning = declareTable("l2-learning", "l2switch", MissController)
+	// TableL2Forwarding forwards by destination MAC; unknown and
+	// broadcast destinations are flooded by the app's miss flow.
+	TableL2Forwarding = declareTable("l2-forwarding", "l2switch", MissOwner)
+)
+
+// Miss is what a table does with packets no flow matches.
+type Miss uint8
+
+const (
+	// MissDrop drops them (the OpenFlow 1.3 default, made explicit).
+	MissDrop Miss = iota
+	// MissNext sends them to the next realized table.
+	MissNext
+	// MissController sends them to the controller through the switch's
+	// packet-in meter.
+	MissController
+	// MissOwner leaves the miss flow to the owning app.
+	MissOwner
+)
+
+// Table is one pipeline table.
+type Table struct {
+	Name  string
+	Owner string
+	Miss  Miss
+
+	id       uint8
+	realized bool
+}
+
+// ID is the table's OpenFlow table id. It is valid once the runtime has
+// started; using an unrealized table panics, which catches an app using a
+// table it did not declare.
+func (t *Table) ID() uint8 {
+	if !t.realized {
+		panic("controller: table " + t.Name + " is not realized (its owner app is not active)")
+	}
+	return t.id
+}
+
+// Realized reports whether the table exists on switches.
+func (t *Table) Realized() bool { return t.realized }
+
+var pipeline []*Table
+
+func declareTable(name, owner string, miss Miss) *Table {
+	t := &Table{Name: name, Owner: owner, Miss: miss}
+	pipeline = append(pipeline, t)
+	return t
+}
+
+// Pipeline returns the declared tables in order.
+func Pipeline() []*Table { return pipeline }
+
+// realize assigns table ids to the tables of active apps, in order.
+func realize(active map[string]bool) []*Table {
+	var out []*Table
+	for _, t := range pipeline {
+		t.realized = active[t.Owner]
+		if t.realized {
+			t.id = uint8(len(out))
+			out = append(out, t)
+		}
+	}
+	return out
+}

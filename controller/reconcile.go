@@ -1,0 +1,354 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+)
+
+// PacketInMeterID is the meter the runtime puts on table-miss flows that
+// send packets to the controller.
+const PacketInMeterID = 1
+
+// reconcileStats counts what one reconciliation sent.
+type reconcileStats struct {
+	Adds, Modifies, Deletes int
+	Groups, Meters          int
+	Bundle                  bool
+}
+
+func (r reconcileStats) changes() int { return r.Adds + r.Modifies + r.Deletes + r.Groups + r.Meters }
+
+// reconcile reads the switch's flows, groups and meters and makes them
+// equal to the desired state with the fewest messages, confirmed by a
+// barrier. On the initial run the apps first declare their desired state
+// (seeing their flows already on the switch); later runs (audits) repair
+// drift.
+func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
+	start := time.Now()
+	actual, err := sw.dumpFlows(ctx)
+	if err != nil {
+		return fmt.Errorf("dump flows: %w", err)
+	}
+	groups, err := sw.dumpGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("dump groups: %w", err)
+	}
+	meters, err := sw.dumpMeters(ctx)
+	if err != nil {
+		return fmt.Errorf("dump meters: %w", err)
+	}
+	if initial {
+		sw.syncing = true
+		sw.setRuntimeState()
+		for _, a := range sw.apps {
+			var found []*flow.Flow
+			for _, f := range actual {
+				if uint16(f.Cookie>>CookieShift) == a.id {
+					found = append(found, f)
+				}
+			}
+			a.handler.Start(&a.ctx, found)
+		}
+		sw.syncing = false
+	}
+
+	var st reconcileStats
+	// Meters and groups first: flows refer to them.
+	for id, d := range sw.meters {
+		a, ok := meters[id]
+		switch {
+		case !ok:
+			sw.emitMeter(d.m, flow.ModAdd)
+			st.Meters++
+		case !a.Equal(d.m):
+			sw.emitMeter(d.m, flow.ModModify)
+			st.Meters++
+		}
+	}
+	for id, d := range sw.groups {
+		a, ok := groups[id]
+		switch {
+		case !ok:
+			sw.emitGroup(d.g, flow.ModAdd)
+			st.Groups++
+		case !a.Equal(d.g):
+			sw.emitGroup(d.g, flow.ModModify)
+			st.Groups++
+		}
+	}
+	if err := sw.flushStaged(ctx); err != nil {
+		return err
+	}
+
+	// Flows, in one bundle when the switch supports it.
+	var mods []flowMod
+	for key, d := range sw.flows {
+		a, ok := actual[key]
+		switch {
+		case !ok && !initial && (d.IdleTimeout != 0 || d.HardTimeout != 0):
+			// It expired and its FLOW_REMOVED was lost: do not revive it.
+			delete(sw.flows, key)
+			if slot := sw.slotByCookie(d.Cookie); slot != nil {
+				slot.handler.Handle(&slot.ctx, FlowRemoved{Flow: d, Reason: RemovedIdle})
+			}
+		case !ok:
+			mods = append(mods, flowMod{d, flow.CmdAdd})
+			st.Adds++
+		case !a.SameEntry(d):
+			cmd := flowCommand(a, d)
+			mods = append(mods, flowMod{d, cmd})
+			if cmd == flow.CmdAdd {
+				st.Adds++
+			} else {
+				st.Modifies++
+			}
+		}
+	}
+	for key, a := range actual {
+		if _, ok := sw.flows[key]; !ok {
+			mods = append(mods, flowMod{a, flow.CmdDeleteStrict})
+			st.Deletes++
+		}
+	}
+	if len(mods) > 0 {
+		if st.Bundle, err = sw.sendFlowMods(ctx, mods); err != nil {
+			return err
+		}
+	}
+
+	// Then what nobody wants any more.
+	for id, a := range groups {
+		if _, ok := sw.groups[id]; !ok {
+			sw.emitGroup(a, flow.ModDelete)
+			st.Groups++
+		}
+	}
+	for id, a := range meters {
+		if _, ok := sw.meters[id]; !ok {
+			sw.emitMeter(a, flow.ModDelete)
+			st.Meters++
+		}
+	}
+	if err := sw.flushSync(ctx); err != nil {
+		return err
+	}
+	sw.c.metrics.reconciles.Inc()
+	sw.c.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
+	if initial || st.changes() > 0 {
+		sw.log.Info("reconciled", "initial", initial, "switch_flows", len(actual), "adds", st.Adds,
+			"modifies", st.Modifies, "deletes", st.Deletes, "groups", st.Groups, "meters", st.Meters,
+			"bundle", st.Bundle, "took", time.Since(start).Round(time.Microsecond))
+	}
+	sw.lastReconcile = st
+	return nil
+}
+
+type flowMod struct {
+	f   *flow.Flow
+	cmd uint8
+}
+
+// flushStaged sends and confirms whatever is staged, if anything.
+func (sw *Switch) flushStaged(ctx context.Context) error {
+	if len(sw.sent) == 0 && len(sw.out) == 0 {
+		return nil
+	}
+	return sw.flushSync(ctx)
+}
+
+// sendFlowMods stages mods: inside an atomic ONF bundle when the switch
+// supports bundles, else as plain messages. It reports whether a bundle
+// was used.
+func (sw *Switch) sendFlowMods(ctx context.Context, mods []flowMod) (bool, error) {
+	if sw.c.cfg.Bundles && !sw.noBundles {
+		ok, err := sw.sendBundle(ctx, mods)
+		if ok || err != nil {
+			return ok, err
+		}
+	}
+	for _, m := range mods {
+		sw.emitFlow(m.f, m.cmd)
+	}
+	return false, nil
+}
+
+var bundleIDs atomic.Uint32
+
+func (sw *Switch) sendBundle(ctx context.Context, mods []flowMod) (bool, error) {
+	id := bundleIDs.Add(1)
+	const flags = wire.BundleAtomic | wire.BundleOrdered
+	if err := sw.bundleControl(ctx, id, wire.BundleOpenRequest, flags); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			sw.log.Info("switch does not support bundles; sending flow-mods one by one", "error", we.Error())
+			sw.noBundles = true
+			return false, nil
+		}
+		return false, err
+	}
+	var inner []byte
+	for _, m := range mods {
+		xid := sw.sess.NextXid()
+		var err error
+		inner, err = m.f.AppendFlowMod(inner[:0], m.cmd, xid)
+		if err != nil {
+			sw.log.Error("cannot encode flow", "flow", m.f.String(), "error", err)
+			continue
+		}
+		sw.out = wire.AppendBundleAdd(sw.out, xid, id, flags, inner)
+		sw.sent = append(sw.sent, sentMod{xid, m.f})
+		sw.c.metrics.flowMods[m.cmd].Inc()
+	}
+	if err := sw.flushSync(ctx); err != nil {
+		return false, err
+	}
+	if err := sw.bundleControl(ctx, id, wire.BundleCommitRequest, flags); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			// Nothing was applied; send them one by one so that each
+			// failure is attributed to its flow.
+			sw.log.Warn("bundle commit failed; sending flow-mods one by one", "error", we.Error())
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (sw *Switch) bundleControl(ctx context.Context, id uint32, typ, flags uint16) error {
+	reply, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendBundleControl(dst, xid, id, typ, flags)
+	})
+	if err != nil {
+		return err
+	}
+	bc, err := wire.DecodeBundleControl(reply[0])
+	if err != nil {
+		return err
+	}
+	if bc.Type != typ+1 {
+		return fmt.Errorf("bundle %d: expected reply type %d, got %d", id, typ+1, bc.Type)
+	}
+	return nil
+}
+
+// setRuntimeState declares the runtime's own flows and meter: the miss
+// flows of realized tables, and the packet-in meter.
+func (sw *Switch) setRuntimeState() {
+	const owner = cookieOwnerRuntime
+	meter := uint32(0)
+	if rate := sw.c.cfg.PacketInRate; rate > 0 && !sw.noMeter {
+		meter = PacketInMeterID
+		sw.setMeter(&flow.Meter{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
+			Bands: []flow.Band{{Rate: rate, Burst: max(rate/10, 1)}}}, owner)
+	}
+	for i, t := range sw.c.tables {
+		f := flow.New(t.id, 0, nil)
+		f.Cookie = owner << CookieShift
+		switch t.Miss {
+		case MissOwner:
+			continue
+		case MissNext:
+			if i+1 < len(sw.c.tables) {
+				f.Goto(sw.c.tables[i+1].id)
+			}
+		case MissController:
+			f.WithMeter(meter).Act(flow.Output(flow.PortController))
+		}
+		sw.setFlow(f)
+	}
+}
+
+// ---- reading the switch ----
+
+func (sw *Switch) dumpFlows(ctx context.Context) (map[flow.Key]*flow.Flow, error) {
+	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[flow.Key]*flow.Flow)
+	for _, p := range parts {
+		mp, err := wire.DecodeMultipartReply(p)
+		if err != nil {
+			return nil, err
+		}
+		err = wire.DecodeFlowStats(mp.Body, func(fs *wire.FlowStats) error {
+			f, err := flow.FromStats(fs)
+			if err != nil {
+				return err
+			}
+			out[f.Key()] = f
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (sw *Switch) dumpGroups(ctx context.Context) (map[uint32]*flow.Group, error) {
+	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendMultipartRequest(dst, xid, wire.MultipartGroupDesc, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]*flow.Group)
+	for _, p := range parts {
+		mp, err := wire.DecodeMultipartReply(p)
+		if err != nil {
+			return nil, err
+		}
+		err = wire.DecodeGroupDesc(mp.Body, func(d *wire.GroupDesc) error {
+			g, err := flow.GroupFromDesc(d)
+			if err == nil {
+				out[g.ID] = g
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (sw *Switch) dumpMeters(ctx context.Context) (map[uint32]*flow.Meter, error) {
+	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendMeterConfigRequest(dst, xid)
+	})
+	if err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return map[uint32]*flow.Meter{}, nil // no meter support
+		}
+		return nil, err
+	}
+	out := make(map[uint32]*flow.Meter)
+	for _, p := range parts {
+		mp, err := wire.DecodeMultipartReply(p)
+		if err != nil {
+			return nil, err
+		}
+		err = wire.DecodeMeterConfig(mp.Body, func(c *wire.MeterConfig) error {
+			m, err := flow.MeterFromConfig(c)
+			if err == nil {
+				out[m.ID] = m
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

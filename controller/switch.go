@@ -1,0 +1,523 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+)
+
+// appSlot is one app's presence on one switch.
+type appSlot struct {
+	id      uint16
+	name    string
+	cookie  uint64
+	handler SwitchApp
+	log     *slog.Logger
+	ctx     Context
+}
+
+type ownedGroup struct {
+	g     *flow.Group
+	owner uint16
+}
+
+type ownedMeter struct {
+	m     *flow.Meter
+	owner uint16
+}
+
+// sentMod is a message of an unconfirmed batch, kept so that an error
+// reply can be tied to the object that caused it.
+type sentMod struct {
+	xid uint32
+	obj any // *flow.Flow, *flow.Group or *flow.Meter
+}
+
+type batch struct {
+	barrier uint32
+	mods    []sentMod
+}
+
+// Switch is the runtime's state for one connected switch. Everything in it
+// is owned by the switch's goroutine (run); other goroutines reach it only
+// through its event queue.
+type Switch struct {
+	c    *Controller
+	sess *openflow.Session
+	dpid uint64
+	log  *slog.Logger
+	info SwitchInfo
+
+	ports  map[uint32]wire.Port
+	apps   []*appSlot
+	flows  map[flow.Key]*flow.Flow
+	groups map[uint32]ownedGroup
+	meters map[uint32]ownedMeter
+
+	q         *eventQueue
+	qbuf      []queued
+	syncing   bool // inside a full reconcile: record desired state, send nothing
+	noMeter   bool // the switch refused the packet-in meter
+	noBundles bool // the switch refused to open a bundle
+
+	lastReconcile reconcileStats
+	out           []byte
+	sent          []sentMod
+	batches       []*batch
+
+	pi    wire.PacketIn
+	frame packet.Frame
+
+	connectedAt time.Time
+	ready       chan struct{}
+}
+
+func newSwitch(c *Controller, s *openflow.Session) *Switch {
+	sw := &Switch{
+		c: c, sess: s, dpid: s.DatapathID(), log: s.Logger(),
+		info:   SwitchInfo{DatapathID: s.DatapathID(), Remote: s.RemoteAddr(), Desc: s.Desc, Features: s.Features},
+		ports:  make(map[uint32]wire.Port, len(s.Ports)),
+		flows:  make(map[flow.Key]*flow.Flow),
+		groups: make(map[uint32]ownedGroup),
+		meters: make(map[uint32]ownedMeter),
+		q:      newEventQueue(c.cfg.MaxQueuedPacketIns),
+		ready:  make(chan struct{}),
+
+		connectedAt: time.Now(),
+	}
+	for _, p := range s.Ports {
+		sw.ports[p.PortNo] = p
+	}
+	for _, a := range c.apps {
+		slot := &appSlot{id: a.id, name: a.name, cookie: uint64(a.id) << CookieShift,
+			log: sw.log.With("app", a.name)}
+		slot.ctx = Context{sw: sw, app: slot}
+		sw.apps = append(sw.apps, slot)
+	}
+	return sw
+}
+
+// Info describes the switch.
+func (sw *Switch) Info() SwitchInfo { return sw.info }
+
+// Ready is closed once the switch's first reconciliation is confirmed.
+func (sw *Switch) Ready() <-chan struct{} { return sw.ready }
+
+// run is the switch goroutine: reconcile, then handle events until the
+// session ends.
+func (sw *Switch) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sw.sess.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for _, a := range sw.apps {
+		a.handler = sw.c.appByID(a.id).Attach(sw.info)
+	}
+	if err := sw.reconcile(ctx, true); err != nil {
+		sw.sess.Close(fmt.Errorf("initial reconcile: %w", err))
+		return
+	}
+	close(sw.ready)
+	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
+		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
+
+	var audit <-chan time.Time
+	if sw.c.cfg.AuditInterval > 0 {
+		t := time.NewTicker(sw.c.cfg.AuditInterval)
+		defer t.Stop()
+		audit = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sw.q.signal:
+			sw.drain()
+			sw.flush()
+		case <-audit:
+			if err := sw.reconcile(ctx, false); err != nil && ctx.Err() == nil {
+				sw.log.Warn("audit reconcile failed", "error", err)
+			}
+		}
+	}
+}
+
+// drain handles every queued message.
+func (sw *Switch) drain() {
+	items := sw.q.take(sw.qbuf)
+	for i := range items {
+		sw.handle(items[i].typ, items[i].msg)
+	}
+	clear(items)
+	sw.qbuf = items
+}
+
+// handle processes one message from the switch. A malformed message ends
+// the session: the switch is misbehaving and will be reconciled afresh.
+func (sw *Switch) handle(typ uint8, msg []byte) {
+	var err error
+	switch typ {
+	case wire.TypePacketIn:
+		err = sw.handlePacketIn(msg)
+	case wire.TypePortStatus:
+		var ps wire.PortStatus
+		if ps, err = wire.DecodePortStatus(msg); err == nil {
+			sw.handlePortStatus(ps)
+		}
+	case wire.TypeFlowRemoved:
+		var fr wire.FlowRemoved
+		if fr, err = wire.DecodeFlowRemoved(msg); err == nil {
+			err = sw.handleFlowRemoved(&fr)
+		}
+	case wire.TypeError:
+		var e *wire.Error
+		if e, err = wire.DecodeError(msg); err == nil {
+			sw.handleError(e)
+		}
+	case wire.TypeBarrierReply:
+		sw.confirm(wire.Xid(msg))
+	}
+	if err != nil {
+		sw.sess.Close(fmt.Errorf("malformed %s: %w", wire.TypeName(typ), err))
+	}
+}
+
+func (sw *Switch) handlePacketIn(msg []byte) error {
+	if err := wire.DecodePacketIn(msg, &sw.pi); err != nil {
+		return err
+	}
+	sw.c.metrics.packetIns.Inc()
+	ev := PacketIn{Msg: &sw.pi, Frame: &sw.frame}
+	ev.FrameErr = sw.frame.Decode(sw.pi.Data)
+	slot := sw.slotByCookie(sw.pi.Cookie)
+	if slot == nil {
+		if t := sw.c.tableByID(sw.pi.TableID); t != nil {
+			slot = sw.slotByName(t.Owner)
+		}
+	}
+	if slot != nil {
+		slot.handler.Handle(&slot.ctx, ev)
+	}
+	return nil
+}
+
+func (sw *Switch) handlePortStatus(ps wire.PortStatus) {
+	if ps.Reason == wire.PortDeleted {
+		delete(sw.ports, ps.Port.PortNo)
+	} else {
+		sw.ports[ps.Port.PortNo] = ps.Port
+	}
+	ev := PortStatus{Reason: ps.Reason, Port: ps.Port}
+	for _, a := range sw.apps {
+		a.handler.Handle(&a.ctx, ev)
+	}
+}
+
+func (sw *Switch) handleFlowRemoved(fr *wire.FlowRemoved) error {
+	m, err := flow.DecodeMatch(fr.Match)
+	if err != nil {
+		return err
+	}
+	probe := flow.Flow{Table: fr.TableID, Priority: fr.Priority, Match: m}
+	key := probe.Key()
+	cur, ok := sw.flows[key]
+	if !ok || cur.Cookie != fr.Cookie {
+		return nil // one we deleted ourselves, or already replaced
+	}
+	switch fr.Reason {
+	case RemovedIdle, RemovedHard, RemovedEviction:
+		// It expired: it is no longer desired, and its owner is told.
+		delete(sw.flows, key)
+		if slot := sw.slotByCookie(cur.Cookie); slot != nil {
+			slot.handler.Handle(&slot.ctx, FlowRemoved{Flow: cur, Reason: fr.Reason})
+		}
+	default:
+		// Someone else deleted a flow we want: the desired state wins.
+		sw.log.Warn("a desired flow was deleted behind the controller's back; restoring it", "flow", cur.String())
+		sw.emitFlow(cur, flow.CmdAdd)
+	}
+	return nil
+}
+
+// handleError ties an error to the message that caused it, drops that
+// object from the desired state and tells its owner.
+func (sw *Switch) handleError(e *wire.Error) {
+	sw.c.metrics.errors.Inc()
+	obj := sw.findSent(e.Xid)
+	if obj == nil {
+		sw.log.Warn("switch reported an error for no pending request", "error", e.Error(), "xid", e.Xid)
+		return
+	}
+	var owner uint16
+	switch o := obj.(type) {
+	case *flow.Flow:
+		owner = uint16(o.Cookie >> CookieShift)
+		if cur := sw.flows[o.Key()]; cur == o {
+			delete(sw.flows, o.Key())
+		}
+	case *flow.Group:
+		if cur, ok := sw.groups[o.ID]; ok && cur.g == o {
+			owner = cur.owner
+			delete(sw.groups, o.ID)
+		}
+	case *flow.Meter:
+		if cur, ok := sw.meters[o.ID]; ok && cur.m == o {
+			owner = cur.owner
+			delete(sw.meters, o.ID)
+			if owner == cookieOwnerRuntime && o.ID == PacketInMeterID {
+				sw.log.Warn("switch refused the packet-in meter; table-miss flows go to the controller unmetered", "error", e.Error())
+				sw.noMeter = true
+				sw.setRuntimeState()
+				return
+			}
+		}
+	}
+	sw.log.Error("switch rejected a message", "error", e.Error(), "object", fmt.Sprint(obj))
+	if slot := sw.slotByID(owner); slot != nil {
+		slot.handler.Handle(&slot.ctx, Rejected{Err: e, Object: obj.(fmt.Stringer)})
+	}
+}
+
+func (sw *Switch) findSent(xid uint32) any {
+	for _, list := range [][]sentMod{sw.sent} {
+		for _, m := range list {
+			if m.xid == xid {
+				return m.obj
+			}
+		}
+	}
+	for _, b := range sw.batches {
+		for _, m := range b.mods {
+			if m.xid == xid {
+				return m.obj
+			}
+		}
+	}
+	return nil
+}
+
+// confirm drops the batch a barrier reply closes, and every older one.
+func (sw *Switch) confirm(xid uint32) {
+	for i, b := range sw.batches {
+		if b.barrier == xid {
+			clear(sw.batches[:i+1])
+			sw.batches = sw.batches[i+1:]
+			return
+		}
+	}
+}
+
+func (sw *Switch) slotByCookie(cookie uint64) *appSlot {
+	return sw.slotByID(uint16(cookie >> CookieShift))
+}
+
+func (sw *Switch) slotByID(id uint16) *appSlot {
+	for _, a := range sw.apps {
+		if a.id == id {
+			return a
+		}
+	}
+	return nil
+}
+
+func (sw *Switch) slotByName(name string) *appSlot {
+	for _, a := range sw.apps {
+		if a.name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// ---- desired state ----
+
+func (sw *Switch) setFlow(f *flow.Flow) {
+	key := f.Key()
+	cur, ok := sw.flows[key]
+	if ok && cur.Equal(f) {
+		return
+	}
+	sw.flows[key] = f
+	if sw.syncing {
+		return
+	}
+	sw.emitFlow(f, flowCommand(cur, f))
+}
+
+// flowCommand picks MODIFY_STRICT when only the instructions change (it
+// keeps the counters) and ADD otherwise (it replaces cookie, timeouts and
+// flags too).
+func flowCommand(cur, f *flow.Flow) uint8 {
+	if cur != nil && cur.Cookie == f.Cookie && cur.IdleTimeout == f.IdleTimeout &&
+		cur.HardTimeout == f.HardTimeout && cur.Flags == f.Flags {
+		return flow.CmdModifyStrict
+	}
+	return flow.CmdAdd
+}
+
+func (sw *Switch) deleteFlow(key flow.Key, ownerCookie uint64) {
+	cur, ok := sw.flows[key]
+	if !ok || cur.Cookie>>CookieShift != ownerCookie>>CookieShift {
+		return
+	}
+	delete(sw.flows, key)
+	if !sw.syncing {
+		sw.emitFlow(cur, flow.CmdDeleteStrict)
+	}
+}
+
+func (sw *Switch) setGroup(g *flow.Group, owner uint16) error {
+	cur, ok := sw.groups[g.ID]
+	if ok && cur.owner != owner {
+		return fmt.Errorf("group %d is owned by another app", g.ID)
+	}
+	if ok && cur.g.Equal(g) {
+		return nil
+	}
+	sw.groups[g.ID] = ownedGroup{g, owner}
+	if !sw.syncing {
+		cmd := flow.ModAdd
+		if ok {
+			cmd = flow.ModModify
+		}
+		sw.emitGroup(g, cmd)
+	}
+	return nil
+}
+
+func (sw *Switch) deleteGroup(id uint32, owner uint16) {
+	cur, ok := sw.groups[id]
+	if !ok || cur.owner != owner {
+		return
+	}
+	delete(sw.groups, id)
+	if !sw.syncing {
+		sw.emitGroup(cur.g, flow.ModDelete)
+	}
+}
+
+func (sw *Switch) setMeter(m *flow.Meter, owner uint16) error {
+	cur, ok := sw.meters[m.ID]
+	if ok && cur.owner != owner {
+		return fmt.Errorf("meter %d is owned by another app", m.ID)
+	}
+	if ok && cur.m.Equal(m) {
+		return nil
+	}
+	sw.meters[m.ID] = ownedMeter{m, owner}
+	if !sw.syncing {
+		cmd := flow.ModAdd
+		if ok {
+			cmd = flow.ModModify
+		}
+		sw.emitMeter(m, cmd)
+	}
+	return nil
+}
+
+func (sw *Switch) deleteMeter(id uint32, owner uint16) {
+	cur, ok := sw.meters[id]
+	if !ok || cur.owner != owner {
+		return
+	}
+	delete(sw.meters, id)
+	if !sw.syncing {
+		sw.emitMeter(cur.m, flow.ModDelete)
+	}
+}
+
+// ---- output ----
+
+func (sw *Switch) emitFlow(f *flow.Flow, cmd uint8) {
+	xid := sw.sess.NextXid()
+	out, err := f.AppendFlowMod(sw.out, cmd, xid)
+	if err != nil {
+		sw.log.Error("cannot encode flow", "flow", f.String(), "error", err)
+		return
+	}
+	sw.out = out
+	sw.sent = append(sw.sent, sentMod{xid, f})
+	sw.c.metrics.flowMods[cmd].Inc()
+}
+
+func (sw *Switch) emitGroup(g *flow.Group, cmd uint16) {
+	xid := sw.sess.NextXid()
+	out, err := g.AppendGroupMod(sw.out, cmd, xid)
+	if err != nil {
+		sw.log.Error("cannot encode group", "group", g.String(), "error", err)
+		return
+	}
+	sw.out = out
+	sw.sent = append(sw.sent, sentMod{xid, g})
+}
+
+func (sw *Switch) emitMeter(m *flow.Meter, cmd uint16) {
+	xid := sw.sess.NextXid()
+	out, err := m.AppendMeterMod(sw.out, cmd, xid)
+	if err != nil {
+		sw.log.Error("cannot encode meter", "meter", m.String(), "error", err)
+		return
+	}
+	sw.out = out
+	sw.sent = append(sw.sent, sentMod{xid, m})
+}
+
+func (sw *Switch) packetOut(inPort uint32, data []byte, acts []flow.Action) error {
+	out, err := flow.AppendPacketOut(sw.out, sw.sess.NextXid(), inPort, acts, data)
+	if err != nil {
+		return err
+	}
+	sw.out = out
+	sw.c.metrics.packetOuts.Inc()
+	return nil
+}
+
+// flush sends what handling the last events produced in one write, with a
+// barrier when it changed state; the barrier reply confirms the batch.
+func (sw *Switch) flush() {
+	if len(sw.out) == 0 {
+		return
+	}
+	if len(sw.sent) > 0 {
+		xid := sw.sess.NextXid()
+		sw.out = wire.AppendEmpty(sw.out, wire.TypeBarrierRequest, xid)
+		sw.batches = append(sw.batches, &batch{barrier: xid, mods: sw.sent})
+		sw.sent = nil
+	}
+	if err := sw.sess.Send(sw.out); err != nil && !errors.Is(err, openflow.ErrClosed) {
+		sw.log.Warn("send failed", "error", err)
+	}
+	sw.out = sw.out[:0]
+}
+
+// flushSync sends what is staged followed by a barrier, waits for the
+// barrier reply, and handles the errors that arrived before it.
+func (sw *Switch) flushSync(ctx context.Context) error {
+	b := &batch{mods: sw.sent}
+	sw.sent = nil
+	sw.batches = append(sw.batches, b)
+	out := sw.out
+	sw.out = nil
+	_, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		b.barrier = xid
+		return wire.AppendEmpty(append(dst, out...), wire.TypeBarrierRequest, xid)
+	})
+	if err != nil {
+		return err
+	}
+	sw.drain() // errors for the batch precede its barrier reply
+	sw.confirm(b.barrier)
+	return nil
+}

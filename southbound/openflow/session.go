@@ -1,0 +1,410 @@
+// Package openflow runs OpenFlow 1.3 sessions with switches: listening on
+// TCP, unix sockets and TLS, the handshake, keepalive, one reader and one
+// batching writer per switch, and matching of replies and errors to the
+// requests that caused them. It knows nothing of flows or apps; the
+// controller package drives it through Handler.
+package openflow
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+)
+
+// Config tunes sessions. Zero values take the defaults.
+type Config struct {
+	// EchoInterval is how long a session may be silent before Loom sends
+	// an ECHO_REQUEST; after EchoTimeout of silence it is dropped.
+	EchoInterval time.Duration
+	EchoTimeout  time.Duration
+	// HandshakeTimeout bounds HELLO through PORT_DESC.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write; a switch that does not drain its
+	// socket for that long is dropped.
+	WriteTimeout time.Duration
+	// MaxQueue is the most bytes queued for one switch before senders
+	// wait for the writer.
+	MaxQueue int
+}
+
+func (c *Config) defaults() {
+	if c.EchoInterval == 0 {
+		c.EchoInterval = 5 * time.Second
+	}
+	if c.EchoTimeout == 0 {
+		c.EchoTimeout = 3 * c.EchoInterval
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 8 << 20
+	}
+}
+
+// Handler receives what sessions report. Connected runs once the
+// handshake is complete; Message runs on the session's reader goroutine for
+// every asynchronous message (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
+// unmatched ERROR and BARRIER_REPLY, ...), in the order the switch sent
+// them: it must not block for long. Disconnected runs once, last.
+type Handler interface {
+	Connected(s *Session)
+	Message(s *Session, h wire.Header, msg []byte)
+	Disconnected(s *Session, err error)
+}
+
+// ProtocolError is a violation of the protocol by the switch. The session
+// that sees one is closed.
+type ProtocolError struct {
+	Err error
+	Msg []byte // the offending bytes, at most 256
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("%v (message %s)", e.Err, hex.EncodeToString(e.Msg))
+}
+
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+func protoErr(err error, msg []byte) error {
+	if len(msg) > 256 {
+		msg = msg[:256]
+	}
+	return &ProtocolError{Err: err, Msg: append([]byte(nil), msg...)}
+}
+
+// Session is one switch connection.
+type Session struct {
+	conn    net.Conn
+	cfg     Config
+	log     *slog.Logger
+	handler Handler
+
+	// Value is the handler's own state for the session, set in Connected.
+	Value any
+
+	// Set by the handshake, read-only afterwards.
+	Features wire.Features
+	Ports    []wire.Port
+	Desc     wire.Desc
+
+	xid      atomic.Uint32
+	activity atomic.Bool
+
+	wmu     sync.Mutex
+	wcond   *sync.Cond
+	pending []byte
+	spare   []byte
+	wsignal chan struct{}
+
+	rmu     sync.Mutex
+	waiters map[uint32]*waiter
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+// waiter collects the reply (all parts of a multipart reply) or the error
+// for one request.
+type waiter struct {
+	parts [][]byte
+	err   error
+	done  chan struct{}
+}
+
+func newSession(conn net.Conn, cfg Config, log *slog.Logger, h Handler) *Session {
+	cfg.defaults()
+	s := &Session{
+		conn: conn, cfg: cfg, log: log, handler: h,
+		wsignal: make(chan struct{}, 1),
+		waiters: make(map[uint32]*waiter),
+		closed:  make(chan struct{}),
+	}
+	s.wcond = sync.NewCond(&s.wmu)
+	return s
+}
+
+// DatapathID is the switch's datapath id.
+func (s *Session) DatapathID() uint64 { return s.Features.DatapathID }
+
+// RemoteAddr is the switch's address.
+func (s *Session) RemoteAddr() string { return s.conn.RemoteAddr().String() }
+
+// Logger returns the session's logger (tagged with the datapath id).
+func (s *Session) Logger() *slog.Logger { return s.log }
+
+// NextXid allocates a transaction id.
+func (s *Session) NextXid() uint32 { return s.xid.Add(1) }
+
+// Done is closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
+// Err is why the session ended (valid after Done).
+func (s *Session) Err() error { <-s.closed; return s.closeErr }
+
+// ErrClosed is returned for sends on a closed session.
+var ErrClosed = errors.New("openflow: session closed")
+
+// Write queues encoded messages by calling fn with the pending buffer; fn
+// appends to it and returns it. The writer goroutine sends everything
+// queued in one write. Write waits while more than MaxQueue bytes are
+// queued, so a slow switch slows only its own senders.
+func (s *Session) Write(fn func(dst []byte) []byte) error {
+	s.wmu.Lock()
+	for len(s.pending) > s.cfg.MaxQueue && !s.isClosed() {
+		s.wcond.Wait()
+	}
+	if s.isClosed() {
+		s.wmu.Unlock()
+		return ErrClosed
+	}
+	s.pending = fn(s.pending)
+	s.wmu.Unlock()
+	select {
+	case s.wsignal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Send queues one encoded message.
+func (s *Session) Send(msg []byte) error {
+	return s.Write(func(dst []byte) []byte { return append(dst, msg...) })
+}
+
+func (s *Session) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends the session with err (nil for a normal close).
+func (s *Session) Close(err error) {
+	s.closeOnce.Do(func() {
+		s.closeErr = err
+		close(s.closed)
+		s.conn.Close()
+		s.wmu.Lock()
+		s.wcond.Broadcast()
+		s.wmu.Unlock()
+		s.rmu.Lock()
+		for xid, w := range s.waiters {
+			w.err = ErrClosed
+			close(w.done)
+			delete(s.waiters, xid)
+		}
+		s.rmu.Unlock()
+	})
+}
+
+// writer sends queued bytes, swapping buffers so senders never wait for
+// the socket.
+func (s *Session) writer() {
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-s.wsignal:
+		}
+		for {
+			s.wmu.Lock()
+			buf := s.pending
+			s.pending = s.spare[:0]
+			s.wcond.Broadcast()
+			s.wmu.Unlock()
+			if len(buf) == 0 {
+				s.spare = buf
+				break
+			}
+			s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			if _, err := s.conn.Write(buf); err != nil {
+				s.Close(fmt.Errorf("write: %w", err))
+				return
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // do not keep a huge reconcile buffer around
+			}
+			s.wmu.Lock()
+			s.spare = buf
+			s.wmu.Unlock()
+		}
+	}
+}
+
+// Request sends a request built by build (which appends one message with
+// the given xid) and waits for its reply: the whole reply for multipart
+// requests (every part, in order), the BARRIER_REPLY, ROLE_REPLY or bundle
+// reply; or the OFPT_ERROR answering it, returned as *wire.Error.
+func (s *Session) Request(ctx context.Context, build func(dst []byte, xid uint32) []byte) ([][]byte, error) {
+	xid := s.NextXid()
+	w := &waiter{done: make(chan struct{})}
+	s.rmu.Lock()
+	s.waiters[xid] = w
+	s.rmu.Unlock()
+	if err := s.Write(func(dst []byte) []byte { return build(dst, xid) }); err != nil {
+		s.forget(xid)
+		return nil, err
+	}
+	select {
+	case <-w.done:
+		return w.parts, w.err
+	case <-ctx.Done():
+		s.forget(xid)
+		return nil, ctx.Err()
+	case <-s.closed:
+		return nil, ErrClosed
+	}
+}
+
+func (s *Session) forget(xid uint32) {
+	s.rmu.Lock()
+	delete(s.waiters, xid)
+	s.rmu.Unlock()
+}
+
+// deliver routes a reply or error to its waiter. It reports whether the
+// message was consumed.
+func (s *Session) deliver(h wire.Header, msg []byte) (bool, error) {
+	s.rmu.Lock()
+	w := s.waiters[h.Xid]
+	if w == nil {
+		s.rmu.Unlock()
+		return false, nil
+	}
+	finished := true
+	switch h.Type {
+	case wire.TypeError:
+		e, err := wire.DecodeError(msg)
+		if err != nil {
+			s.rmu.Unlock()
+			return true, err
+		}
+		w.err = e
+	case wire.TypeMultipartReply:
+		mp, err := wire.DecodeMultipartReply(msg)
+		if err != nil {
+			s.rmu.Unlock()
+			return true, err
+		}
+		w.parts = append(w.parts, msg)
+		finished = !mp.More()
+	default:
+		w.parts = append(w.parts, msg)
+	}
+	if finished {
+		delete(s.waiters, h.Xid)
+		close(w.done)
+	}
+	s.rmu.Unlock()
+	return true, nil
+}
+
+// serve runs the session: handshake, then the read loop. It returns when
+// the session ends.
+func (s *Session) serve(ctx context.Context) {
+	go s.writer()
+	stop := context.AfterFunc(ctx, func() { s.Close(nil) })
+	defer stop()
+	br := bufio.NewReaderSize(s.conn, 64<<10)
+	err := s.handshake(ctx, br)
+	if err != nil {
+		s.log.Warn("openflow handshake failed; closing", "error", err)
+		s.Close(err)
+		return
+	}
+	s.log = s.log.With("dpid", fmt.Sprintf("%016x", s.Features.DatapathID))
+	go s.keepalive()
+	s.handler.Connected(s)
+	err = s.readLoop(br)
+	s.Close(err)
+	s.handler.Disconnected(s, s.closeErr)
+}
+
+// readLoop reads, checks and dispatches messages in order. A decoding
+// panic ends only this session.
+func (s *Session) readLoop(br *bufio.Reader) (err error) {
+	var msg []byte
+	defer func() {
+		if r := recover(); r != nil {
+			err = protoErr(fmt.Errorf("panic while handling message: %v", r), msg)
+		}
+	}()
+	for {
+		var h wire.Header
+		h, msg, err = wire.ReadMessage(br)
+		if err != nil {
+			if errors.Is(err, wire.ErrBadLength) || errors.Is(err, wire.ErrBadVersion) {
+				return protoErr(err, msg)
+			}
+			if s.isClosed() {
+				return s.closeErr
+			}
+			return err
+		}
+		s.activity.Store(true)
+		if err := s.dispatch(h, msg); err != nil {
+			return protoErr(err, msg)
+		}
+	}
+}
+
+func (s *Session) dispatch(h wire.Header, msg []byte) error {
+	switch h.Type {
+	case wire.TypeEchoRequest:
+		return s.Send(wire.AppendEcho(nil, wire.TypeEchoReply, h.Xid, msg[wire.HeaderLen:]))
+	case wire.TypeEchoReply:
+		return nil
+	case wire.TypeHello:
+		_, err := wire.DecodeHello(msg)
+		return err
+	case wire.TypeError, wire.TypeMultipartReply, wire.TypeBarrierReply, wire.TypeRoleReply,
+		wire.TypeExperimenter, wire.TypeGetConfigReply, wire.TypeGetAsyncReply:
+		consumed, err := s.deliver(h, msg)
+		if err != nil || consumed {
+			return err
+		}
+	}
+	s.handler.Message(s, h, msg)
+	return nil
+}
+
+// keepalive sends ECHO_REQUEST after EchoInterval of silence and drops a
+// switch silent for EchoTimeout.
+func (s *Session) keepalive() {
+	t := time.NewTicker(s.cfg.EchoInterval)
+	defer t.Stop()
+	var silent time.Duration
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		if s.activity.Swap(false) {
+			silent = 0
+			continue
+		}
+		silent += s.cfg.EchoInterval
+		if silent >= s.cfg.EchoTimeout {
+			s.Close(fmt.Errorf("no message for %v: echo timeout", silent))
+			return
+		}
+		_ = s.Send(wire.AppendEcho(nil, wire.TypeEchoRequest, s.NextXid(), nil))
+	}
+}
