@@ -22,7 +22,7 @@ var testTable = declareTable("test", "test-app", MissController)
 
 type testApp struct {
 	mu     sync.Mutex
-	start  []*flow.Flow         // installed by Start
+	start  []*flow.Flow        // installed by Start
 	found  map[uint64][]string // dpid -> flows found at Start
 	events chan Event
 }
