@@ -6,6 +6,7 @@ import "sync"
 type queued struct {
 	typ uint8
 	msg []byte
+	fn  func() // a call to run on the switch goroutine (typ unused)
 }
 
 // eventQueue carries messages from a session's reader to its switch
@@ -34,13 +35,24 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) bool {
 		}
 		q.packetIns++
 	}
-	q.items = append(q.items, queued{typ, msg})
+	q.items = append(q.items, queued{typ: typ, msg: msg})
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// call queues fn to run on the switch goroutine.
+func (q *eventQueue) call(fn func()) {
+	q.mu.Lock()
+	q.items = append(q.items, queued{fn: fn})
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
 }
 
 // take returns everything queued, reusing buf for the next round.

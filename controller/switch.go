@@ -158,6 +158,10 @@ func (sw *Switch) run(ctx context.Context) {
 func (sw *Switch) drain() {
 	items := sw.q.take(sw.qbuf)
 	for i := range items {
+		if items[i].fn != nil {
+			items[i].fn()
+			continue
+		}
 		sw.handle(items[i].typ, items[i].msg)
 	}
 	clear(items)

@@ -1,0 +1,106 @@
+package northbound_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/loom-sdn/loom/apps/l2switch"
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/openflow/emu"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestAPI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := prometheus.NewRegistry()
+	ctl, err := controller.New(ctx, controller.Config{Apps: []string{"l2switch"}, PacketInRate: 500}, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "of.sock")
+	l, err := openflow.Listen("unix:"+sock, openflow.TLSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &openflow.Server{Handler: ctl, Log: log}
+	go srv.Serve(ctx, l)
+	defer func() { cancel(); srv.Wait(); ctl.Wait() }()
+	sw, err := emu.Dial("unix", sock, emu.Options{DatapathID: 0xac80001, Ports: []wire.Port{{PortNo: 1, Name: "vm1", HWAddr: [6]byte{2, 0, 0, 0, 0, 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	for deadline := time.Now().Add(5 * time.Second); sw.NumFlows() < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
+
+	ts := httptest.NewServer(northbound.Handler(ctl, reg))
+	defer ts.Close()
+	get := func(path string, code int, v any) {
+		t.Helper()
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Fatalf("GET %s: %s, want %d", path, resp.Status, code)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	var sws []northbound.Switch
+	get("/api/v1/switches", 200, &sws)
+	if len(sws) != 1 || sws[0].DatapathID != "000000000ac80001" || sws[0].Software != "emu 1.0" {
+		t.Errorf("switches: %+v", sws)
+	}
+	var d northbound.SwitchDetail
+	get("/api/v1/switches/0x0ac80001", 200, &d)
+	if len(d.Ports) != 1 || d.Ports[0].MAC != "02:00:00:00:00:01" || len(d.Flows) != 3 || len(d.Meters) != 1 {
+		t.Errorf("detail: %+v", d)
+	}
+	if d.Flows[0].Owner != "l2switch" || !strings.HasPrefix(d.Flows[0].Flow, "table=0,priority=200") {
+		t.Errorf("flows: %+v", d.Flows)
+	}
+	var e northbound.Error
+	get("/api/v1/switches/zz", 400, &e)
+	if e.Field != "dpid" {
+		t.Errorf("bad dpid error: %+v", e)
+	}
+	get("/api/v1/switches/42", 404, &e)
+	get("/api/v1/nothing", 404, &e)
+	var h map[string]any
+	get("/healthz", 200, &h)
+	if h["switches"] != 1.0 {
+		t.Errorf("healthz: %v", h)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(sb.String(), "loom_switches_connected 1") || !strings.Contains(sb.String(), "loom_reconciles_total 1") {
+		t.Errorf("metrics:\n%s", sb.String())
+	}
+}
