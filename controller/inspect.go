@@ -21,8 +21,8 @@ type SwitchState struct {
 
 // OwnedFlow is a desired flow and the app that owns it.
 type OwnedFlow struct {
-	Owner string
-	Flow  string
+	Owner string `json:"owner"`
+	Flow  string `json:"flow"`
 }
 
 // ErrNoSwitch is returned for a datapath id that is not connected.

@@ -18,7 +18,7 @@ func TestCommands(t *testing.T) {
 			w.Write([]byte(`[{"datapath_id":"000000000ac80001","remote":"@","software":"3.1.0","tables":254}]`))
 		case "/api/v1/switches/1":
 			w.Write([]byte(`{"datapath_id":"0000000000000001","remote":"@","ports":[{"number":1,"name":"vm1","mac":"02:00:00:00:00:01","up":true}],
-				"flows":[{"Owner":"l2switch","Flow":"table=1,priority=0 actions=FLOOD"}],"meters":["meter=1,pktps"]}`))
+				"flows":[{"owner":"l2switch","flow":"table=1,priority=0 actions=FLOOD"}],"meters":["meter=1,pktps"]}`))
 		default:
 			w.WriteHeader(404)
 			w.Write([]byte(`{"error":"switch 0000000000000002 is not connected"}`))
