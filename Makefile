@@ -1,0 +1,67 @@
+# Loom's build, demo and test entry points. `sudo make demo` and
+# `sudo make test` are the two commands of the README.
+
+SHELL    := /bin/bash
+GO       ?= go
+FUZZTIME ?= 10s
+PKGS     := ./...
+# Debian packages the demo and the tests use.
+DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool
+
+.PHONY: all build demo demo-check deps vet test test-unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# The controller with its embedded store, plus a local OVS lab whose VMs
+# talk through it. Ctrl-C stops it all.
+demo: build
+	examples/demo.sh
+
+# The same, non-interactive: up, ping, show, tear down (CI runs it).
+demo-check: build
+	examples/demo.sh --once
+
+# Install what the lab needs when it is missing (root).
+deps:
+	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool; do \
+		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
+	fi
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Everything: unit tests and real-OVS integration tests (root), with the
+# race detector, then a short run of every fuzz target.
+test: deps vet
+	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(GO) test -race -count=1 -p 1 $(PKGS)
+	$(MAKE) fuzz
+
+# Unit tests only: no root, no OVS (the OVS tests skip).
+test-unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+# Each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for spec in \
+		southbound/openflow/wire:FuzzDecode southbound/openflow/wire:FuzzReadMessage southbound/openflow/wire:FuzzMatch \
+		southbound/openflow/flow:FuzzFlowStats southbound/openflow/flow:FuzzGroupMeter \
+		southbound/openflow/packet:FuzzFrameDecode southbound/openflow/packet:FuzzLLDP; do \
+		pkg=$${spec%%:*}; fn=$${spec#*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg 2>&1 | grep -E '^(fuzz: elapsed.*execs|ok|FAIL|---|\s+.*_test.go)' | tail -3; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin
