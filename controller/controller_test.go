@@ -147,17 +147,16 @@ func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 	h := newHarness(t, Config{PacketInRate: 100, Bundles: true}, openflow.Config{})
 	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
 
-	sw := h.dial(emu.Options{DatapathID: 1, Ports: ports(2), EntriesPerPart: 1})
 	stale := flow.New(0, 7, flow.Match{}.InPort(9)).Act(flow.Output(1)) // cookie 0: nobody's
 	mine := flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))
 	mine.Cookie = uint64(1) << CookieShift // the test app's: adopted, then kept as is
 	old := flow.New(testTable.ID(), 60, flow.Match{}.EthType(0x0800)).Act(flow.Output(2))
 	old.Cookie = uint64(1)<<CookieShift | 5 // the test app's, not re-added: removed
-	sw.AddFlow(stale)
-	sw.AddFlow(mine)
-	sw.AddFlow(old)
-	sw.AddGroup(&flow.Group{ID: 3, Type: flow.GroupAll, Buckets: []flow.Bucket{flow.NewBucket(flow.Output(1))}})
-	sw.AddMeter(&flow.Meter{ID: 9, Flags: flow.MeterKbps, Bands: []flow.Band{{Rate: 10}}})
+	sw := h.dial(emu.Options{DatapathID: 1, Ports: ports(2), EntriesPerPart: 1,
+		Flows:  []*flow.Flow{stale, mine, old},
+		Groups: []*flow.Group{{ID: 3, Type: flow.GroupAll, Buckets: []flow.Bucket{flow.NewBucket(flow.Output(1))}}},
+		Meters: []*flow.Meter{{ID: 9, Flags: flow.MeterKbps, Bands: []flow.Band{{Rate: 10}}}},
+	})
 	h.ready(1)
 
 	got := sw.Flows()
@@ -238,13 +237,13 @@ func TestReconnectSendsNothingWhenNothingChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw2 := emu.Run(sw2conn, emu.Options{DatapathID: 3, Ports: ports(1)})
-	t.Cleanup(sw2.Close)
+	var seed []*flow.Flow
 	for f := range flows {
-		fl := parseBack(t, sw, f)
-		sw2.AddFlow(fl)
+		seed = append(seed, parseBack(t, sw, f))
 	}
-	sw2.AddMeter(&flow.Meter{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats, Bands: []flow.Band{{Rate: 100, Burst: 10}}})
+	sw2 := emu.Run(sw2conn, emu.Options{DatapathID: 3, Ports: ports(1), Flows: seed,
+		Meters: []*flow.Meter{{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats, Bands: []flow.Band{{Rate: 100, Burst: 10}}}}})
+	t.Cleanup(sw2.Close)
 	eventually(t, "old session replaced", func() bool {
 		s, ok := h.ctl.Switch(3)
 		return ok && s.sess.RemoteAddr() != "" && sw2.Counters.Barriers.Load() > 0

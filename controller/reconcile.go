@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,17 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	}
 
 	var st reconcileStats
+	// The flow diff is computed now, before anything below lets queued
+	// events run: a flow an app adds meanwhile must not look expired.
+	mods, expired := sw.diffFlows(actual, initial)
+	for _, d := range expired {
+		// It expired and its FLOW_REMOVED was lost: do not revive it.
+		delete(sw.flows, d.Key())
+		if slot := sw.slotByCookie(d.Cookie); slot != nil {
+			slot.handler.Handle(&slot.ctx, FlowRemoved{Flow: d, Reason: RemovedIdle})
+		}
+	}
+
 	// Meters and groups first: flows refer to them.
 	for id, d := range sw.meters {
 		a, ok := meters[id]
@@ -86,34 +98,25 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 		return err
 	}
 
-	// Flows, in one bundle when the switch supports it.
-	var mods []flowMod
-	for key, d := range sw.flows {
-		a, ok := actual[key]
-		switch {
-		case !ok && !initial && (d.IdleTimeout != 0 || d.HardTimeout != 0):
-			// It expired and its FLOW_REMOVED was lost: do not revive it.
-			delete(sw.flows, key)
-			if slot := sw.slotByCookie(d.Cookie); slot != nil {
-				slot.handler.Handle(&slot.ctx, FlowRemoved{Flow: d, Reason: RemovedIdle})
-			}
-		case !ok:
-			mods = append(mods, flowMod{d, flow.CmdAdd})
-			st.Adds++
-		case !a.SameEntry(d):
-			cmd := flowCommand(a, d)
-			mods = append(mods, flowMod{d, cmd})
-			if cmd == flow.CmdAdd {
-				st.Adds++
-			} else {
-				st.Modifies++
-			}
+	// Flows, in one bundle when the switch supports it. Events handled
+	// while the meters and groups were confirmed may have changed the
+	// desired state: drop the mods that no longer apply (the apps' own
+	// changes went out on their own).
+	mods = slices.DeleteFunc(mods, func(m flowMod) bool {
+		cur, ok := sw.flows[m.f.Key()]
+		if m.cmd == flow.CmdDeleteStrict {
+			return ok
 		}
-	}
-	for key, a := range actual {
-		if _, ok := sw.flows[key]; !ok {
-			mods = append(mods, flowMod{a, flow.CmdDeleteStrict})
+		return cur != m.f
+	})
+	for _, m := range mods {
+		switch m.cmd {
+		case flow.CmdAdd:
+			st.Adds++
+		case flow.CmdDeleteStrict:
 			st.Deletes++
+		default:
+			st.Modifies++
 		}
 	}
 	if len(mods) > 0 {
@@ -147,6 +150,29 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	}
 	sw.lastReconcile = st
 	return nil
+}
+
+// diffFlows compares the desired flows with the switch's. Outside the
+// initial reconciliation, a desired flow with a timeout that the switch no
+// longer has has expired: it is returned in expired, not re-added.
+func (sw *Switch) diffFlows(actual map[flow.Key]*flow.Flow, initial bool) (mods []flowMod, expired []*flow.Flow) {
+	for key, d := range sw.flows {
+		a, ok := actual[key]
+		switch {
+		case !ok && !initial && (d.IdleTimeout != 0 || d.HardTimeout != 0):
+			expired = append(expired, d)
+		case !ok:
+			mods = append(mods, flowMod{d, flow.CmdAdd})
+		case !a.SameEntry(d):
+			mods = append(mods, flowMod{d, flowCommand(a, d)})
+		}
+	}
+	for key, a := range actual {
+		if _, ok := sw.flows[key]; !ok {
+			mods = append(mods, flowMod{a, flow.CmdDeleteStrict})
+		}
+	}
+	return mods, expired
 }
 
 type flowMod struct {

@@ -56,12 +56,10 @@ func newLab(t testing.TB, opt emu.Options, seed ...*flow.Flow) *lab {
 			opt.Ports = append(opt.Ports, wire.Port{PortNo: i, Name: "p"})
 		}
 	}
+	opt.Flows = seed
 	sw, err := emu.Dial("unix", sock, opt)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, f := range seed {
-		sw.AddFlow(f)
 	}
 	lb.sw = sw
 	t.Cleanup(sw.Close)

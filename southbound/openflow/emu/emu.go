@@ -39,6 +39,11 @@ type Options struct {
 	NoBundles bool
 	// OnPacketOut is called for every PACKET_OUT (on the reader goroutine).
 	OnPacketOut func(msg []byte)
+	// Flows, Groups and Meters the switch has when it connects, as if
+	// left by an earlier controller.
+	Flows  []*flow.Flow
+	Groups []*flow.Group
+	Meters []*flow.Meter
 }
 
 // Counters of what the controller sent.
@@ -95,6 +100,15 @@ func Run(c net.Conn, opt Options) *Switch {
 		opt: opt, conn: c, br: bufio.NewReaderSize(c, 64<<10), bw: bufio.NewWriterSize(c, 64<<10),
 		flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}, meters: map[uint32]*flow.Meter{},
 		bundles: map[uint32][][]byte{}, Errors: make(chan *wire.Error, 16), done: make(chan struct{}),
+	}
+	for _, f := range opt.Flows {
+		s.flows[f.Key()] = f
+	}
+	for _, g := range opt.Groups {
+		s.groups[g.ID] = g
+	}
+	for _, m := range opt.Meters {
+		s.meters[m.ID] = m
 	}
 	hello := make([]byte, 8, 16)
 	wire.PutHeader(hello, wire.TypeHello, 8, 1)
@@ -412,18 +426,6 @@ func EncodePort(p wire.Port) []byte {
 	binary.BigEndian.PutUint32(b[56:], p.CurrSpeed)
 	return b
 }
-
-// AddFlow puts a flow in the table directly, as if left by an earlier
-// controller.
-func (s *Switch) AddFlow(f *flow.Flow) {
-	s.mu.Lock()
-	s.flows[f.Key()] = f
-	s.mu.Unlock()
-}
-
-// AddGroup and AddMeter put a group or meter in the tables directly.
-func (s *Switch) AddGroup(g *flow.Group) { s.mu.Lock(); s.groups[g.ID] = g; s.mu.Unlock() }
-func (s *Switch) AddMeter(m *flow.Meter) { s.mu.Lock(); s.meters[m.ID] = m; s.mu.Unlock() }
 
 // Flows returns the flow table as ovs-ofctl-style strings.
 func (s *Switch) Flows() map[string]bool {
