@@ -29,6 +29,14 @@ type App interface {
 	Attach(sw SwitchInfo) SwitchApp
 }
 
+// SwitchWatcher is implemented by apps that want to know when switches
+// come and go (a topology app, for example). The calls come from the
+// switches' goroutines, concurrently for different switches.
+type SwitchWatcher interface {
+	SwitchUp(sw SwitchInfo)
+	SwitchDown(sw SwitchInfo)
+}
+
 // SwitchApp is an app's presence on one switch.
 type SwitchApp interface {
 	// Start declares the app's desired state on a switch that just

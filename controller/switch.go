@@ -130,6 +130,12 @@ func (sw *Switch) run(ctx context.Context) {
 		return
 	}
 	close(sw.ready)
+	for _, a := range sw.c.apps {
+		if w, ok := a.app.(SwitchWatcher); ok {
+			w.SwitchUp(sw.info)
+			defer w.SwitchDown(sw.info)
+		}
+	}
 	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
 		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
 

@@ -76,7 +76,10 @@ func (s *Session) handshake(ctx context.Context, br *bufio.Reader) error {
 		case h.Type == wire.TypeEchoRequest:
 			err = s.Send(wire.AppendEcho(nil, wire.TypeEchoReply, h.Xid, msg[wire.HeaderLen:]))
 		case h.Type == wire.TypeFeaturesReply && h.Xid == fxid:
-			s.Features, err = wire.DecodeFeatures(msg)
+			if s.Features, err = wire.DecodeFeatures(msg); err == nil && s.Features.AuxiliaryID != 0 {
+				return fmt.Errorf("handshake: auxiliary connection %d of %016x: Loom uses main connections only",
+					s.Features.AuxiliaryID, s.Features.DatapathID)
+			}
 			gotFeatures = true
 		case h.Type == wire.TypeMultipartReply && (h.Xid == pxid || h.Xid == dxid):
 			var mp wire.MultipartReply

@@ -71,6 +71,8 @@ type Switch struct {
 	// Errors received from the controller (e.g. HELLO_FAILED).
 	Errors chan *wire.Error
 
+	gate sync.Mutex // held while paused: the reader stops reading
+
 	done chan struct{}
 	err  error
 }
@@ -141,12 +143,19 @@ func (s *Switch) write(msgs ...[]byte) {
 	s.bw.Flush()
 }
 
+// Pause makes the switch stop reading from the controller, like a switch
+// that hangs; Resume undoes it.
+func (s *Switch) Pause()  { s.gate.Lock() }
+func (s *Switch) Resume() { s.gate.Unlock() }
+
 // Send writes raw bytes to the controller.
 func (s *Switch) Send(b []byte) { s.write(b) }
 
 func (s *Switch) loop() {
 	defer close(s.done)
 	for {
+		s.gate.Lock()
+		s.gate.Unlock()
 		h, msg, err := wire.ReadMessage(s.br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
