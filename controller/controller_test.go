@@ -55,6 +55,9 @@ func (t *testSwitch) Start(ctx *Context, found []*flow.Flow) {
 }
 
 func (t *testSwitch) Handle(ctx *Context, ev Event) {
+	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 666 {
+		panic("the test app trips over port 666")
+	}
 	if pi, ok := ev.(PacketIn); ok {
 		// Learn the in_port as a flow and echo the packet back.
 		f := flow.New(testTable.ID(), 10, flow.Match{}.InPort(pi.Msg.InPort)).Act(flow.Output(flow.PortInPort))
@@ -514,4 +517,26 @@ func TestPacketInStormIsBounded(t *testing.T) {
 	eventually(t, "dropped packet-ins to be counted", func() bool {
 		return testutil.ToFloat64(h.ctl.metrics.packetInsDropped) > 0
 	})
+}
+
+func TestPanicInAppClosesOnlyThatSession(t *testing.T) {
+	h := newHarness(t, Config{}, openflow.Config{})
+	testAppInstance.start = nil
+	bad := h.dial(emu.Options{DatapathID: 15})
+	var outs sync.WaitGroup
+	good := h.dial(emu.Options{DatapathID: 16, OnPacketOut: func([]byte) { outs.Done() }})
+	h.ready(15)
+	h.ready(16)
+	bad.PacketIn(666, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	select {
+	case <-bad.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("a panic must close the session it happened on")
+	}
+	outs.Add(1)
+	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	outs.Wait()
+	if n := testutil.ToFloat64(h.ctl.metrics.panics); n != 1 {
+		t.Errorf("panics counted: %v", n)
+	}
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	packetInsDropped prometheus.Counter
 	packetOuts       prometheus.Counter
 	errors           prometheus.Counter
+	panics           prometheus.Counter
 	flowMods         [flow.CmdDeleteStrict + 1]prometheus.Counter
 	reconciles       prometheus.Counter
 	reconcileSeconds prometheus.Histogram
@@ -29,6 +30,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "PACKET_OUT messages sent."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "openflow_errors_total",
 			Help: "OFPT_ERROR messages received from switches."}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "switch_panics_total",
+			Help: "Panics while handling a switch's messages (each closed that switch's session)."}),
 		reconciles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reconciles_total",
 			Help: "Full reconciliations of a switch (on connect and audits)."}),
 		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_seconds",
@@ -40,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flowMods[cmd] = fm.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, fm, m.reconciles, m.reconcileSeconds)
+		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds)
 	}
 	return m
 }

@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/loom-sdn/loom/southbound/openflow"
@@ -125,7 +127,7 @@ func (sw *Switch) run(ctx context.Context) {
 	for _, a := range sw.apps {
 		a.handler = sw.c.appByID(a.id).Attach(sw.info)
 	}
-	if err := sw.reconcile(ctx, true); err != nil {
+	if err := sw.safeReconcile(ctx, true); err != nil {
 		sw.sess.Close(fmt.Errorf("initial reconcile: %w", err))
 		return
 	}
@@ -153,11 +155,26 @@ func (sw *Switch) run(ctx context.Context) {
 			sw.drain()
 			sw.flush()
 		case <-audit:
-			if err := sw.reconcile(ctx, false); err != nil && ctx.Err() == nil {
+			if err := sw.safeReconcile(ctx, false); err != nil && ctx.Err() == nil {
 				sw.log.Warn("audit reconcile failed", "error", err)
 			}
 		}
 	}
+}
+
+// safeReconcile reconciles, turning a panic (in an app's Start, say) into
+// an error that ends only this switch's session.
+func (sw *Switch) safeReconcile(ctx context.Context, initial bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sw.c.metrics.panics.Inc()
+			sw.log.Error("panic during reconciliation", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	err = sw.reconcile(ctx, initial)
+	sw.flush() // what events handled meanwhile staged
+	return err
 }
 
 // drain handles every queued message.
@@ -174,9 +191,19 @@ func (sw *Switch) drain() {
 	sw.qbuf = items
 }
 
-// handle processes one message from the switch. A malformed message ends
-// the session: the switch is misbehaving and will be reconciled afresh.
+// handle processes one message from the switch. A malformed message, or
+// a panic while handling it (in a decoder or an app), ends this switch's
+// session only: it is logged with the offending bytes, and the switch is
+// reconciled afresh when it reconnects.
 func (sw *Switch) handle(typ uint8, msg []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			sw.c.metrics.panics.Inc()
+			sw.log.Error("panic while handling a message; closing the session", "panic", r,
+				"type", wire.TypeName(typ), "message", hexPrefix(msg), "stack", string(debug.Stack()))
+			sw.sess.Close(fmt.Errorf("panic while handling %s: %v", wire.TypeName(typ), r))
+		}
+	}()
 	var err error
 	switch typ {
 	case wire.TypePacketIn:
@@ -200,8 +227,17 @@ func (sw *Switch) handle(typ uint8, msg []byte) {
 		sw.confirm(wire.Xid(msg))
 	}
 	if err != nil {
+		sw.log.Error("malformed message; closing the session", "type", wire.TypeName(typ), "error", err, "message", hexPrefix(msg))
 		sw.sess.Close(fmt.Errorf("malformed %s: %w", wire.TypeName(typ), err))
 	}
+}
+
+// hexPrefix renders up to 256 bytes of a message for a log line.
+func hexPrefix(b []byte) string {
+	if len(b) > 256 {
+		return hex.EncodeToString(b[:256]) + "..."
+	}
+	return hex.EncodeToString(b)
 }
 
 func (sw *Switch) handlePacketIn(msg []byte) error {

@@ -39,6 +39,11 @@ type Options struct {
 	NoBundles bool
 	// OnPacketOut is called for every PACKET_OUT (on the reader goroutine).
 	OnPacketOut func(msg []byte)
+	// CountOnly makes the switch count FLOW_MOD, GROUP_MOD and METER_MOD
+	// messages without applying them, and read every message into one
+	// reused buffer: a switch that costs (almost) nothing, for
+	// benchmarks. OnPacketOut's message is then valid only during the call.
+	CountOnly bool
 	// Flows, Groups and Meters the switch has when it connects, as if
 	// left by an earlier controller.
 	Flows  []*flow.Flow
@@ -72,6 +77,7 @@ type Switch struct {
 	Errors chan *wire.Error
 
 	gate sync.Mutex // held while paused: the reader stops reading
+	rbuf []byte     // CountOnly: the reused read buffer
 
 	done chan struct{}
 	err  error
@@ -156,7 +162,14 @@ func (s *Switch) loop() {
 	for {
 		s.gate.Lock()
 		s.gate.Unlock()
-		h, msg, err := wire.ReadMessage(s.br)
+		var h wire.Header
+		var msg []byte
+		var err error
+		if s.opt.CountOnly {
+			h, msg, err = s.readReused()
+		} else {
+			h, msg, err = wire.ReadMessage(s.br)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				err = nil
@@ -171,6 +184,24 @@ func (s *Switch) loop() {
 			return
 		}
 	}
+}
+
+// readReused reads one message into a buffer reused for the next one.
+func (s *Switch) readReused() (wire.Header, []byte, error) {
+	if cap(s.rbuf) < wire.MaxMessageLen {
+		s.rbuf = make([]byte, wire.MaxMessageLen)
+	}
+	b := s.rbuf[:wire.HeaderLen]
+	if _, err := io.ReadFull(s.br, b); err != nil {
+		return wire.Header{}, nil, err
+	}
+	h, _ := wire.ParseHeader(b)
+	if err := wire.CheckHeader(h); err != nil {
+		return h, nil, err
+	}
+	b = s.rbuf[:h.Length]
+	_, err := io.ReadFull(s.br, b[wire.HeaderLen:])
+	return h, b, err
 }
 
 func reply(typ uint8, xid uint32, body []byte) []byte {
@@ -219,6 +250,17 @@ func (s *Switch) handle(h wire.Header, msg []byte) error {
 			s.opt.OnPacketOut(msg)
 		}
 	case wire.TypeFlowMod, wire.TypeGroupMod, wire.TypeMeterMod:
+		if s.opt.CountOnly {
+			switch h.Type {
+			case wire.TypeFlowMod:
+				s.Counters.FlowMods.Add(1)
+			case wire.TypeGroupMod:
+				s.Counters.GroupMods.Add(1)
+			default:
+				s.Counters.MeterMods.Add(1)
+			}
+			return nil
+		}
 		s.mu.Lock()
 		err := s.apply(msg)
 		s.mu.Unlock()
