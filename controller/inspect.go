@@ -71,10 +71,10 @@ func (sw *Switch) snapshot() *SwitchState {
 		st.Flows = append(st.Flows, OwnedFlow{Owner: sw.c.ownerName(uint16(f.Cookie >> CookieShift)), Flow: f.String()})
 	}
 	for _, g := range sw.groups {
-		st.Groups = append(st.Groups, g.g.String())
+		st.Groups = append(st.Groups, g.obj.String())
 	}
 	for _, m := range sw.meters {
-		st.Meters = append(st.Meters, m.m.String())
+		st.Meters = append(st.Meters, m.obj.String())
 	}
 	sort.Strings(st.Groups)
 	sort.Strings(st.Meters)

@@ -72,28 +72,8 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	}
 
 	// Meters and groups first: flows refer to them.
-	for id, d := range sw.meters {
-		a, ok := meters[id]
-		switch {
-		case !ok:
-			sw.emitMeter(d.m, flow.ModAdd)
-			st.Meters++
-		case !a.Equal(d.m):
-			sw.emitMeter(d.m, flow.ModModify)
-			st.Meters++
-		}
-	}
-	for id, d := range sw.groups {
-		a, ok := groups[id]
-		switch {
-		case !ok:
-			sw.emitGroup(d.g, flow.ModAdd)
-			st.Groups++
-		case !a.Equal(d.g):
-			sw.emitGroup(d.g, flow.ModModify)
-			st.Groups++
-		}
-	}
+	st.Meters += sw.meters.stageDiff(sw, meters)
+	st.Groups += sw.groups.stageDiff(sw, groups)
 	if err := sw.flushStaged(ctx); err != nil {
 		return err
 	}
@@ -126,18 +106,8 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	}
 
 	// Then what nobody wants any more.
-	for id, a := range groups {
-		if _, ok := sw.groups[id]; !ok {
-			sw.emitGroup(a, flow.ModDelete)
-			st.Groups++
-		}
-	}
-	for id, a := range meters {
-		if _, ok := sw.meters[id]; !ok {
-			sw.emitMeter(a, flow.ModDelete)
-			st.Meters++
-		}
-	}
+	st.Groups += sw.groups.stageDeletes(sw, groups)
+	st.Meters += sw.meters.stageDeletes(sw, meters)
 	if err := sw.flushSync(ctx); err != nil {
 		return err
 	}
@@ -293,88 +263,71 @@ func (sw *Switch) setRuntimeState() {
 
 // ---- reading the switch ----
 
-func (sw *Switch) dumpFlows(ctx context.Context) (map[flow.Key]*flow.Flow, error) {
-	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
-		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
-	})
+// dump sends a multipart request and feeds the body of every reply part
+// to decode.
+func (sw *Switch) dump(ctx context.Context, build func(dst []byte, xid uint32) []byte, decode func(body []byte) error) error {
+	parts, err := sw.sess.Request(ctx, build)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make(map[flow.Key]*flow.Flow)
 	for _, p := range parts {
 		mp, err := wire.DecodeMultipartReply(p)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		err = wire.DecodeFlowStats(mp.Body, func(fs *wire.FlowStats) error {
-			f, err := flow.FromStats(fs)
-			if err != nil {
-				return err
-			}
-			out[f.Key()] = f
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		if err := decode(mp.Body); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
+}
+
+func (sw *Switch) dumpFlows(ctx context.Context) (map[flow.Key]*flow.Flow, error) {
+	out := make(map[flow.Key]*flow.Flow)
+	err := sw.dump(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
+	}, func(body []byte) error {
+		return wire.DecodeFlowStats(body, func(fs *wire.FlowStats) error {
+			f, err := flow.FromStats(fs)
+			if err == nil {
+				out[f.Key()] = f
+			}
+			return err
+		})
+	})
+	return out, err
 }
 
 func (sw *Switch) dumpGroups(ctx context.Context) (map[uint32]*flow.Group, error) {
-	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
-		return wire.AppendMultipartRequest(dst, xid, wire.MultipartGroupDesc, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
 	out := make(map[uint32]*flow.Group)
-	for _, p := range parts {
-		mp, err := wire.DecodeMultipartReply(p)
-		if err != nil {
-			return nil, err
-		}
-		err = wire.DecodeGroupDesc(mp.Body, func(d *wire.GroupDesc) error {
+	err := sw.dump(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendMultipartRequest(dst, xid, wire.MultipartGroupDesc, nil)
+	}, func(body []byte) error {
+		return wire.DecodeGroupDesc(body, func(d *wire.GroupDesc) error {
 			g, err := flow.GroupFromDesc(d)
 			if err == nil {
 				out[g.ID] = g
 			}
 			return err
 		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 func (sw *Switch) dumpMeters(ctx context.Context) (map[uint32]*flow.Meter, error) {
-	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
-		return wire.AppendMeterConfigRequest(dst, xid)
-	})
-	if err != nil {
-		var we *wire.Error
-		if errors.As(err, &we) {
-			return map[uint32]*flow.Meter{}, nil // no meter support
-		}
-		return nil, err
-	}
 	out := make(map[uint32]*flow.Meter)
-	for _, p := range parts {
-		mp, err := wire.DecodeMultipartReply(p)
-		if err != nil {
-			return nil, err
-		}
-		err = wire.DecodeMeterConfig(mp.Body, func(c *wire.MeterConfig) error {
+	err := sw.dump(ctx, wire.AppendMeterConfigRequest, func(body []byte) error {
+		return wire.DecodeMeterConfig(body, func(c *wire.MeterConfig) error {
 			m, err := flow.MeterFromConfig(c)
 			if err == nil {
 				out[m.ID] = m
 			}
 			return err
 		})
-		if err != nil {
-			return nil, err
-		}
+	})
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return map[uint32]*flow.Meter{}, nil // a switch without meters
 	}
-	return out, nil
+	return out, err
 }

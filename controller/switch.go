@@ -25,16 +25,6 @@ type appSlot struct {
 	ctx     Context
 }
 
-type ownedGroup struct {
-	g     *flow.Group
-	owner uint16
-}
-
-type ownedMeter struct {
-	m     *flow.Meter
-	owner uint16
-}
-
 // sentMod is a message of an unconfirmed batch, kept so that an error
 // reply can be tied to the object that caused it.
 type sentMod struct {
@@ -60,8 +50,8 @@ type Switch struct {
 	ports  map[uint32]wire.Port
 	apps   []*appSlot
 	flows  map[flow.Key]*flow.Flow
-	groups map[uint32]ownedGroup
-	meters map[uint32]ownedMeter
+	groups ownedTable[*flow.Group]
+	meters ownedTable[*flow.Meter]
 
 	q         *eventQueue
 	qbuf      []queued
@@ -87,8 +77,8 @@ func newSwitch(c *Controller, s *openflow.Session) *Switch {
 		info:   SwitchInfo{DatapathID: s.DatapathID(), Remote: s.RemoteAddr(), Desc: s.Desc, Features: s.Features},
 		ports:  make(map[uint32]wire.Port, len(s.Ports)),
 		flows:  make(map[flow.Key]*flow.Flow),
-		groups: make(map[uint32]ownedGroup),
-		meters: make(map[uint32]ownedMeter),
+		groups: make(ownedTable[*flow.Group]),
+		meters: make(ownedTable[*flow.Meter]),
 		q:      newEventQueue(c.cfg.MaxQueuedPacketIns),
 		ready:  make(chan struct{}),
 
@@ -314,12 +304,12 @@ func (sw *Switch) handleError(e *wire.Error) {
 			delete(sw.flows, o.Key())
 		}
 	case *flow.Group:
-		if cur, ok := sw.groups[o.ID]; ok && cur.g == o {
+		if cur, ok := sw.groups[o.ID]; ok && cur.obj == o {
 			owner = cur.owner
 			delete(sw.groups, o.ID)
 		}
 	case *flow.Meter:
-		if cur, ok := sw.meters[o.ID]; ok && cur.m == o {
+		if cur, ok := sw.meters[o.ID]; ok && cur.obj == o {
 			owner = cur.owner
 			delete(sw.meters, o.ID)
 			if owner == cookieOwnerRuntime && o.ID == PacketInMeterID {
@@ -425,64 +415,16 @@ func (sw *Switch) deleteFlow(key flow.Key, ownerCookie uint64) {
 }
 
 func (sw *Switch) setGroup(g *flow.Group, owner uint16) error {
-	cur, ok := sw.groups[g.ID]
-	if ok && cur.owner != owner {
-		return fmt.Errorf("group %d is owned by another app", g.ID)
-	}
-	if ok && cur.g.Equal(g) {
-		return nil
-	}
-	sw.groups[g.ID] = ownedGroup{g, owner}
-	if !sw.syncing {
-		cmd := flow.ModAdd
-		if ok {
-			cmd = flow.ModModify
-		}
-		sw.emitGroup(g, cmd)
-	}
-	return nil
+	return sw.groups.set(sw, g.ID, g, owner, "group")
 }
 
-func (sw *Switch) deleteGroup(id uint32, owner uint16) {
-	cur, ok := sw.groups[id]
-	if !ok || cur.owner != owner {
-		return
-	}
-	delete(sw.groups, id)
-	if !sw.syncing {
-		sw.emitGroup(cur.g, flow.ModDelete)
-	}
-}
+func (sw *Switch) deleteGroup(id uint32, owner uint16) { sw.groups.delete(sw, id, owner) }
 
 func (sw *Switch) setMeter(m *flow.Meter, owner uint16) error {
-	cur, ok := sw.meters[m.ID]
-	if ok && cur.owner != owner {
-		return fmt.Errorf("meter %d is owned by another app", m.ID)
-	}
-	if ok && cur.m.Equal(m) {
-		return nil
-	}
-	sw.meters[m.ID] = ownedMeter{m, owner}
-	if !sw.syncing {
-		cmd := flow.ModAdd
-		if ok {
-			cmd = flow.ModModify
-		}
-		sw.emitMeter(m, cmd)
-	}
-	return nil
+	return sw.meters.set(sw, m.ID, m, owner, "meter")
 }
 
-func (sw *Switch) deleteMeter(id uint32, owner uint16) {
-	cur, ok := sw.meters[id]
-	if !ok || cur.owner != owner {
-		return
-	}
-	delete(sw.meters, id)
-	if !sw.syncing {
-		sw.emitMeter(cur.m, flow.ModDelete)
-	}
-}
+func (sw *Switch) deleteMeter(id uint32, owner uint16) { sw.meters.delete(sw, id, owner) }
 
 // ---- output ----
 
@@ -498,26 +440,19 @@ func (sw *Switch) emitFlow(f *flow.Flow, cmd uint8) {
 	sw.c.metrics.flowMods[cmd].Inc()
 }
 
-func (sw *Switch) emitGroup(g *flow.Group, cmd uint16) {
+// emitMod stages a group or meter modification.
+func (sw *Switch) emitMod(obj interface {
+	String() string
+	AppendMod(dst []byte, cmd uint16, xid uint32) ([]byte, error)
+}, cmd uint16) {
 	xid := sw.sess.NextXid()
-	out, err := g.AppendGroupMod(sw.out, cmd, xid)
+	out, err := obj.AppendMod(sw.out, cmd, xid)
 	if err != nil {
-		sw.log.Error("cannot encode group", "group", g.String(), "error", err)
+		sw.log.Error("cannot encode", "object", obj.String(), "error", err)
 		return
 	}
 	sw.out = out
-	sw.sent = append(sw.sent, sentMod{xid, g})
-}
-
-func (sw *Switch) emitMeter(m *flow.Meter, cmd uint16) {
-	xid := sw.sess.NextXid()
-	out, err := m.AppendMeterMod(sw.out, cmd, xid)
-	if err != nil {
-		sw.log.Error("cannot encode meter", "meter", m.String(), "error", err)
-		return
-	}
-	sw.out = out
-	sw.sent = append(sw.sent, sentMod{xid, m})
+	sw.sent = append(sw.sent, sentMod{xid, obj})
 }
 
 func (sw *Switch) packetOut(inPort uint32, data []byte, acts []flow.Action) error {

@@ -1,47 +1,28 @@
 package northbound_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/controllertest"
 	"github.com/loom-sdn/loom/northbound"
-	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestAPI(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg := prometheus.NewRegistry()
-	ctl, err := controller.New(ctx, controller.Config{Apps: []string{"l2switch"}, PacketInRate: 500}, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "of.sock")
-	l, err := openflow.Listen("unix:"+sock, openflow.TLSFiles{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &openflow.Server{Handler: ctl, Log: log}
-	go srv.Serve(ctx, l)
-	defer func() { cancel(); srv.Wait(); ctl.Wait() }()
-	sw, err := emu.Dial("unix", sock, emu.Options{DatapathID: 0xac80001, Ports: []wire.Port{{PortNo: 1, Name: "vm1", HWAddr: [6]byte{2, 0, 0, 0, 0, 1}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sw.Close()
+	env := controllertest.Start(t, controller.Config{Apps: []string{"l2switch"}, PacketInRate: 500}, reg)
+	ctl := env.Ctl
+	sw := env.Dial(emu.Options{DatapathID: 0xac80001, Ports: []wire.Port{{PortNo: 1, Name: "vm1", HWAddr: [6]byte{2, 0, 0, 0, 0, 1}}}})
+	env.Ready(0xac80001)
 	for deadline := time.Now().Add(5 * time.Second); sw.NumFlows() < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 	}
 

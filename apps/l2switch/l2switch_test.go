@@ -1,18 +1,14 @@
 package l2switch_test
 
 import (
-	"context"
 	"encoding/binary"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/l2switch"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/controller/controllertest"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -21,32 +17,17 @@ import (
 
 const cookie = "cookie=0x1000000000000"
 
-// lab runs loomd's runtime with l2switch and one emulated switch.
+// lab runs the runtime with l2switch and one emulated switch.
 type lab struct {
 	t    testing.TB
-	ctl  *controller.Controller
-	sock string
 	sw   *emu.Switch
 	outs chan []byte // packet-outs seen by the switch
 }
 
 func newLab(t testing.TB, opt emu.Options, seed ...*flow.Flow) *lab {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctl, err := controller.New(ctx, controller.Config{Apps: []string{l2switch.Name}}, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "of.sock")
-	l, err := openflow.Listen("unix:"+sock, openflow.TLSFiles{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &openflow.Server{Handler: ctl, Log: log}
-	go srv.Serve(ctx, l)
-	t.Cleanup(func() { cancel(); srv.Wait(); ctl.Wait() })
-	lb := &lab{t: t, ctl: ctl, sock: sock, outs: make(chan []byte, 1024)}
+	env := controllertest.Start(t, controller.Config{Apps: []string{l2switch.Name}}, nil)
+	lb := &lab{t: t, outs: make(chan []byte, 1024)}
 	if opt.OnPacketOut == nil {
 		opt.OnPacketOut = func(m []byte) { lb.outs <- m }
 	}
@@ -57,24 +38,9 @@ func newLab(t testing.TB, opt emu.Options, seed ...*flow.Flow) *lab {
 		}
 	}
 	opt.Flows = seed
-	sw, err := emu.Dial("unix", sock, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb.sw = sw
-	t.Cleanup(sw.Close)
-	lb.waitReady()
+	lb.sw = env.Dial(opt)
+	env.Ready(1)
 	return lb
-}
-
-func (l *lab) waitReady() {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if s, ok := l.ctl.Switch(1); ok {
-			<-s.Ready()
-			return
-		}
-	}
-	l.t.Fatal("switch not ready")
 }
 
 func mac(n byte) packet.MAC { return packet.MAC{2, 0, 0, 0, 0, n} }

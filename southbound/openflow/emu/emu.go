@@ -372,7 +372,7 @@ func (s *Switch) multipart(h wire.Header, msg []byte) error {
 		}
 	case wire.MultipartGroupDesc:
 		for _, g := range s.groups {
-			b, _ := g.AppendGroupMod(nil, flow.ModAdd, 0)
+			b, _ := g.AppendMod(nil, flow.ModAdd, 0)
 			e := make([]byte, 8, len(b))
 			binary.BigEndian.PutUint16(e, uint16(len(b)-8))
 			e[2] = g.Type
@@ -381,7 +381,7 @@ func (s *Switch) multipart(h wire.Header, msg []byte) error {
 		}
 	case wire.MultipartMeterConf:
 		for _, m := range s.meters {
-			b, _ := m.AppendMeterMod(nil, flow.ModAdd, 0)
+			b, _ := m.AppendMod(nil, flow.ModAdd, 0)
 			e := make([]byte, 8, len(b))
 			binary.BigEndian.PutUint16(e, uint16(len(b)-8))
 			binary.BigEndian.PutUint16(e[2:], m.Flags)

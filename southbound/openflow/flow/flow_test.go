@@ -189,7 +189,7 @@ func TestUnknownFieldsAndActionsSurvive(t *testing.T) {
 
 func TestGroupAndMeterRoundTrip(t *testing.T) {
 	g := &Group{ID: 5, Type: GroupAll, Buckets: []Bucket{NewBucket(Output(1)), NewBucket(SetField(TunDst, 0x0ac80002), Output(1000))}}
-	b, err := g.AppendGroupMod(nil, ModAdd, 1)
+	b, err := g.AppendMod(nil, ModAdd, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestGroupAndMeterRoundTrip(t *testing.T) {
 		t.Errorf("group string %s", g)
 	}
 	m := &Meter{ID: 1, Flags: MeterPktps | MeterBurst | MeterStats, Bands: []Band{{Rate: 2000, Burst: 200}}}
-	mb, err := m.AppendMeterMod(nil, ModAdd, 1)
+	mb, err := m.AppendMod(nil, ModAdd, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,8 +77,8 @@ func (g *Group) String() string {
 	return sb.String()
 }
 
-// AppendGroupMod appends g encoded as a GROUP_MOD.
-func (g *Group) AppendGroupMod(dst []byte, cmd uint16, xid uint32) ([]byte, error) {
+// AppendMod appends g encoded as a GROUP_MOD.
+func (g *Group) AppendMod(dst []byte, cmd uint16, xid uint32) ([]byte, error) {
 	gm := of.NewGroupMod()
 	gm.Xid = xid
 	gm.Command = cmd
@@ -173,8 +173,8 @@ func (m *Meter) String() string {
 	return sb.String()
 }
 
-// AppendMeterMod appends m encoded as a METER_MOD.
-func (m *Meter) AppendMeterMod(dst []byte, cmd uint16, xid uint32) ([]byte, error) {
+// AppendMod appends m encoded as a METER_MOD.
+func (m *Meter) AppendMod(dst []byte, cmd uint16, xid uint32) ([]byte, error) {
 	mm := of.NewMeterMod()
 	mm.Xid = xid
 	mm.Command = cmd

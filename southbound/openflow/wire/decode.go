@@ -494,18 +494,29 @@ type FlowStats struct {
 	Instructions []byte
 }
 
+// eachEntry walks a multipart body made of entries whose first two bytes
+// are their own length, calling fn with each (at least minLen bytes).
+func eachEntry(body []byte, minLen int, what string, fn func(e []byte) error) error {
+	for len(body) > 0 {
+		if len(body) < minLen {
+			return errShort(what, minLen, len(body))
+		}
+		l := int(be.Uint16(body[0:2]))
+		if l < minLen || l > len(body) {
+			return fmt.Errorf("%w: %s length %d (have %d)", ErrBadLength, what, l, len(body))
+		}
+		if err := fn(body[:l]); err != nil {
+			return err
+		}
+		body = body[l:]
+	}
+	return nil
+}
+
 // DecodeFlowStats decodes a FLOW reply body, calling fn for every entry.
 func DecodeFlowStats(body []byte, fn func(*FlowStats) error) error {
 	var fs FlowStats
-	for len(body) > 0 {
-		if len(body) < 56 {
-			return errShort("flow stats", 56, len(body))
-		}
-		l := int(be.Uint16(body[0:2]))
-		if l < 56 || l > len(body) {
-			return fmt.Errorf("%w: flow stats length %d (have %d)", ErrBadLength, l, len(body))
-		}
-		e := body[:l]
+	return eachEntry(body, 56, "flow stats", func(e []byte) error {
 		m, n, err := decodeMatch(e[48:])
 		if err != nil {
 			return fmt.Errorf("flow stats: %w", err)
@@ -523,12 +534,8 @@ func DecodeFlowStats(body []byte, fn func(*FlowStats) error) error {
 			Match:        m,
 			Instructions: e[48+n:],
 		}
-		if err := fn(&fs); err != nil {
-			return err
-		}
-		body = body[l:]
-	}
-	return nil
+		return fn(&fs)
+	})
 }
 
 // GroupDesc is one entry of a GROUP_DESC reply. Buckets holds the encoded
@@ -541,21 +548,9 @@ type GroupDesc struct {
 
 // DecodeGroupDesc decodes a GROUP_DESC reply body.
 func DecodeGroupDesc(body []byte, fn func(*GroupDesc) error) error {
-	for len(body) > 0 {
-		if len(body) < 8 {
-			return errShort("group desc", 8, len(body))
-		}
-		l := int(be.Uint16(body[0:2]))
-		if l < 8 || l > len(body) {
-			return fmt.Errorf("%w: group desc length %d (have %d)", ErrBadLength, l, len(body))
-		}
-		g := GroupDesc{Type: body[2], GroupID: be.Uint32(body[4:8]), Buckets: body[8:l]}
-		if err := fn(&g); err != nil {
-			return err
-		}
-		body = body[l:]
-	}
-	return nil
+	return eachEntry(body, 8, "group desc", func(e []byte) error {
+		return fn(&GroupDesc{Type: e[2], GroupID: be.Uint32(e[4:8]), Buckets: e[8:]})
+	})
 }
 
 // MeterConfig is one entry of a METER_CONFIG reply. Bands aliases the reply.
@@ -567,21 +562,9 @@ type MeterConfig struct {
 
 // DecodeMeterConfig decodes a METER_CONFIG reply body.
 func DecodeMeterConfig(body []byte, fn func(*MeterConfig) error) error {
-	for len(body) > 0 {
-		if len(body) < 8 {
-			return errShort("meter config", 8, len(body))
-		}
-		l := int(be.Uint16(body[0:2]))
-		if l < 8 || l > len(body) {
-			return fmt.Errorf("%w: meter config length %d (have %d)", ErrBadLength, l, len(body))
-		}
-		m := MeterConfig{Flags: be.Uint16(body[2:4]), MeterID: be.Uint32(body[4:8]), Bands: body[8:l]}
-		if err := fn(&m); err != nil {
-			return err
-		}
-		body = body[l:]
-	}
-	return nil
+	return eachEntry(body, 8, "meter config", func(e []byte) error {
+		return fn(&MeterConfig{Flags: be.Uint16(e[2:4]), MeterID: be.Uint32(e[4:8]), Bands: e[8:]})
+	})
 }
 
 // Controller roles.
