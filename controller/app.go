@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -36,6 +37,17 @@ type SwitchWatcher interface {
 	SwitchUp(sw SwitchInfo)
 	SwitchDown(sw SwitchInfo)
 }
+
+// Ticker is implemented by a SwitchApp that wants a Tick event every
+// TickInterval (an LLDP sender, an aging table, a health checker).
+type Ticker interface {
+	TickInterval() time.Duration
+}
+
+// Tick is the periodic event of a Ticker.
+type Tick struct{ Now time.Time }
+
+func (Tick) event() {}
 
 // SwitchApp is an app's presence on one switch.
 type SwitchApp interface {

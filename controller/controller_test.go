@@ -41,6 +41,11 @@ func (a *testApp) Attach(SwitchInfo) SwitchApp { return (*testSwitch)(a) }
 
 type testSwitch testApp
 
+// The test app ticks fast and counts ticks.
+var ticks atomic.Int64
+
+func (t *testSwitch) TickInterval() time.Duration { return 10 * time.Millisecond }
+
 func (t *testSwitch) Start(ctx *Context, found []*flow.Flow) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -55,6 +60,10 @@ func (t *testSwitch) Start(ctx *Context, found []*flow.Flow) {
 }
 
 func (t *testSwitch) Handle(ctx *Context, ev Event) {
+	if _, ok := ev.(Tick); ok {
+		ticks.Add(1)
+		return
+	}
 	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 666 {
 		panic("the test app trips over port 666")
 	}
@@ -348,12 +357,19 @@ func TestEchoTimeoutDropsSilentSwitch(t *testing.T) {
 		t.Errorf("dropped after %v: too early for a 90 ms timeout", d)
 	}
 	eventually(t, "the app to see the switch go down", func() bool { return switchesDown.Load() == down+1 })
+	n := ticks.Load()
+	time.Sleep(50 * time.Millisecond)
+	if ticks.Load() != n {
+		t.Error("ticks must stop with the switch")
+	}
 	if switchesUp.Load() != up {
 		t.Error("no switch came up")
 	}
-	// A switch that answers stays.
+	// A switch that answers stays, and its apps tick.
 	ok := h.dial(emu.Options{DatapathID: 6})
 	h.ready(6)
+	n0 := ticks.Load()
+	eventually(t, "ticks", func() bool { return ticks.Load() >= n0+3 })
 	select {
 	case <-ok.Done():
 		t.Fatal("a live switch was dropped")

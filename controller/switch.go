@@ -131,6 +131,11 @@ func (sw *Switch) run(ctx context.Context) {
 	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
 		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
 
+	for _, a := range sw.apps {
+		if t, ok := a.handler.(Ticker); ok && t.TickInterval() > 0 {
+			go sw.tick(ctx, a, t.TickInterval())
+		}
+	}
 	var audit <-chan time.Time
 	if sw.c.cfg.AuditInterval > 0 {
 		t := time.NewTicker(sw.c.cfg.AuditInterval)
@@ -148,6 +153,20 @@ func (sw *Switch) run(ctx context.Context) {
 			if err := sw.safeReconcile(ctx, false); err != nil && ctx.Err() == nil {
 				sw.log.Warn("audit reconcile failed", "error", err)
 			}
+		}
+	}
+}
+
+// tick queues a Tick for one app every interval until ctx ends.
+func (sw *Switch) tick(ctx context.Context, a *appSlot, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sw.q.call(func() { a.handler.Handle(&a.ctx, Tick{Now: now}) })
 		}
 	}
 }

@@ -4,7 +4,6 @@
 package northbound
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,17 +41,16 @@ type SwitchDetail struct {
 	Meters []string               `json:"meters"`
 }
 
-// Error is the body of every error response.
-type Error struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
+// Mount adds a group of routes to the /api/v1 router. Each part of the
+// API (switches, the network model, topology, events) is one Mount.
+type Mount func(api *mux.Router)
 
-// Handler returns the HTTP handler.
-func Handler(c *controller.Controller, gatherer prometheus.Gatherer) http.Handler {
+// Handler returns the HTTP handler: /healthz, /metrics, and /api/v1 with
+// the switch routes and the given mounts.
+func Handler(c *controller.Controller, gatherer prometheus.Gatherer, mounts ...Mount) http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "switches": len(c.Switches())})
+		WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "switches": len(c.Switches())})
 	}).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	api := r.PathPrefix("/api/v1").Subrouter()
@@ -61,34 +59,39 @@ func Handler(c *controller.Controller, gatherer prometheus.Gatherer) http.Handle
 		for _, s := range c.Switches() {
 			out = append(out, switchView(s))
 		}
-		writeJSON(w, http.StatusOK, out)
+		WriteJSON(w, http.StatusOK, out)
 	}).Methods(http.MethodGet)
 	api.HandleFunc("/switches/{dpid}", func(w http.ResponseWriter, req *http.Request) {
 		dpid, err := ParseDPID(mux.Vars(req)["dpid"])
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, Error{Error: err.Error(), Field: "dpid"})
+			WriteError(w, Errorf(http.StatusBadRequest, CodeInvalid, "dpid", "%v", err))
 			return
 		}
 		st, err := c.Inspect(req.Context(), dpid)
 		if errors.Is(err, controller.ErrNoSwitch) {
-			writeJSON(w, http.StatusNotFound, Error{Error: fmt.Sprintf("switch %016x is not connected", dpid)})
+			WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "dpid", "switch %016x is not connected", dpid))
 			return
 		} else if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, Error{Error: err.Error()})
+			WriteError(w, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "%v", err))
 			return
 		}
 		d := SwitchDetail{Switch: switchView(st.Info), Ports: []Port{}, Flows: st.Flows, Groups: st.Groups, Meters: st.Meters}
 		for _, p := range st.Ports {
 			d.Ports = append(d.Ports, Port{p.PortNo, p.Name, macString(p.HWAddr), p.Up()})
 		}
-		writeJSON(w, http.StatusOK, d)
+		WriteJSON(w, http.StatusOK, d)
 	}).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusNotFound, Error{Error: "no such resource: " + req.URL.Path})
+	for _, m := range mounts {
+		m(api)
+	}
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "", "no such resource: %s", req.URL.Path))
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, Error{Error: req.Method + " is not allowed on " + req.URL.Path})
+	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, Errorf(http.StatusMethodNotAllowed, CodeMethod, "", "%s is not allowed on %s", req.Method, req.URL.Path))
 	})
+	r.NotFoundHandler, api.NotFoundHandler = notFound, notFound
+	r.MethodNotAllowedHandler, api.MethodNotAllowedHandler = notAllowed, notAllowed
 	return r
 }
 
@@ -109,12 +112,4 @@ func switchView(s controller.SwitchInfo) Switch {
 
 func macString(b [6]byte) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }

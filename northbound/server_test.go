@@ -57,7 +57,7 @@ func TestAPI(t *testing.T) {
 	}
 	var e northbound.Error
 	get("/api/v1/switches/zz", 400, &e)
-	if e.Field != "dpid" {
+	if e.Field != "dpid" || e.Code != "invalid" {
 		t.Errorf("bad dpid error: %+v", e)
 	}
 	get("/api/v1/switches/42", 404, &e)

@@ -127,7 +127,7 @@ func (c client) get(path string, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		var e northbound.Error
 		json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		return fmt.Errorf("%s: %s", resp.Status, e.Message)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -21,7 +21,7 @@ func TestCommands(t *testing.T) {
 				"flows":[{"owner":"l2switch","flow":"table=1,priority=0 actions=FLOOD"}],"meters":["meter=1,pktps"]}`))
 		default:
 			w.WriteHeader(404)
-			w.Write([]byte(`{"error":"switch 0000000000000002 is not connected"}`))
+			w.Write([]byte(`{"error":"not_found","field":"dpid","message":"switch 0000000000000002 is not connected"}`))
 		}
 	}))
 	defer ts.Close()
