@@ -36,19 +36,19 @@ type Error struct {
 // WriteError renders it.
 type APIError struct {
 	Status int
-	Error_ Error
+	Body   Error
 }
 
 func (e *APIError) Error() string {
-	if e.Error_.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", e.Error_.Code, e.Error_.Field, e.Error_.Message)
+	if e.Body.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Body.Code, e.Body.Field, e.Body.Message)
 	}
-	return e.Error_.Code + ": " + e.Error_.Message
+	return e.Body.Code + ": " + e.Body.Message
 }
 
 // Errorf builds an APIError.
 func Errorf(status int, code, field, format string, args ...any) *APIError {
-	return &APIError{Status: status, Error_: Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}}
+	return &APIError{Status: status, Body: Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}}
 }
 
 // WriteError renders err: an *APIError as itself, anything else as 500.
@@ -57,7 +57,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = Errorf(http.StatusInternalServerError, "internal", "", "%v", err)
 	}
-	WriteJSON(w, ae.Status, ae.Error_)
+	WriteJSON(w, ae.Status, ae.Body)
 }
 
 // WriteJSON writes v as indented JSON with the given status.
