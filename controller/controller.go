@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ type Config struct {
 	// Bundles sends reconciliations as atomic ONF bundles when the switch
 	// supports them.
 	Bundles bool
+	// Events, when set, receives switch and port changes ("switch"
+	// topic: up, down; "port" topic: added, deleted, modified).
+	Events *events.Bus
 	// Observer, when set, is told of every switch connect and disconnect
 	// (on the session's goroutine; it must not block for long).
 	Observer func(info SwitchInfo, connected bool)
@@ -149,8 +153,12 @@ func (c *Controller) Disconnected(s *openflow.Session, err error) {
 	if c.cfg.Observer != nil {
 		c.cfg.Observer(sw.info, false)
 	}
+	c.cfg.Events.Publish(events.Event{Topic: "switch", Type: "down", Kind: "switch", ID: dpidString(sw.dpid),
+		Object: map[string]string{"datapath_id": dpidString(sw.dpid), "reason": errString(err)}})
 	sw.log.Info("switch disconnected", "reason", errString(err))
 }
+
+func dpidString(dpid uint64) string { return fmt.Sprintf("%016x", dpid) }
 
 func errString(err error) string {
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -128,6 +129,8 @@ func (sw *Switch) run(ctx context.Context) {
 			defer w.SwitchDown(sw.info)
 		}
 	}
+	sw.c.cfg.Events.Publish(events.Event{Topic: "switch", Type: "up", Kind: "switch", ID: dpidString(sw.dpid),
+		Object: map[string]any{"datapath_id": dpidString(sw.dpid), "remote": sw.info.Remote, "ports": len(sw.ports)}})
 	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
 		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
 
@@ -274,6 +277,9 @@ func (sw *Switch) handlePortStatus(ps wire.PortStatus) {
 	} else {
 		sw.ports[ps.Port.PortNo] = ps.Port
 	}
+	sw.c.cfg.Events.Publish(events.Event{Topic: "port", Type: [...]string{"added", "deleted", "modified"}[min(ps.Reason, 2)],
+		Kind: "port", ID: fmt.Sprintf("%s:%d", dpidString(sw.dpid), ps.Port.PortNo),
+		Object: map[string]any{"datapath_id": dpidString(sw.dpid), "number": ps.Port.PortNo, "name": ps.Port.Name, "up": ps.Port.Up()}})
 	ev := PortStatus{Reason: ps.Reason, Port: ps.Port}
 	for _, a := range sw.apps {
 		a.handler.Handle(&a.ctx, ev)
