@@ -57,16 +57,7 @@ func (sw *Switch) snapshot() *SwitchState {
 	for _, f := range sw.flows {
 		flows = append(flows, f)
 	}
-	sort.Slice(flows, func(i, j int) bool {
-		a, b := flows[i], flows[j]
-		if a.Table != b.Table {
-			return a.Table < b.Table
-		}
-		if a.Priority != b.Priority {
-			return a.Priority > b.Priority
-		}
-		return a.String() < b.String()
-	})
+	sortFlows(flows)
 	for _, f := range flows {
 		st.Flows = append(st.Flows, OwnedFlow{Owner: sw.c.ownerName(uint16(f.Cookie >> CookieShift)), Flow: f.String()})
 	}
@@ -91,4 +82,111 @@ func (c *Controller) ownerName(id uint16) string {
 		}
 	}
 	return "unknown"
+}
+
+// FlowView compares one flow of a switch's desired state with what the
+// switch has installed.
+type FlowView struct {
+	Flow  string `json:"flow"`
+	Owner string `json:"owner"`
+	// State is "ok" (installed as desired), "missing" (desired, not
+	// installed), "differs" (installed with other actions, cookie or
+	// timeouts; Installed shows it) or "unexpected" (installed, not
+	// desired: the next audit removes it).
+	State     string `json:"state"`
+	Installed string `json:"installed,omitempty"`
+	Packets   uint64 `json:"packets"`
+	Bytes     uint64 `json:"bytes"`
+}
+
+// Flows reads the switch's flow table and compares it with the desired
+// state, in pipeline order.
+func (c *Controller) Flows(ctx context.Context, dpid uint64) ([]FlowView, error) {
+	sw, ok := c.Switch(dpid)
+	if !ok {
+		return nil, ErrNoSwitch
+	}
+	type installed struct {
+		f              *flow.Flow
+		packets, bytes uint64
+	}
+	have := map[flow.Key]installed{}
+	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
+		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		mp, err := wire.DecodeMultipartReply(p)
+		if err != nil {
+			return nil, err
+		}
+		err = wire.DecodeFlowStats(mp.Body, func(fs *wire.FlowStats) error {
+			f, err := flow.FromStats(fs)
+			if err == nil {
+				have[f.Key()] = installed{f, fs.PacketCount, fs.ByteCount}
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	done := make(chan []*flow.Flow, 1)
+	sw.q.call(func() {
+		fs := make([]*flow.Flow, 0, len(sw.flows))
+		for _, f := range sw.flows {
+			fs = append(fs, f)
+		}
+		done <- fs
+	})
+	var desired []*flow.Flow
+	select {
+	case desired = <-done:
+	case <-sw.sess.Done():
+		return nil, ErrNoSwitch
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var all []*flow.Flow
+	var out []FlowView
+	views := map[*flow.Flow]FlowView{}
+	for _, d := range desired {
+		v := FlowView{Flow: d.String(), Owner: c.ownerName(uint16(d.Cookie >> CookieShift)), State: "missing"}
+		if h, ok := have[d.Key()]; ok {
+			v.Packets, v.Bytes, v.State = h.packets, h.bytes, "ok"
+			if !h.f.SameEntry(d) {
+				v.State, v.Installed = "differs", h.f.String()
+			}
+			delete(have, d.Key())
+		}
+		views[d] = v
+		all = append(all, d)
+	}
+	for _, h := range have {
+		views[h.f] = FlowView{Flow: h.f.String(), Owner: c.ownerName(uint16(h.f.Cookie >> CookieShift)),
+			State: "unexpected", Packets: h.packets, Bytes: h.bytes}
+		all = append(all, h.f)
+	}
+	sortFlows(all)
+	for _, f := range all {
+		out = append(out, views[f])
+	}
+	return out, nil
+}
+
+// sortFlows orders flows as a packet meets them: by table, then by
+// descending priority.
+func sortFlows(flows []*flow.Flow) {
+	sort.Slice(flows, func(i, j int) bool {
+		a, b := flows[i], flows[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		if a.Priority != b.Priority {
+			return a.Priority > b.Priority
+		}
+		return a.String() < b.String()
+	})
 }

@@ -61,6 +61,11 @@ func TestAPI(t *testing.T) {
 		t.Errorf("bad dpid error: %+v", e)
 	}
 	get("/api/v1/switches/42", 404, &e)
+	var fv []controller.FlowView
+	get("/api/v1/switches/0ac80001/flows", 200, &fv)
+	if len(fv) != 3 || fv[0].State != "ok" || fv[0].Owner != "l2switch" {
+		t.Errorf("flows: %+v", fv)
+	}
 	get("/api/v1/nothing", 404, &e)
 	var h map[string]any
 	get("/healthz", 200, &h)

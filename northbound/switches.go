@@ -1,0 +1,119 @@
+package northbound
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/loom-sdn/loom/controller"
+)
+
+// Switch is the REST view of a connected switch.
+type Switch struct {
+	DatapathID string `json:"datapath_id"`
+	Remote     string `json:"remote"`
+	Software   string `json:"software,omitempty"`
+	Tables     uint8  `json:"tables"`
+}
+
+// Port is the REST view of a switch port.
+type Port struct {
+	Number uint32 `json:"number"`
+	Name   string `json:"name"`
+	MAC    string `json:"mac"`
+	Up     bool   `json:"up"`
+}
+
+// SwitchDetail is a switch with its ports and desired state.
+type SwitchDetail struct {
+	Switch
+	Ports  []Port                 `json:"ports"`
+	Flows  []controller.OwnedFlow `json:"flows"`
+	Groups []string               `json:"groups"`
+	Meters []string               `json:"meters"`
+}
+
+// SwitchRoutes serves the connected switches: GET /switches,
+// /switches/{dpid} (ports and desired state) and /switches/{dpid}/flows
+// (desired against installed, with owners and counters).
+func SwitchRoutes(c *controller.Controller) Mount {
+	return func(api *mux.Router) {
+		api.HandleFunc("/switches", func(w http.ResponseWriter, _ *http.Request) {
+			out := []Switch{}
+			for _, s := range c.Switches() {
+				out = append(out, switchView(s))
+			}
+			WriteJSON(w, http.StatusOK, out)
+		}).Methods(http.MethodGet)
+		api.HandleFunc("/switches/{dpid}", func(w http.ResponseWriter, req *http.Request) {
+			dpid, aerr := dpidVar(req)
+			if aerr != nil {
+				WriteError(w, aerr)
+				return
+			}
+			st, err := c.Inspect(req.Context(), dpid)
+			if err != nil {
+				WriteError(w, switchError(dpid, err))
+				return
+			}
+			d := SwitchDetail{Switch: switchView(st.Info), Ports: []Port{}, Flows: st.Flows, Groups: st.Groups, Meters: st.Meters}
+			for _, p := range st.Ports {
+				d.Ports = append(d.Ports, Port{p.PortNo, p.Name, macString(p.HWAddr), p.Up()})
+			}
+			WriteJSON(w, http.StatusOK, d)
+		}).Methods(http.MethodGet)
+		api.HandleFunc("/switches/{dpid}/flows", func(w http.ResponseWriter, req *http.Request) {
+			dpid, aerr := dpidVar(req)
+			if aerr != nil {
+				WriteError(w, aerr)
+				return
+			}
+			flows, err := c.Flows(req.Context(), dpid)
+			if err != nil {
+				WriteError(w, switchError(dpid, err))
+				return
+			}
+			if flows == nil {
+				flows = []controller.FlowView{}
+			}
+			WriteJSON(w, http.StatusOK, flows)
+		}).Methods(http.MethodGet)
+	}
+}
+
+func dpidVar(req *http.Request) (uint64, *APIError) {
+	dpid, err := ParseDPID(mux.Vars(req)["dpid"])
+	if err != nil {
+		return 0, Errorf(http.StatusBadRequest, CodeInvalid, "dpid", "%v", err)
+	}
+	return dpid, nil
+}
+
+func switchError(dpid uint64, err error) *APIError {
+	if errors.Is(err, controller.ErrNoSwitch) {
+		return Errorf(http.StatusNotFound, CodeNotFound, "dpid", "switch %016x is not connected", dpid)
+	}
+	return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "switch %016x: %v", dpid, err)
+}
+
+// ParseDPID parses a datapath id written in hex ("000000000ac80001",
+// optionally with "0x" or colons).
+func ParseDPID(s string) (uint64, error) {
+	h := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(s), "0x"), ":", "")
+	v, err := strconv.ParseUint(h, 16, 64)
+	if err != nil || h == "" {
+		return 0, fmt.Errorf("datapath id %q is not up to 16 hex digits", s)
+	}
+	return v, nil
+}
+
+func switchView(s controller.SwitchInfo) Switch {
+	return Switch{fmt.Sprintf("%016x", s.DatapathID), s.Remote, s.Desc.Software, s.Features.NTables}
+}
+
+func macString(b [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+}
