@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/openflow"
@@ -40,6 +41,7 @@ func run(args []string) error {
 	var listens listFlag
 	fs.Var(&listens, "openflow-listen", "OpenFlow listen target, repeatable: tcp:HOST:PORT, unix:PATH or ssl:HOST:PORT (default tcp:0.0.0.0:6653)")
 	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
+	tokenFile := fs.String("api-token-file", "", `bearer tokens ("admin|viewer TOKEN" per line); without it the API listens on loopback only`)
 	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
 	apps := fs.String("apps", "l2switch", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -72,6 +74,7 @@ func run(args []string) error {
 	}
 	defer st.Close()
 
+	bus := events.NewBus()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
@@ -80,6 +83,7 @@ func run(args []string) error {
 		AuditInterval: *audit,
 		Bundles:       *bundles,
 		Observer:      switchRecorder(st, log),
+		Events:        bus,
 	}, log, reg)
 	if err != nil {
 		return err
@@ -97,11 +101,30 @@ func run(args []string) error {
 	}
 	var api *http.Server
 	if *apiListen != "" {
-		l, err := net.Listen("tcp", *apiListen)
+		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second))
+		addr := *apiListen
+		if *tokenFile != "" {
+			tokens, err := northbound.LoadTokens(*tokenFile)
+			if err != nil {
+				return fmt.Errorf("--api-token-file: %w", err)
+			}
+			handler = tokens.Guard(handler)
+		} else {
+			var changed bool
+			if addr, changed, err = northbound.LoopbackOnly(addr); err != nil {
+				return fmt.Errorf("--api-listen: %w", err)
+			}
+			if changed {
+				log.Warn("no --api-token-file: the API listens on loopback only", "asked", *apiListen, "listening", addr)
+			} else {
+				log.Info("no --api-token-file: the API is unauthenticated and listens on loopback only")
+			}
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		api = &http.Server{Handler: northbound.Handler(ctl, reg), ReadHeaderTimeout: 10 * time.Second}
+		api = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		log.Info("api listening", "addr", l.Addr().String())
 		go func() {
 			if err := api.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
