@@ -1,23 +1,25 @@
-// Command loomctl is Loom's command-line client: it talks to loomd's REST
-// API.
+// Command loomctl is Loom's command-line client for loomd's REST API.
 //
-//	loomctl [--api http://127.0.0.1:8080] health
-//	loomctl switches
-//	loomctl switch DPID          # ports, flows, groups and meters
-//	loomctl flows DPID           # desired flows in ovs-ofctl syntax, with owners
+//	loomctl [--api URL] [--token T] [-o table|json] COMMAND ...
+//
+// The API address and token also come from LOOM_API and LOOM_TOKEN.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/northbound"
 )
 
@@ -28,82 +30,352 @@ func main() {
 	}
 }
 
-const usage = `usage: loomctl [--api URL] COMMAND
+const usage = `usage: loomctl [--api URL] [--token TOKEN] [-o table|json] COMMAND
 commands:
-  health          controller health
-  switches        connected switches
-  switch DPID     one switch: ports, flows, groups, meters
-  flows DPID      the switch's desired flows (ovs-ofctl syntax) and their owners`
+  health                          controller health
+  switches                        connected switches
+  switch DPID                     one switch: ports, desired flows, groups, meters
+  flows DPID                      desired against installed flows, with owners and counters
+  topology                        switches, links and endpoints
+  list KIND [FIELD=VALUE...]      list objects, filtered (e.g. list ports network=blue)
+  get KIND NAME|ID                one object
+  create KIND FIELD=VALUE...      create an object (values are JSON when they parse as JSON:
+                                  vni=5001 dhcp=false ips='["10.1.0.11"]'); or -f FILE.json
+  update KIND NAME|ID FIELD=VALUE...  change fields (PATCH); or -f FILE.json
+  delete KIND NAME|ID             delete an object
+kinds: hosts networks subnets ports port-groups routers security-groups load-balancers`
+
+type options struct {
+	out    io.Writer
+	format string
+	file   string
+	c      client
+}
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("loomctl", flag.ContinueOnError)
 	api := fs.String("api", envOr("LOOM_API", "http://127.0.0.1:8080"), "loomd API base URL (env LOOM_API)")
+	token := fs.String("token", os.Getenv("LOOM_TOKEN"), "bearer token (env LOOM_TOKEN)")
+	o := options{out: out}
+	fs.StringVar(&o.format, "o", "table", "output: table or json")
+	fs.StringVar(&o.file, "f", "", "create/update: read the object from this JSON file (- for stdin)")
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := client{base: strings.TrimRight(*api, "/"), http: &http.Client{Timeout: 10 * time.Second}}
+	if o.format != "table" && o.format != "json" {
+		return fmt.Errorf("-o %s: want table or json", o.format)
+	}
+	o.c = client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 15 * time.Second}}
 	a := fs.Args()
 	if len(a) == 0 {
 		fs.Usage()
 		return fmt.Errorf("no command")
 	}
-	need := func(n int) error {
-		if len(a) != n+1 {
-			return fmt.Errorf("%s takes %d argument(s)\n%s", a[0], n, usage)
+	cmd, rest := a[0], a[1:]
+	need := func(n int, exact bool) error {
+		if len(rest) < n || exact && len(rest) != n {
+			return fmt.Errorf("%s: wrong number of arguments\n%s", cmd, usage)
 		}
 		return nil
 	}
-	switch a[0] {
+	switch cmd {
 	case "health":
-		var h map[string]any
-		if err := c.get("/healthz", &h); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "status: %v, switches: %v\n", h["status"], h["switches"])
+		return o.show("/healthz", func(v any) error {
+			h := v.(map[string]any)
+			fmt.Fprintf(out, "status: %v, switches: %v\n", h["status"], h["switches"])
+			return nil
+		})
 	case "switches":
-		var sws []northbound.Switch
-		if err := c.get("/api/v1/switches", &sws); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DATAPATH ID\tREMOTE\tSOFTWARE\tTABLES")
-		for _, s := range sws {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.DatapathID, s.Remote, s.Software, s.Tables)
-		}
-		return tw.Flush()
-	case "switch", "flows":
-		if err := need(1); err != nil {
-			return err
-		}
-		var d northbound.SwitchDetail
-		if err := c.get("/api/v1/switches/"+a[1], &d); err != nil {
-			return err
-		}
-		if a[0] == "switch" {
-			fmt.Fprintf(out, "switch %s (%s, %s)\nports:\n", d.DatapathID, d.Remote, d.Software)
-			for _, p := range d.Ports {
-				state := "down"
-				if p.Up {
-					state = "up"
-				}
-				fmt.Fprintf(out, "  %d %s %s %s\n", p.Number, p.Name, p.MAC, state)
+		return o.show("/api/v1/switches", func(any) error {
+			var sws []northbound.Switch
+			if err := o.c.do("GET", "/api/v1/switches", nil, &sws); err != nil {
+				return err
 			}
+			rows := [][]string{{"DATAPATH ID", "REMOTE", "SOFTWARE", "TABLES"}}
+			for _, s := range sws {
+				rows = append(rows, []string{s.DatapathID, s.Remote, s.Software, fmt.Sprint(s.Tables)})
+			}
+			return table(out, rows)
+		})
+	case "switch":
+		if err := need(1, true); err != nil {
+			return err
+		}
+		path := "/api/v1/switches/" + url.PathEscape(rest[0])
+		return o.show(path, func(any) error {
+			var d northbound.SwitchDetail
+			if err := o.c.do("GET", path, nil, &d); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "switch %s (%s, %s)\n", d.DatapathID, d.Remote, d.Software)
+			rows := [][]string{{"PORT", "NAME", "MAC", "STATE"}}
+			for _, p := range d.Ports {
+				rows = append(rows, []string{fmt.Sprint(p.Number), p.Name, p.MAC, map[bool]string{true: "up", false: "down"}[p.Up]})
+			}
+			table(out, rows)
 			for _, g := range d.Groups {
 				fmt.Fprintln(out, "group:", g)
 			}
 			for _, m := range d.Meters {
 				fmt.Fprintln(out, "meter:", m)
 			}
-			fmt.Fprintln(out, "flows:")
+			rows = [][]string{{"OWNER", "FLOW"}}
+			for _, f := range d.Flows {
+				rows = append(rows, []string{f.Owner, f.Flow})
+			}
+			return table(out, rows)
+		})
+	case "flows":
+		if err := need(1, true); err != nil {
+			return err
 		}
-		for _, f := range d.Flows {
-			fmt.Fprintf(out, "  %-9s %s\n", f.Owner, f.Flow)
+		path := "/api/v1/switches/" + url.PathEscape(rest[0]) + "/flows"
+		return o.show(path, func(any) error {
+			var fv []controller.FlowView
+			if err := o.c.do("GET", path, nil, &fv); err != nil {
+				return err
+			}
+			rows := [][]string{{"STATE", "OWNER", "PACKETS", "FLOW"}}
+			for _, f := range fv {
+				rows = append(rows, []string{f.State, f.Owner, fmt.Sprint(f.Packets), f.Flow})
+				if f.Installed != "" {
+					rows = append(rows, []string{"", "", "", "installed: " + f.Installed})
+				}
+			}
+			return table(out, rows)
+		})
+	case "topology":
+		return o.show("/api/v1/topology", func(v any) error { return topologyTable(out, v) })
+	case "list":
+		if err := need(1, false); err != nil {
+			return err
 		}
+		q := url.Values{}
+		for _, kv := range rest[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Errorf("filter %q: want FIELD=VALUE", kv)
+			}
+			q.Set(k, v)
+		}
+		path := "/api/v1/" + url.PathEscape(rest[0])
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		return o.show(path, func(v any) error { return objectsTable(out, v) })
+	case "get":
+		if err := need(2, true); err != nil {
+			return err
+		}
+		return o.show("/api/v1/"+url.PathEscape(rest[0])+"/"+url.PathEscape(rest[1]), func(v any) error { return objectsTable(out, v) })
+	case "create", "update":
+		n := 1
+		method, path := "POST", ""
+		if cmd == "update" {
+			n, method = 2, "PATCH"
+		}
+		if err := need(n, false); err != nil {
+			return err
+		}
+		path = "/api/v1/" + url.PathEscape(rest[0])
+		if cmd == "update" {
+			path += "/" + url.PathEscape(rest[1])
+		}
+		body, err := o.body(rest[n:])
+		if err != nil {
+			return err
+		}
+		var v any
+		if err := o.c.do(method, path, body, &v); err != nil {
+			return err
+		}
+		return o.render(v, func(v any) error { return objectsTable(out, v) })
+	case "delete":
+		if err := need(2, true); err != nil {
+			return err
+		}
+		if err := o.c.do("DELETE", "/api/v1/"+url.PathEscape(rest[0])+"/"+url.PathEscape(rest[1]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "deleted %s %s\n", rest[0], rest[1])
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// show GETs path and renders it as JSON or with the table function.
+func (o options) show(path string, tableFn func(any) error) error {
+	var v any
+	if err := o.c.do("GET", path, nil, &v); err != nil {
+		return err
+	}
+	return o.render(v, tableFn)
+}
+
+func (o options) render(v any, tableFn func(any) error) error {
+	if o.format == "json" {
+		enc := json.NewEncoder(o.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return tableFn(v)
+}
+
+// body builds a request body from -f or FIELD=VALUE arguments.
+func (o options) body(kvs []string) ([]byte, error) {
+	if o.file != "" {
+		if len(kvs) > 0 {
+			return nil, fmt.Errorf("give -f or FIELD=VALUE arguments, not both")
+		}
+		if o.file == "-" {
+			return io.ReadAll(os.Stdin)
+		}
+		return os.ReadFile(o.file)
+	}
+	obj := map[string]any{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("argument %q: want FIELD=VALUE", kv)
+		}
+		var j any
+		if err := json.Unmarshal([]byte(v), &j); err == nil {
+			obj[k] = j
+		} else {
+			obj[k] = v
+		}
+	}
+	return json.Marshal(obj)
+}
+
+// objectsTable prints one object (as FIELD VALUE lines) or a list of
+// objects (one row each: id, name, then the other scalar fields).
+func objectsTable(out io.Writer, v any) error {
+	items, isList := listItems(v)
+	if !isList {
+		obj, _ := v.(map[string]any)
+		keys := sortedKeys(obj)
+		var rows [][]string
+		for _, k := range keys {
+			rows = append(rows, []string{k, cell(obj[k])})
+		}
+		return table(out, rows)
+	}
+	cols := []string{"id", "name"}
+	seen := map[string]bool{"id": true, "name": true, "created_at": true, "updated_at": true}
+	for _, it := range items {
+		for _, k := range sortedKeys(it) {
+			if !seen[k] {
+				seen[k] = true
+				cols = append(cols, k)
+			}
+		}
+	}
+	rows := [][]string{upper(cols)}
+	for _, it := range items {
+		var r []string
+		for _, c := range cols {
+			r = append(r, cell(it[c]))
+		}
+		rows = append(rows, r)
+	}
+	return table(out, rows)
+}
+
+// listItems accepts a JSON array or a page object {"items": [...]}.
+func listItems(v any) ([]map[string]any, bool) {
+	var raw []any
+	switch t := v.(type) {
+	case []any:
+		raw = t
+	case map[string]any:
+		items, ok := t["items"].([]any)
+		if !ok {
+			return nil, false
+		}
+		raw = items
 	default:
-		return fmt.Errorf("unknown command %q\n%s", a[0], usage)
+		return nil, false
+	}
+	out := make([]map[string]any, 0, len(raw))
+	for _, r := range raw {
+		if m, ok := r.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out, true
+}
+
+func topologyTable(out io.Writer, v any) error {
+	t, _ := v.(map[string]any)
+	for _, section := range []string{"nodes", "links", "endpoints"} {
+		items, _ := listItems(map[string]any{"items": t[section]})
+		fmt.Fprintf(out, "%s (%d)\n", strings.ToUpper(section), len(items))
+		if len(items) == 0 {
+			continue
+		}
+		var cols []string
+		for _, k := range sortedKeys(items[0]) {
+			cols = append(cols, k)
+		}
+		rows := [][]string{upper(cols)}
+		for _, it := range items {
+			var r []string
+			for _, c := range cols {
+				r = append(r, cell(it[c]))
+			}
+			rows = append(rows, r)
+		}
+		if err := table(out, rows); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func upper(s []string) []string {
+	out := make([]string, len(s))
+	for i, c := range s {
+		out[i] = strings.ToUpper(c)
+	}
+	return out
+}
+
+// cell renders a JSON value for a table cell.
+func cell(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case float64:
+		return fmt.Sprint(t)
+	case bool:
+		return fmt.Sprint(t)
+	}
+	b, _ := json.Marshal(v)
+	if len(b) > 60 {
+		return string(b[:57]) + "..."
+	}
+	return string(b)
+}
+
+func table(out io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
 }
 
 func envOr(k, def string) string {
@@ -114,20 +386,42 @@ func envOr(k, def string) string {
 }
 
 type client struct {
-	base string
-	http *http.Client
+	base, token string
+	http        *http.Client
 }
 
-func (c client) get(path string, v any) error {
-	resp, err := c.http.Get(c.base + path)
+// do sends a request; a non-2xx answer becomes an error carrying the API's
+// message and field.
+func (c client) do(method, path string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("is loomd running? %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e northbound.Error
 		json.NewDecoder(resp.Body).Decode(&e)
+		if e.Field != "" {
+			return fmt.Errorf("%s: %s (field %s)", resp.Status, e.Message, e.Field)
+		}
 		return fmt.Errorf("%s: %s", resp.Status, e.Message)
+	}
+	if v == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
