@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -554,5 +555,34 @@ func TestPanicInAppClosesOnlyThatSession(t *testing.T) {
 	outs.Wait()
 	if n := testutil.ToFloat64(h.ctl.metrics.panics); n != 1 {
 		t.Errorf("panics counted: %v", n)
+	}
+}
+
+func TestSwitchEventsArePublished(t *testing.T) {
+	bus := events.NewBus()
+	sub := bus.Subscribe(16, nil)
+	h := newHarness(t, Config{Events: bus}, openflow.Config{})
+	testAppInstance.start = nil
+	sw := h.dial(emu.Options{DatapathID: 17, Ports: ports(1)})
+	h.ready(17)
+	next := func() events.Event {
+		select {
+		case e := <-sub.C:
+			return e
+		case <-time.After(3 * time.Second):
+			t.Fatal("no event")
+			return events.Event{}
+		}
+	}
+	if e := next(); e.Topic != "switch" || e.Type != "up" || e.ID != "0000000000000011" {
+		t.Errorf("up: %+v", e)
+	}
+	sw.PortStatus(wire.PortModified, wire.Port{PortNo: 1, Name: "p1", State: wire.PortStateLinkDown})
+	if e := next(); e.Topic != "port" || e.Type != "modified" || e.ID != "0000000000000011:1" {
+		t.Errorf("port: %+v", e)
+	}
+	sw.Close()
+	if e := next(); e.Topic != "switch" || e.Type != "down" {
+		t.Errorf("down: %+v", e)
 	}
 }
