@@ -18,6 +18,7 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -74,6 +75,9 @@ type SwitchInfo struct {
 type Env struct {
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
+	// Topology is the controller's shared topology graph
+	// (Config.Topology); nil when none was configured.
+	Topology *topology.Graph
 }
 
 // Factory creates an app.

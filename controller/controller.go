@@ -11,6 +11,7 @@ import (
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	// Observer, when set, is told of every switch connect and disconnect
 	// (on the session's goroutine; it must not block for long).
 	Observer func(info SwitchInfo, connected bool)
+	// Topology, when set, is the graph of switches, links and endpoints
+	// that apps share (the lldp app fills it); apps get it in Env.
+	Topology *topology.Graph
 }
 
 type appEntry struct {
@@ -75,7 +79,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if err != nil {
 			return nil, err
 		}
-		app, err := f(Env{Log: log.With("app", name), Metrics: reg})
+		app, err := f(Env{Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}

@@ -14,6 +14,11 @@ package controller
 //   - a table's miss flow (priority 0) is installed by the runtime from
 //     Miss, except MissOwner, where the owning app installs its own.
 var (
+	// TableDiscovery sends LLDP probes to the controller (link discovery)
+	// and copies ARP to it on the way through (endpoint learning); every
+	// other packet goes on to the next table. It comes first so that no
+	// other table consumes a probe.
+	TableDiscovery = declareTable("discovery", "lldp", MissNext)
 	// TableL2Learning admits frames whose (in_port, eth_src) is known and
 	// sends the others to the controller to be learned.
 	TableL2Learning = declareTable("l2-learning", "l2switch", MissController)
