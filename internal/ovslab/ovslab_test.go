@@ -254,3 +254,48 @@ func TestVXLAN(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLink wires two hosts' bridges with a cable, forwards across it with
+// hand-written flows, and pulls it.
+func TestLink(t *testing.T) {
+	Require(t)
+	t.Parallel()
+	l := New(t)
+	a, b := l.AddHost("ha", HostOptions{}), l.AddHost("hb", HostOptions{})
+	va, vb := a.AddVM("va", "02:00:00:00:02:01", "10.0.2.1/24"), b.AddVM("vb", "02:00:00:00:02:02", "10.0.2.2/24")
+	k := l.Link(a, b)
+	if k.Name != "lk1" || k.APort <= 0 || k.BPort <= 0 {
+		t.Fatalf("link: %+v", k)
+	}
+	for _, e := range []struct {
+		h        *Host
+		vm, link int
+	}{{a, va.OFPort, k.APort}, {b, vb.OFPort, k.BPort}} {
+		if err := e.h.AddFlows(fmt.Sprintf("in_port=%d actions=output:%d", e.vm, e.link),
+			fmt.Sprintf("in_port=%d actions=output:%d", e.link, e.vm)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := va.Ping(vb.IP, 1, 3*time.Second); err != nil {
+		t.Errorf("ping across the link: %v", err)
+	}
+	if err := k.SetDown(); err != nil {
+		t.Fatal(err)
+	}
+	waitPortState(t, b, k.Name, "LINK_DOWN")
+	if err := k.SetUp(); err != nil {
+		t.Fatal(err)
+	}
+	waitPortState(t, b, k.Name, "LIVE")
+	if err := k.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*Host{a, b} {
+		if out, _ := h.Ofctl("show", "br-int"); strings.Contains(out, "("+k.Name+")") {
+			t.Errorf("%s still on %s's br-int:\n%s", k.Name, h.Name, out)
+		}
+	}
+	if err := va.Ping(vb.IP, 1, time.Second); err == nil {
+		t.Error("ping across a deleted link")
+	}
+}

@@ -1,0 +1,100 @@
+package ovslab
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// A Link is a cable between two hosts' br-int: a veth pair whose ends are
+// br-int ports, one in each host's namespace, as if the two hypervisors'
+// switches were wired together. Both ends, and their br-int ports, are
+// named Name.
+type Link struct {
+	Name   string
+	A, B   *Host
+	APort  int // OpenFlow port number of the end on A's br-int
+	BPort  int // on B's br-int
+	lab    *Lab
+	remove bool
+}
+
+// Link wires a's br-int to b's with a new veth pair and waits until both
+// ends have OpenFlow port numbers. It fails the test if anything goes
+// wrong. Links between the same hosts may be repeated (a loop: the
+// controller must cope).
+func (l *Lab) Link(a, b *Host) *Link {
+	l.t.Helper()
+	k, err := l.link(a, b)
+	if err != nil {
+		l.t.Fatalf("ovslab: Link %s-%s: %v", a.Name, b.Name, err)
+	}
+	return k
+}
+
+func (l *Lab) link(a, b *Host) (*Link, error) {
+	if a == b {
+		return nil, fmt.Errorf("a link needs two hosts")
+	}
+	var name string
+	for i := 1; ; i++ {
+		name = "lk" + strconv.Itoa(i)
+		if !l.names[name] {
+			break
+		}
+	}
+	if err := l.claimName(name); err != nil {
+		return nil, err
+	}
+	k := &Link{Name: name, A: a, B: b, lab: l}
+	if err := runAll(
+		[]string{"ip", "-n", a.NS, "link", "add", "name", name, "type", "veth", "peer", "name", name, "netns", b.NS},
+		[]string{"ip", "netns", "exec", a.NS, "ethtool", "-K", name, "tx", "off"},
+		[]string{"ip", "netns", "exec", b.NS, "ethtool", "-K", name, "tx", "off"},
+		[]string{"ip", "-n", a.NS, "link", "set", "dev", name, "up"},
+		[]string{"ip", "-n", b.NS, "link", "set", "dev", name, "up"},
+	); err != nil {
+		return nil, err
+	}
+	var err error
+	for _, end := range []struct {
+		h    *Host
+		port *int
+	}{{a, &k.APort}, {b, &k.BPort}} {
+		if _, err = end.h.Vsctl("add-port", "br-int", name); err != nil {
+			return nil, err
+		}
+		if *end.port, err = end.h.waitOFPort(name, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// Delete pulls the cable: it deletes the veth pair, then removes both
+// br-int ports. The name may then be reused.
+func (k *Link) Delete() error {
+	if _, err := run("ip", "-n", k.A.NS, "link", "del", "dev", k.Name); err != nil {
+		return err
+	}
+	for _, h := range []*Host{k.A, k.B} {
+		if _, err := h.Vsctl("--if-exists", "del-port", "br-int", k.Name); err != nil {
+			return err
+		}
+	}
+	delete(k.lab.names, k.Name)
+	return nil
+}
+
+// SetDown sets A's end of the cable down, so both switches report the
+// link as down (the carrier goes on B's end); SetUp undoes it.
+func (k *Link) SetDown() error {
+	_, err := run("ip", "-n", k.A.NS, "link", "set", "dev", k.Name, "down")
+	return err
+}
+
+// SetUp undoes SetDown.
+func (k *Link) SetUp() error {
+	_, err := run("ip", "-n", k.A.NS, "link", "set", "dev", k.Name, "up")
+	return err
+}
