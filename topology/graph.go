@@ -286,17 +286,18 @@ func (g *Graph) portUp(ref PortRef) bool {
 // ---- links ----
 
 // ObserveLink records that a probe sent out of src arrived on dst and
-// vouches for that direction for ttl (Options.LinkTimeout when 0). It
-// ignores, and reports false for, observations between ports that are
-// not known and up, and a port seeing itself.
-func (g *Graph) ObserveLink(src, dst PortRef, ttl time.Duration) bool {
+// vouches for that direction for ttl (Options.LinkTimeout when 0), and
+// returns the link as it now is. It ignores, and reports false for,
+// observations between ports that are not known and up, and a port seeing
+// itself.
+func (g *Graph) ObserveLink(src, dst PortRef, ttl time.Duration) (Link, bool) {
 	if ttl <= 0 {
 		ttl = g.o.LinkTimeout
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if src == dst || !g.portUp(src) || !g.portUp(dst) {
-		return false
+		return Link{}, false
 	}
 	now := g.o.Now()
 	a, b, forward := src, dst, true
@@ -329,7 +330,7 @@ func (g *Graph) ObserveLink(src, dst PortRef, ttl time.Duration) bool {
 	case fresh:
 		g.publish(LinkChanged, "link", l.ID(), *l)
 	}
-	return true
+	return *l, true
 }
 
 func (g *Graph) removeLink(key [2]PortRef, l *Link) {

@@ -75,7 +75,10 @@ func (f *fixture) expectEvents(want ...string) {
 // cable observes both directions of a cable.
 func (f *fixture) cable(a, b PortRef) {
 	f.t.Helper()
-	if !f.g.ObserveLink(a, b, 0) || !f.g.ObserveLink(b, a, 0) {
+	if _, ok := f.g.ObserveLink(a, b, 0); !ok {
+		f.t.Fatalf("cable %s-%s not accepted", a, b)
+	}
+	if l, ok := f.g.ObserveLink(b, a, 0); !ok || !l.Bidirectional() {
 		f.t.Fatalf("cable %s-%s not accepted", a, b)
 	}
 }
@@ -87,7 +90,7 @@ func TestLinksPairAgeAndGo(t *testing.T) {
 	f.expectEvents("switch-added 0000000000000001", "switch-added 0000000000000002")
 
 	// One direction: a link, not yet bidirectional.
-	if !f.g.ObserveLink(ref(2, 1), ref(1, 3), 0) {
+	if l, ok := f.g.ObserveLink(ref(2, 1), ref(1, 3), 0); !ok || l.Bidirectional() {
 		t.Fatal("observation refused")
 	}
 	s := f.g.Snapshot()
@@ -136,12 +139,12 @@ func TestLinksPairAgeAndGo(t *testing.T) {
 	// Invalid observations: unknown switch or port, a port seeing itself,
 	// a port that is down.
 	for _, o := range [][2]PortRef{{ref(9, 1), ref(1, 1)}, {ref(1, 9), ref(2, 1)}, {ref(1, 1), ref(1, 1)}} {
-		if f.g.ObserveLink(o[0], o[1], 0) {
+		if _, ok := f.g.ObserveLink(o[0], o[1], 0); ok {
 			t.Errorf("observation %v accepted", o)
 		}
 	}
 	f.g.SetPort(2, Port{Number: 2, Up: false})
-	if f.g.ObserveLink(ref(1, 1), ref(2, 2), 0) {
+	if _, ok := f.g.ObserveLink(ref(1, 1), ref(2, 2), 0); ok {
 		t.Error("observation on a down port accepted")
 	}
 	f.events()

@@ -14,7 +14,9 @@
 // signature: an organizationally specific TLV with the send time and an
 // HMAC of chassis, port and time under a key drawn when the app starts. A
 // probe that arrives on another switch's port proves that direction of the
-// link for the TTL; probes from other chassis, forged ones (a VM can send
+// link for the TTL, and is answered at once by a probe back when the other
+// direction is not seen (yet), so both directions are found within a round
+// trip of each other; probes from other chassis, forged ones (a VM can send
 // LLDP too) and replays older than the TTL are ignored.
 //
 // The discovery table comes first in the pipeline, so probes never reach
@@ -237,7 +239,8 @@ func nextTable() (uint8, bool) {
 	return 0, false
 }
 
-// Handle probes on ticks and on ports coming up, learns links from probes
+// Handle probes on ticks, on ports coming up and back to new links, learns
+// links from probes
 // and endpoints from ARP, and keeps the graph's ports current.
 func (s *agent) Handle(ctx *controller.Context, ev controller.Event) {
 	switch ev := ev.(type) {
@@ -289,7 +292,14 @@ func (s *agent) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 		}
 		src := topology.PortRef{DPID: topology.DPID(dpid), Port: port}
 		dst := topology.PortRef{DPID: topology.DPID(s.dpid), Port: in}
-		s.a.g.ObserveLink(src, dst, time.Duration(l.TTL)*time.Second)
+		link, ok := s.a.g.ObserveLink(src, dst, time.Duration(l.TTL)*time.Second)
+		if ok && !link.Bidirectional() {
+			// A new link, or one whose other direction lapsed: probe
+			// back at once instead of at the next tick.
+			if p, ok := ctx.Port(in); ok {
+				s.probe(ctx, p, s.a.now())
+			}
+		}
 	case fr.Layers&packet.HasARP != 0:
 		ip := netip.Addr{}
 		if fr.ARP.SHA == fr.Src {
