@@ -71,7 +71,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}
 	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), metrics: newMetrics(reg)}
 	active := map[string]bool{}
-	for i, name := range cfg.Apps {
+	for _, name := range cfg.Apps {
 		if active[name] {
 			return nil, fmt.Errorf("app %q listed twice", name)
 		}
@@ -79,12 +79,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if err != nil {
 			return nil, err
 		}
+		id, ok := owners[name]
+		if !ok {
+			return nil, fmt.Errorf("app %q has no owner id: declare one in controller/pipeline.go", name)
+		}
 		app, err := f(Env{Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}
 		active[name] = true
-		c.apps = append(c.apps, appEntry{id: uint16(i + 1), name: name, app: app})
+		c.apps = append(c.apps, appEntry{id: id, name: name, app: app})
 	}
 	c.tables = realize(active)
 	for _, t := range c.tables {

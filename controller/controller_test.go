@@ -21,7 +21,10 @@ import (
 
 // The test app owns one table, sends its misses to the controller, and
 // records every event it gets.
-var testTable = declareTable("test", "test-app", MissController)
+var (
+	testTable = declareTable("test", "test-app", MissController)
+	testOwner = declareOwner("test-app", 0x7f01)
+)
 
 type testApp struct {
 	mu     sync.Mutex
@@ -173,9 +176,9 @@ func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 
 	stale := flow.New(0, 7, flow.Match{}.InPort(9)).Act(flow.Output(1)) // cookie 0: nobody's
 	mine := flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))
-	mine.Cookie = uint64(1) << CookieShift // the test app's: adopted, then kept as is
+	mine.Cookie = uint64(testOwner) << CookieShift // the test app's: adopted, then kept as is
 	old := flow.New(testTable.ID(), 60, flow.Match{}.EthType(0x0800)).Act(flow.Output(2))
-	old.Cookie = uint64(1)<<CookieShift | 5 // the test app's, not re-added: removed
+	old.Cookie = uint64(testOwner)<<CookieShift | 5 // the test app's, not re-added: removed
 	sw := h.dial(emu.Options{DatapathID: 1, Ports: ports(2), EntriesPerPart: 1,
 		Flows:  []*flow.Flow{stale, mine, old},
 		Groups: []*flow.Group{{ID: 3, Type: flow.GroupAll, Buckets: []flow.Bucket{flow.NewBucket(flow.Output(1))}}},
@@ -186,7 +189,7 @@ func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 	got := sw.Flows()
 	exp := map[string]bool{
 		"table=0,priority=0,cookie=0xffff000000000000 actions=meter:1,CONTROLLER:65535": true,
-		"table=0,priority=50,cookie=0x1000000000000,dl_type=0x806 actions=FLOOD":        true,
+		"table=0,priority=50,cookie=0x7f01000000000000,dl_type=0x806 actions=FLOOD":     true,
 	}
 	if len(got) != len(exp) {
 		t.Errorf("switch flows: %v", got)

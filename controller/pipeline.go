@@ -3,6 +3,14 @@ package controller
 // The pipeline: every OpenFlow table Loom uses, in packet order, with the
 // app that owns it and what happens to a packet no flow matches.
 //
+// Every app that owns flows has a fixed owner id here too: it is the top
+// 16 bits of its flows' cookies, so a switch's flows name their owner the
+// same way whatever apps run and in whatever order they are listed.
+var (
+	_ = declareOwner("l2switch", 0x0001)
+	_ = declareOwner("lldp", 0x0002)
+)
+
 // Rules for adding a table:
 //   - declare it here, in the position packets reach it, with its owner;
 //   - only tables whose owner is an active app are realized, and table ids
@@ -66,6 +74,22 @@ func (t *Table) ID() uint8 {
 func (t *Table) Realized() bool { return t.realized }
 
 var pipeline []*Table
+
+var owners = map[string]uint16{}
+
+// declareOwner gives an app its cookie owner id.
+func declareOwner(app string, id uint16) uint16 {
+	for name, other := range owners {
+		if other == id || name == app {
+			panic("controller: owner id " + app + " declared twice or clashes with " + name)
+		}
+	}
+	if id == 0 || id == cookieOwnerRuntime {
+		panic("controller: owner id of " + app + " is reserved")
+	}
+	owners[app] = id
+	return id
+}
 
 func declareTable(name, owner string, miss Miss) *Table {
 	t := &Table{Name: name, Owner: owner, Miss: miss}

@@ -133,8 +133,8 @@ func TestDiscoveryAgingPortDownSwitchDown(t *testing.T) {
 	}
 	want := []string{
 		"table=0,priority=0,cookie=0xffff000000000000 actions=drop",
-		"table=0,priority=200,cookie=0x1000000000000,dl_type=0x88cc actions=CONTROLLER:65535",
-		"table=0,priority=100,cookie=0x1000000000000,dl_type=0x806 actions=CONTROLLER:65535",
+		"table=0,priority=200,cookie=0x2000000000000,dl_type=0x88cc actions=CONTROLLER:65535",
+		"table=0,priority=100,cookie=0x2000000000000,dl_type=0x806 actions=CONTROLLER:65535",
 	}
 	for _, f := range want {
 		if !sw2.Flows()[f] {
@@ -188,7 +188,7 @@ func TestForgedAndForeignProbes(t *testing.T) {
 	n := newNet(t, "lldp", "l2switch")
 	sw1 := n.add(1, 3)
 	n.add(2, 3)
-	if f := "table=0,priority=100,cookie=0x1000000000000,dl_type=0x806 actions=CONTROLLER:65535,goto_table:1"; !sw1.Flows()[f] {
+	if f := "table=0,priority=100,cookie=0x2000000000000,dl_type=0x806 actions=CONTROLLER:65535,goto_table:1"; !sw1.Flows()[f] {
 		t.Errorf("ARP flow missing: %v", sw1.Flows())
 	}
 	n.plug(ref(1, 1), ref(2, 1))

@@ -4,4 +4,5 @@ package main
 // them run, and so which pipeline tables are realized, is --apps.
 import (
 	_ "github.com/loom-sdn/loom/apps/l2switch"
+	_ "github.com/loom-sdn/loom/apps/lldp"
 )

@@ -20,6 +20,7 @@ import (
 	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -43,7 +44,7 @@ func run(args []string) error {
 	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
 	tokenFile := fs.String("api-token-file", "", `bearer tokens ("admin|viewer TOKEN" per line); without it the API listens on loopback only`)
 	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
-	apps := fs.String("apps", "l2switch", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
+	apps := fs.String("apps", "lldp,l2switch", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var tf openflow.TLSFiles
 	fs.StringVar(&tf.Cert, "ssl-cert", "", "controller certificate (PEM) for ssl: listeners")
@@ -75,6 +76,7 @@ func run(args []string) error {
 	defer st.Close()
 
 	bus := events.NewBus()
+	topo := topology.New(topology.Options{Events: bus})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
@@ -84,6 +86,7 @@ func run(args []string) error {
 		Bundles:       *bundles,
 		Observer:      switchRecorder(st, log),
 		Events:        bus,
+		Topology:      topo,
 	}, log, reg)
 	if err != nil {
 		return err
@@ -101,7 +104,7 @@ func run(args []string) error {
 	}
 	var api *http.Server
 	if *apiListen != "" {
-		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second))
+		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second), northbound.TopologyRoutes(topo))
 		addr := *apiListen
 		if *tokenFile != "" {
 			tokens, err := northbound.LoadTokens(*tokenFile)
