@@ -70,6 +70,8 @@ bin/loomctl flows "$dpid"
 say "what the switch has (ovs-ofctl dump-flows): no NORMAL anywhere"
 "$lab" ofctl host1 dump-flows br-int --no-stats
 grep -E 'reconciled|switch ready' "$run/loomd.log" | sed 's/^/  /'
+say "topology: switches, links found by LLDP, endpoints learned from ARP (loomctl topology)"
+bin/loomctl topology
 
 if [ "$once" = 1 ]; then
     [ "$status" = 0 ] && say "demo OK" || say "demo FAILED"

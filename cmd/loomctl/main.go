@@ -307,25 +307,35 @@ func listItems(v any) ([]map[string]any, bool) {
 	return out, true
 }
 
+// topologyTable prints the topology as three aligned tables.
 func topologyTable(out io.Writer, v any) error {
 	t, _ := v.(map[string]any)
-	for _, section := range []string{"nodes", "links", "endpoints"} {
-		items, _ := listItems(map[string]any{"items": t[section]})
-		fmt.Fprintf(out, "%s (%d)\n", strings.ToUpper(section), len(items))
+	sections := []struct {
+		name string
+		cols []string
+		row  func(m map[string]any) []string
+	}{
+		{"nodes", []string{"SWITCH", "PORTS", "SINCE"}, func(m map[string]any) []string {
+			ports, _ := m["ports"].([]any)
+			return []string{cell(m["id"]), fmt.Sprint(len(ports)), cell(m["since"])}
+		}},
+		{"links", []string{"SOURCE", "TARGET", "BIDIRECTIONAL", "LAST SEEN"}, func(m map[string]any) []string {
+			return []string{cell(m["source"]) + ":" + cell(m["source_port"]), cell(m["target"]) + ":" + cell(m["target_port"]),
+				cell(m["bidirectional"]), cell(m["last_seen"])}
+		}},
+		{"endpoints", []string{"MAC", "IPS", "SWITCH", "PORT", "SOURCE"}, func(m map[string]any) []string {
+			return []string{cell(m["mac"]), cell(m["ips"]), cell(m["switch"]), cell(m["port"]), cell(m["source"])}
+		}},
+	}
+	for _, sec := range sections {
+		items, _ := listItems(map[string]any{"items": t[sec.name]})
+		fmt.Fprintf(out, "%s (%d)\n", strings.ToUpper(sec.name), len(items))
 		if len(items) == 0 {
 			continue
 		}
-		var cols []string
-		for _, k := range sortedKeys(items[0]) {
-			cols = append(cols, k)
-		}
-		rows := [][]string{upper(cols)}
+		rows := [][]string{sec.cols}
 		for _, it := range items {
-			var r []string
-			for _, c := range cols {
-				r = append(r, cell(it[c]))
-			}
-			rows = append(rows, r)
+			rows = append(rows, sec.row(it))
 		}
 		if err := table(out, rows); err != nil {
 			return err

@@ -31,7 +31,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`[{"flow":"table=1,priority=0 actions=FLOOD","owner":"l2switch","state":"ok","packets":42},
 			{"flow":"table=0,priority=0 actions=drop","owner":"runtime","state":"differs","installed":"table=0,priority=0 actions=CONTROLLER:65535"}]`))
 	case "GET /api/v1/topology":
-		w.Write([]byte(`{"nodes":[{"id":"0000000000000001","ports":2}],"links":[{"source":"0000000000000001:1","target":"0000000000000002:1"}],"endpoints":[]}`))
+		w.Write([]byte(`{"nodes":[{"id":"0000000000000001","ports":[{"number":1},{"number":2}]}],
+			"links":[{"source":"0000000000000001","source_port":1,"target":"0000000000000002","target_port":1,"bidirectional":true}],"endpoints":[]}`))
 	case "GET /api/v1/networks":
 		w.Write([]byte(`{"items":[{"id":"n1","name":"blue","type":"vxlan","vni":5001,"revision":1}]}`))
 	case "GET /api/v1/networks/blue":
@@ -62,7 +63,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"switches"}, []string{"000000000ac80001", "3.1.0", "254"}},
 		{[]string{"switch", "1"}, []string{"1     vm1   02:00:00:00:00:01  up", "meter: meter=1,pktps", "l2switch  table=1,priority=0 actions=FLOOD"}},
 		{[]string{"flows", "1"}, []string{"ok       l2switch  42", "differs  runtime", "installed: table=0,priority=0 actions=CONTROLLER:65535"}},
-		{[]string{"topology"}, []string{"NODES (1)", "LINKS (1)", "0000000000000001:1", "ENDPOINTS (0)"}},
+		{[]string{"topology"}, []string{"NODES (1)", "0000000000000001  2", "LINKS (1)", "0000000000000001:1  0000000000000002:1  true", "ENDPOINTS (0)"}},
 		{[]string{"list", "networks"}, []string{"ID  NAME  REVISION  TYPE   VNI", "n1  blue  1         vxlan  5001"}},
 		{[]string{"-o", "json", "get", "networks", "blue"}, []string{`"vni": 5001`}},
 		{[]string{"create", "networks", "name=green", "type=vxlan", "vni=5002"}, []string{"vni       5002", "name      green"}},
