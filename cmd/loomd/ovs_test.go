@@ -24,21 +24,19 @@ import (
 
 var (
 	buildOnce sync.Once
-	loomdBin  string
+	binDir    string
 	buildErr  error
 )
 
-// binary builds loomd once per test run.
-func binary(t *testing.T) string {
+// build builds loomd and loomctl once per test run and returns the path
+// of the named one.
+func build(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "loomd-bin-")
-		if err != nil {
-			buildErr = err
+		if binDir, buildErr = os.MkdirTemp("", "loomd-bin-"); buildErr != nil {
 			return
 		}
-		loomdBin = filepath.Join(dir, "loomd")
-		out, err := exec.Command("go", "build", "-o", loomdBin, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", ".", "../loomctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -46,7 +44,7 @@ func binary(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return loomdBin
+	return filepath.Join(binDir, name)
 }
 
 // loomd is a running controller process.
@@ -67,7 +65,7 @@ func startLoomd(t *testing.T, sock, data string, extra ...string) *loomd {
 	}
 	args := append([]string{"--openflow-listen", "unix:" + sock, "--api-listen", "", "--data-dir", data,
 		"--log-level", "debug", "--echo-interval", "1s"}, extra...)
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(build(t, "loomd"), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -141,11 +139,11 @@ type env struct {
 	data  string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, loomdArgs ...string) *env {
 	ovslab.Require(t)
 	lab := ovslab.New(t)
 	e := &env{lab: lab, sock: lab.UnixControllerPath(), data: filepath.Join(lab.Dir, "data")}
-	e.loomd = startLoomd(t, e.sock, e.data)
+	e.loomd = startLoomd(t, e.sock, e.data, loomdArgs...)
 	e.host = lab.AddHost("h1", ovslab.HostOptions{Controllers: []string{"unix:" + e.sock}})
 	for i := 1; i <= 3; i++ {
 		e.vms = append(e.vms, e.host.AddVM(fmt.Sprintf("vm%d", i), fmt.Sprintf("02:00:00:00:00:%02x", i), fmt.Sprintf("10.0.0.%d/24", i)))
