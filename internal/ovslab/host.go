@@ -36,6 +36,10 @@ type HostOptions struct {
 	// the lab's underlay segment (a Linux bridge shared by all underlay
 	// hosts), and br-int gets port vxlan0 (TunnelPort) with local_ip=IP.
 	UnderlayIP string
+	// NoBridge leaves the database without br-int (and without vxlan0 and
+	// controllers): for tests of agents that create the bridge themselves.
+	// br-phy is still created when UnderlayIP is set. AddVM needs br-int.
+	NoBridge bool
 }
 
 // A Host is a simulated hypervisor: ovsdb-server and ovs-vswitchd running in
@@ -111,6 +115,22 @@ func (l *Lab) addHost(name string, opts HostOptions) (*Host, error) {
 		return nil, err
 	}
 
+	if opts.NoBridge {
+		if len(opts.Controllers) > 0 {
+			return nil, fmt.Errorf("HostOptions.Controllers needs br-int (NoBridge is set)")
+		}
+		if h.UnderlayIP != "" {
+			if _, err := h.Vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+				"other-config:hwaddr="+underlayMAC(h.underlay.Addr())); err != nil {
+				return nil, err
+			}
+			if err := l.attachUnderlay(h); err != nil {
+				return nil, err
+			}
+		}
+		return h, nil
+	}
+
 	// One transaction: the bridge exists with its controllers from the
 	// start (going from 0 to 1 controller later would flush its flows).
 	args := []string{"add-br", "br-int", "--", "set", "bridge", "br-int",
@@ -162,6 +182,38 @@ func (h *Host) startDaemon(name string, args ...string) error {
 		output: stderr,
 	}, argv...)
 	return err
+}
+
+// KillDB kills the host's ovsdb-server with SIGKILL and waits until it has
+// exited. ovs-vswitchd keeps running (and keeps its datapath) and reconnects
+// once StartDB has started the server again.
+func (h *Host) KillDB() error {
+	pid := h.daemonPID("ovsdb-server")
+	if pid == 0 {
+		return fmt.Errorf("ovslab: %s: ovsdb-server is not running", h.Name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if !waitExit(pid, 5*time.Second) {
+		return fmt.Errorf("ovslab: %s: ovsdb-server (pid %d) did not exit", h.Name, pid)
+	}
+	return nil
+}
+
+// StartDB starts the host's ovsdb-server again on the same database file
+// and socket, after KillDB.
+func (h *Host) StartDB() error {
+	if h.daemonPID("ovsdb-server") != 0 {
+		return fmt.Errorf("ovslab: %s: ovsdb-server is already running", h.Name)
+	}
+	// A killed server leaves its socket and pidfile behind.
+	for _, f := range []string{"db.sock", "ovsdb-server.pid"} {
+		if err := os.Remove(h.path(f)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return h.startDaemon("ovsdb-server", h.path("conf.db"), "--remote=punix:"+h.path("db.sock"))
 }
 
 // stop terminates the host's daemons and waits until they have exited. It

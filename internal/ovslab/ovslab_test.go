@@ -299,3 +299,29 @@ func TestLink(t *testing.T) {
 		t.Error("ping across a deleted link")
 	}
 }
+
+// TestNoBridgeRestartDB checks HostOptions.NoBridge and that the database
+// comes back with its contents after KillDB and StartDB.
+func TestNoBridgeRestartDB(t *testing.T) {
+	Require(t)
+	t.Parallel()
+	h := New(t).AddHost("host1", HostOptions{NoBridge: true})
+	if out, err := h.Vsctl("list-br"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("list-br: want no bridge, got %q, %v", out, err)
+	}
+	if _, err := h.Vsctl("add-br", "br-x", "--", "set", "bridge", "br-x", "datapath_type=netdev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.KillDB(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Vsctl("--timeout=1", "list-br"); err == nil {
+		t.Error("ovs-vsctl works with ovsdb-server killed")
+	}
+	if err := h.StartDB(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.Vsctl("list-br"); err != nil || strings.TrimSpace(out) != "br-x" {
+		t.Errorf("list-br after restart: want br-x, got %q, %v", out, err)
+	}
+}
