@@ -1,0 +1,223 @@
+package ovsdb
+
+import (
+	"fmt"
+	osexec "os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loom-sdn/loom/internal/ovslab"
+)
+
+// These tests run agents against real OVS hosts of an ovslab lab.
+
+// dbAddress returns the OVSDB address of a lab host.
+func dbAddress(h *ovslab.Host) string { return "unix:" + h.Dir + "/db.sock" }
+
+// get runs ovs-vsctl get (or any read) and returns its output without
+// surrounding blanks and quotes.
+func get(t *testing.T, h *ovslab.Host, args ...string) string {
+	t.Helper()
+	out, err := h.Vsctl(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Trim(strings.TrimSpace(out), `"`)
+}
+
+// waitFor polls cond every 10 ms until it holds, and returns how long that
+// took; it fails the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not after %v", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// newTestManager returns a Manager whose binding events go to the returned
+// channel, closed at the end of the test.
+func newTestManager(t *testing.T) (*Manager, chan BindingEvent) {
+	events := make(chan BindingEvent, 100)
+	m := NewManager(Options{Logger: testLogger(t), OnBinding: func(ev BindingEvent) { events <- ev }})
+	t.Cleanup(m.Close)
+	return m, events
+}
+
+func status(t *testing.T, m *Manager, name string) HostStatus {
+	t.Helper()
+	st, ok := m.HostStatus(name)
+	if !ok {
+		t.Fatalf("no status for %s", name)
+	}
+	return st
+}
+
+// TestEnsureFromScratch has an agent create br-int, its controller and
+// vxlan0 in an empty database, checks that a second agent changes nothing,
+// then breaks things behind the agent's back and times the repairs, and
+// changes the configuration.
+func TestEnsureFromScratch(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	h := ovslab.New(t).AddHost("hv1", ovslab.HostOptions{NoBridge: true})
+	m, _ := newTestManager(t)
+	cfg := HostConfig{
+		Name: "hv1", Address: dbAddress(h), DatapathType: "netdev", DatapathID: 0xabc,
+		// vswitchd only accepts unix targets in its run directory; nothing
+		// listens there, which does not matter here.
+		Controller: "unix:" + h.Dir + "/loom.sock", VTEPIP: "10.200.0.1",
+	}
+	start := time.Now()
+	if err := m.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "bridge ready", func() bool { return status(t, m, "hv1").BridgeReady })
+	t.Logf("host ensured from scratch (bridge ready, datapath id read back) in %v", time.Since(start).Round(time.Millisecond))
+	st := status(t, m, "hv1")
+	if st.Transactions != 1 || st.DatapathID != "0000000000000abc" || !st.Connected {
+		t.Errorf("status: want 1 transaction, datapath id 0000000000000abc, connected; got %+v", st)
+	}
+
+	checks := [][2]string{
+		{"get bridge br-int fail_mode", "secure"},
+		{"get bridge br-int protocols", "[OpenFlow13]"},
+		{"get bridge br-int datapath_type", "netdev"},
+		{"get bridge br-int other_config:disable-in-band", "true"},
+		{"get bridge br-int other_config:datapath-id", "0000000000000abc"},
+		{"get bridge br-int external_ids:loom-owner", "loom"},
+		{"get-controller br-int", cfg.Controller},
+		{"--bare --columns=max_backoff,inactivity_probe,external_ids list controller", "1000\n5000\nloom-owner=loom"},
+		{"get interface vxlan0 type", "vxlan"},
+		{"get interface vxlan0 options", `{key=flow, local_ip="10.200.0.1", remote_ip=flow}`},
+		{"get interface vxlan0 ofport_request", "1000"},
+		{"get interface vxlan0 ofport", "1000"},
+		{"get interface vxlan0 external_ids:loom-owner", "loom"},
+		{"get port vxlan0 external_ids:loom-owner", "loom"},
+		{"get port br-int external_ids:loom-owner", "loom"},
+		{"list-ports br-int", "vxlan0"},
+	}
+	check := func() {
+		t.Helper()
+		for _, c := range checks {
+			if got := get(t, h, strings.Fields(c[0])...); got != c[1] {
+				t.Errorf("%s: got %q, want %q", c[0], got, c[1])
+			}
+		}
+	}
+	check()
+
+	// Running it twice changes nothing: a second manager (a restarted
+	// loomd) finds the host in sync, and so does the first one told the
+	// same configuration again.
+	m2, _ := newTestManager(t)
+	if err := m2.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "second agent in sync", func() bool { return status(t, m2, "hv1").BridgeReady })
+	if st := status(t, m2, "hv1"); st.Transactions != 0 {
+		t.Errorf("second agent: %d transactions, want 0", st.Transactions)
+	}
+	m2.Close()
+	before := status(t, m, "hv1").LastSync
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "re-sync", func() bool { return status(t, m, "hv1").LastSync.After(before) })
+	if st := status(t, m, "hv1"); st.Transactions != 1 {
+		t.Errorf("same config again: %d transactions, want still 1", st.Transactions)
+	}
+
+	// Drift repair, each in one transaction.
+	wantTxns := 1
+	for _, drift := range []struct {
+		name, cmd, query, want string
+	}{
+		{"vxlan0 deleted", "del-port br-int vxlan0", "get interface vxlan0 ofport", "1000"},
+		{"fail_mode standalone", "set bridge br-int fail_mode=standalone", "get bridge br-int fail_mode", "secure"},
+		{"protocols", "set bridge br-int protocols=OpenFlow10", "get bridge br-int protocols", "[OpenFlow13]"},
+		{"in-band", "remove bridge br-int other_config disable-in-band", "get bridge br-int other_config:disable-in-band", "true"},
+		{"local_ip", "set interface vxlan0 options:local_ip=10.9.9.9", "get interface vxlan0 options:local_ip", "10.200.0.1"},
+		{"ofport_request", "set interface vxlan0 ofport_request=7", "get interface vxlan0 ofport", "1000"},
+		{"controller max_backoff", "set controller br-int max_backoff=8000", "get controller br-int max_backoff", "1000"},
+		{"controller deleted", "del-controller br-int", "get-controller br-int", cfg.Controller},
+	} {
+		if _, err := h.Vsctl(strings.Fields(drift.cmd)...); err != nil {
+			t.Fatal(err)
+		}
+		d := waitFor(t, 5*time.Second, drift.name+" repaired", func() bool {
+			out, _ := h.Vsctl(strings.Fields(drift.query)...)
+			return strings.Trim(strings.TrimSpace(out), `"`) == drift.want
+		})
+		wantTxns++
+		t.Logf("repaired %-22s in %v", drift.name, d.Round(time.Millisecond))
+	}
+	waitFor(t, 5*time.Second, "bridge ready after repairs", func() bool { return status(t, m, "hv1").BridgeReady })
+	if st := status(t, m, "hv1"); st.Transactions != wantTxns {
+		t.Errorf("after repairs: %d transactions, want %d", st.Transactions, wantTxns)
+	}
+	check()
+
+	// An uplink, then neither uplink nor tunnel: Loom's ports go, a port
+	// someone else added stays.
+	if _, err := h.Vsctl("add-port", "br-int", "foreign0", "--", "set", "interface", "foreign0", "type=internal"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"link add up0 type veth peer name up0p", "link set up0 up", "link set up0p up"} {
+		if out, err := exec(append([]string{"ip", "-n", h.NS}, strings.Fields(cmd)...)...); err != nil {
+			t.Fatal(out, err)
+		}
+	}
+	up := cfg
+	up.Uplink = "up0"
+	if err := m.Update(up); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "uplink port", func() bool {
+		out, _ := h.Vsctl("get", "interface", "up0", "ofport")
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		return n > 0
+	})
+	if got := get(t, h, "get", "port", "up0", "external_ids:loom-owner"); got != "loom" {
+		t.Errorf("uplink port owner: %q", got)
+	}
+	bare := cfg
+	bare.VTEPIP = ""
+	if err := m.Update(bare); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "loom's ports removed", func() bool {
+		out, _ := h.Vsctl("list-ports", "br-int")
+		return strings.TrimSpace(out) == "foreign0"
+	})
+	waitFor(t, 5*time.Second, "bridge ready after updates", func() bool { return status(t, m, "hv1").BridgeReady })
+	if st := status(t, m, "hv1"); st.Transactions != wantTxns+2 {
+		t.Errorf("after 2 updates: %d transactions, want %d", st.Transactions, wantTxns+2)
+	}
+	if out, err := h.Vsctl("list", "interface", "vxlan0"); err == nil {
+		t.Errorf("vxlan0's interface row is still there: %s", out)
+	}
+
+	// Removing the host deletes nothing.
+	if err := m.Remove("hv1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, h, "list-br"); got != "br-int" {
+		t.Errorf("after Remove: bridges %q", got)
+	}
+}
+
+// exec runs a command and returns its combined output.
+func exec(argv ...string) (string, error) {
+	out, err := osexec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%v: %w", argv, err)
+	}
+	return string(out), nil
+}
