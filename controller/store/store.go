@@ -1,95 +1,192 @@
-// Package store is Loom's embedded state store: JSON documents in named
-// buckets of a bbolt file in the data directory. It is the default
-// backend; a clustered deployment will put the same interface on etcd.
+// Package store is Loom's state store: objects keyed by kind and key,
+// versioned by a global revision, written in atomic transactions with
+// compare-and-swap, and watchable from a revision on.
+//
+// Interface is what the rest of Loom programs against; it is shaped like
+// etcd's API (global revision per transaction, per-key create and mod
+// revisions, Txn with compares, Watch from a revision) so that a clustered
+// deployment can put it on etcd. Store is the embedded implementation: a
+// bbolt file (loom.db) in the data directory.
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // ErrNotFound is returned by Get for a missing key.
 var ErrNotFound = errors.New("store: not found")
 
-// Store is an open state store.
-type Store struct {
-	db *bolt.DB
+// ErrCompareFailed is wrapped by the *CompareError a transaction returns
+// when one of its compares does not hold; nothing was written.
+var ErrCompareFailed = errors.New("store: compare failed")
+
+// ErrCompacted is returned by Watch when fromRevision is older than the
+// history the store keeps.
+var ErrCompacted = errors.New("store: revision compacted")
+
+// KV is one stored object.
+type KV struct {
+	Kind  string
+	Key   string
+	Value []byte
+	// CreateRevision is the revision of the transaction that created the
+	// key, ModRevision the one that last wrote it.
+	CreateRevision uint64
+	ModRevision    uint64
 }
 
-// Open opens (creating if needed) the store in dir. It fails fast when
-// another process holds the store.
+// Compare is a transaction precondition: the key's ModRevision must equal
+// ModRevision, 0 meaning that the key must not exist.
+type Compare struct {
+	Kind, Key   string
+	ModRevision uint64
+}
+
+// Op is one write of a transaction: a put of Value, or a delete (deleting
+// a missing key is not an error and produces no event).
+type Op struct {
+	Kind, Key string
+	Value     []byte
+	Delete    bool
+}
+
+// Txn is an atomic transaction: if every compare holds, every op is
+// applied under one new revision; otherwise nothing is.
+type Txn struct {
+	Compares []Compare
+	Ops      []Op
+}
+
+// CompareError says which compare of a transaction failed.
+type CompareError struct {
+	Compare Compare
+	Actual  uint64 // the key's actual ModRevision (0: absent)
+}
+
+func (e *CompareError) Error() string {
+	return fmt.Sprintf("store: compare failed: %s/%s is at revision %d, not %d",
+		e.Compare.Kind, e.Compare.Key, e.Actual, e.Compare.ModRevision)
+}
+
+// Unwrap makes errors.Is(err, ErrCompareFailed) true.
+func (e *CompareError) Unwrap() error { return ErrCompareFailed }
+
+// EventType is what a watch event did to its key.
+type EventType uint8
+
+// Event types.
+const (
+	Put EventType = iota + 1
+	Delete
+)
+
+func (t EventType) String() string {
+	switch t {
+	case Put:
+		return "put"
+	case Delete:
+		return "delete"
+	}
+	return fmt.Sprintf("EventType(%d)", uint8(t))
+}
+
+// Event is one change seen by a watcher. The events of one transaction
+// share its Revision and arrive together, in op order. For a Delete, KV
+// holds the key and, as Value, the value it had.
+type Event struct {
+	Type     EventType
+	Revision uint64
+	KV       KV
+}
+
+// Interface is the state store. Kinds and keys are non-empty strings;
+// values are opaque bytes (Loom stores JSON).
+type Interface interface {
+	// Get returns one key, or ErrNotFound.
+	Get(ctx context.Context, kind, key string) (KV, error)
+	// List returns every key of kind, in key order, and the store revision
+	// the list was read at.
+	List(ctx context.Context, kind string) ([]KV, uint64, error)
+	// Revision returns the current store revision (0 for an empty store).
+	Revision(ctx context.Context) (uint64, error)
+	// Txn applies t atomically and returns the new revision. When a
+	// compare fails it returns a *CompareError and writes nothing. A
+	// transaction without ops returns the current revision.
+	Txn(ctx context.Context, t Txn) (uint64, error)
+	// Watch streams every change with a revision >= fromRevision (0: from
+	// the next one) until ctx ends, then closes the channel. It returns
+	// ErrCompacted when that history is gone.
+	Watch(ctx context.Context, fromRevision uint64) (<-chan Event, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Store is the embedded store as loomd opens it: the bbolt Interface
+// (Bolt, promoted) plus JSON helpers for simple records such as loomd's
+// switch records. Its Get, List and Delete are those helpers; use the
+// embedded *Bolt, which satisfies Interface, for the versioned API.
+type Store struct {
+	*Bolt
+}
+
+// Open opens (creating if needed) the store in dir with default options.
+// It fails fast when another process holds the store.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	b, err := OpenBolt(dir, Options{})
+	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "loom.db")
-	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("store %s is locked by another process (is another loomd using this --data-dir?)", path)
-		}
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	return &Store{db: db}, nil
+	return &Store{b}, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Put stores v as JSON under kind/key.
+func (s *Store) Put(kind, key string, v any) error {
+	return PutJSON(context.Background(), s.Bolt, kind, key, v)
+}
 
-// Put stores v as JSON under bucket/key.
-func (s *Store) Put(bucket, key string, v any) error {
+// Get loads kind/key, stored as JSON, into v; ErrNotFound when missing.
+func (s *Store) Get(kind, key string, v any) error {
+	return GetJSON(context.Background(), s.Bolt, kind, key, v)
+}
+
+// List calls fn for every key of kind in key order, with its raw value.
+func (s *Store) List(kind string, fn func(key string, raw []byte) error) error {
+	kvs, _, err := s.Bolt.List(context.Background(), kind)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := fn(kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes kind/key; a missing key is not an error.
+func (s *Store) Delete(kind, key string) error {
+	_, err := s.Txn(context.Background(), Txn{Ops: []Op{{Kind: kind, Key: key, Delete: true}}})
+	return err
+}
+
+// PutJSON stores v as JSON under kind/key, unconditionally.
+func PutJSON(ctx context.Context, st Interface, kind, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(key), b)
-	})
+	_, err = st.Txn(ctx, Txn{Ops: []Op{{Kind: kind, Key: key, Value: b}}})
+	return err
 }
 
-// Get loads bucket/key into v.
-func (s *Store) Get(bucket, key string, v any) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return ErrNotFound
-		}
-		b := bk.Get([]byte(key))
-		if b == nil {
-			return ErrNotFound
-		}
-		return json.Unmarshal(b, v)
-	})
-}
-
-// List calls fn for every key of bucket in key order, with its raw JSON.
-func (s *Store) List(bucket string, fn func(key string, raw []byte) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return nil
-		}
-		return bk.ForEach(func(k, v []byte) error { return fn(string(k), v) })
-	})
-}
-
-// Delete removes bucket/key; a missing key is not an error.
-func (s *Store) Delete(bucket, key string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return nil
-		}
-		return bk.Delete([]byte(key))
-	})
+// GetJSON loads kind/key, stored as JSON, into v; ErrNotFound when missing.
+func GetJSON(ctx context.Context, st Interface, kind, key string, v any) error {
+	kv, err := st.Get(ctx, kind, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(kv.Value, v)
 }
