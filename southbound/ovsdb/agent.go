@@ -290,8 +290,8 @@ func (a *agent) reconcile(ctx context.Context, c client.Client, cfg HostConfig) 
 	}
 	a.setReady(s, inSync)
 
-	bound := bindings(cfg.Name, s)
 	a.mu.Lock()
+	bound := bindings(cfg.Name, s, a.bound)
 	evs := diffBindings(a.bound, bound)
 	if len(evs) > 0 {
 		a.bound = bound

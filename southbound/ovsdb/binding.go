@@ -60,7 +60,12 @@ type BindingEvent struct {
 }
 
 // bindings returns the bound interfaces of s's bridge, by interface name.
-func bindings(host string, s *snapshot) map[string]Binding {
+//
+// admin_state, link_state and mac_in_use are ephemeral columns: after an
+// ovsdb-server restart they are empty until ovs-vswitchd writes them again.
+// An empty one keeps its value in prev, the bindings last reported, so that
+// a restart does not look like links going down.
+func bindings(host string, s *snapshot, prev map[string]Binding) map[string]Binding {
 	m := map[string]Binding{}
 	if s.bridge == nil {
 		return m
@@ -72,7 +77,7 @@ func bindings(host string, s *snapshot) map[string]Binding {
 		}
 		for _, iu := range p.Interfaces {
 			if i := s.ifaces[iu]; i != nil {
-				if b, ok := binding(host, i); ok {
+				if b, ok := binding(host, i, prev[i.Name]); ok {
 					m[b.Interface] = b
 				}
 			}
@@ -81,27 +86,29 @@ func bindings(host string, s *snapshot) map[string]Binding {
 	return m
 }
 
-// binding returns the binding of interface i, if it is bound.
-func binding(host string, i *vswitchd.Interface) (Binding, bool) {
+// binding returns the binding of interface i, if it is bound, taking the
+// states OVS has not reported from prev.
+func binding(host string, i *vswitchd.Interface, prev Binding) (Binding, bool) {
 	id := i.ExternalIDs[IfaceIDKey]
 	// ofport is -1 when OVS failed to attach the interface, and empty (or
 	// 0) until it has.
 	if id == "" || i.Ofport == nil || *i.Ofport <= 0 {
 		return Binding{}, false
 	}
-	mac := i.ExternalIDs["attached-mac"]
-	if mac == "" && i.MACInUse != nil {
-		mac = *i.MACInUse
+	b := Binding{Host: host, IfaceID: id, Interface: i.Name, OFPort: *i.Ofport,
+		MAC: prev.MAC, AdminUp: prev.AdminUp, LinkUp: prev.LinkUp}
+	if mac := i.ExternalIDs["attached-mac"]; mac != "" {
+		b.MAC = strings.ToLower(mac)
+	} else if i.MACInUse != nil {
+		b.MAC = strings.ToLower(*i.MACInUse)
 	}
-	return Binding{
-		Host:      host,
-		IfaceID:   id,
-		Interface: i.Name,
-		OFPort:    *i.Ofport,
-		MAC:       strings.ToLower(mac),
-		AdminUp:   i.AdminState != nil && *i.AdminState == vswitchd.InterfaceAdminStateUp,
-		LinkUp:    i.LinkState != nil && *i.LinkState == vswitchd.InterfaceLinkStateUp,
-	}, true
+	if i.AdminState != nil {
+		b.AdminUp = *i.AdminState == vswitchd.InterfaceAdminStateUp
+	}
+	if i.LinkState != nil {
+		b.LinkUp = *i.LinkState == vswitchd.InterfaceLinkStateUp
+	}
+	return b, true
 }
 
 // diffBindings returns the events that turn old into new, in interface name

@@ -221,3 +221,169 @@ func exec(argv ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// nextEvent returns the first binding event that satisfies want, skipping
+// (and logging) others, and how long it took to come.
+func nextEvent(t *testing.T, events chan BindingEvent, what string, want func(BindingEvent) bool) (BindingEvent, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if want(ev) {
+				return ev, time.Since(start)
+			}
+			t.Logf("(%s: skipping %s %+v)", what, ev.Type, ev.Binding)
+		case <-timeout:
+			t.Fatalf("%s: no event after 5s", what)
+		}
+	}
+}
+
+// TestBindings plugs interfaces into a bridge the agent adopted and checks
+// the bindings it reports.
+func TestBindings(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	h := ovslab.New(t).AddHost("hv1", ovslab.HostOptions{})
+	m, events := newTestManager(t)
+	cfg := HostConfig{Name: "hv1", Address: dbAddress(h), DatapathType: "netdev", DatapathID: h.DPID}
+	if err := m.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "bridge ready", func() bool { return status(t, m, "hv1").BridgeReady })
+	if st := status(t, m, "hv1"); st.Transactions != 0 {
+		t.Errorf("adopting ovslab's br-int: %d transactions, want 0", st.Transactions)
+	}
+
+	// OVS cannot open bad0 (no such device): its ofport is -1, and it is
+	// never reported bound.
+	if _, err := h.Vsctl("add-port", "br-int", "bad0", "--", "set", "interface", "bad0", "external_ids:iface-id=bad"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"link add tap1 type veth peer name tap1p", "link set tap1 up", "link set tap1p up"} {
+		if out, err := exec(append([]string{"ip", "-n", h.NS}, strings.Fields(cmd)...)...); err != nil {
+			t.Fatal(out, err)
+		}
+	}
+	if _, err := h.Vsctl("add-port", "br-int", "tap1", "--", "set", "interface", "tap1",
+		"external_ids:iface-id=port-1", "external_ids:attached-mac=02:00:00:00:00:AA"); err != nil {
+		t.Fatal(err)
+	}
+	isBad := func(ev BindingEvent) bool { return ev.IfaceID == "bad" }
+	ev, d := nextEvent(t, events, "tap1 bound", func(ev BindingEvent) bool { return !isBad(ev) })
+	t.Logf("binding reported %v after ovs-vsctl add-port returned", d.Round(time.Millisecond))
+	tap1 := Binding{Host: "hv1", IfaceID: "port-1", Interface: "tap1", MAC: "02:00:00:00:00:aa", AdminUp: true, LinkUp: true}
+	tap1.OFPort, _ = strconv.Atoi(get(t, h, "get", "interface", "tap1", "ofport"))
+	if ev.Type != BindingAdded || ev.Binding != tap1 || tap1.OFPort <= 0 {
+		t.Errorf("tap1: got %s %+v, want added %+v", ev.Type, ev.Binding, tap1)
+	}
+
+	vm := h.AddVM("vm1", "02:00:00:00:01:01", "10.0.0.1/24")
+	ev, _ = nextEvent(t, events, "vm1 bound", func(ev BindingEvent) bool { return !isBad(ev) })
+	vm1 := Binding{Host: "hv1", IfaceID: "vm1", Interface: "vm1", OFPort: vm.OFPort, MAC: vm.MAC, AdminUp: true, LinkUp: true}
+	if ev.Type != BindingAdded || ev.Binding != vm1 {
+		t.Errorf("vm1: got %s %+v, want added %+v", ev.Type, ev.Binding, vm1)
+	}
+	if got := m.Bindings(); len(got) != 2 || got[0] != tap1 || got[1] != vm1 {
+		t.Errorf("Bindings: got %+v, want tap1, vm1", got)
+	}
+
+	if err := vm.SetLinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	ev, d = nextEvent(t, events, "vm1 link down", func(ev BindingEvent) bool {
+		return ev.Type == BindingChanged && ev.Interface == "vm1" && !ev.LinkUp
+	})
+	t.Logf("link down reported after %v (admin_up=%v)", d.Round(time.Millisecond), ev.AdminUp)
+	if err := vm.SetLinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	_, d = nextEvent(t, events, "vm1 link up", func(ev BindingEvent) bool {
+		return ev.Type == BindingChanged && ev.Interface == "vm1" && ev.LinkUp && ev.AdminUp
+	})
+	t.Logf("link up reported after %v", d.Round(time.Millisecond))
+
+	if err := h.DelVM(vm); err != nil {
+		t.Fatal(err)
+	}
+	ev, d = nextEvent(t, events, "vm1 unbound", func(ev BindingEvent) bool { return ev.Interface == "vm1" })
+	if ev.Type != BindingRemoved || ev.IfaceID != "vm1" {
+		t.Errorf("vm1 deleted: got %s %+v", ev.Type, ev.Binding)
+	}
+	t.Logf("unbinding reported after %v", d.Round(time.Millisecond))
+
+	// Removing the host reports its bindings removed, and keeps the bridge.
+	if err := m.Remove("hv1"); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = nextEvent(t, events, "tap1 unbound", func(BindingEvent) bool { return true })
+	if ev.Type != BindingRemoved || ev.Binding != tap1 {
+		t.Errorf("after Remove: got %s %+v, want tap1 removed", ev.Type, ev.Binding)
+	}
+	if got := get(t, h, "list-ports", "br-int"); got != "bad0\ntap1" {
+		t.Errorf("after Remove: ports %q", got)
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("unexpected event %s %+v", ev.Type, ev.Binding)
+	default:
+	}
+}
+
+// TestReconnect kills and restarts a host's ovsdb-server under its agent.
+func TestReconnect(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	h := ovslab.New(t).AddHost("hv1", ovslab.HostOptions{})
+	m, events := newTestManager(t)
+	cfg := HostConfig{Name: "hv1", Address: dbAddress(h), DatapathType: "netdev", DatapathID: h.DPID, VTEPIP: "10.200.0.1"}
+	if err := m.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "bridge ready", func() bool { return status(t, m, "hv1").BridgeReady })
+	vm := h.AddVM("vm1", "02:00:00:00:01:01", "10.0.0.1/24")
+	nextEvent(t, events, "vm1 bound", func(ev BindingEvent) bool { return ev.Type == BindingAdded })
+
+	if err := h.KillDB(); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor(t, 5*time.Second, "disconnected", func() bool { return !status(t, m, "hv1").Connected })
+	t.Logf("lost connection noticed after %v: %q", d.Round(time.Millisecond), status(t, m, "hv1").LastError)
+	time.Sleep(time.Second) // a few failed attempts
+	if st := status(t, m, "hv1"); st.Connected || st.BridgeReady || st.ConnectFailures == 0 || st.LastError == "" {
+		t.Errorf("while ovsdb-server is down: %+v", st)
+	}
+	if err := h.StartDB(); err != nil {
+		t.Fatal(err)
+	}
+	d = waitFor(t, 10*time.Second, "reconnected", func() bool { return status(t, m, "hv1").Connected })
+	t.Logf("reconnected %v after ovsdb-server restarted", d.Round(time.Millisecond))
+	d = waitFor(t, 10*time.Second, "reconnected and in sync", func() bool {
+		st := status(t, m, "hv1")
+		return st.Connected && st.BridgeReady
+	})
+	t.Logf("bridge ready again %v later (ovs-vswitchd rewrote datapath_id, an ephemeral column)", d.Round(time.Millisecond))
+	if st := status(t, m, "hv1"); st.Transactions != 1 {
+		t.Errorf("after reconnecting: %d transactions, want still 1", st.Transactions)
+	}
+
+	// The new connection monitors too: drift is still repaired, and vm1's
+	// binding was neither lost nor reported again.
+	if _, err := h.Vsctl("del-port", "br-int", "vxlan0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "vxlan0 restored", func() bool {
+		out, _ := h.Vsctl("get", "interface", "vxlan0", "ofport")
+		return strings.TrimSpace(out) == "1000"
+	})
+	if b := m.Bindings(); len(b) != 1 || b[0].Interface != "vm1" || b[0].OFPort != vm.OFPort {
+		t.Errorf("bindings after reconnect: %+v", b)
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("unexpected event %s %+v", ev.Type, ev.Binding)
+	default:
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/southbound/ovsdb/vswitchd"
 )
 
 func TestHostConfigDefaults(t *testing.T) {
@@ -52,6 +54,33 @@ func TestDiffBindings(t *testing.T) {
 	}
 	if evs := diffBindings(map[string]Binding{"tapa": a}, map[string]Binding{"tapa": a}); len(evs) != 0 {
 		t.Errorf("no change: got %v", evs)
+	}
+}
+
+func TestBindingFromInterface(t *testing.T) {
+	up, down := "up", "down"
+	i := &vswitchd.Interface{Name: "tap1", Ofport: ptr(7), MACInUse: ptr("AA:00:00:00:00:01"), AdminState: &up, LinkState: &down,
+		ExternalIDs: map[string]string{IfaceIDKey: "p1"}}
+	b, ok := binding("h", i, Binding{})
+	want := Binding{Host: "h", IfaceID: "p1", Interface: "tap1", OFPort: 7, MAC: "aa:00:00:00:00:01", AdminUp: true}
+	if !ok || b != want {
+		t.Errorf("got %+v %v, want %+v", b, ok, want)
+	}
+	i.ExternalIDs["attached-mac"] = "02:00:00:00:00:02"
+	if b, _ := binding("h", i, Binding{}); b.MAC != "02:00:00:00:00:02" {
+		t.Errorf("attached-mac: got %q", b.MAC)
+	}
+	// After an ovsdb-server restart the ephemeral columns are empty for a
+	// while: the last reported values stay.
+	restarted := &vswitchd.Interface{Name: "tap1", Ofport: ptr(7), ExternalIDs: map[string]string{IfaceIDKey: "p1"}}
+	if b, _ := binding("h", restarted, want); b != want {
+		t.Errorf("empty ephemeral columns: got %+v, want %+v", b, want)
+	}
+	for _, ofport := range []*int{nil, ptr(0), ptr(-1)} {
+		i.Ofport = ofport
+		if _, ok := binding("h", i, Binding{}); ok {
+			t.Errorf("ofport %v: bound", ofport)
+		}
 	}
 }
 
