@@ -381,9 +381,61 @@ func TestReconnect(t *testing.T) {
 	if b := m.Bindings(); len(b) != 1 || b[0].Interface != "vm1" || b[0].OFPort != vm.OFPort {
 		t.Errorf("bindings after reconnect: %+v", b)
 	}
+
+	// A new address takes effect at once, also while retrying.
+	bad := cfg
+	bad.Address = "unix:" + h.Dir + "/nothing.sock"
+	if err := m.Update(bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "disconnected from the old address", func() bool {
+		st := status(t, m, "hv1")
+		return !st.Connected && st.ConnectFailures > 0 && strings.Contains(st.LastError, "nothing.sock")
+	})
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	d = waitFor(t, 5*time.Second, "connected to the good address", func() bool { return status(t, m, "hv1").BridgeReady })
+	t.Logf("address fixed: in sync again after %v", d.Round(time.Millisecond))
 	select {
 	case ev := <-events:
 		t.Errorf("unexpected event %s %+v", ev.Type, ev.Binding)
 	default:
+	}
+}
+
+// TestManyHosts has one Manager ensure three hosts from scratch.
+func TestManyHosts(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	l := ovslab.New(t)
+	m, _ := newTestManager(t)
+	var hosts []*ovslab.Host
+	for i := range 3 {
+		hosts = append(hosts, l.AddHost(fmt.Sprintf("hv%d", i+1), ovslab.HostOptions{NoBridge: true}))
+	}
+	start := time.Now()
+	for i, h := range hosts {
+		if err := m.Add(HostConfig{Name: h.Name, Address: dbAddress(h), DatapathType: "netdev",
+			DatapathID: uint64(0x100 + i), VTEPIP: fmt.Sprintf("10.200.0.%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "all bridges ready", func() bool {
+		for _, st := range m.Status() {
+			if !st.BridgeReady {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("3 hosts ensured from scratch in %v", time.Since(start).Round(time.Millisecond))
+	for i, st := range m.Status() {
+		if st.Name != hosts[i].Name || st.DatapathID != fmt.Sprintf("%016x", 0x100+i) || st.Transactions != 1 {
+			t.Errorf("status %d: %+v", i, st)
+		}
+		if got := get(t, hosts[i], "get", "interface", "vxlan0", "options:local_ip"); got != fmt.Sprintf("10.200.0.%d", i+1) {
+			t.Errorf("%s: vxlan0 local_ip %q", hosts[i].Name, got)
+		}
 	}
 }
