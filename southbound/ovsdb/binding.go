@@ -15,15 +15,15 @@ const IfaceIDKey = "iface-id"
 // A Binding is an interface of a host's integration bridge bound to a
 // logical port: it has external_ids:iface-id and an OpenFlow port number.
 type Binding struct {
-	Host      string // HostConfig.Name
-	IfaceID   string // external_ids:iface-id
-	Interface string // the OVS interface name
-	OFPort    int    // OpenFlow port number, > 0
+	Host      string `json:"host"`      // HostConfig.Name
+	IfaceID   string `json:"iface_id"`  // external_ids:iface-id
+	Interface string `json:"interface"` // the OVS interface name
+	OFPort    int    `json:"ofport"`    // OpenFlow port number, > 0
 	// MAC is external_ids:attached-mac (the VM's MAC) or, without it,
 	// mac_in_use (the MAC of the interface OVS sees); lower case.
-	MAC     string
-	AdminUp bool // admin_state is up
-	LinkUp  bool // link_state is up
+	MAC     string `json:"mac"`
+	AdminUp bool   `json:"admin_up"` // admin_state is up
+	LinkUp  bool   `json:"link_up"`  // link_state is up
 }
 
 // BindingEventType says what happened to a binding.

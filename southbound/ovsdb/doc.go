@@ -51,6 +51,7 @@
 // Options.MaxBackoff, default 5 s, with jitter). Each connection gets a
 // fresh libovsdb client and cache, so a reconnected agent never works from
 // a stale cache, and the first reconciliation after it re-reads everything.
-// A connection idle for 5 s is probed with an OVSDB echo, so a silent peer
-// is noticed too.
+// Every 5 s the agent also sends an OVSDB echo, so a silent peer (tcp) is
+// noticed too. After a reconnection, bindings are diffed against those
+// reported before: only real changes are reported.
 package ovsdb

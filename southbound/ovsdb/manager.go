@@ -25,31 +25,31 @@ type Options struct {
 
 // HostStatus is the state of one managed host.
 type HostStatus struct {
-	Name    string
-	Address string
-	Bridge  string
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Bridge  string `json:"bridge"`
 	// Connected: the agent has an OVSDB session with its monitor.
-	Connected bool
+	Connected bool `json:"connected"`
 	// BridgeReady: the bridge matched the configuration at the last
 	// reconciliation and ovs-vswitchd has created it (DatapathID is set).
-	BridgeReady bool
+	BridgeReady bool `json:"bridge_ready"`
 	// DatapathID is the bridge's datapath_id column as ovs-vswitchd wrote
 	// it (16 hex digits), "" until then.
-	DatapathID string
+	DatapathID string `json:"datapath_id,omitempty"`
 	// LastError is the most recent error (connecting, reading or
 	// transacting), kept after recovery; "" if none so far.
-	LastError     string
-	LastErrorTime time.Time
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 	// ConnectFailures counts failed connection attempts since the last
 	// successful connection.
-	ConnectFailures int
-	// Transactions counts the transactions the agent has committed: zero
-	// while the host is in sync.
-	Transactions int
+	ConnectFailures int `json:"connect_failures"`
+	// Transactions counts the transactions the agent has committed; it
+	// does not grow while the host stays in sync.
+	Transactions int `json:"transactions"`
 	// LastSync is when the host was last found in sync.
-	LastSync time.Time
+	LastSync time.Time `json:"last_sync,omitzero"`
 	// Bindings is the number of bound interfaces.
-	Bindings int
+	Bindings int `json:"bindings"`
 }
 
 // A Manager runs one agent per host; see the package documentation. Its
