@@ -1,0 +1,294 @@
+package model_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/model"
+)
+
+var ctx = context.Background()
+
+func open(t testing.TB, dir string) (*store.Bolt, *model.Service) {
+	t.Helper()
+	st, err := store.OpenBolt(dir, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := model.New(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, svc
+}
+
+func mustCreate(t testing.TB, svc *model.Service, o model.Object) model.Object {
+	t.Helper()
+	got, err := svc.Create(ctx, o)
+	if err != nil {
+		t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
+	}
+	return got
+}
+
+func named(name string) model.Meta { return model.Meta{Name: name} }
+
+// world creates one object of every kind, referring to each other by name.
+func world(t testing.TB, svc *model.Service) {
+	mustCreate(t, svc, &model.Host{Meta: named("hv1"), OVSDB: "unix:/run/openvswitch/db.sock", VTEPIP: "192.0.2.1"})
+	mustCreate(t, svc, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 5001})
+	mustCreate(t, svc, &model.Network{Meta: named("ext"), Type: "flat"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("blue-v4"), Network: "blue", CIDR: "10.1.0.0/24"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("ext-v4"), Network: "ext", CIDR: "203.0.113.0/24"})
+	mustCreate(t, svc, &model.PortGroup{Meta: named("gold"), BandwidthKbps: 10000})
+	mustCreate(t, svc, &model.SecurityGroup{Meta: named("web"), Rules: []model.Rule{
+		{Direction: "ingress", Protocol: "tcp", PortMin: 80},
+		{Direction: "ingress", RemoteGroup: "web"},
+	}})
+	mustCreate(t, svc, &model.Port{Meta: named("vm1"), Network: "blue", IPs: []string{"10.1.0.11"}, PortGroup: "gold", SecurityGroups: []string{"web"}})
+	mustCreate(t, svc, &model.Router{Meta: named("r1"), Subnets: []string{"blue-v4"}, ExternalNetwork: "ext", SNAT: true, GatewayHost: "hv1",
+		Routes: []model.Route{{Destination: "0.0.0.0/0", Nexthop: "203.0.113.1"}}})
+	mustCreate(t, svc, &model.LoadBalancer{Meta: named("lb1"), Network: "blue", VIP: "10.1.0.100", Protocol: "tcp", Port: 80,
+		Backends: []model.Backend{{IP: "10.1.0.11"}}, HealthCheck: &model.HealthCheck{}})
+}
+
+func TestServiceDefaultsRefsAndSnapshot(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	sub := svc.Subscribe(100)
+	world(t, svc)
+	snap := svc.Snapshot()
+	blue, ok := snap.Networks.ByName("blue")
+	if !ok || blue.Revision == 0 || blue.ID == "" || blue.CreatedAt.IsZero() {
+		t.Fatalf("blue: %+v", blue)
+	}
+	p, _ := snap.Ports.ByName("vm1")
+	sg, _ := snap.SecurityGroups.ByName("web")
+	pg, _ := snap.PortGroups.ByName("gold")
+	if p.Network != blue.ID || p.PortGroup != pg.ID || p.SecurityGroups[0] != sg.ID || !strings.HasPrefix(p.MAC, "02:") {
+		t.Fatalf("port refs and mac: %+v", p)
+	}
+	if sg.Rules[1].RemoteGroup != sg.ID || sg.Rules[0].PortMax != 80 || sg.Rules[0].Ethertype != "ipv4" || !*sg.Rules[0].Stateful || sg.Rules[1].Protocol != "any" {
+		t.Fatalf("rules: %+v", sg.Rules)
+	}
+	s, _ := snap.Subnets.ByName("blue-v4")
+	if s.Gateway != "10.1.0.1" || !*s.DHCP {
+		t.Fatalf("subnet defaults: %+v", s)
+	}
+	h, _ := snap.Hosts.ByName("hv1")
+	if h.Bridge != "br-int" || h.DatapathType != "system" {
+		t.Fatalf("host defaults: %+v", h)
+	}
+	lb, _ := snap.LoadBalancers.ByName("lb1")
+	if *lb.Backends[0].Weight != 1 || lb.Backends[0].Port != 80 || lb.HealthCheck.IntervalMS != 5000 || lb.HealthCheck.TimeoutMS != 2000 || lb.HealthCheck.Protocol != "tcp" {
+		t.Fatalf("lb defaults: %+v %+v", lb.Backends, lb.HealthCheck)
+	}
+	if o, ok := snap.Lookup(model.KindPort, p.ID); !ok || o != model.Object(p) {
+		t.Fatal("lookup by id")
+	}
+	for i := 0; i < 10; i++ {
+		e := <-sub.C
+		if e.Topic != "model" || e.Type != "created" || e.ID == "" || e.Object == nil {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	// Snapshots are immutable: a later write does not show in an old one.
+	if _, err := svc.Patch(ctx, model.KindNetwork, "blue", []byte(`{"vni":5002}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := snap.Networks.ByName("blue"); b.VNI != 5001 {
+		t.Fatal("old snapshot changed")
+	}
+	if b, _ := svc.Snapshot().Networks.ByName("blue"); b.VNI != 5002 || b.Revision <= blue.Revision || b.CreatedAt != blue.CreatedAt {
+		t.Fatalf("patched: %+v", b)
+	}
+	if e := <-sub.C; e.Type != "updated" || e.Kind != "network" || e.Object.(*model.Network).VNI != 5002 {
+		t.Fatalf("update event %+v", e)
+	}
+	ports, err := svc.List(model.KindPort, map[string]string{"network": "blue", "security_groups": "web"})
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("filtered list: %v %v", ports, err)
+	}
+	routers, err := svc.List(model.KindRouter, map[string]string{"host": "hv1"})
+	if err != nil || len(routers) != 1 {
+		t.Fatalf("routers by host: %v %v", routers, err)
+	}
+	if _, err := svc.List(model.KindHost, map[string]string{"network": "blue"}); model.CodeOf(err) != model.Invalid {
+		t.Fatalf("bad filter: %v", err)
+	}
+}
+
+func TestDeleteReferenced(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	world(t, svc)
+	for _, c := range []struct {
+		kind model.Kind
+		name string
+		by   string
+	}{
+		{model.KindNetwork, "blue", "subnet blue-v4"},
+		{model.KindNetwork, "ext", "subnet ext-v4 (network)"},
+		{model.KindSubnet, "blue-v4", "router r1 (subnets[0])"},
+		{model.KindPortGroup, "gold", "port vm1"},
+		{model.KindSecurityGroup, "web", "port vm1"},
+		{model.KindHost, "hv1", "router r1"},
+	} {
+		_, err := svc.Delete(ctx, c.kind, c.name, 0)
+		if model.CodeOf(err) != model.Conflict || !strings.Contains(err.Error(), c.by) {
+			t.Errorf("delete %s %s: %v, want a conflict naming %s", c.kind, c.name, err, c.by)
+		}
+	}
+	// Delete in dependency order; a self-reference does not block.
+	for _, d := range [][2]string{{"router", "r1"}, {"load_balancer", "lb1"}, {"port", "vm1"}, {"security_group", "web"},
+		{"port_group", "gold"}, {"subnet", "blue-v4"}, {"subnet", "ext-v4"}, {"network", "blue"}, {"network", "ext"}, {"host", "hv1"}} {
+		if _, err := svc.Delete(ctx, model.Kind(d[0]), d[1], 0); err != nil {
+			t.Fatalf("delete %v: %v", d, err)
+		}
+	}
+	for _, ki := range model.Kinds() {
+		if n := svc.Snapshot().Len(ki.Kind); n != 0 {
+			t.Errorf("%d %s left", n, ki.Kind)
+		}
+	}
+}
+
+func TestSubnetChangesKeepAddressesUsable(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	world(t, svc)
+	// vm1 has 10.1.0.11 and lb1 10.1.0.100.
+	for _, c := range []struct{ patch, field string }{
+		{`{"cidr":"10.2.0.0/24","gateway":"10.2.0.1"}`, "cidr"},
+		{`{"gateway":"10.1.0.11"}`, "gateway"},
+	} {
+		_, err := svc.Patch(ctx, model.KindSubnet, "blue-v4", []byte(c.patch), 0)
+		var e *model.Error
+		if model.CodeOf(err) != model.Conflict || !errorAs(err, &e) || e.Field != c.field {
+			t.Errorf("patch %s: %v", c.patch, err)
+		}
+	}
+	if _, err := svc.Patch(ctx, model.KindSubnet, "blue-v4", []byte(`{"cidr":"10.1.0.0/16"}`), 0); err != nil {
+		t.Errorf("widening: %v", err)
+	}
+}
+
+func errorAs(err error, e **model.Error) bool {
+	var ok bool
+	*e, ok = err.(*model.Error)
+	return ok
+}
+
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	st, svc := open(t, dir)
+	world(t, svc)
+	before := svc.Snapshot()
+	st.Close()
+	st, svc = open(t, dir)
+	defer st.Close()
+	after := svc.Snapshot()
+	if after.Revision != before.Revision {
+		t.Fatalf("revision %d after restart, %d before", after.Revision, before.Revision)
+	}
+	for _, ki := range model.Kinds() {
+		if after.Len(ki.Kind) != before.Len(ki.Kind) {
+			t.Fatalf("%s: %d after restart, %d before", ki.Kind, after.Len(ki.Kind), before.Len(ki.Kind))
+		}
+		objs, _ := before.List(ki.Kind, nil)
+		for _, o := range objs {
+			n, ok := after.Get(ki.Kind, o.Base().ID)
+			a, _ := json.Marshal(n)
+			b, _ := json.Marshal(o)
+			if !ok || string(a) != string(b) {
+				t.Fatalf("%s %s after restart:\n%s\nbefore:\n%s", ki.Kind, o.Base().Name, a, b)
+			}
+		}
+	}
+	// Writes go on from where they were.
+	if _, err := svc.Patch(ctx, model.KindNetwork, "blue", []byte(`{"vni":7}`), before.Networks.Sorted()[0].Revision); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two services on one store: the fence makes the second one notice the
+// first one's writes and re-validate against them.
+func TestFenceReload(t *testing.T) {
+	st, a := open(t, t.TempDir())
+	b, err := model.New(ctx, st, events.NewBus())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	_, err = b.Create(ctx, &model.Network{Meta: named("green"), Type: "vxlan", VNI: 1})
+	if model.CodeOf(err) != model.Conflict {
+		t.Fatalf("duplicate VNI through a stale service: %v", err)
+	}
+	if _, ok := b.Snapshot().Networks.ByName("blue"); !ok {
+		t.Fatal("b did not reload")
+	}
+}
+
+// N writers patch one object with If-Match and retry on a precondition
+// failure: every increment lands.
+func TestConcurrentPatchNoLostUpdate(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	mustCreate(t, svc, &model.PortGroup{Meta: named("pg"), BandwidthKbps: 1})
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	retries := 0
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				for {
+					o, _ := svc.Get(model.KindPortGroup, "pg")
+					pg := o.(*model.PortGroup)
+					_, err := svc.Patch(ctx, model.KindPortGroup, "pg", fmt.Appendf(nil, `{"bandwidth_kbps":%d}`, pg.BandwidthKbps+1), pg.Revision)
+					if err == nil {
+						break
+					}
+					if model.CodeOf(err) != model.Precondition {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					retries++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	o, _ := svc.Get(model.KindPortGroup, "pg")
+	if got := o.(*model.PortGroup).BandwidthKbps; got != 1+writers*each {
+		t.Fatalf("bandwidth %d, want %d (lost updates)", got, 1+writers*each)
+	}
+	t.Logf("%d retries", retries)
+}
+
+func TestEventsAfterSnapshot(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	sub := svc.Subscribe(10)
+	defer sub.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e := <-sub.C
+		if _, ok := svc.Snapshot().Get(model.Kind(e.Kind), e.ID); !ok {
+			t.Error("event before its snapshot")
+		}
+	}()
+	mustCreate(t, svc, &model.Network{Meta: named("n"), Type: "flat"})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+}

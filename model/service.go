@@ -1,0 +1,329 @@
+// Package model is Loom's network model: hosts, networks, subnets, ports,
+// port groups, routers, security groups and load balancers; their
+// validation; and the Service that keeps them in the store.
+//
+// The Service validates every write completely (each field, then the rules
+// that span objects: unique names, VNIs, VLANs, MACs and IPs, CIDRs that
+// must not overlap, references that must exist, objects still referenced
+// that must not be deleted) and commits it as one store transaction. Each
+// object's Revision is the store revision of its last write; writes may
+// require it (optimistic concurrency).
+//
+// Readers take a Snapshot: an immutable view of the whole model, by id and
+// by name, that costs nothing to take. Every change is published on the
+// events bus (topic "model", type created/updated/deleted, with the kind,
+// the id and the object) after the snapshot that holds it is in place, so
+// a subscriber may react to an event by reading Snapshot.
+package model
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/controller/store"
+)
+
+// Topic is the events topic of model changes.
+const Topic = "model"
+
+// Event types of model changes.
+const (
+	Created = "created"
+	Updated = "updated"
+	Deleted = "deleted"
+)
+
+// The fence is a store key every model transaction compares and bumps:
+// whoever else writes the model in between (another controller on a shared
+// store) makes the transaction fail, and the Service reloads and
+// re-validates. Cross-object rules are thus checked against exactly the
+// state the transaction commits onto.
+const (
+	fenceKind = "model"
+	fenceKey  = "fence"
+)
+
+// Service owns the model in a store. It is safe for concurrent use;
+// writes are serialized.
+type Service struct {
+	st  store.Interface
+	bus *events.Bus
+	now func() time.Time
+
+	mu    sync.Mutex // serializes writes
+	fence uint64     // mod revision of the fence key
+	snap  atomic.Pointer[Snapshot]
+}
+
+// New loads the model from st. Changes are published on bus; with a nil
+// bus the Service makes its own (see Bus).
+func New(ctx context.Context, st store.Interface, bus *events.Bus) (*Service, error) {
+	if bus == nil {
+		bus = events.NewBus()
+	}
+	s := &Service{st: st, bus: bus, now: func() time.Time { return time.Now().UTC() }}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the whole model (retrying until no write came in between).
+func (s *Service) load(ctx context.Context) error {
+	for {
+		fence, err := s.fenceRevision(ctx)
+		if err != nil {
+			return err
+		}
+		snap := emptySnapshot()
+		snap.Revision = fence
+		for _, ki := range kinds {
+			kvs, _, err := s.st.List(ctx, string(ki.Kind))
+			if err != nil {
+				return err
+			}
+			set := ki.set(snap)
+			for _, kv := range kvs {
+				o := ki.New()
+				if err := json.Unmarshal(kv.Value, o); err != nil {
+					return fmt.Errorf("model: stored %s %s: %w", ki.Kind, kv.Key, err)
+				}
+				m := o.Base()
+				m.ID, m.Revision = kv.Key, kv.ModRevision
+				set.put(o)
+			}
+		}
+		again, err := s.fenceRevision(ctx)
+		if err != nil {
+			return err
+		}
+		if again == fence {
+			s.fence = fence
+			s.snap.Store(snap)
+			return nil
+		}
+	}
+}
+
+func (s *Service) fenceRevision(ctx context.Context) (uint64, error) {
+	kv, err := s.st.Get(ctx, fenceKind, fenceKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return kv.ModRevision, err
+}
+
+// Snapshot returns the current model. It never blocks.
+func (s *Service) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Bus returns the bus the Service publishes on.
+func (s *Service) Bus() *events.Bus { return s.bus }
+
+// Subscribe returns a subscription to model changes (see events.Bus).
+func (s *Service) Subscribe(buffer int) *events.Subscription {
+	return s.bus.Subscribe(buffer, func(e events.Event) bool { return e.Topic == Topic })
+}
+
+// Get returns the object of kind k with this id or name.
+func (s *Service) Get(k Kind, idOrName string) (Object, error) {
+	if Info(k) == nil {
+		return nil, newErr(NotFound, "", "no kind %q", k)
+	}
+	o, ok := s.Snapshot().Lookup(k, idOrName)
+	if !ok {
+		return nil, newErr(NotFound, "id", "no %s named or with id %q", k, idOrName)
+	}
+	return o, nil
+}
+
+// List returns the objects of kind k sorted by name, filtered as
+// Snapshot.List does.
+func (s *Service) List(k Kind, filters map[string]string) ([]Object, error) {
+	if Info(k) == nil {
+		return nil, newErr(NotFound, "", "no kind %q", k)
+	}
+	out, err := s.Snapshot().List(k, filters)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Create validates and stores a new object (o itself is not modified) and
+// returns it as stored: with its id, timestamps, revision, defaults, and
+// references as ids.
+func (s *Service) Create(ctx context.Context, o Object) (Object, error) {
+	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
+		n := clone(o)
+		m, now := n.Base(), s.now()
+		*m = Meta{ID: newID(cur, n.Kind()), Name: m.Name, CreatedAt: now, UpdatedAt: now}
+		if err := prepare(cur, n, nil); err != nil {
+			return nil, err
+		}
+		return &change{Created, nil, n}, nil
+	})
+}
+
+// Update replaces the object of kind k named by idOrName with o (PUT); its
+// id and created_at stay. ifRevision, when not 0, must be its revision.
+func (s *Service) Update(ctx context.Context, k Kind, idOrName string, o Object, ifRevision uint64) (Object, error) {
+	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
+		old, err := current(cur, k, idOrName, ifRevision)
+		if err != nil {
+			return nil, err
+		}
+		if o.Kind() != k {
+			return nil, invalidf("", "a %s is not a %s", o.Kind(), k)
+		}
+		return s.replace(cur, old, clone(o))
+	})
+}
+
+// Patch applies a JSON merge patch (RFC 7396) to the object of kind k
+// named by idOrName: given fields replace the object's, null resets a
+// field to its default. The result is validated like a PUT.
+func (s *Service) Patch(ctx context.Context, k Kind, idOrName string, patch []byte, ifRevision uint64) (Object, error) {
+	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
+		old, err := current(cur, k, idOrName, ifRevision)
+		if err != nil {
+			return nil, err
+		}
+		doc, jerr := json.Marshal(old)
+		if jerr != nil {
+			return nil, invalidf("", "%v", jerr)
+		}
+		merged, err := mergePatch(doc, patch)
+		if err != nil {
+			return nil, err
+		}
+		n, err := decode(Info(k), merged)
+		if err != nil {
+			return nil, err
+		}
+		return s.replace(cur, old, n)
+	})
+}
+
+// Delete removes the object of kind k named by idOrName, unless another
+// object still refers to it. It returns the object as it was.
+func (s *Service) Delete(ctx context.Context, k Kind, idOrName string, ifRevision uint64) (Object, error) {
+	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
+		old, err := current(cur, k, idOrName, ifRevision)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDelete(cur, old); err != nil {
+			return nil, err
+		}
+		return &change{Deleted, old, old}, nil
+	})
+}
+
+func current(cur *Snapshot, k Kind, idOrName string, ifRevision uint64) (Object, *Error) {
+	if Info(k) == nil {
+		return nil, newErr(NotFound, "", "no kind %q", k)
+	}
+	old, ok := cur.Lookup(k, idOrName)
+	if !ok {
+		return nil, newErr(NotFound, "id", "no %s named or with id %q", k, idOrName)
+	}
+	if ifRevision != 0 && ifRevision != old.Base().Revision {
+		return nil, newErr(Precondition, "If-Match", "%s %s is at revision %d, not %d", k, old.Base().Name, old.Base().Revision, ifRevision)
+	}
+	return old, nil
+}
+
+func (s *Service) replace(cur *Snapshot, old, n Object) (*change, *Error) {
+	m, om := n.Base(), old.Base()
+	*m = Meta{ID: om.ID, Name: m.Name, CreatedAt: om.CreatedAt, UpdatedAt: s.now()}
+	if err := prepare(cur, n, old); err != nil {
+		return nil, err
+	}
+	return &change{Updated, old, n}, nil
+}
+
+type change struct {
+	typ      string
+	old, obj Object // obj is old for a delete
+}
+
+// write runs fn against the current snapshot and commits the change it
+// returns in one transaction; when the store moved under it, it reloads
+// and runs fn again.
+func (s *Service) write(ctx context.Context, fn func(cur *Snapshot) (*change, *Error)) (Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		cur := s.snap.Load()
+		ch, verr := fn(cur)
+		if verr != nil {
+			return nil, verr
+		}
+		k, id := string(ch.obj.Kind()), ch.obj.Base().ID
+		var oldRev uint64
+		if ch.old != nil {
+			oldRev = ch.old.Base().Revision
+		}
+		op := store.Op{Kind: k, Key: id, Delete: ch.typ == Deleted}
+		if !op.Delete {
+			var err error
+			if op.Value, err = json.Marshal(ch.obj); err != nil {
+				return nil, err
+			}
+		}
+		rev, err := s.st.Txn(ctx, store.Txn{
+			Compares: []store.Compare{{Kind: fenceKind, Key: fenceKey, ModRevision: s.fence}, {Kind: k, Key: id, ModRevision: oldRev}},
+			Ops:      []store.Op{op, {Kind: fenceKind, Key: fenceKey, Value: []byte("{}")}},
+		})
+		if errors.Is(err, store.ErrCompareFailed) && attempt < 3 {
+			if err := s.load(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("model: store: %w", err)
+		}
+		s.fence = rev
+		if !op.Delete {
+			ch.obj.Base().Revision = rev
+		}
+		s.snap.Store(cur.with(ch.obj, op.Delete, rev))
+		s.bus.Publish(events.Event{Topic: Topic, Type: ch.typ, Kind: k, ID: id, Object: ch.obj})
+		return ch.obj, nil
+	}
+}
+
+// clone deep-copies o.
+func clone(o Object) Object {
+	b, err := json.Marshal(o)
+	if err != nil {
+		panic(err) // model objects always marshal
+	}
+	n := Info(o.Kind()).New()
+	if err := json.Unmarshal(b, n); err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// newID returns a random UUID (version 4) unused as an id or name of kind k.
+func newID(cur *Snapshot, k Kind) string {
+	for {
+		var b [16]byte
+		rand.Read(b[:])
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+		if _, taken := cur.Lookup(k, id); !taken {
+			return id
+		}
+	}
+}
