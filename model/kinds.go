@@ -222,7 +222,7 @@ func (s *Set[T]) Sorted() []T {
 	return out
 }
 
-func (s *Set[T]) get(id string) (Object, bool)  { return s.Get(id) }
+func (s *Set[T]) get(id string) (Object, bool)   { return s.Get(id) }
 func (s *Set[T]) lookup(r string) (Object, bool) { return s.Lookup(r) }
 func (s *Set[T]) len() int                       { return len(s.byID) }
 
