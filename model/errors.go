@@ -106,7 +106,11 @@ func jsonError(err error) *Error {
 	)
 	switch {
 	case errors.As(err, &typ):
-		return invalidf(typ.Field, "%s must be a %s, not a JSON %s", typ.Field, jsonType(typ.Type.String()), typ.Value)
+		f := strings.TrimPrefix(typ.Field, "Meta.")
+		if f == "" {
+			return invalidf("body", "the body must be a JSON object, not a JSON %s", typ.Value)
+		}
+		return invalidf(f, "%s must be a JSON %s, not a JSON %s", f, jsonType(typ.Type.String()), typ.Value)
 	case errors.As(err, &syn):
 		return invalidf("body", "malformed JSON at byte %d: %v", syn.Offset, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

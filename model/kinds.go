@@ -168,6 +168,7 @@ type anySet interface {
 	del(id string)
 	clone()
 	each(fn func(Object))
+	sorted() []Object
 	len() int
 }
 
@@ -225,6 +226,14 @@ func (s *Set[T]) Sorted() []T {
 func (s *Set[T]) get(id string) (Object, bool)   { return s.Get(id) }
 func (s *Set[T]) lookup(r string) (Object, bool) { return s.Lookup(r) }
 func (s *Set[T]) len() int                       { return len(s.byID) }
+
+func (s *Set[T]) sorted() []Object {
+	out := make([]Object, 0, len(s.byID))
+	for _, o := range s.Sorted() {
+		out = append(out, o)
+	}
+	return out
+}
 
 func (s *Set[T]) each(fn func(Object)) {
 	for _, o := range s.byID {
@@ -325,7 +334,7 @@ func (s *Snapshot) List(k Kind, filters map[string]string) ([]Object, error) {
 		}
 		wants = append(wants, want{f, ids})
 	}
-	var out []Object
+	out := []Object{}
 	ki.set(s).each(func(o Object) {
 		if byName && o.Base().Name != name {
 			return

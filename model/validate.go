@@ -74,16 +74,19 @@ func checkDelete(cur *Snapshot, o Object) *Error {
 	m := o.Base()
 	var err *Error
 	for _, ki := range kinds {
-		ki.set(cur).each(func(by Object) {
-			if err != nil || by.Base().ID == m.ID && by.Kind() == o.Kind() {
-				return
+		for _, by := range ki.set(cur).sorted() {
+			if err != nil {
+				return err
+			}
+			if by.Base().ID == m.ID && by.Kind() == o.Kind() {
+				continue
 			}
 			walkRefs(by, func(r ref) {
 				if err == nil && r.kind == o.Kind() && *r.id == m.ID {
 					err = conflictf("", "%s %s is still used by %s %s (%s)", o.Kind(), m.Name, by.Kind(), by.Base().Name, r.path)
 				}
 			})
-		})
+		}
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,632 @@
+package northbound_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/controllertest"
+	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/topology"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// modelEnv is loomd's API over a real bbolt store in a temporary directory.
+type modelEnv struct {
+	t   testing.TB
+	dir string
+	st  *store.Bolt
+	svc *model.Service
+	ts  *httptest.Server
+	ctl *controller.Controller
+	reg *prometheus.Registry
+	bus *events.Bus
+}
+
+func newModelEnv(t testing.TB) *modelEnv {
+	t.Helper()
+	e := &modelEnv{t: t, dir: t.TempDir(), reg: prometheus.NewRegistry(), bus: events.NewBus()}
+	e.ctl = controllertest.Start(t, controller.Config{Apps: []string{"l2switch"}}, e.reg).Ctl
+	e.open()
+	t.Cleanup(e.close)
+	return e
+}
+
+// handler is the full API as loomd mounts it.
+func (e *modelEnv) handler() http.Handler {
+	return northbound.Handler(e.ctl, e.reg,
+		northbound.ModelRoutes(e.svc), northbound.OpenAPIRoutes(),
+		northbound.EventRoutes(e.bus, 0), northbound.TopologyRoutes(topology.New(topology.Options{Events: e.bus})))
+}
+
+func (e *modelEnv) open() {
+	var err error
+	if e.st, err = store.OpenBolt(e.dir, store.Options{NoSync: true}); err != nil {
+		e.t.Fatal(err)
+	}
+	if e.svc, err = model.New(context.Background(), e.st, e.bus); err != nil {
+		e.t.Fatal(err)
+	}
+	e.ts = httptest.NewServer(e.handler())
+}
+
+func (e *modelEnv) close() {
+	if e.ts != nil {
+		e.ts.Close()
+		e.st.Close()
+		e.ts = nil
+	}
+}
+
+func (e *modelEnv) dump() []byte {
+	var b bytes.Buffer
+	if _, err := e.st.WriteTo(&b); err != nil {
+		e.t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+type reply struct {
+	status int
+	hdr    http.Header
+	body   []byte
+}
+
+func (r reply) obj() map[string]any {
+	var m map[string]any
+	json.Unmarshal(r.body, &m)
+	return m
+}
+
+func (r reply) err() northbound.Error {
+	var e northbound.Error
+	json.Unmarshal(r.body, &e)
+	return e
+}
+
+// do sends a request; hdr is header name, value pairs.
+func (e *modelEnv) do(method, path, body string, hdr ...string) reply {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.ts.URL+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+// must sends a request that must answer status.
+func (e *modelEnv) must(status int, method, path, body string, hdr ...string) reply {
+	e.t.Helper()
+	r := e.do(method, path, body, hdr...)
+	if r.status != status {
+		e.t.Fatalf("%s %s %s: %d %s, want %d", method, path, body, r.status, r.body, status)
+	}
+	return r
+}
+
+// world creates one of everything through the API, referring by name.
+func (e *modelEnv) world() {
+	for _, c := range [][2]string{
+		{"hosts", `{"name":"hv1","ovsdb":"unix:/run/openvswitch/db.sock","vtep_ip":"192.0.2.1"}`},
+		{"hosts", `{"name":"hv2","ovsdb":"tcp:192.0.2.2:6640","vtep_ip":"192.0.2.2","datapath_type":"netdev","controller":"tcp:192.0.2.10:6653","uplink":"eth1"}`},
+		{"networks", `{"name":"blue","type":"vxlan","vni":5001}`},
+		{"networks", `{"name":"red","type":"vlan","vlan":100}`},
+		{"networks", `{"name":"ext","type":"flat"}`},
+		{"subnets", `{"name":"blue-v4","network":"blue","cidr":"10.1.0.0/24","dns_servers":["10.1.0.2"],"lease_seconds":3600,"host_routes":[{"destination":"172.16.0.0/12","nexthop":"10.1.0.254"}]}`},
+		{"subnets", `{"name":"red-v4","network":"red","cidr":"10.2.0.0/24","gateway":"10.2.0.254","dhcp":false}`},
+		{"subnets", `{"name":"ext-v4","network":"ext","cidr":"203.0.113.0/24"}`},
+		{"port-groups", `{"name":"gold","bandwidth_kbps":10000,"burst_kb":100,"priority":5,"vlan":7,"dhcp_isolation":true,"ip_mac_binding":true}`},
+		{"security-groups", `{"name":"web","rules":[{"direction":"ingress","protocol":"tcp","port_min":80,"port_max":443},{"direction":"ingress","remote_group":"web"},{"direction":"egress","protocol":47}]}`},
+		{"security-groups", `{"name":"ssh","rules":[{"direction":"ingress","protocol":"tcp","port_min":22,"remote_cidr":"198.51.100.0/24"}]}`},
+		{"ports", `{"name":"vm1","network":"blue","mac":"02:00:00:00:00:01","ips":["10.1.0.11"],"port_group":"gold","security_groups":["web"]}`},
+		{"ports", `{"name":"vm2","network":"blue","mac":"02:00:00:00:00:02","ips":["10.1.0.12"]}`},
+		{"ports", `{"name":"vm3","network":"red","mac":"02:00:00:00:00:01","ips":["10.2.0.11"]}`},
+		{"routers", `{"name":"r1","subnets":["blue-v4","red-v4"],"external_network":"ext","snat":true,"gateway_host":"hv1","routes":[{"destination":"0.0.0.0/0","nexthop":"203.0.113.1"}]}`},
+		{"load-balancers", `{"name":"lb1","network":"blue","vip":"10.1.0.100","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11"},{"ip":"10.1.0.12","port":8080,"weight":3}],"health_check":{"interval_ms":1000,"fall":2},"affinity_seconds":60}`},
+	} {
+		e.must(201, "POST", "/api/v1/"+c[0], c[1])
+	}
+}
+
+func (e *modelEnv) id(kind, name string) string {
+	e.t.Helper()
+	id, _ := e.must(200, "GET", "/api/v1/"+kind+"/"+name, "").obj()["id"].(string)
+	return id
+}
+
+func TestModelAPICRUD(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+
+	// Create: 201, Location, ETag; references stored as ids.
+	r := e.must(201, "POST", "/api/v1/ports", `{"name":"vm4","network":"`+e.id("networks", "blue")+`","ips":["10.1.0.14"],"security_groups":["web","ssh"]}`)
+	p := r.obj()
+	if loc := r.hdr.Get("Location"); loc != "/api/v1/ports/"+p["id"].(string) {
+		t.Errorf("Location %q", loc)
+	}
+	if et := r.hdr.Get("ETag"); et != fmt.Sprintf(`"%v"`, p["revision"]) {
+		t.Errorf("ETag %q, revision %v", et, p["revision"])
+	}
+	if p["network"] != e.id("networks", "blue") || p["security_groups"].([]any)[1] != e.id("security-groups", "ssh") {
+		t.Errorf("references: %v", p)
+	}
+	if mac, _ := p["mac"].(string); !strings.HasPrefix(mac, "02:") {
+		t.Errorf("generated mac %q", mac)
+	}
+
+	// Every kind: get by name and id, list, put, patch, delete.
+	for _, c := range []struct{ kind, name, put, patch, check string }{
+		{"hosts", "hv2", `{"name":"hv2","ovsdb":"tcp:192.0.2.2:6640","vtep_ip":"192.0.2.22"}`, `{"bridge":"br-x"}`, `"bridge": "br-x"`},
+		{"networks", "red", `{"name":"red","type":"vlan","vlan":200}`, `{"vlan":201}`, `"vlan": 201`},
+		{"subnets", "red-v4", `{"name":"red-v4","network":"red","cidr":"10.2.0.0/24"}`, `{"dhcp":null,"lease_seconds":600}`, `"dhcp": true`},
+		{"ports", "vm3", `{"name":"vm3","network":"red","ips":["10.2.0.13"]}`, `{"mac":"02:AA:00:00:00:03"}`, `"mac": "02:aa:00:00:00:03"`},
+		{"port-groups", "gold", `{"name":"gold"}`, `{"priority":0}`, `"priority": 0`},
+		{"routers", "r1", `{"name":"r1","subnets":["blue-v4"]}`, `{"subnets":["blue-v4","red-v4"],"gateway_host":"hv2"}`, `"gateway_host": "` + e.id("hosts", "hv2") + `"`},
+		{"security-groups", "ssh", `{"name":"ssh","rules":[]}`, `{"rules":[{"direction":"egress","ethertype":"ipv6","protocol":"udp","port_min":53}]}`, `"port_max": 53`},
+		{"load-balancers", "lb1", `{"name":"lb1","network":"blue","vip":"10.1.0.100","protocol":"udp","port":53}`, `{"health_check":{"protocol":"tcp"}}`, `"timeout_ms": 2000`},
+	} {
+		id := e.id(c.kind, c.name)
+		byID := e.must(200, "GET", "/api/v1/"+c.kind+"/"+id, "")
+		if byID.obj()["name"] != c.name {
+			t.Errorf("%s by id: %s", c.kind, byID.body)
+		}
+		l := e.must(200, "GET", "/api/v1/"+c.kind+"?name="+c.name, "")
+		var page northbound.ModelList
+		var raw struct{ Items []map[string]any }
+		json.Unmarshal(l.body, &raw)
+		json.Unmarshal(l.body, &page)
+		if len(raw.Items) != 1 || raw.Items[0]["id"] != id {
+			t.Errorf("%s list by name: %s", c.kind, l.body)
+		}
+		rev := byID.hdr.Get("ETag")
+		put := e.must(200, "PUT", "/api/v1/"+c.kind+"/"+c.name, c.put, "If-Match", rev)
+		if put.obj()["id"] != id || put.obj()["created_at"] != byID.obj()["created_at"] || put.hdr.Get("ETag") == rev {
+			t.Errorf("%s put: %s", c.kind, put.body)
+		}
+		// The old revision no longer matches.
+		if r := e.do("PATCH", "/api/v1/"+c.kind+"/"+id, c.patch, "If-Match", rev); r.status != 412 || r.err().Code != "precondition" {
+			t.Errorf("%s stale patch: %d %s", c.kind, r.status, r.body)
+		}
+		patched := e.must(200, "PATCH", "/api/v1/"+c.kind+"/"+id, c.patch, "If-Match", put.hdr.Get("ETag"))
+		if !strings.Contains(string(patched.body), c.check) {
+			t.Errorf("%s patch: %s lacks %s", c.kind, patched.body, c.check)
+		}
+	}
+
+	// Filters by name or id, and pagination with next links.
+	for _, f := range []struct {
+		path string
+		n    int
+	}{
+		{"/api/v1/ports?network=blue", 3}, {"/api/v1/ports?network=" + e.id("networks", "red"), 1},
+		{"/api/v1/ports?security_groups=web", 2}, {"/api/v1/ports?port_group=gold&network=blue", 1},
+		{"/api/v1/subnets?network=ext", 1}, {"/api/v1/load-balancers?network=blue", 1},
+		{"/api/v1/routers?host=hv2", 1}, {"/api/v1/routers?host=hv1", 0}, {"/api/v1/routers?subnets=red-v4", 1},
+		{"/api/v1/ports?network=nothing", 0}, {"/api/v1/networks", 3},
+	} {
+		var page struct{ Items []map[string]any }
+		json.Unmarshal(e.must(200, "GET", f.path, "").body, &page)
+		if len(page.Items) != f.n {
+			t.Errorf("%s: %d items, want %d", f.path, len(page.Items), f.n)
+		}
+	}
+	var names []string
+	next := "/api/v1/ports?network=blue&limit=2"
+	for pages := 0; next != ""; pages++ {
+		var page struct {
+			Items []map[string]any
+			Next  string
+		}
+		json.Unmarshal(e.must(200, "GET", next, "").body, &page)
+		for _, it := range page.Items {
+			names = append(names, it["name"].(string))
+		}
+		next = page.Next
+		if pages > 3 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if strings.Join(names, ",") != "vm1,vm2,vm4" {
+		t.Errorf("paginated names %v", names)
+	}
+
+	// Referenced objects cannot go; then they can, in order.
+	for _, c := range [][3]string{
+		{"networks", "blue", "subnet blue-v4"}, {"subnets", "red-v4", "router r1"}, {"port-groups", "gold", "port vm1"},
+		{"security-groups", "web", "port vm1"}, {"security-groups", "ssh", "port vm4"}, {"hosts", "hv2", "router r1"},
+		{"networks", "ext", "subnet ext-v4"}, {"subnets", "blue-v4", "router r1"},
+	} {
+		r := e.must(409, "DELETE", "/api/v1/"+c[0]+"/"+c[1], "")
+		if !strings.Contains(r.err().Message, c[2]) {
+			t.Errorf("delete %s %s: %s does not name %s", c[0], c[1], r.body, c[2])
+		}
+	}
+	e.must(412, "DELETE", "/api/v1/routers/r1", "", "If-Match", `"1"`)
+	e.must(204, "DELETE", "/api/v1/routers/r1", "", "If-Match", e.must(200, "GET", "/api/v1/routers/r1", "").hdr.Get("ETag"))
+	e.must(404, "GET", "/api/v1/routers/r1", "")
+	// A subnet whose addresses are in use cannot go either.
+	if r := e.must(409, "DELETE", "/api/v1/subnets/blue-v4", ""); !strings.Contains(r.err().Message, "port vm1") {
+		t.Errorf("subnet in use: %s", r.body)
+	}
+	for _, d := range [][2]string{{"load-balancers", "lb1"}, {"ports", "vm1"}, {"ports", "vm2"}, {"ports", "vm3"}, {"ports", "vm4"},
+		{"security-groups", "web"}, {"security-groups", "ssh"}, {"port-groups", "gold"}, {"subnets", "blue-v4"}, {"subnets", "red-v4"},
+		{"subnets", "ext-v4"}, {"networks", "blue"}, {"networks", "red"}, {"networks", "ext"}, {"hosts", "hv1"}, {"hosts", "hv2"}} {
+		e.must(204, "DELETE", "/api/v1/"+d[0]+"/"+d[1], "")
+	}
+	for _, ki := range model.Kinds() {
+		if r := e.must(200, "GET", "/api/v1/"+ki.Path, ""); string(r.body) != "{\n  \"items\": []\n}\n" {
+			t.Errorf("%s left: %s", ki.Path, r.body)
+		}
+	}
+}
+
+// Every bad request answers 4xx naming the field, and leaves the store
+// file byte for byte as it was.
+func TestModelAPIBadInput(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+	blue := e.id("networks", "blue")
+	vm1 := e.id("ports", "vm1")
+	big := `{"name":"x","type":"flat","pad":"` + strings.Repeat("a", northbound.MaxBody) + `"}`
+	cases := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		field                    string
+	}{
+		// Body and protocol.
+		{"malformed json", "POST", "/api/v1/networks", `{"name":"x",`, nil, 400, "body"},
+		{"not json at all", "POST", "/api/v1/networks", `name=x`, nil, 400, "body"},
+		{"two values", "POST", "/api/v1/networks", `{"name":"x","type":"flat"} {}`, nil, 400, "body"},
+		{"array body", "POST", "/api/v1/networks", `[]`, nil, 400, "body"},
+		{"wrong content type", "POST", "/api/v1/networks", `{"name":"x","type":"flat"}`, []string{"Content-Type", "text/plain"}, 415, "Content-Type"},
+		{"oversized body", "POST", "/api/v1/networks", big, nil, 413, "body"},
+		{"unknown field", "POST", "/api/v1/networks", `{"name":"x","type":"flat","colour":"blue"}`, nil, 400, "colour"},
+		{"unknown nested field", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","prot":"tcp"}]}`, nil, 400, "prot"},
+		{"vni as string", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":"5"}`, nil, 400, "vni"},
+		{"vni fraction", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":1.5}`, nil, 400, "vni"},
+		{"name as number", "POST", "/api/v1/networks", `{"name":5,"type":"flat"}`, nil, 400, "name"},
+		{"dhcp as string", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.9.0.0/24","dhcp":"yes"}`, nil, 400, "dhcp"},
+		{"ips not a list", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":"10.1.0.30"}`, nil, 400, "ips"},
+		{"protocol as bool", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":true}]}`, nil, 400, "rules.protocol"},
+		{"patch not an object", "PATCH", "/api/v1/networks/blue", `[1]`, nil, 400, "body"},
+		{"patch unknown field", "PATCH", "/api/v1/networks/blue", `{"vnid":7}`, nil, 400, "vnid"},
+		{"patch wrong type", "PATCH", "/api/v1/networks/blue", `{"vni":"7"}`, nil, 400, "vni"},
+		{"bad If-Match", "PATCH", "/api/v1/networks/blue", `{"vni":7}`, []string{"If-Match", `"abc"`}, 400, "If-Match"},
+		{"If-Match zero", "DELETE", "/api/v1/ports/vm1", ``, []string{"If-Match", `0`}, 400, "If-Match"},
+		{"stale If-Match put", "PUT", "/api/v1/networks/blue", `{"name":"blue","type":"vxlan","vni":5001}`, []string{"If-Match", `"1"`}, 412, "If-Match"},
+		{"stale If-Match delete", "DELETE", "/api/v1/ports/vm2", ``, []string{"If-Match", `"1"`}, 412, "If-Match"},
+		{"put missing object", "PUT", "/api/v1/networks/nope", `{"name":"nope","type":"flat"}`, nil, 404, "id"},
+		{"patch missing object", "PATCH", "/api/v1/ports/nope", `{}`, nil, 404, "id"},
+		{"delete missing object", "DELETE", "/api/v1/hosts/nope", ``, nil, 404, "id"},
+		{"bad limit", "GET", "/api/v1/ports?limit=0", ``, nil, 400, "limit"},
+		{"bad filter", "GET", "/api/v1/hosts?network=blue", ``, nil, 400, "network"},
+		// Names.
+		{"missing name", "POST", "/api/v1/networks", `{"type":"flat"}`, nil, 400, "name"},
+		{"bad name", "POST", "/api/v1/networks", `{"name":"Blue_Net","type":"flat"}`, nil, 400, "name"},
+		{"long name", "POST", "/api/v1/networks", `{"name":"` + strings.Repeat("a", 64) + `","type":"flat"}`, nil, 400, "name"},
+		{"duplicate name", "POST", "/api/v1/networks", `{"name":"blue","type":"flat"}`, nil, 409, "name"},
+		{"name is an id", "POST", "/api/v1/networks", `{"name":"` + blue + `","type":"flat"}`, nil, 409, "name"},
+		{"rename onto another", "PATCH", "/api/v1/networks/red", `{"name":"blue"}`, nil, 409, "name"},
+		// Hosts.
+		{"host without ovsdb", "POST", "/api/v1/hosts", `{"name":"x","vtep_ip":"192.0.2.9"}`, nil, 400, "ovsdb"},
+		{"host bad ovsdb", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"udp:1.2.3.4:6640","vtep_ip":"192.0.2.9"}`, nil, 400, "ovsdb"},
+		{"host ovsdb bad port", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"tcp:1.2.3.4:70000","vtep_ip":"192.0.2.9"}`, nil, 400, "ovsdb"},
+		{"host bad vtep", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2"}`, nil, 400, "vtep_ip"},
+		{"host duplicate vtep", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2.1"}`, nil, 409, "vtep_ip"},
+		{"host bad datapath", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2.9","datapath_type":"dpdk"}`, nil, 400, "datapath_type"},
+		{"host bad bridge", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2.9","bridge":"a-very-long-bridge-name"}`, nil, 400, "bridge"},
+		{"host bad controller", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2.9","controller":"6653"}`, nil, 400, "controller"},
+		{"host uplink is bridge", "POST", "/api/v1/hosts", `{"name":"x","ovsdb":"unix:/db","vtep_ip":"192.0.2.9","uplink":"br-int"}`, nil, 400, "uplink"},
+		// Networks.
+		{"network without type", "POST", "/api/v1/networks", `{"name":"x"}`, nil, 400, "type"},
+		{"network bad type", "POST", "/api/v1/networks", `{"name":"x","type":"gre"}`, nil, 400, "type"},
+		{"vxlan without vni", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan"}`, nil, 400, "vni"},
+		{"vni too big", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":16777216}`, nil, 400, "vni"},
+		{"vni negative", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":-1}`, nil, 400, "vni"},
+		{"vni huge", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":1e40}`, nil, 400, "vni"},
+		{"duplicate vni", "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":5001}`, nil, 409, "vni"},
+		{"duplicate vni by patch", "PATCH", "/api/v1/networks/red", `{"type":"vxlan","vlan":null,"vni":5001}`, nil, 409, "vni"},
+		{"vlan zero range", "POST", "/api/v1/networks", `{"name":"x","type":"vlan","vlan":4095}`, nil, 400, "vlan"},
+		{"duplicate vlan", "POST", "/api/v1/networks", `{"name":"x","type":"vlan","vlan":100}`, nil, 409, "vlan"},
+		{"vni on vlan", "POST", "/api/v1/networks", `{"name":"x","type":"vlan","vlan":5,"vni":5}`, nil, 400, "vni"},
+		{"vlan on flat", "POST", "/api/v1/networks", `{"name":"x","type":"flat","vlan":5}`, nil, 400, "vlan"},
+		// Subnets.
+		{"subnet dangling network", "POST", "/api/v1/subnets", `{"name":"x","network":"green","cidr":"10.9.0.0/24"}`, nil, 400, "network"},
+		{"subnet without network", "POST", "/api/v1/subnets", `{"name":"x","cidr":"10.9.0.0/24"}`, nil, 400, "network"},
+		{"subnet bad cidr", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.9.0.0/33"}`, nil, 400, "cidr"},
+		{"subnet host bits", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.9.0.1/24"}`, nil, 400, "cidr"},
+		{"subnet too small", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.9.0.0/31"}`, nil, 400, "cidr"},
+		{"overlap in network", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.0.128/25"}`, nil, 409, "cidr"},
+		{"overlap in router", "PATCH", "/api/v1/subnets/red-v4", `{"cidr":"10.1.0.0/16","gateway":"10.1.200.1"}`, nil, 409, "cidr"},
+		{"gateway outside cidr", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","gateway":"10.1.2.1"}`, nil, 400, "gateway"},
+		{"gateway network address", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","gateway":"10.1.1.0"}`, nil, 400, "gateway"},
+		{"gateway broadcast", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","gateway":"10.1.1.255"}`, nil, 400, "gateway"},
+		{"gateway onto a port", "PATCH", "/api/v1/subnets/blue-v4", `{"gateway":"10.1.0.11"}`, nil, 409, "gateway"},
+		{"subnet network change", "PATCH", "/api/v1/subnets/blue-v4", `{"network":"red"}`, nil, 400, "network"},
+		{"bad dns server", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","dns_servers":["8.8.8.8","dns"]}`, nil, 400, "dns_servers[1]"},
+		{"lease too short", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","lease_seconds":5}`, nil, 400, "lease_seconds"},
+		{"host route nexthop outside", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","host_routes":[{"destination":"0.0.0.0/0","nexthop":"10.9.9.9"}]}`, nil, 400, "host_routes[0].nexthop"},
+		// Ports.
+		{"port dangling network", "POST", "/api/v1/ports", `{"name":"x","network":"nope"}`, nil, 400, "network"},
+		{"port ip outside subnets", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.7.0.5"]}`, nil, 400, "ips[0]"},
+		{"port ip is gateway", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.1"]}`, nil, 400, "ips[0]"},
+		{"port ip broadcast", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.20","10.1.0.255"]}`, nil, 400, "ips[1]"},
+		{"port ip malformed", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.300"]}`, nil, 400, "ips[0]"},
+		{"port ip twice", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.20","10.1.0.20"]}`, nil, 400, "ips[1]"},
+		{"duplicate ip in network", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.11"]}`, nil, 409, "ips[0]"},
+		{"ip of a vip", "POST", "/api/v1/ports", `{"name":"x","network":"blue","ips":["10.1.0.100"]}`, nil, 409, "ips[0]"},
+		{"duplicate mac in network", "POST", "/api/v1/ports", `{"name":"x","network":"blue","mac":"02:00:00:00:00:01"}`, nil, 409, "mac"},
+		{"multicast mac", "POST", "/api/v1/ports", `{"name":"x","network":"blue","mac":"01:00:5e:00:00:01"}`, nil, 400, "mac"},
+		{"zero mac", "POST", "/api/v1/ports", `{"name":"x","network":"blue","mac":"00:00:00:00:00:00"}`, nil, 400, "mac"},
+		{"malformed mac", "POST", "/api/v1/ports", `{"name":"x","network":"blue","mac":"02:00:00"}`, nil, 400, "mac"},
+		{"dangling port group", "POST", "/api/v1/ports", `{"name":"x","network":"blue","port_group":"silver"}`, nil, 400, "port_group"},
+		{"dangling security group", "POST", "/api/v1/ports", `{"name":"x","network":"blue","security_groups":["web","db"]}`, nil, 400, "security_groups[1]"},
+		{"security group twice", "POST", "/api/v1/ports", `{"name":"x","network":"blue","security_groups":["web","web"]}`, nil, 400, "security_groups[1]"},
+		{"port network change", "PUT", "/api/v1/ports/" + vm1, `{"name":"vm1","network":"red"}`, nil, 400, "network"},
+		// Port groups.
+		{"priority too high", "POST", "/api/v1/port-groups", `{"name":"x","priority":8}`, nil, 400, "priority"},
+		{"priority negative", "POST", "/api/v1/port-groups", `{"name":"x","priority":-1}`, nil, 400, "priority"},
+		{"port group vlan", "POST", "/api/v1/port-groups", `{"name":"x","vlan":5000}`, nil, 400, "vlan"},
+		{"burst without rate", "POST", "/api/v1/port-groups", `{"name":"x","burst_kb":10}`, nil, 400, "burst_kb"},
+		{"negative bandwidth", "POST", "/api/v1/port-groups", `{"name":"x","bandwidth_kbps":-5}`, nil, 400, "bandwidth_kbps"},
+		// Routers.
+		{"router dangling subnet", "POST", "/api/v1/routers", `{"name":"x","subnets":["nope"]}`, nil, 400, "subnets[0]"},
+		{"router subnet taken", "POST", "/api/v1/routers", `{"name":"x","subnets":["blue-v4"]}`, nil, 409, "subnets[0]"},
+		{"router subnet twice", "PATCH", "/api/v1/routers/r1", `{"subnets":["blue-v4","blue-v4"]}`, nil, 400, "subnets[1]"},
+		{"snat without external", "PATCH", "/api/v1/routers/r1", `{"external_network":null}`, nil, 400, "snat"},
+		{"external is internal", "PATCH", "/api/v1/routers/r1", `{"external_network":"blue"}`, nil, 400, "external_network"},
+		{"route nexthop unreachable", "PATCH", "/api/v1/routers/r1", `{"routes":[{"destination":"192.168.0.0/16","nexthop":"10.9.9.9"}]}`, nil, 400, "routes[0].nexthop"},
+		{"route bad destination", "PATCH", "/api/v1/routers/r1", `{"routes":[{"destination":"192.168.0.1/16","nexthop":"10.1.0.5"}]}`, nil, 400, "routes[0].destination"},
+		{"dangling gateway host", "PATCH", "/api/v1/routers/r1", `{"gateway_host":"hv9"}`, nil, 400, "gateway_host"},
+		// Security groups.
+		{"rule without direction", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"protocol":"tcp"}]}`, nil, 400, "rules[0].direction"},
+		{"rule bad ethertype", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","ethertype":"arp"}]}`, nil, 400, "rules[0].ethertype"},
+		{"rule bad protocol", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":"sctpx"}]}`, nil, 400, "rules[0].protocol"},
+		{"rule protocol 256", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":256}]}`, nil, 400, "rules[0].protocol"},
+		{"port_min zero range", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress"},{"direction":"ingress","protocol":"tcp","port_min":70000}]}`, nil, 400, "rules[1].port_min"},
+		{"port_max below min", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":"udp","port_min":100,"port_max":50}]}`, nil, 400, "rules[0].port_max"},
+		{"ports on icmp", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":"icmp","port_min":1}]}`, nil, 400, "rules[0].port_min"},
+		{"port_max without min", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","protocol":"tcp","port_max":80}]}`, nil, 400, "rules[0].port_min"},
+		{"remote cidr and group", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","remote_cidr":"10.0.0.0/8","remote_group":"web"}]}`, nil, 400, "rules[0].remote_group"},
+		{"remote cidr family", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress","ethertype":"ipv6","remote_cidr":"10.0.0.0/8"}]}`, nil, 400, "rules[0].remote_cidr"},
+		{"dangling remote group", "POST", "/api/v1/security-groups", `{"name":"x","rules":[{"direction":"ingress"},{"direction":"egress","remote_group":"db"}]}`, nil, 400, "rules[1].remote_group"},
+		// Load balancers.
+		{"lb vip outside", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.8.0.1","protocol":"tcp","port":80}`, nil, 400, "vip"},
+		{"lb vip is a port ip", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.12","protocol":"tcp","port":80}`, nil, 409, "vip"},
+		{"lb duplicate listener", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.100","protocol":"tcp","port":80}`, nil, 409, "vip"},
+		{"lb bad protocol", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"http","port":80}`, nil, 400, "protocol"},
+		{"lb bad port", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":65536}`, nil, 400, "port"},
+		{"lb backend weight", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11","weight":0}]}`, nil, 400, "backends[0].weight"},
+		{"lb backend ip", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11"},{"ip":"fe80::1"}]}`, nil, 400, "backends[1].ip"},
+		{"lb backend twice", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11"},{"ip":"10.1.0.11","port":80}]}`, nil, 400, "backends[1].ip"},
+		{"lb timeout not below interval", "POST", "/api/v1/load-balancers", `{"name":"x","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,"health_check":{"interval_ms":1000,"timeout_ms":1000}}`, nil, 400, "health_check.timeout_ms"},
+		{"lb health protocol", "PATCH", "/api/v1/load-balancers/lb1", `{"health_check":{"protocol":"icmp"}}`, nil, 400, "health_check.protocol"},
+		{"lb affinity", "PATCH", "/api/v1/load-balancers/lb1", `{"affinity_seconds":100000}`, nil, 400, "affinity_seconds"},
+		{"lb network change", "PATCH", "/api/v1/load-balancers/lb1", `{"network":"red"}`, nil, 400, "network"},
+		// Deletes of referenced objects are conflicts (no field: the message names the referrer).
+		{"delete used network", "DELETE", "/api/v1/networks/blue", ``, nil, 409, ""},
+		{"delete used security group", "DELETE", "/api/v1/security-groups/web", ``, nil, 409, ""},
+	}
+	if len(cases) < 60 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			before := e.dump()
+			r := e.do(c.method, c.path, c.body, c.hdr...)
+			if r.status != c.status {
+				t.Errorf("%d %s, want %d", r.status, r.body, c.status)
+			}
+			if got := r.err(); got.Field != c.field || got.Message == "" || got.Code == "" {
+				t.Errorf("error %+v, want field %q", got, c.field)
+			}
+			if !bytes.Equal(before, e.dump()) {
+				t.Error("the store changed")
+			}
+		})
+	}
+	e.t = t
+}
+
+// N clients PATCH one object with If-Match and retry on 412: no update
+// is lost.
+func TestModelAPIConcurrentPatch(t *testing.T) {
+	e := newModelEnv(t)
+	e.must(201, "POST", "/api/v1/port-groups", `{"name":"pg","bandwidth_kbps":1}`)
+	const writers, each = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan string, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				for {
+					resp, err := http.Get(e.ts.URL + "/api/v1/port-groups/pg")
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					var pg model.PortGroup
+					json.NewDecoder(resp.Body).Decode(&pg)
+					resp.Body.Close()
+					req, _ := http.NewRequest("PATCH", e.ts.URL+"/api/v1/port-groups/pg", strings.NewReader(fmt.Sprintf(`{"bandwidth_kbps":%d}`, pg.BandwidthKbps+1)))
+					req.Header.Set("If-Match", resp.Header.Get("ETag"))
+					resp, err = http.DefaultClient.Do(req)
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+					if resp.StatusCode != 412 {
+						errs <- resp.Status
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := e.must(200, "GET", "/api/v1/port-groups/pg", "").obj()["bandwidth_kbps"]; got != float64(1+writers*each) {
+		t.Fatalf("bandwidth %v, want %d: updates were lost", got, 1+writers*each)
+	}
+}
+
+func TestModelAPIRestart(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+	before := map[string]string{}
+	for _, ki := range model.Kinds() {
+		before[ki.Path] = string(e.must(200, "GET", "/api/v1/"+ki.Path, "").body)
+	}
+	etag := e.must(200, "GET", "/api/v1/ports/vm1", "").hdr.Get("ETag")
+	e.close()
+	e.open()
+	for _, ki := range model.Kinds() {
+		if after := string(e.must(200, "GET", "/api/v1/"+ki.Path, "").body); after != before[ki.Path] {
+			t.Errorf("%s after restart:\n%s\nbefore:\n%s", ki.Path, after, before[ki.Path])
+		}
+	}
+	if got := e.must(200, "GET", "/api/v1/ports/vm1", "").hdr.Get("ETag"); got != etag {
+		t.Errorf("ETag %s after restart, %s before", got, etag)
+	}
+	// Cross-object rules still hold against the reloaded state.
+	e.must(409, "POST", "/api/v1/networks", `{"name":"x","type":"vxlan","vni":5001}`)
+	e.must(200, "PATCH", "/api/v1/ports/vm1", `{"ips":["10.1.0.21"]}`, "If-Match", etag)
+}
+
+func TestModelAPIEvents(t *testing.T) {
+	e := newModelEnv(t)
+	sub := e.svc.Subscribe(10)
+	defer sub.Close()
+	e.must(201, "POST", "/api/v1/networks", `{"name":"n1","type":"flat"}`)
+	e.must(200, "PATCH", "/api/v1/networks/n1", `{"name":"n2"}`)
+	e.must(204, "DELETE", "/api/v1/networks/n2", "")
+	for _, want := range []string{"created n1", "updated n2", "deleted n2"} {
+		ev := <-sub.C
+		if got := ev.Type + " " + ev.Object.(*model.Network).Name; got != want || ev.Kind != "network" || ev.Topic != "model" {
+			t.Errorf("event %+v, want %s", ev, want)
+		}
+	}
+}
+
+// Every route of the API, including the other mounts', is in the OpenAPI
+// document; and the document is the model's routes and schemas.
+func TestOpenAPICoversEveryRoute(t *testing.T) {
+	e := newModelEnv(t)
+	var doc struct {
+		OpenAPI    string
+		Paths      map[string]map[string]map[string]any
+		Components struct{ Schemas map[string]map[string]any }
+	}
+	if err := json.Unmarshal(e.must(200, "GET", "/api/v1/openapi.json", "").body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != "3.0.3" {
+		t.Errorf("openapi %q", doc.OpenAPI)
+	}
+	n := 0
+	err := northbound.WalkRoutes(e.handler(), func(method, path string) {
+		n++
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("%s %s is not in the OpenAPI document: describe it with northbound.Describe", method, path)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 8*6+8 {
+		t.Errorf("only %d routes walked", n)
+	}
+	for _, ki := range model.Kinds() {
+		s := doc.Components.Schemas[ki.Title]
+		props, _ := s["properties"].(map[string]any)
+		if props["id"] == nil || props["name"] == nil || props["revision"] == nil {
+			t.Errorf("schema %s: %v", ki.Title, s)
+		}
+		for _, m := range []string{"get", "post"} {
+			if doc.Paths["/api/v1/"+ki.Path][m] == nil {
+				t.Errorf("%s /api/v1/%s missing", m, ki.Path)
+			}
+		}
+		for _, m := range []string{"get", "put", "patch", "delete"} {
+			if doc.Paths["/api/v1/"+ki.Path+"/{id}"][m] == nil {
+				t.Errorf("%s /api/v1/%s/{id} missing", m, ki.Path)
+			}
+		}
+	}
+	if props := doc.Components.Schemas["Network"]["properties"].(map[string]any); fmt.Sprint(props["type"].(map[string]any)["enum"]) != "[vxlan vlan flat]" {
+		t.Errorf("network type: %v", props["type"])
+	}
+	if doc.Components.Schemas["Rule"] == nil || doc.Components.Schemas["Switch"] == nil {
+		t.Error("nested and switch schemas missing")
+	}
+}
+
+func BenchmarkModelAPIGet(b *testing.B) {
+	e := newModelEnv(b)
+	e.world()
+	url := e.ts.URL + "/api/v1/ports/vm1"
+	c := e.ts.Client()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := c.Get(url)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatal(err, resp.Status)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+func BenchmarkModelAPIPost(b *testing.B) {
+	e := newModelEnv(b)
+	e.world()
+	c := e.ts.Client()
+	i := 0
+	for b.Loop() {
+		i++
+		body := fmt.Sprintf(`{"name":"p%d","network":"blue"}`, i)
+		resp, err := c.Post(e.ts.URL+"/api/v1/ports", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != 201 {
+			b.Fatal(err, resp.Status)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
