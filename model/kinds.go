@@ -3,6 +3,7 @@ package model
 import (
 	"cmp"
 	"iter"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -259,14 +260,11 @@ func (s *Set[T]) del(id string) {
 
 // clone gives s its own maps (copy on write).
 func (s *Set[T]) clone() {
-	byID, byName := make(map[string]T, len(s.byID)+1), make(map[string]T, len(s.byName)+1)
-	for k, v := range s.byID {
-		byID[k] = v
+	if s.byID == nil {
+		s.byID, s.byName = map[string]T{}, map[string]T{}
+		return
 	}
-	for k, v := range s.byName {
-		byName[k] = v
-	}
-	s.byID, s.byName = byID, byName
+	s.byID, s.byName = maps.Clone(s.byID), maps.Clone(s.byName)
 }
 
 // Snapshot is the whole model at one revision. It is immutable and costs

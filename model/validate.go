@@ -223,7 +223,7 @@ func hostAddr(s *Subnet, a netip.Addr) string {
 // it) in place of its stored version.
 func (c *check) subnetsOf(network string, self *Subnet) []*Subnet {
 	var out []*Subnet
-	for _, s := range c.cur.Subnets.Sorted() {
+	for _, s := range c.cur.Subnets.All() {
 		if self != nil && s.ID == self.ID {
 			continue
 		}
@@ -469,18 +469,9 @@ func validatePort(c *check, p *Port) *Error {
 			return err
 		}
 	}
-	others := func(fn func(o *Port) *Error) *Error {
-		for _, o := range c.cur.Ports.Sorted() {
-			if o.ID != p.ID && o.Network == p.Network {
-				if err := fn(o); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if p.MAC == "" {
-		p.MAC = c.newMAC(p.Network)
+	generated := p.MAC == ""
+	if generated {
+		p.MAC = randomMAC()
 	}
 	hw, err := net.ParseMAC(p.MAC)
 	switch {
@@ -492,14 +483,6 @@ func validatePort(c *check, p *Port) *Error {
 		return invalidf("mac", "the MAC address must not be all zero")
 	}
 	p.MAC = hw.String()
-	if err := others(func(o *Port) *Error {
-		if o.MAC == p.MAC {
-			return conflictf("mac", "port %s already has mac %s in this network", o.Name, p.MAC)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
 	if p.IPs == nil {
 		p.IPs = []string{}
 	}
@@ -516,18 +499,30 @@ func validatePort(c *check, p *Port) *Error {
 		if why := inNetwork(subnets, a); why != "" {
 			return invalidf(f, "%s %s", a, why)
 		}
-		if err := others(func(o *Port) *Error {
-			if slices.Contains(o.IPs, p.IPs[i]) {
-				return conflictf(f, "port %s already has ip %s in this network", o.Name, a)
-			}
-			return nil
-		}); err != nil {
-			return err
+	}
+	// One pass over the network's other ports for MAC and IP clashes (a
+	// generated MAC that clashes is drawn again, and the pass restarts).
+scan:
+	for _, o := range c.cur.Ports.All() {
+		if o.ID == p.ID || o.Network != p.Network {
+			continue
 		}
-		for _, lb := range c.cur.LoadBalancers.Sorted() {
-			if lb.Network == p.Network && lb.VIP == p.IPs[i] {
-				return conflictf(f, "%s is the vip of load balancer %s", a, lb.Name)
+		if o.MAC == p.MAC && generated {
+			p.MAC = randomMAC()
+			goto scan
+		}
+		if o.MAC == p.MAC {
+			return conflictf("mac", "port %s already has mac %s in this network", o.Name, p.MAC)
+		}
+		for i, ip := range p.IPs {
+			if slices.Contains(o.IPs, ip) {
+				return conflictf(fmt.Sprintf("ips[%d]", i), "port %s already has ip %s in this network", o.Name, ip)
 			}
+		}
+	}
+	for _, lb := range c.cur.LoadBalancers.All() {
+		if i := slices.Index(p.IPs, lb.VIP); i >= 0 && lb.Network == p.Network {
+			return conflictf(fmt.Sprintf("ips[%d]", i), "%s is the vip of load balancer %s", lb.VIP, lb.Name)
 		}
 	}
 	for i, sg := range p.SecurityGroups {
@@ -538,21 +533,12 @@ func validatePort(c *check, p *Port) *Error {
 	return nil
 }
 
-// newMAC returns a random locally administered unicast MAC unused in network.
-func (c *check) newMAC(network string) string {
-	for {
-		var b [6]byte
-		rand.Read(b[:])
-		b[0] = 0x02
-		mac := net.HardwareAddr(b[:]).String()
-		used := false
-		for _, o := range c.cur.Ports.All() {
-			used = used || o.Network == network && o.MAC == mac
-		}
-		if !used {
-			return mac
-		}
-	}
+// randomMAC returns a random locally administered unicast MAC.
+func randomMAC() string {
+	var b [6]byte
+	rand.Read(b[:])
+	b[0] = 0x02
+	return net.HardwareAddr(b[:]).String()
 }
 
 func validatePortGroup(c *check, g *PortGroup) *Error {
@@ -741,12 +727,12 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 	if why := inNetwork(c.subnetsOf(lb.Network, nil), vip); why != "" {
 		return invalidf("vip", "vip %s %s", vip, why)
 	}
-	for _, p := range c.cur.Ports.Sorted() {
+	for _, p := range c.cur.Ports.All() {
 		if p.Network == lb.Network && slices.Contains(p.IPs, lb.VIP) {
 			return conflictf("vip", "%s is an address of port %s", vip, p.Name)
 		}
 	}
-	for _, o := range c.cur.LoadBalancers.Sorted() {
+	for _, o := range c.cur.LoadBalancers.All() {
 		if o.ID != lb.ID && o.Network == lb.Network && o.VIP == lb.VIP && o.Protocol == lb.Protocol && o.Port == lb.Port {
 			return conflictf("vip", "load balancer %s already serves %s %s:%d", o.Name, lb.Protocol, vip, lb.Port)
 		}

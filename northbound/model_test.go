@@ -613,9 +613,15 @@ func BenchmarkModelAPIGet(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
+// BenchmarkModelAPIPost creates ports in a network that has 1000 already.
 func BenchmarkModelAPIPost(b *testing.B) {
 	e := newModelEnv(b)
 	e.world()
+	for i := 0; i < 1000; i++ {
+		if _, err := e.svc.Create(context.Background(), &model.Port{Meta: model.Meta{Name: fmt.Sprintf("pre%d", i)}, Network: "blue"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	c := e.ts.Client()
 	i := 0
 	for b.Loop() {

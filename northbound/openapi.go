@@ -45,7 +45,7 @@ type Param struct {
 
 var (
 	descMu      sync.Mutex
-	described   = map[string]Description{}   // "GET /api/v1/switches"
+	described   = map[string]Description{}    // "GET /api/v1/switches"
 	namedSchema = map[string]map[string]any{} // components registered by mounts
 )
 
