@@ -11,7 +11,7 @@ import (
 // are set by the Service: on input they are ignored.
 type Meta struct {
 	ID        string    `json:"id" doc:"generated; read-only"`
-	Name      string    `json:"name" doc:"unique per kind; a DNS label: 1-63 of a-z, 0-9 and -, starting and ending with a letter or digit"`
+	Name      string    `json:"name" doc:"unique per kind; 1-63 of letters, digits, -, _ and ., starting and ending with a letter or digit"`
 	CreatedAt time.Time `json:"created_at" doc:"read-only"`
 	UpdatedAt time.Time `json:"updated_at" doc:"read-only"`
 	Revision  uint64    `json:"revision" doc:"store revision of the last write; read-only (send it as If-Match)"`

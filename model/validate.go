@@ -59,15 +59,15 @@ func validName(n string) *Error {
 	}
 	ok := len(n) <= 63 && isAlnum(n[0]) && isAlnum(n[len(n)-1])
 	for i := 0; ok && i < len(n); i++ {
-		ok = isAlnum(n[i]) || n[i] == '-'
+		ok = isAlnum(n[i]) || n[i] == '-' || n[i] == '_' || n[i] == '.'
 	}
 	if !ok {
-		return invalidf("name", "%q is not a DNS label: 1-63 of a-z, 0-9 and -, starting and ending with a letter or digit", n)
+		return invalidf("name", "%q is not a valid name: 1-63 of letters, digits, -, _ and ., starting and ending with a letter or digit", n)
 	}
 	return nil
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // checkDelete refuses to delete o while something refers to it.
 func checkDelete(cur *Snapshot, o Object) *Error {

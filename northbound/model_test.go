@@ -327,7 +327,8 @@ func TestModelAPIBadInput(t *testing.T) {
 		{"bad filter", "GET", "/api/v1/hosts?network=blue", ``, nil, 400, "network"},
 		// Names.
 		{"missing name", "POST", "/api/v1/networks", `{"type":"flat"}`, nil, 400, "name"},
-		{"bad name", "POST", "/api/v1/networks", `{"name":"Blue_Net","type":"flat"}`, nil, 400, "name"},
+		{"bad name", "POST", "/api/v1/networks", `{"name":"blue net/1","type":"flat"}`, nil, 400, "name"},
+		{"name ending in a dash", "POST", "/api/v1/networks", `{"name":"blue-","type":"flat"}`, nil, 400, "name"},
 		{"long name", "POST", "/api/v1/networks", `{"name":"` + strings.Repeat("a", 64) + `","type":"flat"}`, nil, 400, "name"},
 		{"duplicate name", "POST", "/api/v1/networks", `{"name":"blue","type":"flat"}`, nil, 409, "name"},
 		{"name is an id", "POST", "/api/v1/networks", `{"name":"` + blue + `","type":"flat"}`, nil, 409, "name"},

@@ -18,6 +18,7 @@ import (
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/topology"
@@ -77,6 +78,10 @@ func run(args []string) error {
 
 	bus := events.NewBus()
 	topo := topology.New(topology.Options{Events: bus})
+	svc, err := model.New(ctx, st.Bolt, bus)
+	if err != nil {
+		return fmt.Errorf("network model: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
@@ -104,7 +109,8 @@ func run(args []string) error {
 	}
 	var api *http.Server
 	if *apiListen != "" {
-		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second), northbound.TopologyRoutes(topo))
+		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second),
+			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.OpenAPIRoutes())
 		addr := *apiListen
 		if *tokenFile != "" {
 			tokens, err := northbound.LoadTokens(*tokenFile)
