@@ -82,6 +82,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("network model: %w", err)
 	}
+	go declareEndpoints(ctx, svc, topo, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{

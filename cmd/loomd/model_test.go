@@ -36,6 +36,16 @@ func TestLoomctlModelPersists(t *testing.T) {
 		t.Errorf("duplicate MAC: %v %s", err, out)
 	}
 	before := loomctl(t, api, "-o", "json", "list", "ports")
+	// Model ports are declared endpoints of the topology.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out := loomctl(t, api, "topology")
+		if strings.Contains(out, "02:00:00:00:00:01") && strings.Contains(out, "model") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the model's port is not a declared endpoint:\n%s", out)
+		}
+	}
 	l.stop()
 
 	startLoomd(t, sock, data, "--api-listen", api)
