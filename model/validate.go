@@ -67,7 +67,9 @@ func validName(n string) *Error {
 	return nil
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // checkDelete refuses to delete o while something refers to it.
 func checkDelete(cur *Snapshot, o Object) *Error {
