@@ -95,11 +95,11 @@ func take(sws []*fakeSwitch) snapshot {
 	s := snapshot{at: time.Now(), perSwitch: make([]int64, len(sws))}
 	for i, sw := range sws {
 		c := &sw.c
-		r := c.responses.Load()
-		s.perSwitch[i] = r
-		s.responses += r
-		s.flowMods += c.flowMods.Load()
-		s.packetOuts += c.packetOuts.Load()
+		fm, po := c.flowMods.Load(), c.packetOuts.Load()
+		s.perSwitch[i] = fm + po
+		s.responses += fm + po
+		s.flowMods += fm
+		s.packetOuts += po
 		s.answered += c.answered.Load()
 		s.sent += c.sent.Load()
 		s.lost += c.lost.Load()
