@@ -8,7 +8,7 @@ PKGS     := ./...
 # Debian packages the demo and the tests use.
 DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool
 
-.PHONY: all build demo demo-check deps vet test test-unit fuzz bench clean
+.PHONY: all build demo demo-check deps vet test test-unit fuzz bench bench-peers clean
 
 all: build
 
@@ -62,6 +62,13 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Loom, os-ken (simple_switch_13) and ovs-testcontroller side by side under
+# cmd/loombench, with the do-nothing ceiling; installs the peers when missing
+# (root). SWITCHES, MACS, LOOPS, DURATION, WARMUP, BUFFERED, PEERS...: see
+# examples/bench/peers.sh.
+bench-peers:
+	examples/bench/peers.sh
 
 clean:
 	rm -rf bin
