@@ -18,7 +18,8 @@
 // produced in one write. It behaves as an OpenFlow 1.3 switch does: HELLO
 // with a 1.3 version bitmap, FEATURES_REPLY with its datapath id and
 // n_buffers (0 unbuffered, the default, as Open vSwitch; 256 with
-// --buffered, as cbench), ECHO, GET_CONFIG, SET_CONFIG, SET_ASYNC/GET_ASYNC,
+// --buffered, as cbench: then every PACKET_IN is buffered, whatever
+// SET_CONFIG's miss_send_len or the output action's max_len ask), ECHO, GET_CONFIG, SET_CONFIG, SET_ASYNC/GET_ASYNC,
 // BARRIER, ROLE_REQUEST, the multipart requests (DESC, PORT_DESC with 16
 // ports, FLOW, GROUP_DESC, METER_CONFIG and the other statistics as empty
 // tables, split into parts with REPLY_MORE when they do not fit one message;
