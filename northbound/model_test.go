@@ -18,6 +18,7 @@ import (
 	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,12 +33,16 @@ type modelEnv struct {
 	ctl *controller.Controller
 	reg *prometheus.Registry
 	bus *events.Bus
+
+	hosts *ovsdb.Manager
 }
 
 func newModelEnv(t testing.TB) *modelEnv {
 	t.Helper()
 	e := &modelEnv{t: t, dir: t.TempDir(), reg: prometheus.NewRegistry(), bus: events.NewBus()}
 	e.ctl = controllertest.Start(t, controller.Config{Apps: []string{"l2switch"}}, e.reg).Ctl
+	e.hosts = ovsdb.NewManager(ovsdb.Options{})
+	t.Cleanup(e.hosts.Close)
 	e.open()
 	t.Cleanup(e.close)
 	return e
@@ -47,7 +52,8 @@ func newModelEnv(t testing.TB) *modelEnv {
 func (e *modelEnv) handler() http.Handler {
 	return northbound.Handler(e.ctl, e.reg,
 		northbound.ModelRoutes(e.svc), northbound.OpenAPIRoutes(),
-		northbound.EventRoutes(e.bus, 0), northbound.TopologyRoutes(topology.New(topology.Options{Events: e.bus})))
+		northbound.EventRoutes(e.bus, 0), northbound.TopologyRoutes(topology.New(topology.Options{Events: e.bus})),
+		northbound.StatusRoutes(e.svc, e.hosts, e.ctl))
 }
 
 func (e *modelEnv) open() {
@@ -636,4 +642,23 @@ func BenchmarkModelAPIPost(b *testing.B) {
 		resp.Body.Close()
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+func TestStatusRoutes(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+	var hs northbound.HostStatus
+	json.Unmarshal(e.must(200, "GET", "/api/v1/hosts/hv1/status", "").body, &hs)
+	if hs.Host != "hv1" || hs.Connected || hs.OpenFlowConnected {
+		t.Errorf("host status of a host nobody manages: %+v", hs)
+	}
+	var ps northbound.PortStatus
+	json.Unmarshal(e.must(200, "GET", "/api/v1/ports/"+e.id("ports", "vm1")+"/status", "").body, &ps)
+	if ps.Port != "vm1" || ps.Bound || ps.Binding != nil {
+		t.Errorf("port status of an unplugged port: %+v", ps)
+	}
+	if r := e.must(404, "GET", "/api/v1/hosts/nope/status", ""); r.err().Field != "id" {
+		t.Errorf("unknown host: %s", r.body)
+	}
+	e.must(404, "GET", "/api/v1/ports/nope/status", "")
 }

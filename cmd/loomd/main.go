@@ -21,6 +21,7 @@ import (
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -83,6 +84,9 @@ func run(args []string) error {
 		return fmt.Errorf("network model: %w", err)
 	}
 	go declareEndpoints(ctx, svc, topo, log)
+	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: publishBinding(bus)})
+	defer hosts.Close()
+	go manageHosts(ctx, svc, hosts, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
@@ -111,7 +115,8 @@ func run(args []string) error {
 	var api *http.Server
 	if *apiListen != "" {
 		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second),
-			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.OpenAPIRoutes())
+			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl),
+			northbound.OpenAPIRoutes())
 		addr := *apiListen
 		if *tokenFile != "" {
 			tokens, err := northbound.LoadTokens(*tokenFile)

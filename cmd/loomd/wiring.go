@@ -8,6 +8,7 @@ import (
 
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
 )
 
@@ -61,5 +62,64 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 				sync()
 			}
 		}
+	}
+}
+
+// manageHosts keeps the OVSDB manager's hosts equal to the model's:
+// level-triggered like declareEndpoints.
+func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, log *slog.Logger) {
+	sub := svc.Subscribe(1024)
+	defer sub.Close()
+	managed := map[string]ovsdb.HostConfig{}
+	sync := func() {
+		want := map[string]ovsdb.HostConfig{}
+		for _, h := range svc.Snapshot().Hosts.All() {
+			want[h.Name] = ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
+				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink}
+		}
+		for name, cfg := range want {
+			old, ok := managed[name]
+			var err error
+			switch {
+			case !ok:
+				err = mgr.Add(cfg)
+			case old != cfg:
+				err = mgr.Update(cfg)
+			}
+			if err != nil {
+				log.Warn("cannot manage host", "host", name, "error", err)
+			}
+		}
+		for name := range managed {
+			if _, ok := want[name]; !ok {
+				if err := mgr.Remove(name); err != nil {
+					log.Warn("cannot stop managing host", "host", name, "error", err)
+				}
+			}
+		}
+		managed = want
+	}
+	sync()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if e.Kind == string(model.KindHost) || e.Type == events.Gap {
+				sync()
+			}
+		}
+	}
+}
+
+// publishBinding puts OVSDB port bindings on the change feed.
+func publishBinding(bus *events.Bus) func(ovsdb.BindingEvent) {
+	return func(e ovsdb.BindingEvent) {
+		typ := map[ovsdb.BindingEventType]string{ovsdb.BindingAdded: "bound", ovsdb.BindingChanged: "changed",
+			ovsdb.BindingRemoved: "unbound"}[e.Type]
+		bus.Publish(events.Event{Topic: "port", Type: typ, Kind: "binding", ID: e.IfaceID, Object: e.Binding})
 	}
 }

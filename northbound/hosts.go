@@ -1,0 +1,68 @@
+package northbound
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/ovsdb"
+)
+
+// HostStatus is what Loom knows of a hypervisor beyond its model object.
+type HostStatus struct {
+	Host              string `json:"host"`
+	ovsdb.HostStatus         // OVSDB connection, bridge, datapath id, last error
+	OpenFlowConnected bool   `json:"openflow_connected"`
+}
+
+// PortStatus is where a model port is bound: the hypervisor interface
+// whose external_ids:iface-id is the port's name.
+type PortStatus struct {
+	Port    string         `json:"port"`
+	Bound   bool           `json:"bound"`
+	Binding *ovsdb.Binding `json:"binding,omitempty"`
+}
+
+// StatusRoutes serves GET /hosts/{id-or-name}/status and
+// GET /ports/{id-or-name}/status.
+func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller) Mount {
+	Describe(http.MethodGet, "/api/v1/hosts/{id}/status", "A host's OVSDB and OpenFlow state: connected, bridge ready, datapath id, last error")
+	Describe(http.MethodGet, "/api/v1/ports/{id}/status", "Where a port is bound: host, interface, ofport, MAC, admin and link state")
+	return func(api *mux.Router) {
+		api.HandleFunc("/hosts/{id}/status", func(w http.ResponseWriter, r *http.Request) {
+			h, err := svc.Get(model.KindHost, mux.Vars(r)["id"])
+			if err != nil {
+				WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "id", "%v", err))
+				return
+			}
+			name := h.Base().Name
+			st, _ := mgr.HostStatus(name)
+			out := HostStatus{Host: name, HostStatus: st}
+			for _, sw := range ctl.Switches() {
+				if st.DatapathID != "" && strings.EqualFold(dpidHex(sw.DatapathID), strings.TrimPrefix(st.DatapathID, "0x")) {
+					out.OpenFlowConnected = true
+				}
+			}
+			WriteJSON(w, http.StatusOK, out)
+		}).Methods(http.MethodGet)
+		api.HandleFunc("/ports/{id}/status", func(w http.ResponseWriter, r *http.Request) {
+			p, err := svc.Get(model.KindPort, mux.Vars(r)["id"])
+			if err != nil {
+				WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "id", "%v", err))
+				return
+			}
+			out := PortStatus{Port: p.Base().Name}
+			for _, b := range mgr.Bindings() {
+				if b.IfaceID == out.Port {
+					out.Bound, out.Binding = true, &b
+					break
+				}
+			}
+			WriteJSON(w, http.StatusOK, out)
+		}).Methods(http.MethodGet)
+	}
+}
+
+func dpidHex(d uint64) string { return switchView(controller.SwitchInfo{DatapathID: d}).DatapathID }
