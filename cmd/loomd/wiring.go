@@ -49,20 +49,7 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 		}
 		declared = want
 	}
-	sync()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-sub.C:
-			if !ok {
-				return
-			}
-			if e.Kind == string(model.KindPort) || e.Type == events.Gap {
-				sync()
-			}
-		}
-	}
+	followModel(ctx, sub, model.KindPort, sync)
 }
 
 // manageHosts keeps the OVSDB manager's hosts equal to the model's:
@@ -99,6 +86,12 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 		}
 		managed = want
 	}
+	followModel(ctx, sub, model.KindHost, sync)
+}
+
+// followModel runs sync now and again after every change of kind (or a
+// gap in the feed) until ctx ends.
+func followModel(ctx context.Context, sub *events.Subscription, kind model.Kind, sync func()) {
 	sync()
 	for {
 		select {
@@ -108,7 +101,7 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 			if !ok {
 				return
 			}
-			if e.Kind == string(model.KindHost) || e.Type == events.Gap {
+			if e.Kind == string(kind) || e.Type == events.Gap {
 				sync()
 			}
 		}
