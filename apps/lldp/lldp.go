@@ -47,7 +47,7 @@ const Name = "lldp"
 
 // Interval is how often the registered app probes every port. It is read
 // when the controller creates the app; tests shorten it.
-var Interval = time.Second
+var Interval = 5 * time.Second
 
 // Priorities in the discovery table.
 const (

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loom-sdn/loom/apps/lldp"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/store"
@@ -55,10 +56,12 @@ func run(args []string) error {
 	pktInRate := fs.Uint("packet-in-rate", 2000, "per-switch meter on table-miss packet-ins (packets/s); 0 disables it")
 	audit := fs.Duration("audit-interval", time.Minute, "how often each switch is re-read and repaired; 0 disables audits")
 	bundles := fs.Bool("bundles", true, "apply reconciliations atomically with OpenFlow bundles where the switch supports them")
+	lldpInterval := fs.Duration("lldp-interval", lldp.Interval, "how often the lldp app probes every switch port")
 	echo := fs.Duration("echo-interval", 5*time.Second, "idle time before an ECHO_REQUEST; a switch silent for 3x this is dropped")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	lldp.Interval = *lldpInterval
 	if len(listens) == 0 {
 		listens = listFlag{"tcp:0.0.0.0:6653"}
 	}
