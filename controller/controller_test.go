@@ -90,14 +90,14 @@ func init() {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	ctl  *Controller
 	sock string
 	srv  *openflow.Server
 	stop context.CancelFunc
 }
 
-func newHarness(t *testing.T, cfg Config, ocfg openflow.Config) *harness {
+func newHarness(t testing.TB, cfg Config, ocfg openflow.Config) *harness {
 	t.Helper()
 	testAppInstance.mu.Lock()
 	testAppInstance.found = map[uint64][]string{}
@@ -137,13 +137,13 @@ func (h *harness) dial(opt emu.Options) *emu.Switch {
 // ready waits until the controller has reconciled the switch.
 func (h *harness) ready(dpid uint64) *Switch {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if sw, ok := h.ctl.Switch(dpid); ok {
 			select {
 			case <-sw.Ready():
 				return sw
-			case <-time.After(5 * time.Second):
+			case <-time.After(60 * time.Second):
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
