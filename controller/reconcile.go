@@ -192,7 +192,7 @@ func (sw *Switch) sendBundle(ctx context.Context, mods []flowMod) (bool, error) 
 	for _, m := range mods {
 		xid := sw.sess.NextXid()
 		var err error
-		inner, err = m.f.AppendFlowMod(inner[:0], m.cmd, xid)
+		inner, err = sw.enc.AppendFlowMod(inner[:0], m.f, m.cmd, xid)
 		if err != nil {
 			sw.log.Error("cannot encode flow", "flow", m.f.String(), "error", err)
 			continue

@@ -62,6 +62,7 @@ type Switch struct {
 
 	lastReconcile reconcileStats
 	out           []byte
+	enc           flow.Encoder // FLOW_MOD templates, per switch: no lock shared between switches
 	sent          []sentMod
 	batches       []*batch
 
@@ -455,7 +456,7 @@ func (sw *Switch) deleteMeter(id uint32, owner uint16) { sw.meters.delete(sw, id
 
 func (sw *Switch) emitFlow(f *flow.Flow, cmd uint8) {
 	xid := sw.sess.NextXid()
-	out, err := f.AppendFlowMod(sw.out, cmd, xid)
+	out, err := sw.enc.AppendFlowMod(sw.out, f, cmd, xid)
 	if err != nil {
 		sw.log.Error("cannot encode flow", "flow", f.String(), "error", err)
 		return
