@@ -482,7 +482,7 @@ func (sw *Switch) emitMod(obj interface {
 }
 
 func (sw *Switch) packetOut(inPort uint32, data []byte, acts []flow.Action) error {
-	out, err := flow.AppendPacketOut(sw.out, sw.sess.NextXid(), inPort, acts, data)
+	out, err := sw.enc.AppendPacketOut(sw.out, sw.sess.NextXid(), inPort, acts, data)
 	if err != nil {
 		return err
 	}

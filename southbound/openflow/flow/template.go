@@ -233,3 +233,62 @@ func putN(b []byte, v uint64, n int) {
 		v >>= 8
 	}
 }
+
+// AppendPacketOut appends a PACKET_OUT as the package's AppendPacketOut
+// does, from a template per action shape.
+func (e *Encoder) AppendPacketOut(dst []byte, xid, inPort uint32, acts []Action, data []byte) ([]byte, error) {
+	var k shapeKey
+	ok := k.add(0xfc)
+	for _, a := range acts {
+		switch a.Kind {
+		case ActSetField:
+			ok = ok && k.add(byte(a.Kind), byte(a.Field))
+		case ActRaw:
+			ok = ok && len(a.Raw) < 256 && k.add(byte(a.Kind), byte(len(a.Raw)))
+		default:
+			ok = ok && k.add(byte(a.Kind))
+		}
+	}
+	t, found := e.templates[k]
+	if !ok || (found && t == nil) || len(data) > 0xffff-len(t) {
+		return AppendPacketOut(dst, xid, inPort, acts, data)
+	}
+	if !found {
+		enc, err := AppendPacketOut(nil, xid, inPort, acts, nil)
+		if err != nil {
+			return dst, err
+		}
+		t = bytes.Clone(enc)
+		zero := make([]Action, len(acts))
+		for i, a := range acts {
+			zero[i] = Action{Kind: a.Kind, Field: a.Field, Raw: string(make([]byte, len(a.Raw)))}
+		}
+		patchPacketOut(t, 0, 0, zero)
+		patchPacketOut(t, xid, inPort, acts)
+		if !bytes.Equal(t, enc) {
+			t = nil
+		}
+		if e.templates == nil {
+			e.templates = make(map[shapeKey][]byte)
+		}
+		e.templates[k] = t
+		if t == nil {
+			return AppendPacketOut(dst, xid, inPort, acts, data)
+		}
+	}
+	n := len(dst)
+	dst = append(append(dst, t...), data...)
+	b := dst[n:]
+	patchPacketOut(b, xid, inPort, acts)
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	return dst, nil
+}
+
+// patchPacketOut writes xid, in_port and the actions' values into an
+// encoded PACKET_OUT (header, buffer_id, in_port, actions_len, pad,
+// actions).
+func patchPacketOut(b []byte, xid, inPort uint32, acts []Action) {
+	binary.BigEndian.PutUint32(b[4:], xid)
+	binary.BigEndian.PutUint32(b[12:], inPort)
+	patchActions(b, 24, acts)
+}

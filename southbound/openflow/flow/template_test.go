@@ -121,3 +121,32 @@ func BenchmarkEncodeFlowMod(b *testing.B) {
 		}
 	})
 }
+
+func TestEncoderPacketOutMatchesLibOpenflow(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var e Encoder
+	for i := 0; i < 5000; i++ {
+		f := randomFlow(r, i%31)
+		data := make([]byte, r.IntN(1600))
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		xid, in := r.Uint32(), r.Uint32()
+		want, err := AppendPacketOut([]byte("p"), xid, in, f.Apply, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.AppendPacketOut([]byte("p"), xid, in, f.Apply, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("packet-out %d %v:\n got %x\nwant %x", i, f.Apply, got, want)
+		}
+	}
+	for k, tmpl := range e.templates {
+		if tmpl == nil {
+			t.Errorf("shape %x could not be templated", k.b[:k.n])
+		}
+	}
+}
