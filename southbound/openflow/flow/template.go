@@ -16,7 +16,7 @@ import (
 // one, so no lock is shared between switches.
 type Encoder struct {
 	templates map[shapeKey][]byte
-	// Encoded and Templated count the FLOW_MODs encoded by libOpenflow
+	// Encoded and Templated count the messages encoded by libOpenflow
 	// and by patching a template.
 	Encoded, Templated int
 }
@@ -58,19 +58,53 @@ func (f *Flow) shape(cmd uint8) (k shapeKey, ok bool) {
 	in := &f.Instructions
 	ok = ok && k.add(0xfe, b2u(in.Meter != 0), b2u(in.ClearActions), b2u(in.WriteMetadata), b2u(in.GotoTable >= 0))
 	for _, acts := range [2][]Action{in.Apply, in.Write} {
-		ok = ok && k.add(0xfd, b2u(len(acts) > 0))
-		for _, a := range acts {
-			switch a.Kind {
-			case ActSetField:
-				ok = ok && k.add(byte(a.Kind), byte(a.Field))
-			case ActRaw:
-				ok = ok && len(a.Raw) < 256 && k.add(byte(a.Kind), byte(len(a.Raw)))
-			default:
-				ok = ok && k.add(byte(a.Kind))
-			}
-		}
+		ok = ok && k.add(0xfd, b2u(len(acts) > 0)) && k.addActions(acts)
 	}
 	return k, ok
+}
+
+// addActions describes the actions' layout.
+func (k *shapeKey) addActions(acts []Action) bool {
+	ok := true
+	for _, a := range acts {
+		switch a.Kind {
+		case ActSetField:
+			ok = ok && k.add(byte(a.Kind), byte(a.Field))
+		case ActRaw:
+			ok = ok && len(a.Raw) < 256 && k.add(byte(a.Kind), byte(len(a.Raw)))
+		default:
+			ok = ok && k.add(byte(a.Kind))
+		}
+	}
+	return ok
+}
+
+// zeroActions returns actions of the same layout with every value zero.
+func zeroActions(acts []Action) []Action {
+	out := make([]Action, len(acts))
+	for i, a := range acts {
+		out[i] = Action{Kind: a.Kind, Field: a.Field, Raw: string(make([]byte, len(a.Raw)))}
+	}
+	return out
+}
+
+// learn keeps enc (libOpenflow's encoding of a message of shape k) as
+// that shape's template if the patcher reproduces it: clear overwrites
+// every value the patcher writes with zeros, fill writes them back. A
+// shape that fails is remembered as nil and always encoded by
+// libOpenflow. It returns the template (nil when there is none).
+func (e *Encoder) learn(k shapeKey, enc []byte, clear, fill func(b []byte)) []byte {
+	t := bytes.Clone(enc)
+	clear(t)
+	fill(t)
+	if !bytes.Equal(t, enc) {
+		t = nil
+	}
+	if e.templates == nil {
+		e.templates = make(map[shapeKey][]byte)
+	}
+	e.templates[k] = t
+	return t
 }
 
 func b2u(b bool) byte {
@@ -104,20 +138,7 @@ func (e *Encoder) AppendFlowMod(dst []byte, f *Flow, cmd uint8, xid uint32) ([]b
 	if err != nil {
 		return dst, err
 	}
-	if e.templates == nil {
-		e.templates = make(map[shapeKey][]byte)
-	}
-	enc := out[len(dst):]
-	// Check the patcher against libOpenflow on this shape: clear every
-	// value it writes, patch them back, and expect the same bytes.
-	t := bytes.Clone(enc)
-	f.zero().patch(t, cmd, 0)
-	f.patch(t, cmd, xid)
-	if bytes.Equal(t, enc) {
-		e.templates[k] = t
-	} else {
-		e.templates[k] = nil
-	}
+	e.learn(k, out[len(dst):], func(b []byte) { f.zero().patch(b, cmd, 0) }, func(b []byte) { f.patch(b, cmd, xid) })
 	return out, nil
 }
 
@@ -132,17 +153,7 @@ func (f *Flow) zero() *Flow {
 	}
 	z.Meter = min(f.Meter, 1) // presence only: patched as 0
 	z.ClearActions, z.WriteMetadata, z.GotoTable = f.ClearActions, f.WriteMetadata, min(f.GotoTable, 0)
-	zeroActs := func(acts []Action) []Action {
-		out := make([]Action, len(acts))
-		for i, a := range acts {
-			out[i] = Action{Kind: a.Kind, Field: a.Field}
-			if a.Kind == ActRaw {
-				out[i].Raw = string(make([]byte, len(a.Raw)))
-			}
-		}
-		return out
-	}
-	z.Apply, z.Write = zeroActs(f.Apply), zeroActs(f.Write)
+	z.Apply, z.Write = zeroActions(f.Apply), zeroActions(f.Write)
 	return z
 }
 
@@ -238,44 +249,21 @@ func putN(b []byte, v uint64, n int) {
 // does, from a template per action shape.
 func (e *Encoder) AppendPacketOut(dst []byte, xid, inPort uint32, acts []Action, data []byte) ([]byte, error) {
 	var k shapeKey
-	ok := k.add(0xfc)
-	for _, a := range acts {
-		switch a.Kind {
-		case ActSetField:
-			ok = ok && k.add(byte(a.Kind), byte(a.Field))
-		case ActRaw:
-			ok = ok && len(a.Raw) < 256 && k.add(byte(a.Kind), byte(len(a.Raw)))
-		default:
-			ok = ok && k.add(byte(a.Kind))
-		}
-	}
+	ok := k.add(0xfc) && k.addActions(acts)
 	t, found := e.templates[k]
-	if !ok || (found && t == nil) || len(data) > 0xffff-len(t) {
-		return AppendPacketOut(dst, xid, inPort, acts, data)
-	}
-	if !found {
+	if ok && !found {
 		enc, err := AppendPacketOut(nil, xid, inPort, acts, nil)
 		if err != nil {
 			return dst, err
 		}
-		t = bytes.Clone(enc)
-		zero := make([]Action, len(acts))
-		for i, a := range acts {
-			zero[i] = Action{Kind: a.Kind, Field: a.Field, Raw: string(make([]byte, len(a.Raw)))}
-		}
-		patchPacketOut(t, 0, 0, zero)
-		patchPacketOut(t, xid, inPort, acts)
-		if !bytes.Equal(t, enc) {
-			t = nil
-		}
-		if e.templates == nil {
-			e.templates = make(map[shapeKey][]byte)
-		}
-		e.templates[k] = t
-		if t == nil {
-			return AppendPacketOut(dst, xid, inPort, acts, data)
-		}
+		t = e.learn(k, enc, func(b []byte) { patchPacketOut(b, 0, 0, zeroActions(acts)) },
+			func(b []byte) { patchPacketOut(b, xid, inPort, acts) })
 	}
+	if !ok || t == nil || len(data) > 0xffff-len(t) {
+		e.Encoded++
+		return AppendPacketOut(dst, xid, inPort, acts, data)
+	}
+	e.Templated++
 	n := len(dst)
 	dst = append(append(dst, t...), data...)
 	b := dst[n:]
