@@ -35,15 +35,22 @@ func (c *Controller) Inspect(ctx context.Context, dpid uint64) (*SwitchState, er
 	if !ok {
 		return nil, ErrNoSwitch
 	}
-	done := make(chan *SwitchState, 1)
-	sw.q.call(func() { done <- sw.snapshot() })
+	var st *SwitchState
+	err := sw.onLoop(ctx, func() { st = sw.snapshot() })
+	return st, err
+}
+
+// onLoop runs fn on the switch goroutine and waits for it.
+func (sw *Switch) onLoop(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	sw.q.call(func() { fn(); close(done) })
 	select {
-	case st := <-done:
-		return st, nil
+	case <-done:
+		return nil
 	case <-sw.sess.Done():
-		return nil, ErrNoSwitch
+		return ErrNoSwitch
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -111,43 +118,21 @@ func (c *Controller) Flows(ctx context.Context, dpid uint64) ([]FlowView, error)
 		packets, bytes uint64
 	}
 	have := map[flow.Key]installed{}
-	parts, err := sw.sess.Request(ctx, func(dst []byte, xid uint32) []byte {
-		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
+	err := sw.eachFlow(ctx, func(f *flow.Flow, fs *wire.FlowStats) {
+		have[f.Key()] = installed{f, fs.PacketCount, fs.ByteCount}
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range parts {
-		mp, err := wire.DecodeMultipartReply(p)
-		if err != nil {
-			return nil, err
-		}
-		err = wire.DecodeFlowStats(mp.Body, func(fs *wire.FlowStats) error {
-			f, err := flow.FromStats(fs)
-			if err == nil {
-				have[f.Key()] = installed{f, fs.PacketCount, fs.ByteCount}
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	done := make(chan []*flow.Flow, 1)
-	sw.q.call(func() {
-		fs := make([]*flow.Flow, 0, len(sw.flows))
-		for _, f := range sw.flows {
-			fs = append(fs, f)
-		}
-		done <- fs
-	})
 	var desired []*flow.Flow
-	select {
-	case desired = <-done:
-	case <-sw.sess.Done():
-		return nil, ErrNoSwitch
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	err = sw.onLoop(ctx, func() {
+		desired = make([]*flow.Flow, 0, len(sw.flows))
+		for _, f := range sw.flows {
+			desired = append(desired, f)
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	var all []*flow.Flow
 	var out []FlowView

@@ -284,18 +284,25 @@ func (sw *Switch) dump(ctx context.Context, build func(dst []byte, xid uint32) [
 
 func (sw *Switch) dumpFlows(ctx context.Context) (map[flow.Key]*flow.Flow, error) {
 	out := make(map[flow.Key]*flow.Flow)
-	err := sw.dump(ctx, func(dst []byte, xid uint32) []byte {
+	err := sw.eachFlow(ctx, func(f *flow.Flow, _ *wire.FlowStats) { out[f.Key()] = f })
+	return out, err
+}
+
+// eachFlow reads the switch's whole flow table and calls fn for every
+// flow with its statistics entry. It only uses the session, so any
+// goroutine may call it.
+func (sw *Switch) eachFlow(ctx context.Context, fn func(*flow.Flow, *wire.FlowStats)) error {
+	return sw.dump(ctx, func(dst []byte, xid uint32) []byte {
 		return wire.AppendFlowStatsRequest(dst, xid, wire.TableAll, 0, 0)
 	}, func(body []byte) error {
 		return wire.DecodeFlowStats(body, func(fs *wire.FlowStats) error {
 			f, err := flow.FromStats(fs)
 			if err == nil {
-				out[f.Key()] = f
+				fn(f, fs)
 			}
 			return err
 		})
 	})
-	return out, err
 }
 
 func (sw *Switch) dumpGroups(ctx context.Context) (map[uint32]*flow.Group, error) {
