@@ -352,14 +352,9 @@ func (sw *Switch) handleError(e *wire.Error) {
 	}
 }
 
+// findSent returns the object whose message had xid, among the sent and
+// not yet confirmed batches (staged messages cannot have been answered).
 func (sw *Switch) findSent(xid uint32) any {
-	for _, list := range [][]sentMod{sw.sent} {
-		for _, m := range list {
-			if m.xid == xid {
-				return m.obj
-			}
-		}
-	}
 	for _, b := range sw.batches {
 		for _, m := range b.mods {
 			if m.xid == xid {
