@@ -1,7 +1,7 @@
 package northbound_test
 
 import (
-	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,17 +30,7 @@ func TestAPI(t *testing.T) {
 	defer ts.Close()
 	get := func(path string, code int, v any) {
 		t.Helper()
-		resp, err := http.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != code {
-			t.Fatalf("GET %s: %s, want %d", path, resp.Status, code)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
+		getJSON(t, ts.URL+path, code, v)
 	}
 	var sws []northbound.Switch
 	get("/api/v1/switches", 200, &sws)
@@ -77,16 +67,8 @@ func TestAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := resp.Body.Read(buf)
-		sb.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	if !strings.Contains(sb.String(), "loom_switches_connected 1") || !strings.Contains(sb.String(), "loom_reconciles_total 1") {
-		t.Errorf("metrics:\n%s", sb.String())
+	body, _ := io.ReadAll(resp.Body)
+	if m := string(body); !strings.Contains(m, "loom_switches_connected 1") || !strings.Contains(m, "loom_reconciles_total 1") {
+		t.Errorf("metrics:\n%s", m)
 	}
 }

@@ -1,8 +1,6 @@
 package northbound_test
 
 import (
-	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -35,17 +33,7 @@ func TestTopologyRoutes(t *testing.T) {
 	defer ts.Close()
 	get := func(path string, code int, v any) {
 		t.Helper()
-		resp, err := http.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != code {
-			t.Fatalf("GET %s: %s, want %d", path, resp.Status, code)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
+		getJSON(t, ts.URL+path, code, v)
 	}
 
 	var v northbound.TopologyView
