@@ -58,6 +58,7 @@ type Table struct {
 
 	id       uint8
 	realized bool
+	next     *Table // the next realized table, if any
 }
 
 // ID is the table's OpenFlow table id. It is valid once the runtime has
@@ -72,6 +73,11 @@ func (t *Table) ID() uint8 {
 
 // Realized reports whether the table exists on switches.
 func (t *Table) Realized() bool { return t.realized }
+
+// Next returns the realized table that follows t in the pipeline (where
+// a packet continues with goto_table), or false when t is the last. t
+// itself need not be realized.
+func (t *Table) Next() (*Table, bool) { return t.next, t.next != nil }
 
 var pipeline []*Table
 
@@ -97,9 +103,6 @@ func declareTable(name, owner string, miss Miss) *Table {
 	return t
 }
 
-// Pipeline returns the declared tables in order.
-func Pipeline() []*Table { return pipeline }
-
 // realize assigns table ids to the tables of active apps, in order.
 func realize(active map[string]bool) []*Table {
 	var out []*Table
@@ -108,6 +111,13 @@ func realize(active map[string]bool) []*Table {
 		if t.realized {
 			t.id = uint8(len(out))
 			out = append(out, t)
+		}
+	}
+	var next *Table
+	for i := len(pipeline) - 1; i >= 0; i-- {
+		pipeline[i].next = next
+		if pipeline[i].realized {
+			next = pipeline[i]
 		}
 	}
 	return out

@@ -244,15 +244,15 @@ func (sw *Switch) setRuntimeState() {
 		sw.setMeter(&flow.Meter{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
 			Bands: []flow.Band{{Rate: rate, Burst: max(rate/10, 1)}}}, owner)
 	}
-	for i, t := range sw.c.tables {
+	for _, t := range sw.c.tables {
 		f := flow.New(t.id, 0, nil)
 		f.Cookie = owner << CookieShift
 		switch t.Miss {
 		case MissOwner:
 			continue
 		case MissNext:
-			if i+1 < len(sw.c.tables) {
-				f.Goto(sw.c.tables[i+1].id)
+			if next, ok := t.Next(); ok {
+				f.Goto(next.id)
 			}
 		case MissController:
 			f.WithMeter(meter).Act(flow.Output(flow.PortController))

@@ -98,9 +98,6 @@ func newSwitch(c *Controller, s *openflow.Session) *Switch {
 	return sw
 }
 
-// Info describes the switch.
-func (sw *Switch) Info() SwitchInfo { return sw.info }
-
 // Ready is closed once the switch's first reconciliation is confirmed.
 func (sw *Switch) Ready() <-chan struct{} { return sw.ready }
 

@@ -217,26 +217,13 @@ func (s *agent) Start(ctx *controller.Context, _ []*flow.Flow) {
 	table := controller.TableDiscovery.ID()
 	ctx.AddFlow(flow.New(table, prioLLDP, flow.Match{}.EthType(packet.EtherTypeLLDP)).Act(flow.Output(flow.PortController)))
 	arp := flow.New(table, prioARP, flow.Match{}.EthType(packet.EtherTypeARP)).Act(flow.Output(flow.PortController))
-	if next, ok := nextTable(); ok {
-		arp.Goto(next)
+	if next, ok := controller.TableDiscovery.Next(); ok {
+		arp.Goto(next.ID())
 	}
 	ctx.AddFlow(arp)
 	s.a.mu.Lock()
 	s.a.ports[s.dpid] = portList(ctx)
 	s.a.mu.Unlock()
-}
-
-// nextTable returns the realized table after discovery.
-func nextTable() (uint8, bool) {
-	after := false
-	for _, t := range controller.Pipeline() {
-		if t == controller.TableDiscovery {
-			after = true
-		} else if after && t.Realized() {
-			return t.ID(), true
-		}
-	}
-	return 0, false
 }
 
 // Handle probes on ticks, on ports coming up and back to new links, learns

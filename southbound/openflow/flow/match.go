@@ -135,27 +135,6 @@ func (f MatchField) String() string {
 	return s
 }
 
-// encode returns the OXM TLV bytes of the field.
-func (f MatchField) appendOXM(b []byte) []byte {
-	if f.Field == FieldRaw {
-		return append(b, f.Raw...)
-	}
-	fi := &fields[f.Field]
-	n := int(fi.size)
-	hdr := fi.field << 1
-	l := n
-	if f.Masked {
-		hdr |= 1
-		l *= 2
-	}
-	b = append(b, byte(fi.class>>8), byte(fi.class), hdr, byte(l))
-	b = appendN(b, f.Value, n)
-	if f.Masked {
-		b = appendN(b, f.Mask, n)
-	}
-	return b
-}
-
 func appendN(b []byte, v uint64, n int) []byte {
 	for i := n - 1; i >= 0; i-- {
 		b = append(b, byte(v>>(8*uint(i))))
