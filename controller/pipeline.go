@@ -71,9 +71,6 @@ func (t *Table) ID() uint8 {
 	return t.id
 }
 
-// Realized reports whether the table exists on switches.
-func (t *Table) Realized() bool { return t.realized }
-
 // Next returns the realized table that follows t in the pipeline (where
 // a packet continues with goto_table), or false when t is the last. t
 // itself need not be realized.
