@@ -83,7 +83,7 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	// desired state: drop the mods that no longer apply (the apps' own
 	// changes went out on their own).
 	mods = slices.DeleteFunc(mods, func(m flowMod) bool {
-		cur, ok := sw.flows[m.f.Key()]
+		cur, ok := sw.flows[m.key]
 		if m.cmd == flow.CmdDeleteStrict {
 			return ok
 		}
@@ -132,20 +132,21 @@ func (sw *Switch) diffFlows(actual map[flow.Key]*flow.Flow, initial bool) (mods 
 		case !ok && !initial && (d.IdleTimeout != 0 || d.HardTimeout != 0):
 			expired = append(expired, d)
 		case !ok:
-			mods = append(mods, flowMod{d, flow.CmdAdd})
+			mods = append(mods, flowMod{key, d, flow.CmdAdd})
 		case !a.SameEntry(d):
-			mods = append(mods, flowMod{d, flowCommand(a, d)})
+			mods = append(mods, flowMod{key, d, flowCommand(a, d)})
 		}
 	}
 	for key, a := range actual {
 		if _, ok := sw.flows[key]; !ok {
-			mods = append(mods, flowMod{a, flow.CmdDeleteStrict})
+			mods = append(mods, flowMod{key, a, flow.CmdDeleteStrict})
 		}
 	}
 	return mods, expired
 }
 
 type flowMod struct {
+	key flow.Key
 	f   *flow.Flow
 	cmd uint8
 }
