@@ -103,15 +103,18 @@ func TestEnsureFromScratch(t *testing.T) {
 		{"get port br-int external_ids:loom-owner", "loom"},
 		{"list-ports br-int", "vxlan0"},
 	}
-	check := func() {
+	check := func(skip string) {
 		t.Helper()
 		for _, c := range checks {
+			if c[0] == skip {
+				continue
+			}
 			if got := get(t, h, strings.Fields(c[0])...); got != c[1] {
 				t.Errorf("%s: got %q, want %q", c[0], got, c[1])
 			}
 		}
 	}
-	check()
+	check("")
 
 	// Running it twice changes nothing: a second manager (a restarted
 	// loomd) finds the host in sync, and so does the first one told the
@@ -144,7 +147,11 @@ func TestEnsureFromScratch(t *testing.T) {
 		{"protocols", "set bridge br-int protocols=OpenFlow10", "get bridge br-int protocols", "[OpenFlow13]"},
 		{"in-band", "remove bridge br-int other_config disable-in-band", "get bridge br-int other_config:disable-in-band", "true"},
 		{"local_ip", "set interface vxlan0 options:local_ip=10.9.9.9", "get interface vxlan0 options:local_ip", "10.200.0.1"},
-		{"ofport_request", "set interface vxlan0 ofport_request=7", "get interface vxlan0 ofport", "1000"},
+		// vswitchd renumbers the port twice in a few ms (to 7, then back to
+		// 1000) and may leave the ofport column at 7 although OpenFlow port
+		// 1000 is vxlan0 again, so the repair is checked on ofport_request
+		// and on the switch's own port list.
+		{"ofport_request", "set interface vxlan0 ofport_request=7", "get interface vxlan0 ofport_request", "1000"},
 		{"controller max_backoff", "set controller br-int max_backoff=8000", "get controller br-int max_backoff", "1000"},
 		{"controller deleted", "del-controller br-int", "get-controller br-int", cfg.Controller},
 	} {
@@ -157,12 +164,18 @@ func TestEnsureFromScratch(t *testing.T) {
 		})
 		wantTxns++
 		t.Logf("repaired %-22s in %v", drift.name, d.Round(time.Millisecond))
+		if drift.name == "ofport_request" {
+			waitFor(t, 5*time.Second, "vxlan0 on OpenFlow port 1000", func() bool {
+				out, _ := h.Ofctl("show", "br-int")
+				return strings.Contains(out, " 1000(vxlan0):")
+			})
+		}
 	}
 	waitFor(t, 5*time.Second, "bridge ready after repairs", func() bool { return status(t, m, "hv1").BridgeReady })
 	if st := status(t, m, "hv1"); st.Transactions != wantTxns {
 		t.Errorf("after repairs: %d transactions, want %d", st.Transactions, wantTxns)
 	}
-	check()
+	check("get interface vxlan0 ofport") // see the ofport_request case
 
 	// An uplink, then neither uplink nor tunnel: Loom's ports go, a port
 	// someone else added stays.
