@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
@@ -90,6 +91,9 @@ func (a Action) String() string {
 	case ActSetQueue:
 		return "set_queue:" + strconv.FormatUint(uint64(a.Arg), 10)
 	}
+	if s := moveString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
@@ -102,4 +106,70 @@ func actionsString(acts []Action) string {
 		sb.WriteString(a.String())
 	}
 	return sb.String()
+}
+
+// Nicira extension action NXAST_REG_MOVE (ovs-ofctl "move:SRC[]->DST[]").
+const (
+	nxVendor     = 0x00002320
+	nxastRegMove = 6
+	regMoveLen   = 24
+)
+
+// Move copies the whole of field src into field dst, which must be the
+// same size (ovs-ofctl "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]"). It is
+// the Nicira NXAST_REG_MOVE action, carried as a raw action: OVS reports
+// it back with the same bytes, so desired and installed flows compare
+// equal.
+func Move(src, dst Field) Action {
+	if src >= numFields || dst >= numFields || fields[src].size != fields[dst].size {
+		panic("flow: Move between fields of different sizes: " + src.String() + ", " + dst.String())
+	}
+	b := make([]byte, regMoveLen)
+	binary.BigEndian.PutUint16(b[0:], 0xffff)
+	binary.BigEndian.PutUint16(b[2:], regMoveLen)
+	binary.BigEndian.PutUint32(b[4:], nxVendor)
+	binary.BigEndian.PutUint16(b[8:], nxastRegMove)
+	binary.BigEndian.PutUint16(b[10:], uint16(fields[src].size)*8)
+	// src_ofs and dst_ofs (b[12:16]) stay 0: whole fields.
+	binary.BigEndian.PutUint32(b[16:], oxmHeader(src))
+	binary.BigEndian.PutUint32(b[20:], oxmHeader(dst))
+	return Action{Kind: ActRaw, Raw: string(b)}
+}
+
+func oxmHeader(f Field) uint32 {
+	fi := fields[f]
+	return uint32(fi.class)<<16 | uint32(fi.field)<<9 | uint32(fi.size)
+}
+
+// nxmNames are the names ovs-ofctl prints in move actions.
+var nxmNames = map[Field]string{
+	EthSrc: "NXM_OF_ETH_SRC", EthDst: "NXM_OF_ETH_DST", ARPOp: "NXM_OF_ARP_OP",
+	ARPSpa: "NXM_OF_ARP_SPA", ARPTpa: "NXM_OF_ARP_TPA", ARPSha: "NXM_NX_ARP_SHA", ARPTha: "NXM_NX_ARP_THA",
+	IPv4Src: "NXM_OF_IP_SRC", IPv4Dst: "NXM_OF_IP_DST", TunnelID: "NXM_NX_TUN_ID", Metadata: "OXM_OF_METADATA",
+	TunSrc: "NXM_NX_TUN_IPV4_SRC", TunDst: "NXM_NX_TUN_IPV4_DST",
+	Reg0: "NXM_NX_REG0", Reg1: "NXM_NX_REG1", Reg2: "NXM_NX_REG2", Reg3: "NXM_NX_REG3",
+	Reg4: "NXM_NX_REG4", Reg5: "NXM_NX_REG5", Reg6: "NXM_NX_REG6", Reg7: "NXM_NX_REG7",
+}
+
+// moveString renders a raw NXAST_REG_MOVE of whole fields the way
+// ovs-ofctl does, or returns "" for any other raw action.
+func moveString(raw string) string {
+	b := []byte(raw)
+	if len(b) != regMoveLen || binary.BigEndian.Uint16(b) != 0xffff || binary.BigEndian.Uint32(b[4:]) != nxVendor ||
+		binary.BigEndian.Uint16(b[8:]) != nxastRegMove || binary.BigEndian.Uint32(b[12:]) != 0 {
+		return ""
+	}
+	name := func(h uint32) (string, int) {
+		f, ok := byOXM[h>>16<<8|h>>9&0x7f]
+		if !ok || h&0xff != uint32(fields[f].size) || nxmNames[f] == "" {
+			return "", 0
+		}
+		return nxmNames[f], int(fields[f].size) * 8
+	}
+	src, sbits := name(binary.BigEndian.Uint32(b[16:]))
+	dst, dbits := name(binary.BigEndian.Uint32(b[20:]))
+	if src == "" || dst == "" || sbits != dbits || int(binary.BigEndian.Uint16(b[10:])) != sbits {
+		return ""
+	}
+	return "move:" + src + "[]->" + dst + "[]"
 }

@@ -140,6 +140,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		New(3, 10, Match{}.EthType(0x0806).Set(ARPOp, 1).Set(ARPTpa, 0x0a000001)).
 			Act(SetField(EthSrc, 0x02000000ff01), PushVLAN(), SetField(VlanVID, 0x1064), PopVLAN(), DecTTL(), SetQueue(2), ToGroup(9)),
 		New(4, 7, Match{}.SetMasked(Reg0, 1, 0xff).Set(CTState, 0x21).Set(CTZone, 9)).Act(Output(PortInPort)),
+		New(5, 100, Match{}.EthType(0x0806).Set(ARPOp, 1)).Act(Move(EthSrc, EthDst), Move(ARPSpa, ARPTpa), Output(PortInPort)),
 	}
 	flows[0].IdleTimeout, flows[0].Flags, flows[0].Cookie = 300, FlagSendFlowRem, 0x0001000000000000
 	flows[3].Instructions.Write = []Action{Output(4)}
@@ -242,4 +243,27 @@ func FuzzGroupMeter(f *testing.F) {
 			_ = m.String()
 		}
 	})
+}
+
+func TestMoveString(t *testing.T) {
+	for _, c := range []struct {
+		a    Action
+		want string
+	}{
+		{Move(EthSrc, EthDst), "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]"},
+		{Move(ARPSha, ARPTha), "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]"},
+		{Move(ARPSpa, ARPTpa), "move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]"},
+		{Move(Reg0, TunDst), "move:NXM_NX_REG0[]->NXM_NX_TUN_IPV4_DST[]"},
+		{RawAction([]byte{0xff, 0xff, 0, 8, 0, 0, 0x23, 0x20}), "raw(ffff000800002320)"},
+	} {
+		if got := c.a.String(); got != c.want {
+			t.Errorf("got %s, want %s", got, c.want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Move between fields of different sizes did not panic")
+		}
+	}()
+	Move(EthSrc, ARPSpa)
 }
