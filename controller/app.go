@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
@@ -78,7 +79,26 @@ type Env struct {
 	// Topology is the controller's shared topology graph
 	// (Config.Topology); nil when none was configured.
 	Topology *topology.Graph
+	// View is the model, port bindings and host datapaths
+	// (Config.View); nil when none was configured.
+	View *view.View
+	// Refresh queues an Update event for this app on the switch with
+	// the datapath id, or on every connected switch for AllSwitches. It
+	// may be called from any goroutine, and calls that come before the
+	// event is handled coalesce into one: an app that recomputes from
+	// its inputs' latest state on Update can call it on every change.
+	Refresh func(dpid uint64)
 }
+
+// AllSwitches addresses Env.Refresh to every connected switch.
+const AllSwitches uint64 = 0
+
+// Update is the event Env.Refresh queues: something the app computes from
+// (the view, for example) changed, and the app should bring the switch's
+// desired state up to date.
+type Update struct{}
+
+func (Update) event() {}
 
 // Factory creates an app.
 type Factory func(env Env) (App, error)

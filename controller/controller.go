@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/loom-sdn/loom/topology"
@@ -40,6 +41,9 @@ type Config struct {
 	// Topology, when set, is the graph of switches, links and endpoints
 	// that apps share (the lldp app fills it); apps get it in Env.
 	Topology *topology.Graph
+	// View, when set, is the model/bindings view apps compute from; apps
+	// get it in Env.
+	View *view.View
 }
 
 type appEntry struct {
@@ -83,7 +87,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if !ok {
 			return nil, fmt.Errorf("app %q has no owner id: declare one in controller/pipeline.go", name)
 		}
-		app, err := f(Env{Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology})
+		app, err := f(Env{Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology, View: cfg.View,
+			Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}
@@ -193,6 +198,30 @@ func (c *Controller) Switches() []SwitchInfo {
 	c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].DatapathID < out[j].DatapathID })
 	return out
+}
+
+// refresh queues an Update for the app on one switch or all of them,
+// unless one is already queued there.
+func (c *Controller) refresh(app uint16, dpid uint64) {
+	c.mu.Lock()
+	var sws []*Switch
+	if dpid == AllSwitches {
+		sws = make([]*Switch, 0, len(c.switches))
+		for _, sw := range c.switches {
+			sws = append(sws, sw)
+		}
+	} else if sw, ok := c.switches[dpid]; ok {
+		sws = append(sws, sw)
+	}
+	c.mu.Unlock()
+	for _, sw := range sws {
+		if a := sw.slotByID(app); a != nil && a.updatePending.CompareAndSwap(false, true) {
+			sw.q.call(func() {
+				a.updatePending.Store(false)
+				a.handler.Handle(&a.ctx, Update{})
+			})
+		}
+	}
 }
 
 // Wait waits for every switch goroutine to end (after ctx is done).

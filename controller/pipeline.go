@@ -9,6 +9,7 @@ package controller
 var (
 	_ = declareOwner("l2switch", 0x0001)
 	_ = declareOwner("lldp", 0x0002)
+	_ = declareOwner("overlay", 0x0003)
 )
 
 // Rules for adding a table:
@@ -27,6 +28,25 @@ var (
 	// other packet goes on to the next table. It comes first so that no
 	// other table consumes a probe.
 	TableDiscovery = declareTable("discovery", "lldp", MissNext)
+
+	// The overlay (apps/overlay) is the distributed virtual switch of
+	// the model's networks; it and l2switch are alternatives for a
+	// bridge (the classifier drops what is not a VM port, a tunnel or
+	// the uplink, so l2switch's tables would see nothing).
+	//
+	// TableOverlayClassify maps a packet to its network: a VM port, a
+	// VXLAN tunnel by VNI or the uplink by VLAN tag. It writes the
+	// network in metadata, with a bit telling packets from remote hosts.
+	TableOverlayClassify = declareTable("overlay-classify", "overlay", MissDrop)
+	// TableOverlayARP answers ARP requests for the network's known IP
+	// addresses on the local switch (ARP suppression).
+	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
+	// TableOverlayForward forwards by destination MAC within the
+	// network: to a local port, through a tunnel to the host that has
+	// it, or out of the uplink; the rest is replicated by the network's
+	// flood group.
+	TableOverlayForward = declareTable("overlay-forward", "overlay", MissDrop)
+
 	// TableL2Learning admits frames whose (in_port, eth_src) is known and
 	// sends the others to the controller to be learned.
 	TableL2Learning = declareTable("l2-learning", "l2switch", MissController)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/controller/events"
@@ -24,6 +25,8 @@ type appSlot struct {
 	handler SwitchApp
 	log     *slog.Logger
 	ctx     Context
+
+	updatePending atomic.Bool // an Update is queued (Env.Refresh)
 }
 
 // sentMod is a message of an unconfirmed batch, kept so that an error
@@ -192,13 +195,26 @@ func (sw *Switch) drain() {
 	items := sw.q.take(sw.qbuf)
 	for i := range items {
 		if items[i].fn != nil {
-			items[i].fn()
+			sw.call(items[i].fn)
 			continue
 		}
 		sw.handle(items[i].typ, items[i].msg)
 	}
 	clear(items)
 	sw.qbuf = items
+}
+
+// call runs a queued call (an app's Tick or Update). A panic in it ends
+// this switch's session only, like a panic while handling a message.
+func (sw *Switch) call(fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			sw.c.metrics.panics.Inc()
+			sw.log.Error("panic in an app; closing the session", "panic", r, "stack", string(debug.Stack()))
+			sw.sess.Close(fmt.Errorf("panic in an app: %v", r))
+		}
+	}()
+	fn()
 }
 
 // handle processes one message from the switch. A malformed message, or

@@ -1,0 +1,276 @@
+package overlay
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+)
+
+// Tables are the table ids the compiled flows use.
+type Tables struct{ Classify, ARP, Forward uint8 }
+
+// SwitchPorts are the switch's own ports the overlay uses; 0 when absent.
+type SwitchPorts struct {
+	Tunnel uint32 // the flow-based VXLAN port
+	Uplink uint32 // the host's uplink (VLAN and flat networks)
+}
+
+// State is the overlay's desired state on one switch.
+type State struct {
+	Flows  []*flow.Flow
+	Groups []*flow.Group
+}
+
+// Metadata layout: the network's key in the low 32 bits, and remoteBit
+// set on packets that came from another host (a tunnel or the uplink), so
+// that they are never sent back to one (split horizon).
+const (
+	remoteBit = 1 << 32
+	keyMask   = 1<<32 - 1
+	metaMask  = remoteBit | keyMask
+)
+
+// Network keys: the VNI for VXLAN networks; VLAN networks and flat
+// networks in their own ranges above 2^24.
+const (
+	keyVLAN = 1 << 24
+	keyFlat = 2 << 24
+)
+
+// Priorities.
+const (
+	prioPort     = 100 // classify: a port, tunnel or uplink; forward: a known MAC
+	prioARPGuard = 110 // a VM's own address (gratuitous ARP, duplicate address probe)
+	prioARPReply = 100
+	prioFlood    = 10
+)
+
+// Group ids: the network's key times two, plus one for the group that
+// floods to local ports only.
+func floodGroup(key uint32, localOnly bool) uint32 {
+	id := key << 1
+	if localOnly {
+		id |= 1
+	}
+	return id
+}
+
+// vlanPresent is OpenFlow's OFPVID_PRESENT bit of vlan_vid.
+const vlanPresent = 0x1000
+
+type port struct {
+	ofport uint32 // on its host
+	mac    flow.MAC
+	ips    []uint64 // IPv4 addresses
+}
+
+type network struct {
+	net    *model.Network
+	key    uint32
+	local  []port
+	remote map[string][]port // by host name
+	all    []port            // every port of the network with a MAC (for the ARP responder)
+}
+
+// NetworkKeys gives every network its key. Flat networks are numbered in
+// the order of their ids.
+func NetworkKeys(m *model.Snapshot) map[string]uint32 {
+	keys := make(map[string]uint32, m.Networks.Len())
+	var flat []*model.Network
+	for id, n := range m.Networks.All() {
+		switch n.Type {
+		case "vxlan":
+			keys[id] = uint32(n.VNI)
+		case "vlan":
+			keys[id] = keyVLAN | uint32(n.VLAN)
+		case "flat":
+			flat = append(flat, n)
+		}
+	}
+	slices.SortFunc(flat, func(a, b *model.Network) int { return cmp.Compare(a.ID, b.ID) })
+	for i, n := range flat {
+		keys[n.ID] = keyFlat | uint32(i+1)
+	}
+	return keys
+}
+
+// Compile computes the overlay's flows and groups for the switch with
+// datapath id dpid. A switch that is no host's integration bridge gets
+// nothing; a host gets a network's flows only while one of the network's
+// ports is bound to it.
+func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts) State {
+	host, ok := s.HostByDatapath(dpid)
+	if !ok {
+		return State{}
+	}
+	m := s.Model
+	keys := NetworkKeys(m)
+	nets := map[string]*network{}
+	for _, p := range m.Ports.All() {
+		n := nets[p.Network]
+		if n == nil {
+			mn, ok := m.Networks.Get(p.Network)
+			if !ok {
+				continue
+			}
+			n = &network{net: mn, key: keys[mn.ID], remote: map[string][]port{}}
+			nets[p.Network] = n
+		}
+		mac, err := flow.ParseMAC(p.MAC)
+		if err != nil {
+			continue
+		}
+		pt := port{mac: mac}
+		for _, s := range p.IPs {
+			if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+				b := ip.As4()
+				pt.ips = append(pt.ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
+			}
+		}
+		n.all = append(n.all, pt)
+		b, bound := s.Binding(p.Name)
+		if !bound || b.OFPort == 0 {
+			continue
+		}
+		pt.ofport = b.OFPort
+		if b.Host == host.Name {
+			n.local = append(n.local, pt)
+		} else {
+			n.remote[b.Host] = append(n.remote[b.Host], pt)
+		}
+	}
+
+	var st State
+	ids := make([]string, 0, len(nets))
+	for id, n := range nets {
+		if len(n.local) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		compileNetwork(&st, nets[id], host, m, t, sp)
+	}
+	return st
+}
+
+func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, t Tables, sp SwitchPorts) {
+	byPort := func(a, b port) int { return cmp.Compare(a.ofport, b.ofport) }
+	slices.SortFunc(n.local, byPort)
+	local := uint64(n.key)
+	remote := local | remoteBit
+	meta := func(f *flow.Flow, v uint64) *flow.Flow {
+		f.WriteMetadata, f.Metadata, f.MetadataMask = true, v, metaMask
+		return f.Goto(t.ARP)
+	}
+	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
+
+	// Where frames for other hosts go, and the buckets of the full flood
+	// group beyond the local ports.
+	var toRemote func(host string) []flow.Action
+	var remoteBuckets []flow.Bucket
+	switch n.net.Type {
+	case "vxlan":
+		if sp.Tunnel == 0 || host.VTEPIP == "" {
+			break
+		}
+		add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(sp.Tunnel).TunnelID(uint64(n.net.VNI))), remote))
+		vtep := func(h string) (uint64, bool) {
+			mh, ok := m.Hosts.ByName(h)
+			if !ok {
+				return 0, false
+			}
+			ip, err := netip.ParseAddr(mh.VTEPIP)
+			if err != nil || !ip.Is4() {
+				return 0, false
+			}
+			b := ip.As4()
+			return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3]), true
+		}
+		toRemote = func(h string) []flow.Action {
+			ip, ok := vtep(h)
+			if !ok {
+				return nil
+			}
+			return []flow.Action{flow.SetField(flow.TunnelID, uint64(n.net.VNI)), flow.SetField(flow.TunDst, ip), flow.Output(sp.Tunnel)}
+		}
+		hosts := make([]string, 0, len(n.remote))
+		for h := range n.remote {
+			hosts = append(hosts, h)
+		}
+		slices.Sort(hosts)
+		for _, h := range hosts {
+			if acts := toRemote(h); acts != nil {
+				remoteBuckets = append(remoteBuckets, flow.NewBucket(acts...))
+			}
+		}
+	case "vlan", "flat":
+		if sp.Uplink == 0 {
+			break
+		}
+		in := flow.Match{}.InPort(sp.Uplink)
+		var out []flow.Action
+		if n.net.Type == "vlan" {
+			vid := uint64(vlanPresent | n.net.VLAN)
+			add(meta(flow.New(t.Classify, prioPort, in.Set(flow.VlanVID, vid)).Act(flow.PopVLAN()), remote))
+			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, vid), flow.Output(sp.Uplink)}
+		} else {
+			add(meta(flow.New(t.Classify, prioPort, in.Set(flow.VlanVID, 0)), remote))
+			out = []flow.Action{flow.Output(sp.Uplink)}
+		}
+		toRemote = func(string) []flow.Action { return out }
+		remoteBuckets = []flow.Bucket{flow.NewBucket(out...)}
+	}
+
+	for _, p := range n.local {
+		add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(p.ofport)), local))
+		// A VM asking for its own address (gratuitous ARP, duplicate
+		// address detection) must reach the network, not be answered.
+		for _, ip := range p.ips {
+			add(flow.New(t.ARP, prioARPGuard, flow.Match{}.InPort(p.ofport).EthType(packet.EtherTypeARP).Set(flow.ARPOp, 1).
+				Set(flow.ARPTpa, ip)).Goto(t.Forward))
+		}
+	}
+	// The ARP responder, for requests from local VMs.
+	for _, p := range n.all {
+		for _, ip := range p.ips {
+			add(flow.New(t.ARP, prioARPReply, flow.Match{}.Set(flow.Metadata, local).EthType(packet.EtherTypeARP).
+				Set(flow.ARPOp, 1).Set(flow.ARPTpa, ip)).Act(
+				flow.Move(flow.EthSrc, flow.EthDst), flow.SetField(flow.EthSrc, uint64(p.mac)),
+				flow.SetField(flow.ARPOp, 2),
+				flow.Move(flow.ARPSha, flow.ARPTha), flow.SetField(flow.ARPSha, uint64(p.mac)),
+				flow.Move(flow.ARPSpa, flow.ARPTpa), flow.SetField(flow.ARPSpa, ip),
+				flow.Output(flow.PortInPort)))
+		}
+	}
+
+	// Forwarding by destination MAC.
+	var localBuckets []flow.Bucket
+	for _, p := range n.local {
+		add(flow.New(t.Forward, prioPort, flow.Match{}.SetMasked(flow.Metadata, local, keyMask).EthDst(p.mac)).
+			Act(flow.Output(p.ofport)))
+		localBuckets = append(localBuckets, flow.NewBucket(flow.Output(p.ofport)))
+	}
+	if toRemote != nil {
+		for h, ports := range n.remote {
+			acts := toRemote(h)
+			if acts == nil {
+				continue
+			}
+			for _, p := range ports {
+				add(flow.New(t.Forward, prioPort, flow.Match{}.Set(flow.Metadata, local).EthDst(p.mac)).Act(acts...))
+			}
+		}
+	}
+	full := &flow.Group{ID: floodGroup(n.key, false), Type: flow.GroupAll,
+		Buckets: append(slices.Clone(localBuckets), remoteBuckets...)}
+	localOnly := &flow.Group{ID: floodGroup(n.key, true), Type: flow.GroupAll, Buckets: localBuckets}
+	st.Groups = append(st.Groups, full, localOnly)
+	add(flow.New(t.Forward, prioFlood, flow.Match{}.Set(flow.Metadata, local)).Act(flow.ToGroup(full.ID)))
+	add(flow.New(t.Forward, prioFlood, flow.Match{}.Set(flow.Metadata, remote)).Act(flow.ToGroup(localOnly.ID)))
+}

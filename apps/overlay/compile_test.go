@@ -1,0 +1,199 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
+)
+
+// lab is a model service with a view fed from it.
+type lab struct {
+	t   testing.TB
+	svc *model.Service
+	v   *view.View
+}
+
+func newLab(t testing.TB) *lab {
+	st, err := store.OpenBolt(t.TempDir(), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := model.New(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &lab{t: t, svc: svc, v: view.New()}
+}
+
+func (l *lab) create(objs ...model.Object) {
+	l.t.Helper()
+	for _, o := range objs {
+		if _, err := l.svc.Create(context.Background(), o); err != nil {
+			l.t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
+		}
+	}
+	l.v.SetModel(l.svc.Snapshot())
+}
+
+func (l *lab) dpid(host string) uint64 {
+	d, ok := l.v.Snapshot().DatapathID(host)
+	if !ok {
+		l.t.Fatalf("no host %s", host)
+	}
+	return d
+}
+
+var tables = Tables{Classify: 1, ARP: 2, Forward: 3}
+
+func (l *lab) compile(host string, sp SwitchPorts) []string {
+	st := Compile(l.v.Snapshot(), l.dpid(host), tables, sp)
+	var out []string
+	for _, g := range st.Groups {
+		out = append(out, g.String())
+	}
+	for _, f := range st.Flows {
+		out = append(out, f.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func meta(name string) model.Meta { return model.Meta{Name: name} }
+
+// twoTenants is two hosts and two VXLAN networks with the same subnet.
+func twoTenants(t testing.TB) *lab {
+	l := newLab(t)
+	l.create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
+		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
+		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
+		&model.Network{Meta: meta("red"), Type: "vxlan", VNI: 5002},
+		&model.Subnet{Meta: meta("blue-a"), Network: "blue", CIDR: "10.1.0.0/24"},
+		&model.Subnet{Meta: meta("red-a"), Network: "red", CIDR: "10.1.0.0/24"},
+		&model.Port{Meta: meta("b1"), Network: "blue", MAC: "02:00:00:00:01:01", IPs: []string{"10.1.0.11"}},
+		&model.Port{Meta: meta("b2"), Network: "blue", MAC: "02:00:00:00:01:02", IPs: []string{"10.1.0.12"}},
+		&model.Port{Meta: meta("r1"), Network: "red", MAC: "02:00:00:00:02:01", IPs: []string{"10.1.0.11"}},
+		&model.Port{Meta: meta("r2"), Network: "red", MAC: "02:00:00:00:02:02", IPs: []string{"10.1.0.12"}},
+	)
+	return l
+}
+
+func TestCompileVXLAN(t *testing.T) {
+	l := twoTenants(t)
+	sp := SwitchPorts{Tunnel: 1000}
+	if got := l.compile("hv1", sp); len(got) != 0 {
+		t.Errorf("no bindings: want nothing, got %q", got)
+	}
+	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	l.v.Bind(view.Binding{Port: "r2", Host: "hv2", Interface: "tap-r2", OFPort: 8})
+	want := []string{
+		"group_id=10002,type=all,bucket=actions=output:5,bucket=actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
+		"group_id=10003,type=all,bucket=actions=output:5",
+		"table=1,priority=100,in_port=5 actions=write_metadata:0x1389/0x1ffffffff,goto_table:2",
+		"table=1,priority=100,in_port=1000,tun_id=0x1389 actions=write_metadata:0x100001389/0x1ffffffff,goto_table:2",
+		"table=2,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.11 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:01->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.11->arp_spa,IN_PORT",
+		"table=2,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.12 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:02->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.12->arp_spa,IN_PORT",
+		"table=2,priority=110,in_port=5,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.11 actions=goto_table:3",
+		"table=3,priority=10,metadata=0x100001389 actions=group:10003",
+		"table=3,priority=10,metadata=0x1389 actions=group:10002",
+		"table=3,priority=100,metadata=0x1389,dl_dst=02:00:00:00:01:02 actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
+		"table=3,priority=100,metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=output:5",
+	}
+	got := l.compile("hv1", sp)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("hv1:\n%s", diff(got, want))
+	}
+	// red has no port on hv1: nothing of it there. hv2 has both.
+	for _, f := range got {
+		if strings.Contains(f, "0x138a") {
+			t.Errorf("hv1 has a flow of red: %s", f)
+		}
+	}
+	hv2 := strings.Join(l.compile("hv2", sp), "\n")
+	for _, s := range []string{"in_port=1000,tun_id=0x138a", "in_port=1000,tun_id=0x1389",
+		"metadata=0x1389,dl_dst=02:00:00:00:01:01 actions=set_field:0x1389->tun_id,set_field:10.200.0.1->tun_dst,output:1000",
+		"group_id=10004,type=all,bucket=actions=output:8\n"} {
+		if !strings.Contains(hv2+"\n", s) {
+			t.Errorf("hv2 lacks %q:\n%s", s, hv2)
+		}
+	}
+
+	// Migration: b1 shows up on hv2 while still on hv1; the newest wins.
+	l.v.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
+	hv1 := strings.Join(l.compile("hv1", sp), "\n")
+	if hv1 != "" {
+		t.Errorf("after b1 moved to hv2, hv1 (no port left) still has:\n%s", hv1)
+	}
+	hv2 = strings.Join(l.compile("hv2", sp), "\n")
+	if !strings.Contains(hv2, "metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=output:9") {
+		t.Errorf("hv2 does not deliver b1 locally:\n%s", hv2)
+	}
+	if strings.Contains(hv2, "10.200.0.1->tun_dst") {
+		t.Errorf("hv2 still tunnels to hv1:\n%s", hv2)
+	}
+	// The new interface goes away again: back to hv1.
+	l.v.Unbind("b1", "hv2", "tap-b1")
+	if hv1 := strings.Join(l.compile("hv1", sp), "\n"); !strings.Contains(hv1, "actions=output:5") {
+		t.Errorf("b1 back on hv1 not delivered there:\n%s", hv1)
+	}
+}
+
+func TestCompileVLANAndFlat(t *testing.T) {
+	l := newLab(t)
+	l.create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
+		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2", Uplink: "eth1"},
+		&model.Network{Meta: meta("v100"), Type: "vlan", VLAN: 100},
+		&model.Network{Meta: meta("phys"), Type: "flat"},
+		&model.Port{Meta: meta("a"), Network: "v100", MAC: "02:00:00:00:03:01"},
+		&model.Port{Meta: meta("b"), Network: "v100", MAC: "02:00:00:00:03:02"},
+		&model.Port{Meta: meta("c"), Network: "phys", MAC: "02:00:00:00:04:01"},
+	)
+	l.v.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
+	l.v.Bind(view.Binding{Port: "b", Host: "hv2", Interface: "tap-b", OFPort: 3})
+	l.v.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
+	got := strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
+	for _, s := range []string{
+		"group_id=33554632,type=all,bucket=actions=output:3,bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
+		"table=1,priority=100,in_port=2,vlan_vid=0x1064 actions=pop_vlan,write_metadata:0x101000064/0x1ffffffff,goto_table:2\n",
+		"table=3,priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
+		"table=1,priority=100,in_port=2,vlan_vid=0x0 actions=write_metadata:0x102000001/0x1ffffffff,goto_table:2\n",
+		"group_id=67108866,type=all,bucket=actions=output:4,bucket=actions=output:2\n",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("hv1 lacks %q", s)
+		}
+	}
+	if t.Failed() {
+		t.Logf("hv1:\n%s", got)
+	}
+	// Without its uplink a host keeps local switching only.
+	got = strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000}), "\n")
+	if strings.Contains(got, "push_vlan") || strings.Contains(got, "in_port=2") {
+		t.Errorf("no uplink, yet:\n%s", got)
+	}
+}
+
+func diff(got, want []string) string {
+	var sb strings.Builder
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			fmt.Fprintf(&sb, "+ %s\n", g)
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			fmt.Fprintf(&sb, "- %s\n", w)
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,179 @@
+// Package overlay is Loom's distributed virtual switch: the model's
+// networks (VXLAN, VLAN and flat) across every host's integration bridge,
+// computed proactively from the view (model + port bindings), with no MAC
+// learning.
+//
+//	overlay-classify: in_port=VM port          -> metadata=NET, goto overlay-arp
+//	                  in_port=vxlan0,tun_id=VNI -> metadata=NET|remote, goto overlay-arp
+//	                  in_port=uplink,vlan=VID   -> pop_vlan, metadata=NET|remote, goto overlay-arp
+//	                  miss                      -> drop
+//	overlay-arp:      in_port=VM,arp_tpa=its IP -> goto overlay-forward (gratuitous ARP, DAD)
+//	                  metadata=NET,arp request for a known IP -> reply from the switch, IN_PORT
+//	                  miss                      -> goto overlay-forward
+//	overlay-forward:  NET,dl_dst=local MAC     -> output:VM port
+//	                  NET(local),dl_dst=remote -> tun_id=VNI,tun_dst=VTEP,output:vxlan0 (or tagged, uplink)
+//	                  NET(local)               -> group NET*2: local ports + one bucket per remote VTEP
+//	                  NET(remote)              -> group NET*2+1: local ports only
+//	                  miss                      -> drop
+//
+// A host gets a network's flows only while one of the network's ports is
+// bound to it; networks are isolated by their key in metadata, so their
+// address ranges may overlap. When a port's interface appears on another
+// host (a VM migrating), its newest binding wins and every switch is
+// recomputed: the old host's flows for it go, the others point to the new
+// host.
+package overlay
+
+import (
+	"errors"
+	"time"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Name is the app's registered name.
+const Name = "overlay"
+
+// TunnelPort is the name of the flow-based VXLAN port Loom creates on
+// every host (southbound/ovsdb).
+const TunnelPort = "vxlan0"
+
+func init() { controller.Register(Name, newApp) }
+
+type app struct {
+	env     controller.Env
+	view    *view.View
+	compile prometheus.Histogram
+}
+
+func newApp(env controller.Env) (controller.App, error) {
+	if env.View == nil {
+		return nil, errors.New("the overlay needs the model view (controller.Config.View)")
+	}
+	a := &app{env: env, view: env.View,
+		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_overlay_compile_seconds",
+			Help: "Time to compute one switch's overlay flows and groups.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})}
+	if env.Metrics != nil {
+		if err := env.Metrics.Register(a.compile); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			a.compile = are.ExistingCollector.(prometheus.Histogram)
+		}
+	}
+	env.View.Watch(func() { env.Refresh(controller.AllSwitches) })
+	return a, nil
+}
+
+func (a *app) Name() string { return Name }
+
+func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
+	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}}
+}
+
+// switchApp is the overlay on one switch: what it last declared there.
+type switchApp struct {
+	a      *app
+	dpid   uint64
+	seq    uint64 // view.Snapshot.Seq last compiled
+	ports  SwitchPorts
+	flows  map[flow.Key]*flow.Flow
+	groups map[uint32]*flow.Group
+}
+
+func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
+	// The overlay's flows follow from the view alone: those found on the
+	// switch are kept only if they are still wanted (the runtime removes
+	// the others without touching the ones re-added unchanged).
+	s.sync(ctx, true)
+}
+
+func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
+	switch ev := ev.(type) {
+	case controller.Update:
+		s.sync(ctx, false)
+	case controller.PortStatus:
+		// The tunnel or uplink port came or went, or changed number.
+		s.sync(ctx, false)
+	case controller.Rejected:
+		ctx.Log().Error("switch refused an overlay object", "object", ev.Object, "error", ev.Err)
+	}
+}
+
+// switchPorts finds the tunnel and uplink ports by name.
+func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
+	var sp SwitchPorts
+	uplink := ""
+	if h, ok := snap.HostByDatapath(s.dpid); ok {
+		uplink = h.Uplink
+	}
+	ctx.Ports(func(p wire.Port) {
+		switch {
+		case p.Name == TunnelPort:
+			sp.Tunnel = p.PortNo
+		case uplink != "" && p.Name == uplink:
+			sp.Uplink = p.PortNo
+		}
+	})
+	return sp
+}
+
+// sync brings the switch's overlay state up to the current view.
+func (s *switchApp) sync(ctx *controller.Context, force bool) {
+	snap := s.a.view.Snapshot()
+	sp := s.switchPorts(ctx, snap)
+	if !force && snap.Seq == s.seq && sp == s.ports {
+		return
+	}
+	s.seq, s.ports = snap.Seq, sp
+	start := time.Now()
+	st := Compile(snap, s.dpid, Tables{Classify: controller.TableOverlayClassify.ID(),
+		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID()}, sp)
+	s.a.compile.Observe(time.Since(start).Seconds())
+
+	// Groups before the flows that use them; flows gone before their
+	// groups.
+	groups := make(map[uint32]*flow.Group, len(st.Groups))
+	for _, g := range st.Groups {
+		groups[g.ID] = g
+		if old, ok := s.groups[g.ID]; !ok || !old.Equal(g) {
+			if err := ctx.SetGroup(g); err != nil {
+				ctx.Log().Error("cannot set group", "group", g, "error", err)
+			}
+		}
+	}
+	flows := make(map[flow.Key]*flow.Flow, len(st.Flows))
+	for _, f := range st.Flows {
+		k := f.Key()
+		flows[k] = f
+		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
+			if err := ctx.AddFlow(f); err != nil {
+				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+			}
+		}
+	}
+	for k, f := range s.flows {
+		if _, ok := flows[k]; !ok {
+			ctx.DeleteFlow(f)
+		}
+	}
+	for id := range s.groups {
+		if _, ok := groups[id]; !ok {
+			ctx.DeleteGroup(id)
+		}
+	}
+	s.flows, s.groups = flows, groups
+}
+
+// sameFlow compares a flow the runtime holds (its cookie carries the
+// owner bits AddFlow set) with a newly compiled one.
+func sameFlow(old, f *flow.Flow) bool {
+	g := *f
+	g.Cookie = old.Cookie
+	return old.Equal(&g)
+}

@@ -1,0 +1,199 @@
+// Package view is the read-only picture of the data center that apps
+// compute flows from: the network model (what should exist), the port
+// bindings the hypervisors report over OVSDB (where each VM interface is
+// plugged in) and the datapath id of each host's integration bridge.
+//
+// A View is written by the controller's wiring (model changes, binding
+// events) and read by apps through immutable Snapshots; every change bumps
+// Seq and wakes the watchers, which apps use to recompute (level
+// triggered: a watcher need not see every change, only the latest
+// snapshot).
+package view
+
+import (
+	"cmp"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/loom-sdn/loom/model"
+)
+
+// A Binding is a model port plugged into a host: an interface of the
+// host's integration bridge with external_ids:iface-id = the port's name.
+type Binding struct {
+	Port      string `json:"port"`      // model port name (the iface-id)
+	Host      string `json:"host"`      // model host name
+	Interface string `json:"interface"` // OVS interface name
+	OFPort    uint32 `json:"ofport"`    // OpenFlow port number on the host's bridge
+	Up        bool   `json:"up"`        // admin and link state up
+	// Seq orders bindings: when a port is bound on two hosts at once (a
+	// VM migrating), the one with the higher Seq, the newer, is active.
+	Seq uint64 `json:"seq"`
+}
+
+// Snapshot is the view at one moment. It is immutable.
+type Snapshot struct {
+	// Seq grows with every change.
+	Seq uint64
+	// Model is the network model; never nil.
+	Model *model.Snapshot
+
+	bindings map[string][]Binding // by port name, newest first
+	dpids    map[string]uint64    // host name → datapath id
+	hosts    map[uint64]*model.Host
+}
+
+// Binding returns the port's active binding: the newest of its bindings.
+func (s *Snapshot) Binding(port string) (Binding, bool) {
+	bs := s.bindings[port]
+	if len(bs) == 0 {
+		return Binding{}, false
+	}
+	return bs[0], true
+}
+
+// Bindings returns all bindings of a port, newest (active) first. The
+// slice must not be modified.
+func (s *Snapshot) Bindings(port string) []Binding { return s.bindings[port] }
+
+// HostByDatapath returns the host whose integration bridge has dpid.
+func (s *Snapshot) HostByDatapath(dpid uint64) (*model.Host, bool) {
+	h, ok := s.hosts[dpid]
+	return h, ok
+}
+
+// DatapathID returns a host's datapath id.
+func (s *Snapshot) DatapathID(host string) (uint64, bool) {
+	d, ok := s.dpids[host]
+	return d, ok
+}
+
+// DatapathID is the datapath id Loom gives a host's integration bridge
+// (through OVSDB other_config:datapath-id), derived from the host's
+// generated id so that it is known before the bridge connects and never
+// changes: 0x4c4d ("LM") in the top 16 bits, 48 bits of FNV-1a hash.
+func DatapathID(h *model.Host) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(h.ID))
+	return 0x4c4d<<48 | f.Sum64()&(1<<48-1)
+}
+
+// View holds the current snapshot.
+type View struct {
+	mu       sync.Mutex // serializes writers
+	cur      atomic.Pointer[Snapshot]
+	seq      uint64
+	bindSeq  uint64
+	watchers []func()
+}
+
+// New returns a view of an empty model with no bindings.
+func New() *View {
+	v := &View{}
+	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: map[string][]Binding{},
+		dpids: map[string]uint64{}, hosts: map[uint64]*model.Host{}})
+	return v
+}
+
+// Snapshot returns the current snapshot; it costs nothing.
+func (v *View) Snapshot() *Snapshot { return v.cur.Load() }
+
+// Watch calls fn after every change, on the writer's goroutine: fn must
+// return quickly (queue work, do not do it).
+func (v *View) Watch(fn func()) {
+	v.mu.Lock()
+	v.watchers = append(v.watchers, fn)
+	v.mu.Unlock()
+}
+
+// SetModel installs a new model snapshot.
+func (v *View) SetModel(m *model.Snapshot) {
+	v.update(func(s *Snapshot) bool {
+		if s.Model == m {
+			return false
+		}
+		s.Model = m
+		s.dpids = make(map[string]uint64, m.Hosts.Len())
+		s.hosts = make(map[uint64]*model.Host, m.Hosts.Len())
+		for _, h := range m.Hosts.All() {
+			d := DatapathID(h)
+			s.dpids[h.Name] = d
+			s.hosts[d] = h
+		}
+		return true
+	})
+}
+
+// Bind records that an interface on a host is bound to a port, or that
+// a known binding changed (ofport, state). A new binding (host and
+// interface not bound to this port before) becomes the port's active one.
+func (v *View) Bind(b Binding) {
+	v.update(func(s *Snapshot) bool {
+		old := s.bindings[b.Port]
+		i := slices.IndexFunc(old, func(o Binding) bool { return o.Host == b.Host && o.Interface == b.Interface })
+		next := slices.Clone(old)
+		if i >= 0 {
+			b.Seq = old[i].Seq
+			if old[i] == b {
+				return false
+			}
+			next[i] = b
+		} else {
+			v.bindSeq++
+			b.Seq = v.bindSeq
+			next = append(next, b)
+		}
+		slices.SortFunc(next, func(x, y Binding) int { return cmp.Compare(y.Seq, x.Seq) })
+		s.bindings = cloneMap(s.bindings)
+		s.bindings[b.Port] = next
+		return true
+	})
+}
+
+// Unbind removes a binding; the port's next newest binding, if any,
+// becomes active.
+func (v *View) Unbind(port, host, iface string) {
+	v.update(func(s *Snapshot) bool {
+		old := s.bindings[port]
+		i := slices.IndexFunc(old, func(o Binding) bool { return o.Host == host && o.Interface == iface })
+		if i < 0 {
+			return false
+		}
+		s.bindings = cloneMap(s.bindings)
+		if len(old) == 1 {
+			delete(s.bindings, port)
+		} else {
+			s.bindings[port] = slices.Delete(slices.Clone(old), i, i+1)
+		}
+		return true
+	})
+}
+
+// update applies fn to a copy of the current snapshot and publishes it
+// if fn reports a change.
+func (v *View) update(fn func(s *Snapshot) bool) {
+	v.mu.Lock()
+	next := *v.cur.Load()
+	if !fn(&next) {
+		v.mu.Unlock()
+		return
+	}
+	v.seq++
+	next.Seq = v.seq
+	v.cur.Store(&next)
+	watchers := v.watchers
+	v.mu.Unlock()
+	for _, w := range watchers {
+		w()
+	}
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
