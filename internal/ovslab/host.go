@@ -595,3 +595,47 @@ func (l *Lab) attachUnderlay(h *Host) error {
 	}
 	return nil
 }
+
+// CrashOVS kills the host's ovs-vswitchd and ovsdb-server with SIGKILL and
+// starts them again on the same database, as after a crash or an upgrade:
+// the datapath and its flows are gone, the configuration is not. Like the
+// host's boot scripts would, it then gives br-phy its underlay address
+// again and re-seeds the tunnel neighbour caches.
+func (h *Host) CrashOVS() error {
+	for _, name := range []string{"ovs-vswitchd", "ovsdb-server"} {
+		if pid := h.daemonPID(name); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+			if !waitExit(pid, 5*time.Second) {
+				return fmt.Errorf("ovslab: %s: %s (pid %d) did not exit", h.Name, name, pid)
+			}
+		}
+	}
+	for _, f := range []string{"db.sock", "ovsdb-server.pid", "ovs-vswitchd.pid"} {
+		if err := os.Remove(h.path(f)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	if err := h.startDaemon("ovsdb-server", h.path("conf.db"), "--remote=punix:"+h.path("db.sock")); err != nil {
+		return err
+	}
+	if err := h.startDaemon("ovs-vswitchd", "unix:"+h.path("db.sock")); err != nil {
+		return err
+	}
+	if h.UnderlayIP == "" {
+		return nil
+	}
+	if err := runAll(
+		[]string{"ip", "-n", h.NS, "link", "set", "dev", "br-phy", "mtu", underlayMTU, "up"},
+		[]string{"ip", "-n", h.NS, "addr", "replace", h.underlay.String(), "dev", "br-phy"},
+	); err != nil {
+		return err
+	}
+	for _, o := range h.lab.hosts {
+		if o != h && o.UnderlayIP != "" {
+			if _, err := h.Appctl("tnl/neigh/set", "br-phy", o.UnderlayIP, underlayMAC(o.underlay.Addr())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -98,3 +98,38 @@ func (k *Link) SetUp() error {
 	_, err := run("ip", "-n", k.A.NS, "link", "set", "dev", k.Name, "up")
 	return err
 }
+
+// Uplink gives host h a physical uplink: interface ifname in h's
+// namespace, a veth whose peer is a port of the lab's physical segment (a
+// Linux bridge, phys-br, in namespace PREFIX-phys, which passes VLAN tags
+// through) shared by every host with an uplink. The interface is not put
+// in any bridge: the controller under test does that. It fails the test if
+// anything goes wrong.
+func (l *Lab) Uplink(h *Host, ifname string) {
+	l.t.Helper()
+	if err := l.uplink(h, ifname); err != nil {
+		l.t.Fatalf("ovslab: Uplink %s %s: %v", h.Name, ifname, err)
+	}
+}
+
+func (l *Lab) uplink(h *Host, ifname string) error {
+	ns := l.Prefix + "-phys"
+	if !l.physical {
+		if err := l.addNetns(ns); err != nil {
+			return err
+		}
+		if err := runAll(
+			[]string{"ip", "-n", ns, "link", "add", "name", "phys-br", "type", "bridge"},
+			[]string{"ip", "-n", ns, "link", "set", "dev", "phys-br", "up"},
+		); err != nil {
+			return err
+		}
+		l.physical = true
+	}
+	return runAll(
+		[]string{"ip", "-n", h.NS, "link", "add", "name", ifname, "type", "veth", "peer", "name", h.Name, "netns", ns},
+		[]string{"ip", "netns", "exec", h.NS, "ethtool", "-K", ifname, "tx", "off"},
+		[]string{"ip", "-n", ns, "link", "set", "dev", h.Name, "master", "phys-br", "up"},
+		[]string{"ip", "-n", h.NS, "link", "set", "dev", ifname, "up"},
+	)
+}

@@ -125,6 +125,7 @@ type Lab struct {
 	netns    []string        // namespaces to delete, in creation order
 	links    []string        // root-namespace links to delete
 	underlay bool            // whether the underlay namespace exists
+	physical bool            // whether the physical segment's namespace exists
 }
 
 // New creates an empty lab and registers its teardown with t.Cleanup. If the
@@ -211,7 +212,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,8}$`)
 // reservedNames are the underlay namespace's suffix and the interfaces the
 // lab creates in a host namespace.
 var reservedNames = map[string]bool{
-	"ul": true, "lo": true, "ctl0": true, "ul0": true,
+	"ul": true, "phys": true, "lo": true, "ctl0": true, "ul0": true,
 	"br-int": true, "br-phy": true, "vxlan0": true,
 }
 

@@ -30,14 +30,26 @@ type VM struct {
 // with partial checksums unchanged, so without it TCP fails.
 func (h *Host) AddVM(name, mac, cidr string) *VM {
 	h.lab.t.Helper()
-	v, err := h.addVM(name, mac, cidr)
+	v, err := h.addVM(name, name, mac, cidr)
 	if err != nil {
 		h.lab.t.Fatalf("ovslab: AddVM %s: %v", name, err)
 	}
 	return v
 }
 
-func (h *Host) addVM(name, mac, cidr string) (*VM, error) {
+// AddVMPort is AddVM with an iface-id other than the VM's name: the same
+// logical port plugged in on a second host, as when a VM migrates (VM
+// names, which are also their br-int port names, are unique in a lab).
+func (h *Host) AddVMPort(name, ifaceID, mac, cidr string) *VM {
+	h.lab.t.Helper()
+	v, err := h.addVM(name, ifaceID, mac, cidr)
+	if err != nil {
+		h.lab.t.Fatalf("ovslab: AddVMPort %s: %v", name, err)
+	}
+	return v
+}
+
+func (h *Host) addVM(name, ifaceID, mac, cidr string) (*VM, error) {
 	if _, err := net.ParseMAC(mac); err != nil {
 		return nil, err
 	}
@@ -63,7 +75,7 @@ func (h *Host) addVM(name, mac, cidr string) (*VM, error) {
 		return nil, err
 	}
 	if _, err := h.Vsctl("add-port", "br-int", name, "--", "set", "interface", name,
-		"external_ids:iface-id="+name, "external_ids:attached-mac="+mac); err != nil {
+		"external_ids:iface-id="+ifaceID, "external_ids:attached-mac="+mac); err != nil {
 		return nil, err
 	}
 	if v.OFPort, err = h.waitOFPort(name, 10*time.Second); err != nil {
