@@ -6,6 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 )
@@ -22,12 +23,15 @@ type HostStatus struct {
 type PortStatus struct {
 	Port    string         `json:"port"`
 	Bound   bool           `json:"bound"`
-	Binding *ovsdb.Binding `json:"binding,omitempty"`
+	Binding *ovsdb.Binding `json:"binding,omitempty"` // the active binding
+	// Bindings lists every host interface bound to the port, active
+	// first: more than one while a VM migrates.
+	Bindings []view.Binding `json:"bindings,omitempty"`
 }
 
 // StatusRoutes serves GET /hosts/{id-or-name}/status and
 // GET /ports/{id-or-name}/status.
-func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller) Mount {
+func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View) Mount {
 	Describe(http.MethodGet, "/api/v1/hosts/{id}/status", "A host's OVSDB and OpenFlow state: connected, bridge ready, datapath id, last error")
 	Describe(http.MethodGet, "/api/v1/ports/{id}/status", "Where a port is bound: host, interface, ofport, MAC, admin and link state")
 	return func(api *mux.Router) {
@@ -54,10 +58,14 @@ func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Contro
 				return
 			}
 			out := PortStatus{Port: p.Base().Name}
-			for _, b := range mgr.Bindings() {
-				if b.IfaceID == out.Port {
-					out.Bound, out.Binding = true, &b
-					break
+			out.Bindings = v.Snapshot().Bindings(out.Port)
+			if len(out.Bindings) > 0 {
+				active := out.Bindings[0]
+				for _, b := range mgr.Bindings() {
+					if b.IfaceID == out.Port && b.Host == active.Host && b.Interface == active.Interface {
+						out.Bound, out.Binding = true, &b
+						break
+					}
 				}
 			}
 			WriteJSON(w, http.StatusOK, out)

@@ -16,6 +16,7 @@ import (
 	"github.com/loom-sdn/loom/controller/controllertest"
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
@@ -53,7 +54,7 @@ func (e *modelEnv) handler() http.Handler {
 	return northbound.Handler(e.ctl, e.reg,
 		northbound.ModelRoutes(e.svc), northbound.OpenAPIRoutes(),
 		northbound.EventRoutes(e.bus, 0), northbound.TopologyRoutes(topology.New(topology.Options{Events: e.bus})),
-		northbound.StatusRoutes(e.svc, e.hosts, e.ctl))
+		northbound.StatusRoutes(e.svc, e.hosts, e.ctl, view.New()))
 }
 
 func (e *modelEnv) open() {

@@ -5,4 +5,5 @@ package main
 import (
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	_ "github.com/loom-sdn/loom/apps/lldp"
+	_ "github.com/loom-sdn/loom/apps/overlay"
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/openflow"
@@ -47,7 +48,7 @@ func run(args []string) error {
 	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
 	tokenFile := fs.String("api-token-file", "", `bearer tokens ("admin|viewer TOKEN" per line); without it the API listens on loopback only`)
 	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
-	apps := fs.String("apps", "lldp,l2switch", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
+	apps := fs.String("apps", "lldp,overlay", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var tf openflow.TLSFiles
 	fs.StringVar(&tf.Cert, "ssl-cert", "", "controller certificate (PEM) for ssl: listeners")
@@ -87,7 +88,10 @@ func run(args []string) error {
 		return fmt.Errorf("network model: %w", err)
 	}
 	go declareEndpoints(ctx, svc, topo, log)
-	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: publishBinding(bus)})
+	v := view.New()
+	go feedView(ctx, svc, v)
+	pub, bind := publishBinding(bus), bindView(v)
+	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) }})
 	defer hosts.Close()
 	go manageHosts(ctx, svc, hosts, log)
 	reg := prometheus.NewRegistry()
@@ -100,6 +104,7 @@ func run(args []string) error {
 		Observer:      switchRecorder(st, log),
 		Events:        bus,
 		Topology:      topo,
+		View:          v,
 	}, log, reg)
 	if err != nil {
 		return err
@@ -118,7 +123,7 @@ func run(args []string) error {
 	var api *http.Server
 	if *apiListen != "" {
 		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second),
-			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl),
+			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl, v),
 			northbound.OpenAPIRoutes())
 		addr := *apiListen
 		if *tokenFile != "" {

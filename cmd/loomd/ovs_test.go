@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,8 +64,14 @@ func startLoomd(t *testing.T, sock, data string, extra ...string) *loomd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--openflow-listen", "unix:" + sock, "--api-listen", "", "--data-dir", data,
-		"--log-level", "debug", "--echo-interval", "1s"}, extra...)
+	args := []string{"--openflow-listen", "unix:" + sock, "--api-listen", "", "--data-dir", data,
+		"--log-level", "debug", "--echo-interval", "1s"}
+	if !slices.Contains(extra, "--apps") {
+		// These tests wire plain bridges to loomd: the learning switch,
+		// not the overlay (which forwards only the model's ports).
+		args = append(args, "--apps", "lldp,l2switch")
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(build(t, "loomd"), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

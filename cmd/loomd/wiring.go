@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
@@ -62,7 +63,7 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 		want := map[string]ovsdb.HostConfig{}
 		for _, h := range svc.Snapshot().Hosts.All() {
 			want[h.Name] = ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
-				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink}
+				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h)}
 		}
 		for name, cfg := range want {
 			old, ok := managed[name]
@@ -89,8 +90,36 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 	followModel(ctx, sub, model.KindHost, sync)
 }
 
-// followModel runs sync now and again after every change of kind (or a
-// gap in the feed) until ctx ends.
+// feedView keeps the apps' view of the model current.
+func feedView(ctx context.Context, svc *model.Service, v *view.View) {
+	sub := svc.Subscribe(1024)
+	defer sub.Close()
+	followModel(ctx, sub, "", func() { v.SetModel(svc.Snapshot()) })
+}
+
+// bindView records OVSDB port bindings in the apps' view.
+func bindView(v *view.View) func(ovsdb.BindingEvent) {
+	return func(e ovsdb.BindingEvent) {
+		if e.Type == ovsdb.BindingRemoved {
+			v.Unbind(e.IfaceID, e.Host, e.Interface)
+			return
+		}
+		if e.Type == ovsdb.BindingChanged {
+			// The iface-id may have changed: drop the interface's
+			// binding to any other port.
+			for _, port := range v.Snapshot().PortsOf(e.Host, e.Interface) {
+				if port != e.IfaceID {
+					v.Unbind(port, e.Host, e.Interface)
+				}
+			}
+		}
+		v.Bind(view.Binding{Port: e.IfaceID, Host: e.Host, Interface: e.Interface, OFPort: uint32(e.OFPort),
+			Up: e.AdminUp && e.LinkUp})
+	}
+}
+
+// followModel runs sync now and again after every change of kind (any
+// kind if kind is "") or a gap in the feed, until ctx ends.
 func followModel(ctx context.Context, sub *events.Subscription, kind model.Kind, sync func()) {
 	sync()
 	for {
@@ -101,7 +130,7 @@ func followModel(ctx context.Context, sub *events.Subscription, kind model.Kind,
 			if !ok {
 				return
 			}
-			if e.Kind == string(kind) || e.Type == events.Gap {
+			if kind == "" && e.Topic == model.Topic || e.Kind == string(kind) || e.Type == events.Gap {
 				sync()
 			}
 		}

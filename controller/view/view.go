@@ -197,3 +197,17 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	}
 	return out
 }
+
+// PortsOf returns the ports an interface of a host is bound to (one,
+// normally; none if it is not bound).
+func (s *Snapshot) PortsOf(host, iface string) []string {
+	var out []string
+	for port, bs := range s.bindings {
+		for _, b := range bs {
+			if b.Host == host && b.Interface == iface {
+				out = append(out, port)
+			}
+		}
+	}
+	return out
+}

@@ -117,12 +117,14 @@ const (
 
 // Move copies the whole of field src into field dst, which must be the
 // same size (ovs-ofctl "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]"). It is
-// the Nicira NXAST_REG_MOVE action, carried as a raw action: OVS reports
-// it back with the same bytes, so desired and installed flows compare
-// equal.
+// the Nicira NXAST_REG_MOVE action, carried as a raw action and encoded
+// with the NXM headers OVS itself uses for it, so that OVS reports it back
+// byte for byte and desired and installed flows compare equal. Fields
+// without an NXM header (Move panics on others) are not movable.
 func Move(src, dst Field) Action {
-	if src >= numFields || dst >= numFields || fields[src].size != fields[dst].size {
-		panic("flow: Move between fields of different sizes: " + src.String() + ", " + dst.String())
+	sh, dh := nxmHeaders[src], nxmHeaders[dst]
+	if sh.name == "" || dh.name == "" || fields[src].size != fields[dst].size {
+		panic("flow: Move between fields of different sizes or without NXM headers: " + src.String() + ", " + dst.String())
 	}
 	b := make([]byte, regMoveLen)
 	binary.BigEndian.PutUint16(b[0:], 0xffff)
@@ -131,25 +133,41 @@ func Move(src, dst Field) Action {
 	binary.BigEndian.PutUint16(b[8:], nxastRegMove)
 	binary.BigEndian.PutUint16(b[10:], uint16(fields[src].size)*8)
 	// src_ofs and dst_ofs (b[12:16]) stay 0: whole fields.
-	binary.BigEndian.PutUint32(b[16:], oxmHeader(src))
-	binary.BigEndian.PutUint32(b[20:], oxmHeader(dst))
+	binary.BigEndian.PutUint32(b[16:], sh.header)
+	binary.BigEndian.PutUint32(b[20:], dh.header)
 	return Action{Kind: ActRaw, Raw: string(b)}
 }
 
-func oxmHeader(f Field) uint32 {
-	fi := fields[f]
-	return uint32(fi.class)<<16 | uint32(fi.field)<<9 | uint32(fi.size)
+type nxmHeader struct {
+	name   string
+	header uint32
 }
 
-// nxmNames are the names ovs-ofctl prints in move actions.
-var nxmNames = map[Field]string{
-	EthSrc: "NXM_OF_ETH_SRC", EthDst: "NXM_OF_ETH_DST", ARPOp: "NXM_OF_ARP_OP",
-	ARPSpa: "NXM_OF_ARP_SPA", ARPTpa: "NXM_OF_ARP_TPA", ARPSha: "NXM_NX_ARP_SHA", ARPTha: "NXM_NX_ARP_THA",
-	IPv4Src: "NXM_OF_IP_SRC", IPv4Dst: "NXM_OF_IP_DST", TunnelID: "NXM_NX_TUN_ID", Metadata: "OXM_OF_METADATA",
-	TunSrc: "NXM_NX_TUN_IPV4_SRC", TunDst: "NXM_NX_TUN_IPV4_DST",
-	Reg0: "NXM_NX_REG0", Reg1: "NXM_NX_REG1", Reg2: "NXM_NX_REG2", Reg3: "NXM_NX_REG3",
-	Reg4: "NXM_NX_REG4", Reg5: "NXM_NX_REG5", Reg6: "NXM_NX_REG6", Reg7: "NXM_NX_REG7",
+func nxm(name string, class, field, size uint32) nxmHeader {
+	return nxmHeader{name, class<<16 | field<<9 | size}
 }
+
+// nxmHeaders are the headers OVS writes in move actions, and the names
+// ovs-ofctl prints for them.
+var nxmHeaders = map[Field]nxmHeader{
+	EthDst: nxm("NXM_OF_ETH_DST", 0, 1, 6), EthSrc: nxm("NXM_OF_ETH_SRC", 0, 2, 6),
+	IPv4Src: nxm("NXM_OF_IP_SRC", 0, 7, 4), IPv4Dst: nxm("NXM_OF_IP_DST", 0, 8, 4),
+	ARPOp: nxm("NXM_OF_ARP_OP", 0, 15, 2), ARPSpa: nxm("NXM_OF_ARP_SPA", 0, 16, 4), ARPTpa: nxm("NXM_OF_ARP_TPA", 0, 17, 4),
+	Reg0: nxm("NXM_NX_REG0", 1, 0, 4), Reg1: nxm("NXM_NX_REG1", 1, 1, 4), Reg2: nxm("NXM_NX_REG2", 1, 2, 4),
+	Reg3: nxm("NXM_NX_REG3", 1, 3, 4), Reg4: nxm("NXM_NX_REG4", 1, 4, 4), Reg5: nxm("NXM_NX_REG5", 1, 5, 4),
+	Reg6: nxm("NXM_NX_REG6", 1, 6, 4), Reg7: nxm("NXM_NX_REG7", 1, 7, 4),
+	TunnelID: nxm("NXM_NX_TUN_ID", 1, 16, 8), ARPSha: nxm("NXM_NX_ARP_SHA", 1, 17, 6), ARPTha: nxm("NXM_NX_ARP_THA", 1, 18, 6),
+	TunSrc: nxm("NXM_NX_TUN_IPV4_SRC", 1, 31, 4), TunDst: nxm("NXM_NX_TUN_IPV4_DST", 1, 32, 4),
+	Metadata: nxm("OXM_OF_METADATA", 0x8000, 2, 8),
+}
+
+var nxmByHeader = func() map[uint32]nxmHeader {
+	m := make(map[uint32]nxmHeader, len(nxmHeaders))
+	for _, h := range nxmHeaders {
+		m[h.header] = h
+	}
+	return m
+}()
 
 // moveString renders a raw NXAST_REG_MOVE of whole fields the way
 // ovs-ofctl does, or returns "" for any other raw action.
@@ -159,17 +177,11 @@ func moveString(raw string) string {
 		binary.BigEndian.Uint16(b[8:]) != nxastRegMove || binary.BigEndian.Uint32(b[12:]) != 0 {
 		return ""
 	}
-	name := func(h uint32) (string, int) {
-		f, ok := byOXM[h>>16<<8|h>>9&0x7f]
-		if !ok || h&0xff != uint32(fields[f].size) || nxmNames[f] == "" {
-			return "", 0
-		}
-		return nxmNames[f], int(fields[f].size) * 8
-	}
-	src, sbits := name(binary.BigEndian.Uint32(b[16:]))
-	dst, dbits := name(binary.BigEndian.Uint32(b[20:]))
-	if src == "" || dst == "" || sbits != dbits || int(binary.BigEndian.Uint16(b[10:])) != sbits {
+	src, ok1 := nxmByHeader[binary.BigEndian.Uint32(b[16:])]
+	dst, ok2 := nxmByHeader[binary.BigEndian.Uint32(b[20:])]
+	bits := uint32(binary.BigEndian.Uint16(b[10:]))
+	if !ok1 || !ok2 || bits != src.header&0xff*8 || bits != dst.header&0xff*8 {
 		return ""
 	}
-	return "move:" + src + "[]->" + dst + "[]"
+	return "move:" + src.name + "[]->" + dst.name + "[]"
 }
