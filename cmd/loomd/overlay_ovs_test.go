@@ -192,13 +192,17 @@ func TestOVSOverlay(t *testing.T) {
 	// Both tenants use the same addresses.
 	o.create("subnets", "name=blue-a", "network=blue", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
 	o.create("subnets", "name=red-a", "network=red", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
+	o.create("networks", "name=phys", "type=flat")
 	o.create("subnets", "name=v100-a", "network=v100", "cidr=10.3.0.0/24", "gateway=10.3.0.1")
+	o.create("subnets", "name=phys-a", "network=phys", "cidr=10.4.0.0/24", "gateway=10.4.0.1")
 	o.port("b1", "blue", "02:00:00:00:01:01", "10.1.0.11", "hv1")
 	o.port("b2", "blue", "02:00:00:00:01:02", "10.1.0.12", "hv2")
 	o.port("r1", "red", "02:00:00:00:02:01", "10.1.0.11", "hv1")
 	o.port("r3", "red", "02:00:00:00:02:03", "10.1.0.12", "hv3")
 	o.port("v1", "v100", "02:00:00:00:03:01", "10.3.0.11", "hv1")
 	o.port("v2", "v100", "02:00:00:00:03:02", "10.3.0.12", "hv2")
+	o.port("f1", "phys", "02:00:00:00:04:01", "10.4.0.11", "hv1")
+	o.port("f2", "phys", "02:00:00:00:04:02", "10.4.0.12", "hv2")
 	o.converged()
 
 	t.Run("same VNI across hosts", func(t *testing.T) {
@@ -270,6 +274,19 @@ func TestOVSOverlay(t *testing.T) {
 		}
 		if n := o.counterAbove("hv2", 0, "pop_vlan"); n <= 0 {
 			t.Errorf("hv2's flow from the uplink, VLAN 100: n_packets %d", n)
+		}
+	})
+	t.Run("flat network over the uplinks", func(t *testing.T) {
+		if err := o.ping("f1", "f2"); err != nil {
+			t.Fatal(err)
+		}
+		if n := o.counterAbove("hv1", 0, "dl_dst=02:00:00:00:04:02"); n <= 0 {
+			t.Errorf("hv1's flow to f2 out of the uplink: n_packets %d", n)
+		}
+		// Neither tenant's frames leak between the VLAN and the flat network.
+		o.vms["f1"].Exec("ip", "neigh", "replace", "10.4.0.99", "lladdr", "02:00:00:00:03:02", "dev", "eth0")
+		if err := o.vms["f1"].Ping("10.4.0.99", 2, 2*time.Second); err == nil {
+			t.Error("flat network's f1 reached VLAN 100's v2")
 		}
 	})
 	t.Run("POST /ports to first ping", func(t *testing.T) {
