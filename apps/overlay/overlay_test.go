@@ -175,3 +175,35 @@ func scaleModel(hosts, nets, perNet int) []model.Object {
 	}
 	return objs
 }
+
+// TestFlowsPerHost logs how many flows and groups a host gets for N
+// networks of M ports spread over H hosts (every host has a port in every
+// network once M >= H): the closing figures of the overlay.
+func TestFlowsPerHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sizes the model up to 2,000 ports")
+	}
+	t.Logf("%8s %8s %6s %10s %7s", "networks", "ports/nw", "hosts", "flows/host", "groups")
+	for _, c := range []struct{ nets, perNet, hosts int }{{1, 10, 10}, {10, 10, 10}, {10, 100, 10}, {100, 10, 10}, {20, 100, 50}} {
+		l := newLab(t)
+		l.create(scaleModel(c.hosts, c.nets, c.perNet)...)
+		for n := range c.nets {
+			for p := range c.perNet {
+				l.v.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%c.hosts),
+					Interface: fmt.Sprintf("tap%d-%d", n, p), OFPort: uint32(10 + p)})
+			}
+		}
+		st := Compile(l.v.Snapshot(), l.dpid("hv0"), tables, SwitchPorts{Tunnel: 1000})
+		t.Logf("%8d %8d %6d %10d %7d", c.nets, c.perNet, c.hosts, len(st.Flows), len(st.Groups))
+		// Per network with a local port: local ports x (classify, guard,
+		// forward) + a tunnel classifier + one ARP reply per address +
+		// one forward per remote port + 2 floods.
+		local := c.perNet / c.hosts
+		if local == 0 {
+			continue
+		}
+		if want := c.nets * (3*local + 1 + c.perNet + (c.perNet - local) + 2); len(st.Flows) != want {
+			t.Errorf("%d flows, want %d", len(st.Flows), want)
+		}
+	}
+}

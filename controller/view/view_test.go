@@ -1,0 +1,77 @@
+package view
+
+import (
+	"testing"
+
+	"github.com/loom-sdn/loom/model"
+)
+
+func TestBindingsNewestWins(t *testing.T) {
+	v := New()
+	var woken int
+	v.Watch(func() { woken++ })
+	s0 := v.Snapshot()
+	if _, ok := s0.Binding("vm1"); ok {
+		t.Fatal("empty view has a binding")
+	}
+	a := Binding{Port: "vm1", Host: "hv1", Interface: "tap1", OFPort: 5, Up: true}
+	v.Bind(a)
+	v.Bind(a) // no change: no new snapshot, no wake-up
+	if woken != 1 {
+		t.Errorf("watchers woken %d times, want 1", woken)
+	}
+	if b, _ := v.Snapshot().Binding("vm1"); b.Host != "hv1" || b.OFPort != 5 {
+		t.Errorf("active binding %+v", b)
+	}
+	if _, ok := s0.Binding("vm1"); ok {
+		t.Error("an old snapshot changed")
+	}
+
+	// Migration: the interface appears on hv2 while still on hv1.
+	v.Bind(Binding{Port: "vm1", Host: "hv2", Interface: "tap9", OFPort: 3, Up: true})
+	if b, _ := v.Snapshot().Binding("vm1"); b.Host != "hv2" {
+		t.Errorf("after the move the active binding is on %s", b.Host)
+	}
+	// A change of the old binding (its link going down) does not make it
+	// the active one again.
+	v.Bind(Binding{Port: "vm1", Host: "hv1", Interface: "tap1", OFPort: 5})
+	if b, _ := v.Snapshot().Binding("vm1"); b.Host != "hv2" {
+		t.Errorf("a state change on hv1 took the port back: active on %s", b.Host)
+	}
+	if n := len(v.Snapshot().Bindings("vm1")); n != 2 {
+		t.Errorf("%d bindings, want 2", n)
+	}
+	if ports := v.Snapshot().PortsOf("hv1", "tap1"); len(ports) != 1 || ports[0] != "vm1" {
+		t.Errorf("PortsOf(hv1, tap1) = %v", ports)
+	}
+	// The new one goes (migration aborted): back to hv1.
+	v.Unbind("vm1", "hv2", "tap9")
+	if b, _ := v.Snapshot().Binding("vm1"); b.Host != "hv1" {
+		t.Errorf("after unbinding hv2 the active binding is on %q", b.Host)
+	}
+	v.Unbind("vm1", "hv1", "tap1")
+	v.Unbind("vm1", "hv1", "tap1")
+	if _, ok := v.Snapshot().Binding("vm1"); ok {
+		t.Error("still bound")
+	}
+	if s := v.Snapshot(); s.Seq != 5 {
+		t.Errorf("seq %d after 5 changes", s.Seq)
+	}
+}
+
+func TestDatapathIDs(t *testing.T) {
+	h1 := &model.Host{Meta: model.Meta{ID: "3f2a", Name: "hv1"}}
+	h2 := &model.Host{Meta: model.Meta{ID: "3f2b", Name: "hv1"}}
+	d1 := DatapathID(h1)
+	if d1>>48 != 0x4c4d || d1 != DatapathID(&model.Host{Meta: model.Meta{ID: "3f2a", Name: "renamed"}}) {
+		t.Errorf("datapath id %016x: want 4c4d in the top bits, derived from the id only", d1)
+	}
+	if d1 == DatapathID(h2) {
+		t.Error("two hosts share a datapath id")
+	}
+	v := New()
+	v.SetModel(&model.Snapshot{})
+	if _, ok := v.Snapshot().HostByDatapath(d1); ok {
+		t.Error("empty model has hosts")
+	}
+}
