@@ -9,6 +9,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -74,6 +75,9 @@ type SwitchInfo struct {
 
 // Env is what an app's factory gets.
 type Env struct {
+	// Context ends when the controller stops: an app's own goroutines
+	// should end with it.
+	Context context.Context
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
 	// Topology is the controller's shared topology graph

@@ -69,6 +69,7 @@ type port struct {
 	ips    []uint64 // IPv4 addresses
 }
 
+// network is one network as one host sees it.
 type network struct {
 	net    *model.Network
 	key    uint32
@@ -104,57 +105,172 @@ func NetworkKeys(m *model.Snapshot) map[string]uint32 {
 // nothing; a host gets a network's flows only while one of the network's
 // ports is bound to it.
 func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts) State {
-	host, ok := s.HostByDatapath(dpid)
+	return NewIndex(s, nil).Compile(dpid, t, sp)
+}
+
+// Index is a view snapshot digested for compiling: every network with its
+// ports and where they are bound, and the networks each host has ports
+// in. It is built once per view change and shared by all switches, so a
+// switch's compile costs only its own networks, not the whole model.
+type Index struct {
+	Seq    uint64 // the view snapshot's
+	snap   *view.Snapshot
+	nets   map[string]*netIndex   // by network id
+	byHost map[string][]*netIndex // networks with a port bound on the host, by network id
+	parsed map[*model.Port]parsedPort
+}
+
+type netIndex struct {
+	net   *model.Network
+	key   uint32
+	ports []iport // in model order (by port id)
+}
+
+type iport struct {
+	parsedPort
+	host   string // "" when not bound
+	ofport uint32
+}
+
+// parsedPort is a model port's MAC and IPv4 addresses in flow form, kept
+// from one index to the next (model objects are immutable, so the
+// pointer identifies the version).
+type parsedPort struct {
+	mac flow.MAC
+	ips []uint64
+	ok  bool
+}
+
+func parsePort(p *model.Port) parsedPort {
+	mac, err := flow.ParseMAC(p.MAC)
+	if err != nil {
+		return parsedPort{}
+	}
+	pp := parsedPort{mac: mac, ok: true}
+	for _, s := range p.IPs {
+		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+			b := ip.As4()
+			pp.ips = append(pp.ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
+		}
+	}
+	return pp
+}
+
+// NewIndex digests a view snapshot; prev, if not nil, lends its parsed
+// ports.
+func NewIndex(s *view.Snapshot, prev *Index) *Index {
+	m := s.Model
+	x := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, m.Networks.Len()),
+		byHost: map[string][]*netIndex{}, parsed: make(map[*model.Port]parsedPort, m.Ports.Len())}
+	keys := NetworkKeys(m)
+	for id, n := range m.Networks.All() {
+		x.nets[id] = &netIndex{net: n, key: keys[id]}
+	}
+	for _, p := range m.Ports.Sorted() {
+		n := x.nets[p.Network]
+		if n == nil {
+			continue
+		}
+		pp, ok := parsedPort{}, false
+		if prev != nil {
+			pp, ok = prev.parsed[p]
+		}
+		if !ok {
+			pp = parsePort(p)
+		}
+		x.parsed[p] = pp
+		if !pp.ok {
+			continue
+		}
+		ip := iport{parsedPort: pp}
+		if b, bound := s.Binding(p.Name); bound && b.OFPort != 0 {
+			ip.host, ip.ofport = b.Host, b.OFPort
+			if hn := x.byHost[b.Host]; len(hn) == 0 || hn[len(hn)-1] != n {
+				// Ports come by id, not by network: check the whole list.
+				if !slices.Contains(hn, n) {
+					x.byHost[b.Host] = append(hn, n)
+				}
+			}
+		}
+		n.ports = append(n.ports, ip)
+	}
+	for _, hn := range x.byHost {
+		slices.SortFunc(hn, func(a, b *netIndex) int { return cmp.Compare(a.net.ID, b.net.ID) })
+	}
+	return x
+}
+
+func (n *netIndex) equal(o *netIndex) bool {
+	return n.net == o.net && n.key == o.key && slices.EqualFunc(n.ports, o.ports, func(a, b iport) bool {
+		return a.host == b.host && a.ofport == b.ofport && a.mac == b.mac && slices.Equal(a.ips, b.ips)
+	})
+}
+
+// Affected lists the hosts whose overlay state may differ between old
+// and x: those with ports in a network that changed, before or after. all
+// is true when every host may be affected (no old index, or a host
+// changed, its VTEP address for example).
+func (x *Index) Affected(old *Index) (all bool, hosts map[string]bool) {
+	if old == nil || !sameHosts(old.snap.Model, x.snap.Model) {
+		return true, nil
+	}
+	hosts = map[string]bool{}
+	mark := func(n *netIndex) {
+		for _, p := range n.ports {
+			if p.host != "" {
+				hosts[p.host] = true
+			}
+		}
+	}
+	for id, n := range x.nets {
+		if o, ok := old.nets[id]; !ok || !n.equal(o) {
+			mark(n)
+			if ok {
+				mark(o)
+			}
+		}
+	}
+	for id, o := range old.nets {
+		if _, ok := x.nets[id]; !ok {
+			mark(o)
+		}
+	}
+	return false, hosts
+}
+
+func sameHosts(a, b *model.Snapshot) bool {
+	if a.Hosts.Len() != b.Hosts.Len() {
+		return false
+	}
+	for id, h := range a.Hosts.All() {
+		if o, ok := b.Hosts.Get(id); !ok || o != h {
+			return false
+		}
+	}
+	return true
+}
+
+// Compile computes the state of the switch with datapath id dpid.
+func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
+	host, ok := x.snap.HostByDatapath(dpid)
 	if !ok {
 		return State{}
 	}
-	m := s.Model
-	keys := NetworkKeys(m)
-	nets := map[string]*network{}
-	for _, p := range m.Ports.All() {
-		n := nets[p.Network]
-		if n == nil {
-			mn, ok := m.Networks.Get(p.Network)
-			if !ok {
-				continue
-			}
-			n = &network{net: mn, key: keys[mn.ID], remote: map[string][]port{}}
-			nets[p.Network] = n
-		}
-		mac, err := flow.ParseMAC(p.MAC)
-		if err != nil {
-			continue
-		}
-		pt := port{mac: mac}
-		for _, s := range p.IPs {
-			if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
-				b := ip.As4()
-				pt.ips = append(pt.ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
-			}
-		}
-		n.all = append(n.all, pt)
-		b, bound := s.Binding(p.Name)
-		if !bound || b.OFPort == 0 {
-			continue
-		}
-		pt.ofport = b.OFPort
-		if b.Host == host.Name {
-			n.local = append(n.local, pt)
-		} else {
-			n.remote[b.Host] = append(n.remote[b.Host], pt)
-		}
-	}
-
 	var st State
-	ids := make([]string, 0, len(nets))
-	for id, n := range nets {
-		if len(n.local) > 0 {
-			ids = append(ids, id)
+	for _, ni := range x.byHost[host.Name] {
+		n := &network{net: ni.net, key: ni.key, remote: map[string][]port{}, all: make([]port, 0, len(ni.ports))}
+		for _, p := range ni.ports {
+			pt := port{mac: p.mac, ips: p.ips, ofport: p.ofport}
+			n.all = append(n.all, pt)
+			switch p.host {
+			case "":
+			case host.Name:
+				n.local = append(n.local, pt)
+			default:
+				n.remote[p.host] = append(n.remote[p.host], pt)
+			}
 		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		compileNetwork(&st, nets[id], host, m, t, sp)
+		compileNetwork(&st, n, host, x.snap.Model, t, sp)
 	}
 	return st
 }

@@ -197,3 +197,31 @@ func diff(got, want []string) string {
 	}
 	return sb.String()
 }
+
+func TestAffected(t *testing.T) {
+	l := twoTenants(t)
+	l.create(&model.Host{Meta: meta("hv3"), OVSDB: "unix:/c", VTEPIP: "10.200.0.3"})
+	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	l.v.Bind(view.Binding{Port: "r1", Host: "hv3", Interface: "tap-r1", OFPort: 5})
+	x0 := NewIndex(l.v.Snapshot(), nil)
+	if all, _ := x0.Affected(nil); !all {
+		t.Error("a first index affects every host")
+	}
+	// r2 binds on hv3: red lives on hv3 only; blue's hosts are untouched.
+	l.v.Bind(view.Binding{Port: "r2", Host: "hv3", Interface: "tap-r2", OFPort: 6})
+	x1 := NewIndex(l.v.Snapshot(), x0)
+	if all, hosts := x1.Affected(x0); all || len(hosts) != 1 || !hosts["hv3"] {
+		t.Errorf("r2 bound on hv3: affected all=%v %v, want hv3 only", all, hosts)
+	}
+	// b2 moves from hv2 to hv3: blue's hosts before and after.
+	l.v.Bind(view.Binding{Port: "b2", Host: "hv3", Interface: "tap-b2", OFPort: 8})
+	x2 := NewIndex(l.v.Snapshot(), x1)
+	if all, hosts := x2.Affected(x1); all || len(hosts) != 3 {
+		t.Errorf("b2 moved hv2 -> hv3: affected all=%v %v, want hv1, hv2, hv3", all, hosts)
+	}
+	// Nothing changed: nobody is affected.
+	if all, hosts := NewIndex(l.v.Snapshot(), x2).Affected(x2); all || len(hosts) != 0 {
+		t.Errorf("no change: affected all=%v %v", all, hosts)
+	}
+}

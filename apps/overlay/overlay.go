@@ -26,6 +26,7 @@ package overlay
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/controller"
@@ -48,6 +49,8 @@ type app struct {
 	env     controller.Env
 	view    *view.View
 	compile prometheus.Histogram
+	index   atomic.Pointer[Index] // the latest view snapshot, digested
+	wake    chan struct{}
 }
 
 func newApp(env controller.Env) (controller.App, error) {
@@ -66,8 +69,46 @@ func newApp(env controller.Env) (controller.App, error) {
 			a.compile = are.ExistingCollector.(prometheus.Histogram)
 		}
 	}
-	env.View.Watch(func() { env.Refresh(controller.AllSwitches) })
+	a.wake = make(chan struct{}, 1)
+	a.index.Store(NewIndex(env.View.Snapshot(), nil))
+	env.View.Watch(func() {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	})
+	go a.follow()
 	return a, nil
+}
+
+// follow digests every new view snapshot once, for all switches, and
+// wakes only the switches whose state it may change. A burst of view
+// changes costs one index, not one per change.
+func (a *app) follow() {
+	done := a.env.Context.Done()
+	for {
+		select {
+		case <-done:
+			return
+		case <-a.wake:
+		}
+		snap, old := a.view.Snapshot(), a.index.Load()
+		if snap.Seq == old.Seq {
+			continue
+		}
+		x := NewIndex(snap, old)
+		a.index.Store(x)
+		all, hosts := x.Affected(old)
+		if all {
+			a.env.Refresh(controller.AllSwitches)
+			continue
+		}
+		for h := range hosts {
+			if dpid, ok := snap.DatapathID(h); ok {
+				a.env.Refresh(dpid)
+			}
+		}
+	}
 }
 
 func (a *app) Name() string { return Name }
@@ -80,7 +121,7 @@ func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
 type switchApp struct {
 	a      *app
 	dpid   uint64
-	seq    uint64 // view.Snapshot.Seq last compiled
+	seq    uint64 // Index.Seq last compiled
 	ports  SwitchPorts
 	flows  map[flow.Key]*flow.Flow
 	groups map[uint32]*flow.Group
@@ -125,14 +166,14 @@ func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) Sw
 
 // sync brings the switch's overlay state up to the current view.
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	snap := s.a.view.Snapshot()
-	sp := s.switchPorts(ctx, snap)
-	if !force && snap.Seq == s.seq && sp == s.ports {
+	x := s.a.index.Load()
+	sp := s.switchPorts(ctx, x.snap)
+	if !force && x.Seq == s.seq && sp == s.ports {
 		return
 	}
-	s.seq, s.ports = snap.Seq, sp
+	s.seq, s.ports = x.Seq, sp
 	start := time.Now()
-	st := Compile(snap, s.dpid, Tables{Classify: controller.TableOverlayClassify.ID(),
+	st := x.Compile(s.dpid, Tables{Classify: controller.TableOverlayClassify.ID(),
 		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID()}, sp)
 	s.a.compile.Observe(time.Since(start).Seconds())
 
