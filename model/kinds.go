@@ -281,6 +281,31 @@ type Snapshot struct {
 	Routers        Set[*Router]
 	SecurityGroups Set[*SecurityGroup]
 	LoadBalancers  Set[*LoadBalancer]
+
+	// changes is the writes since Revision changesFrom, oldest first
+	// (shared between snapshots: only the newest appends).
+	changes     []Change
+	changesFrom uint64
+}
+
+// Change is one write of the model.
+type Change struct {
+	Revision uint64
+	Kind     Kind
+	ID       string
+}
+
+const changeLogSize = 4096
+
+// ChangesSince returns the writes after revision rev, oldest first, and
+// false when the snapshot's log does not reach back that far (callers
+// then compare whole snapshots).
+func (s *Snapshot) ChangesSince(rev uint64) ([]Change, bool) {
+	if rev > s.Revision || rev < s.changesFrom {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(s.changes, rev+1, func(c Change, r uint64) int { return cmp.Compare(c.Revision, r) })
+	return s.changes[i:len(s.changes):len(s.changes)], true
 }
 
 func emptySnapshot() *Snapshot {
@@ -358,6 +383,11 @@ func (s *Snapshot) List(k Kind, filters map[string]string) ([]Object, error) {
 func (s *Snapshot) with(o Object, del bool, rev uint64) *Snapshot {
 	next := *s
 	next.Revision = rev
+	if len(next.changes) == changeLogSize {
+		next.changesFrom = next.changes[changeLogSize/2-1].Revision
+		next.changes = slices.Clone(next.changes[changeLogSize/2:])
+	}
+	next.changes = append(next.changes, Change{Revision: rev, Kind: o.Kind(), ID: o.Base().ID})
 	set := Info(o.Kind()).set(&next)
 	set.clone()
 	if del {

@@ -292,3 +292,23 @@ func TestEventsAfterSnapshot(t *testing.T) {
 		t.Fatal("no event")
 	}
 }
+
+func TestChangesSince(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	s0 := svc.Snapshot()
+	n := mustCreate(t, svc, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 7})
+	p := mustCreate(t, svc, &model.Port{Meta: named("p1"), Network: "blue"})
+	got, ok := svc.Snapshot().ChangesSince(s0.Revision)
+	if !ok || len(got) != 2 || got[0].Kind != model.KindNetwork || got[0].ID != n.Base().ID ||
+		got[1].Kind != model.KindPort || got[1].ID != p.Base().ID {
+		t.Errorf("changes since %d: %+v %v", s0.Revision, got, ok)
+	}
+	if got, ok := svc.Snapshot().ChangesSince(svc.Snapshot().Revision); !ok || len(got) != 0 {
+		t.Errorf("changes since now: %+v %v", got, ok)
+	}
+	// A reopened service knows nothing before its load.
+	_, svc2 := open(t, t.TempDir())
+	if _, ok := svc2.Snapshot().ChangesSince(0); !ok {
+		t.Error("a fresh service cannot list changes since 0")
+	}
+}

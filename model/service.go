@@ -83,7 +83,7 @@ func (s *Service) load(ctx context.Context) error {
 			return err
 		}
 		snap := emptySnapshot()
-		snap.Revision = fence
+		snap.Revision, snap.changesFrom = fence, fence
 		for _, ki := range kinds {
 			kvs, _, err := s.st.List(ctx, string(ki.Kind))
 			if err != nil {

@@ -111,98 +111,197 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts) State {
 // Index is a view snapshot digested for compiling: every network with its
 // ports and where they are bound, and the networks each host has ports
 // in. It is built once per view change and shared by all switches, so a
-// switch's compile costs only its own networks, not the whole model.
+// switch's compile costs only its own networks, not the whole model; and
+// it is built from the previous index by redoing only the networks a
+// change touched.
 type Index struct {
 	Seq    uint64 // the view snapshot's
 	snap   *view.Snapshot
 	nets   map[string]*netIndex   // by network id
 	byHost map[string][]*netIndex // networks with a port bound on the host, by network id
-	parsed map[*model.Port]parsedPort
+
+	base     *Index          // the index this one was derived from, if any
+	affected map[string]bool // hosts whose state may differ from base's
 }
 
 type netIndex struct {
 	net   *model.Network
 	key   uint32
-	ports []iport // in model order (by port id)
+	ports []iport // by port id
 }
 
 type iport struct {
-	parsedPort
+	id     string
+	mac    flow.MAC
+	ips    []uint64
 	host   string // "" when not bound
 	ofport uint32
 }
 
-// parsedPort is a model port's MAC and IPv4 addresses in flow form, kept
-// from one index to the next (model objects are immutable, so the
-// pointer identifies the version).
-type parsedPort struct {
-	mac flow.MAC
-	ips []uint64
-	ok  bool
-}
-
-func parsePort(p *model.Port) parsedPort {
+// newPort digests a model port and its binding; false if its MAC is bad.
+func newPort(s *view.Snapshot, p *model.Port) (iport, bool) {
 	mac, err := flow.ParseMAC(p.MAC)
 	if err != nil {
-		return parsedPort{}
+		return iport{}, false
 	}
-	pp := parsedPort{mac: mac, ok: true}
-	for _, s := range p.IPs {
-		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
-			b := ip.As4()
-			pp.ips = append(pp.ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
+	ip := iport{id: p.ID, mac: mac}
+	for _, a := range p.IPs {
+		if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() {
+			b := addr.As4()
+			ip.ips = append(ip.ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
 		}
 	}
-	return pp
+	if b, bound := s.Binding(p.Name); bound && b.OFPort != 0 {
+		ip.host, ip.ofport = b.Host, b.OFPort
+	}
+	return ip, true
 }
 
-// NewIndex digests a view snapshot; prev, if not nil, lends its parsed
-// ports.
+func byID(a, b iport) int { return cmp.Compare(a.id, b.id) }
+
+func byNetID(a, b *netIndex) int { return cmp.Compare(a.net.ID, b.net.ID) }
+
+// hosts calls fn for every host with a port of n bound on it (repeats
+// included).
+func (n *netIndex) hosts(fn func(string)) {
+	for _, p := range n.ports {
+		if p.host != "" {
+			fn(p.host)
+		}
+	}
+}
+
+// NewIndex digests a view snapshot. Given the previous index it redoes
+// only the networks whose ports or bindings changed since, when the
+// model's and the view's change logs say which (a host or network change,
+// or many changes, means a full rebuild).
 func NewIndex(s *view.Snapshot, prev *Index) *Index {
+	if prev != nil {
+		if x, ok := prev.derive(s); ok {
+			return x
+		}
+	}
 	m := s.Model
-	x := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, m.Networks.Len()),
-		byHost: map[string][]*netIndex{}, parsed: make(map[*model.Port]parsedPort, m.Ports.Len())}
+	x := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, m.Networks.Len()), byHost: map[string][]*netIndex{}}
 	keys := NetworkKeys(m)
 	for id, n := range m.Networks.All() {
 		x.nets[id] = &netIndex{net: n, key: keys[id]}
 	}
-	for _, p := range m.Ports.Sorted() {
-		n := x.nets[p.Network]
-		if n == nil {
-			continue
-		}
-		pp, ok := parsedPort{}, false
-		if prev != nil {
-			pp, ok = prev.parsed[p]
-		}
-		if !ok {
-			pp = parsePort(p)
-		}
-		x.parsed[p] = pp
-		if !pp.ok {
-			continue
-		}
-		ip := iport{parsedPort: pp}
-		if b, bound := s.Binding(p.Name); bound && b.OFPort != 0 {
-			ip.host, ip.ofport = b.Host, b.OFPort
-			if hn := x.byHost[b.Host]; len(hn) == 0 || hn[len(hn)-1] != n {
-				// Ports come by id, not by network: check the whole list.
-				if !slices.Contains(hn, n) {
-					x.byHost[b.Host] = append(hn, n)
-				}
+	for _, p := range m.Ports.All() {
+		if n := x.nets[p.Network]; n != nil {
+			if ip, ok := newPort(s, p); ok {
+				n.ports = append(n.ports, ip)
 			}
 		}
-		n.ports = append(n.ports, ip)
+	}
+	for _, n := range x.nets {
+		slices.SortFunc(n.ports, byID)
+		n.hosts(func(h string) {
+			if hn := x.byHost[h]; len(hn) == 0 || hn[len(hn)-1] != n {
+				x.byHost[h] = append(hn, n)
+			}
+		})
 	}
 	for _, hn := range x.byHost {
-		slices.SortFunc(hn, func(a, b *netIndex) int { return cmp.Compare(a.net.ID, b.net.ID) })
+		slices.SortFunc(hn, byNetID)
 	}
 	return x
 }
 
+// derive builds the index of s from x by redoing the networks changed
+// since x.
+func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
+	mchanges, ok := s.Model.ChangesSince(x.snap.Model.Revision)
+	if !ok {
+		return nil, false
+	}
+	bchanges, ok := s.BindingsChangedSince(x.Seq)
+	if !ok {
+		return nil, false
+	}
+	oldM, newM := x.snap.Model, s.Model
+	ports := map[string]bool{} // changed port ids
+	for _, c := range mchanges {
+		switch c.Kind {
+		case model.KindPort:
+			ports[c.ID] = true
+		case model.KindHost, model.KindNetwork:
+			return nil, false
+		}
+	}
+	for _, name := range bchanges {
+		if p, ok := newM.Ports.ByName(name); ok {
+			ports[p.ID] = true
+		}
+		if p, ok := oldM.Ports.ByName(name); ok {
+			ports[p.ID] = true
+		}
+	}
+	nets := map[string]bool{}
+	for id := range ports {
+		if p, ok := oldM.Ports.Get(id); ok {
+			nets[p.Network] = true
+		}
+		if p, ok := newM.Ports.Get(id); ok {
+			nets[p.Network] = true
+		}
+	}
+	if len(nets) > len(x.nets)/4+8 {
+		return nil, false // cheaper to start over
+	}
+	y := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, len(x.nets)), byHost: make(map[string][]*netIndex, len(x.byHost)),
+		base: x, affected: map[string]bool{}}
+	for id, n := range x.nets {
+		y.nets[id] = n
+	}
+	for h, hn := range x.byHost {
+		y.byHost[h] = hn
+	}
+	mark := func(h string) { y.affected[h] = true }
+	for id := range nets {
+		old := x.nets[id]
+		if old == nil {
+			continue // a port of a network that no longer exists
+		}
+		n := &netIndex{net: old.net, key: old.key, ports: make([]iport, 0, len(old.ports)+1)}
+		for _, p := range old.ports {
+			if !ports[p.id] {
+				n.ports = append(n.ports, p)
+			}
+		}
+		for pid := range ports {
+			if p, ok := newM.Ports.Get(pid); ok && p.Network == id {
+				if ip, ok := newPort(s, p); ok {
+					n.ports = append(n.ports, ip)
+				}
+			}
+		}
+		slices.SortFunc(n.ports, byID)
+		y.nets[id] = n
+		// Hosts that had or have the network: their lists change.
+		old.hosts(mark)
+		n.hosts(mark)
+		had, has := map[string]bool{}, map[string]bool{}
+		old.hosts(func(h string) { had[h] = true })
+		n.hosts(func(h string) { has[h] = true })
+		for h := range had {
+			y.byHost[h] = slices.DeleteFunc(slices.Clone(y.byHost[h]), func(o *netIndex) bool { return o.net.ID == id })
+			if len(y.byHost[h]) == 0 {
+				delete(y.byHost, h)
+			}
+		}
+		for h := range has {
+			hn := append(slices.Clone(y.byHost[h]), n)
+			slices.SortFunc(hn, byNetID)
+			y.byHost[h] = hn
+		}
+	}
+	return y, true
+}
+
 func (n *netIndex) equal(o *netIndex) bool {
 	return n.net == o.net && n.key == o.key && slices.EqualFunc(n.ports, o.ports, func(a, b iport) bool {
-		return a.host == b.host && a.ofport == b.ofport && a.mac == b.mac && slices.Equal(a.ips, b.ips)
+		return a.id == b.id && a.host == b.host && a.ofport == b.ofport && a.mac == b.mac && slices.Equal(a.ips, b.ips)
 	})
 }
 
@@ -211,28 +310,25 @@ func (n *netIndex) equal(o *netIndex) bool {
 // is true when every host may be affected (no old index, or a host
 // changed, its VTEP address for example).
 func (x *Index) Affected(old *Index) (all bool, hosts map[string]bool) {
+	if old != nil && x.base == old {
+		return false, x.affected
+	}
 	if old == nil || !sameHosts(old.snap.Model, x.snap.Model) {
 		return true, nil
 	}
 	hosts = map[string]bool{}
-	mark := func(n *netIndex) {
-		for _, p := range n.ports {
-			if p.host != "" {
-				hosts[p.host] = true
-			}
-		}
-	}
+	mark := func(h string) { hosts[h] = true }
 	for id, n := range x.nets {
 		if o, ok := old.nets[id]; !ok || !n.equal(o) {
-			mark(n)
+			n.hosts(mark)
 			if ok {
-				mark(o)
+				o.hosts(mark)
 			}
 		}
 	}
 	for id, o := range old.nets {
 		if _, ok := x.nets[id]; !ok {
-			mark(o)
+			o.hosts(mark)
 		}
 	}
 	return false, hosts

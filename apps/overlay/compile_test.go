@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -223,5 +224,87 @@ func TestAffected(t *testing.T) {
 	// Nothing changed: nobody is affected.
 	if all, hosts := NewIndex(l.v.Snapshot(), x2).Affected(x2); all || len(hosts) != 0 {
 		t.Errorf("no change: affected all=%v %v", all, hosts)
+	}
+}
+
+// TestIndexDerivedEqualsRebuilt drives random binding and port changes
+// and checks that every derived index equals one built from scratch, and
+// that its affected hosts cover every host whose compiled state changed.
+func TestIndexDerivedEqualsRebuilt(t *testing.T) {
+	l := newLab(t)
+	l.create(scaleObjects(6, 5, 6)...)
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := NewIndex(l.v.Snapshot(), nil)
+	hosts := []string{"hv0", "hv1", "hv2", "hv3", "hv4", "hv5"}
+	compileAll := func(x *Index) map[string]string {
+		out := map[string]string{}
+		for _, h := range hosts {
+			st := x.Compile(l.dpid(h), tables, SwitchPorts{Tunnel: 1000})
+			var lines []string
+			for _, f := range st.Flows {
+				lines = append(lines, f.String())
+			}
+			for _, g := range st.Groups {
+				lines = append(lines, g.String())
+			}
+			slices.Sort(lines)
+			out[h] = strings.Join(lines, "\n")
+		}
+		return out
+	}
+	before := compileAll(x)
+	derived := 0
+	for step := range 300 {
+		n, p := rng.IntN(5), rng.IntN(6)
+		port := fmt.Sprintf("p%d-%d", n, p)
+		switch r := rng.IntN(10); {
+		case r < 6:
+			l.v.Bind(view.Binding{Port: port, Host: hosts[rng.IntN(6)], Interface: fmt.Sprintf("t%d", rng.IntN(3)), OFPort: uint32(1 + rng.IntN(9))})
+		case r < 8:
+			for _, b := range l.v.Snapshot().Bindings(port) {
+				l.v.Unbind(port, b.Host, b.Interface)
+				break
+			}
+		case r < 9:
+			name := fmt.Sprintf("x%d", step)
+			l.create(&model.Port{Meta: meta(name), Network: fmt.Sprintf("n%d", n), MAC: fmt.Sprintf("02:aa:00:00:%02x:%02x", step>>8, step&0xff)})
+			l.v.Bind(view.Binding{Port: name, Host: hosts[rng.IntN(6)], Interface: "t" + name, OFPort: 20})
+		default:
+			if o, ok := l.svc.Snapshot().Ports.ByName(port); ok {
+				if _, err := l.svc.Delete(context.Background(), model.KindPort, o.ID, 0); err != nil {
+					t.Fatal(err)
+				}
+				l.v.SetModel(l.svc.Snapshot())
+			}
+		}
+		s := l.v.Snapshot()
+		y, full := NewIndex(s, x), NewIndex(s, nil)
+		if y.base != nil {
+			derived++
+		}
+		if len(y.nets) != len(full.nets) || len(y.byHost) != len(full.byHost) {
+			t.Fatalf("step %d: derived index has %d nets / %d hosts, rebuilt %d / %d", step, len(y.nets), len(y.byHost), len(full.nets), len(full.byHost))
+		}
+		for id, n := range full.nets {
+			if !n.equal(y.nets[id]) {
+				t.Fatalf("step %d: network %s differs:\n derived %+v\n rebuilt %+v", step, n.net.Name, y.nets[id].ports, n.ports)
+			}
+		}
+		for h, hn := range full.byHost {
+			if !slices.EqualFunc(hn, y.byHost[h], func(a, b *netIndex) bool { return a.net.ID == b.net.ID }) {
+				t.Fatalf("step %d: %s's networks differ", step, h)
+			}
+		}
+		after := compileAll(y)
+		all, affected := y.Affected(x)
+		for _, h := range hosts {
+			if after[h] != before[h] && !all && !affected[h] {
+				t.Fatalf("step %d: %s's flows changed but it is not in the affected set %v", step, h, affected)
+			}
+		}
+		x, before = y, after
+	}
+	if derived < 200 {
+		t.Errorf("only %d of 300 indexes were derived", derived)
 	}
 }

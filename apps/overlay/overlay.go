@@ -99,6 +99,7 @@ func (a *app) follow() {
 		x := NewIndex(snap, old)
 		a.index.Store(x)
 		all, hosts := x.Affected(old)
+		x.base, x.affected = nil, nil // only this goroutine reads them; no chain of old indexes
 		if all {
 			a.env.Refresh(controller.AllSwitches)
 			continue

@@ -135,7 +135,7 @@ func TestOverlayUnknownSwitchGetsNothing(t *testing.T) {
 func BenchmarkCompile(b *testing.B) {
 	l := newLab(b)
 	const hosts, nets, perNet = 100, 100, 100
-	objs := scaleModel(hosts, nets, perNet)
+	objs := scaleObjects(hosts, nets, perNet)
 	for _, o := range objs {
 		if _, err := l.svc.Create(b.Context(), o); err != nil {
 			b.Fatal(err)
@@ -157,8 +157,8 @@ func BenchmarkCompile(b *testing.B) {
 	b.ReportMetric(float64(flows), "flows/host")
 }
 
-// scaleModel is hosts hypervisors and nets VXLAN networks of perNet ports.
-func scaleModel(hosts, nets, perNet int) []model.Object {
+// scaleObjects is hosts hypervisors and nets VXLAN networks of perNet ports.
+func scaleObjects(hosts, nets, perNet int) []model.Object {
 	var objs []model.Object
 	for h := range hosts {
 		objs = append(objs, &model.Host{Meta: meta(fmt.Sprintf("hv%d", h)), OVSDB: "unix:/x",
@@ -167,10 +167,10 @@ func scaleModel(hosts, nets, perNet int) []model.Object {
 	for n := range nets {
 		net := fmt.Sprintf("n%d", n)
 		objs = append(objs, &model.Network{Meta: meta(net), Type: "vxlan", VNI: 1000 + n},
-			&model.Subnet{Meta: meta(net + "-a"), Network: net, CIDR: fmt.Sprintf("10.%d.0.0/16", n)})
+			&model.Subnet{Meta: meta(net + "-a"), Network: net, CIDR: "10.0.0.0/16"}) // tenants may overlap
 		for p := range perNet {
 			objs = append(objs, &model.Port{Meta: meta(fmt.Sprintf("p%d-%d", n, p)), Network: net,
-				MAC: fmt.Sprintf("02:00:00:%02x:%02x:%02x", n>>8, n&0xff, p), IPs: []string{fmt.Sprintf("10.%d.%d.%d", n, p/250, p%250+2)}})
+				MAC: fmt.Sprintf("02:00:00:%02x:%02x:%02x", n>>8, n&0xff, p), IPs: []string{fmt.Sprintf("10.0.%d.%d", p/250, p%250+2)}})
 		}
 	}
 	return objs
@@ -186,7 +186,7 @@ func TestFlowsPerHost(t *testing.T) {
 	t.Logf("%8s %8s %6s %10s %7s", "networks", "ports/nw", "hosts", "flows/host", "groups")
 	for _, c := range []struct{ nets, perNet, hosts int }{{1, 10, 10}, {10, 10, 10}, {10, 100, 10}, {100, 10, 10}, {20, 100, 50}} {
 		l := newLab(t)
-		l.create(scaleModel(c.hosts, c.nets, c.perNet)...)
+		l.create(scaleObjects(c.hosts, c.nets, c.perNet)...)
 		for n := range c.nets {
 			for p := range c.perNet {
 				l.v.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%c.hosts),

@@ -40,14 +40,74 @@ type Snapshot struct {
 	// Model is the network model; never nil.
 	Model *model.Snapshot
 
-	bindings map[string][]Binding // by port name, newest first
-	dpids    map[string]uint64    // host name → datapath id
+	bindings *shards           // by port name, newest first
+	dpids    map[string]uint64 // host name → datapath id
 	hosts    map[uint64]*model.Host
+	// log is the ports whose bindings changed, with the Seq of the
+	// change, oldest first: every change after Seq logFrom.
+	log     []change
+	logFrom uint64
+}
+
+type change struct {
+	seq  uint64
+	port string
+}
+
+const logSize = 4096
+
+// shards holds the bindings in nShards maps by a hash of the port name,
+// so that a change copies one small map, not all of them.
+const nShards = 256
+
+type shards [nShards]map[string][]Binding
+
+func shardOf(port string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(port); i++ {
+		h = (h ^ uint32(port[i])) * 16777619
+	}
+	return int(h % nShards)
+}
+
+func (sh *shards) get(port string) []Binding { return sh[shardOf(port)][port] }
+
+// with returns a copy of sh with port's bindings set to bs (deleted when
+// empty), copying only port's shard.
+func (sh *shards) with(port string, bs []Binding) *shards {
+	next := *sh
+	i := shardOf(port)
+	m := make(map[string][]Binding, len(sh[i])+1)
+	for k, v := range sh[i] {
+		m[k] = v
+	}
+	if len(bs) == 0 {
+		delete(m, port)
+	} else {
+		m[port] = bs
+	}
+	next[i] = m
+	return &next
+}
+
+// BindingsChangedSince returns the ports whose bindings changed after the
+// snapshot with the given Seq, and false if the log no longer reaches back
+// that far (or seq is not older than s).
+func (s *Snapshot) BindingsChangedSince(seq uint64) ([]string, bool) {
+	if seq > s.Seq || seq < s.logFrom {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(s.log, seq+1, func(c change, seq uint64) int { return cmp.Compare(c.seq, seq) })
+	out := make([]string, 0, len(s.log)-i)
+	for _, c := range s.log[i:] {
+		out = append(out, c.port)
+	}
+	return out, true
 }
 
 // Binding returns the port's active binding: the newest of its bindings.
 func (s *Snapshot) Binding(port string) (Binding, bool) {
-	bs := s.bindings[port]
+	bs := s.bindings.get(port)
 	if len(bs) == 0 {
 		return Binding{}, false
 	}
@@ -56,7 +116,7 @@ func (s *Snapshot) Binding(port string) (Binding, bool) {
 
 // Bindings returns all bindings of a port, newest (active) first. The
 // slice must not be modified.
-func (s *Snapshot) Bindings(port string) []Binding { return s.bindings[port] }
+func (s *Snapshot) Bindings(port string) []Binding { return s.bindings.get(port) }
 
 // HostByDatapath returns the host whose integration bridge has dpid.
 func (s *Snapshot) HostByDatapath(dpid uint64) (*model.Host, bool) {
@@ -92,7 +152,7 @@ type View struct {
 // New returns a view of an empty model with no bindings.
 func New() *View {
 	v := &View{}
-	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: map[string][]Binding{},
+	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: &shards{},
 		dpids: map[string]uint64{}, hosts: map[uint64]*model.Host{}})
 	return v
 }
@@ -131,7 +191,7 @@ func (v *View) SetModel(m *model.Snapshot) {
 // interface not bound to this port before) becomes the port's active one.
 func (v *View) Bind(b Binding) {
 	v.update(func(s *Snapshot) bool {
-		old := s.bindings[b.Port]
+		old := s.bindings.get(b.Port)
 		i := slices.IndexFunc(old, func(o Binding) bool { return o.Host == b.Host && o.Interface == b.Interface })
 		next := slices.Clone(old)
 		if i >= 0 {
@@ -146,8 +206,8 @@ func (v *View) Bind(b Binding) {
 			next = append(next, b)
 		}
 		slices.SortFunc(next, func(x, y Binding) int { return cmp.Compare(y.Seq, x.Seq) })
-		s.bindings = cloneMap(s.bindings)
-		s.bindings[b.Port] = next
+		s.bindings = s.bindings.with(b.Port, next)
+		s.logChange(b.Port)
 		return true
 	})
 }
@@ -156,19 +216,28 @@ func (v *View) Bind(b Binding) {
 // becomes active.
 func (v *View) Unbind(port, host, iface string) {
 	v.update(func(s *Snapshot) bool {
-		old := s.bindings[port]
+		old := s.bindings.get(port)
 		i := slices.IndexFunc(old, func(o Binding) bool { return o.Host == host && o.Interface == iface })
 		if i < 0 {
 			return false
 		}
-		s.bindings = cloneMap(s.bindings)
-		if len(old) == 1 {
-			delete(s.bindings, port)
-		} else {
-			s.bindings[port] = slices.Delete(slices.Clone(old), i, i+1)
-		}
+		s.bindings = s.bindings.with(port, slices.Delete(slices.Clone(old), i, i+1))
+		s.logChange(port)
 		return true
 	})
+}
+
+// logChange records that port's bindings change in the snapshot being
+// built (its Seq is the view's next).
+func (s *Snapshot) logChange(port string) {
+	// The log is shared by snapshots: appending past its length in
+	// place is safe only for the newest one, which s is a copy of; a
+	// full log is copied once per logSize changes, trimmed to half.
+	if len(s.log) == logSize {
+		s.logFrom = s.log[logSize/2-1].seq
+		s.log = slices.Clone(s.log[logSize/2:])
+	}
+	s.log = append(s.log, change{seq: s.Seq + 1, port: port})
 }
 
 // update applies fn to a copy of the current snapshot and publishes it
@@ -189,23 +258,16 @@ func (v *View) update(fn func(s *Snapshot) bool) {
 		w()
 	}
 }
-
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // PortsOf returns the ports an interface of a host is bound to (one,
 // normally; none if it is not bound).
 func (s *Snapshot) PortsOf(host, iface string) []string {
 	var out []string
-	for port, bs := range s.bindings {
-		for _, b := range bs {
-			if b.Host == host && b.Interface == iface {
-				out = append(out, port)
+	for _, m := range s.bindings {
+		for port, bs := range m {
+			for _, b := range bs {
+				if b.Host == host && b.Interface == iface {
+					out = append(out, port)
+				}
 			}
 		}
 	}

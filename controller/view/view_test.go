@@ -75,3 +75,30 @@ func TestDatapathIDs(t *testing.T) {
 		t.Error("empty model has hosts")
 	}
 }
+
+func TestBindingsChangedSince(t *testing.T) {
+	v := New()
+	v.Bind(Binding{Port: "a", Host: "hv1", Interface: "t1", OFPort: 1})
+	s1 := v.Snapshot()
+	v.SetModel(&model.Snapshot{}) // no binding change
+	v.Bind(Binding{Port: "b", Host: "hv1", Interface: "t2", OFPort: 2})
+	v.Unbind("a", "hv1", "t1")
+	got, ok := v.Snapshot().BindingsChangedSince(s1.Seq)
+	if !ok || len(got) != 2 || got[0] != "b" || got[1] != "a" {
+		t.Errorf("changed since %d: %v %v, want [b a]", s1.Seq, got, ok)
+	}
+	if got, ok := v.Snapshot().BindingsChangedSince(v.Snapshot().Seq); !ok || len(got) != 0 {
+		t.Errorf("changed since now: %v %v", got, ok)
+	}
+	// Past the log's reach the answer is "don't know".
+	for i := range 2 * logSize {
+		v.Bind(Binding{Port: "c", Host: "hv1", Interface: "t3", OFPort: uint32(i%2 + 1)})
+	}
+	if _, ok := v.Snapshot().BindingsChangedSince(s1.Seq); ok {
+		t.Error("a change log of 8192 changes reaches back to the start")
+	}
+	s := v.Snapshot()
+	if got, ok := s.BindingsChangedSince(s.Seq - 10); !ok || len(got) != 10 {
+		t.Errorf("last 10 changes: %d, %v", len(got), ok)
+	}
+}

@@ -489,6 +489,19 @@ func (s *Switch) Flows() map[string]bool {
 	return out
 }
 
+// FlowsWith returns the flows keep selects.
+func (s *Switch) FlowsWith(keep func(*flow.Flow) bool) []*flow.Flow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*flow.Flow
+	for _, f := range s.flows {
+		if keep(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // NumFlows, NumGroups and NumMeters size the tables.
 func (s *Switch) NumFlows() int  { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flows) }
 func (s *Switch) NumGroups() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.groups) }
