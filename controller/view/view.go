@@ -258,6 +258,7 @@ func (v *View) update(fn func(s *Snapshot) bool) {
 		w()
 	}
 }
+
 // PortsOf returns the ports an interface of a host is bound to (one,
 // normally; none if it is not bound).
 func (s *Snapshot) PortsOf(host, iface string) []string {
