@@ -10,6 +10,7 @@ var (
 	_ = declareOwner("l2switch", 0x0001)
 	_ = declareOwner("lldp", 0x0002)
 	_ = declareOwner("overlay", 0x0003)
+	_ = declareOwner("router", 0x0004)
 )
 
 // Rules for adding a table:
@@ -41,6 +42,21 @@ var (
 	// TableOverlayARP answers ARP requests for the network's known IP
 	// addresses on the local switch (ARP suppression).
 	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
+
+	// The distributed router (apps/router) routes on the host where a
+	// packet enters, between the overlay's classifier and its
+	// forwarding: a routed packet leaves with the destination network in
+	// metadata, as if a local port had sent it there.
+	//
+	// TableL3Input answers ARP and ping for subnet gateways and sends
+	// packets addressed to a gateway's MAC to be routed (reg6 = router).
+	TableL3Input = declareTable("l3-input", "router", MissNext)
+	// TableL3Route is the routing table: longest prefix first, then
+	// TTL, source MAC and network rewritten; no route -> ICMP unreachable.
+	TableL3Route = declareTable("l3-route", "router", MissDrop)
+	// TableL3Resolve sets the destination MAC of a routed packet from the
+	// model (no ARP); an unknown address -> ICMP host unreachable.
+	TableL3Resolve = declareTable("l3-resolve", "router", MissOwner)
 	// TableOverlayForward forwards by destination MAC within the
 	// network: to a local port, through a tunnel to the host that has
 	// it, or out of the uplink; the rest is replicated by the network's

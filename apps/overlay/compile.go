@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -119,6 +120,11 @@ type Index struct {
 	snap   *view.Snapshot
 	nets   map[string]*netIndex   // by network id
 	byHost map[string][]*netIndex // networks with a port bound on the host, by network id
+	// peers are, for each network attached to a router, the other
+	// networks of its routers: a host with a port in one routes to the
+	// others, so it needs their forwarding flows (not their classifiers
+	// or flood groups).
+	peers map[string][]string
 
 	base     *Index          // the index this one was derived from, if any
 	affected map[string]bool // hosts whose state may differ from base's
@@ -205,7 +211,33 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 	for _, hn := range x.byHost {
 		slices.SortFunc(hn, byNetID)
 	}
+	x.peers = routedPeers(m)
 	return x
+}
+
+// routedPeers maps each network with a subnet on a router to the other
+// networks of that router (and of any other router its subnets are on).
+func routedPeers(m *model.Snapshot) map[string][]string {
+	peers := map[string][]string{}
+	for _, r := range m.Routers.All() {
+		var nets []string
+		for _, sid := range r.Subnets {
+			if sn, ok := m.Subnets.Get(sid); ok && !slices.Contains(nets, sn.Network) {
+				nets = append(nets, sn.Network)
+			}
+		}
+		for _, a := range nets {
+			for _, b := range nets {
+				if a != b && !slices.Contains(peers[a], b) {
+					peers[a] = append(peers[a], b)
+				}
+			}
+		}
+	}
+	for _, ps := range peers {
+		slices.Sort(ps)
+	}
+	return peers
 }
 
 // derive builds the index of s from x by redoing the networks changed
@@ -225,7 +257,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		switch c.Kind {
 		case model.KindPort:
 			ports[c.ID] = true
-		case model.KindHost, model.KindNetwork:
+		case model.KindHost, model.KindNetwork, model.KindRouter, model.KindSubnet:
 			return nil, false
 		}
 	}
@@ -250,7 +282,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		return nil, false // cheaper to start over
 	}
 	y := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, len(x.nets)), byHost: make(map[string][]*netIndex, len(x.byHost)),
-		base: x, affected: map[string]bool{}}
+		base: x, affected: map[string]bool{}, peers: x.peers}
 	for id, n := range x.nets {
 		y.nets[id] = n
 	}
@@ -278,9 +310,15 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		}
 		slices.SortFunc(n.ports, byID)
 		y.nets[id] = n
-		// Hosts that had or have the network: their lists change.
+		// Hosts that had or have the network: their lists change; and
+		// hosts that route to it.
 		old.hosts(mark)
 		n.hosts(mark)
+		for _, peer := range x.peers[id] {
+			if pn := x.nets[peer]; pn != nil {
+				pn.hosts(mark)
+			}
+		}
 		had, has := map[string]bool{}, map[string]bool{}
 		old.hosts(func(h string) { had[h] = true })
 		n.hosts(func(h string) { has[h] = true })
@@ -324,7 +362,15 @@ func (x *Index) Affected(old *Index) (all bool, hosts map[string]bool) {
 			if ok {
 				o.hosts(mark)
 			}
+			for _, peer := range x.peers[id] {
+				if pn := x.nets[peer]; pn != nil {
+					pn.hosts(mark)
+				}
+			}
 		}
+	}
+	if !maps.EqualFunc(x.peers, old.peers, slices.Equal) {
+		return true, nil
 	}
 	for id, o := range old.nets {
 		if _, ok := x.nets[id]; !ok {
@@ -353,7 +399,21 @@ func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
 		return State{}
 	}
 	var st State
-	for _, ni := range x.byHost[host.Name] {
+	mine := x.byHost[host.Name]
+	var routed []*netIndex // networks this host routes to without ports in them
+	for _, ni := range mine {
+		for _, peer := range x.peers[ni.net.ID] {
+			pn := x.nets[peer]
+			if pn != nil && !slices.Contains(mine, pn) && !slices.Contains(routed, pn) {
+				routed = append(routed, pn)
+			}
+		}
+	}
+	slices.SortFunc(routed, byNetID)
+	for _, ni := range routed {
+		compileRouted(&st, ni, host, x.snap.Model, t, sp)
+	}
+	for _, ni := range mine {
 		n := &network{net: ni.net, key: ni.key, remote: map[string][]port{}, all: make([]port, 0, len(ni.ports))}
 		for _, p := range ni.ports {
 			pt := port{mac: p.mac, ips: p.ips, ofport: p.ofport}
@@ -371,6 +431,82 @@ func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
 	return st
 }
 
+// compileRouted gives a host the forwarding flows of a network it has no
+// port in but routes to: each of the network's ports, through the tunnel
+// (or the uplink) to its host. The router leaves routed packets with the
+// network's key in metadata, as if sent by a local port.
+func compileRouted(st *State, ni *netIndex, host *model.Host, m *model.Snapshot, t Tables, sp SwitchPorts) {
+	n := &network{net: ni.net, key: ni.key, remote: map[string][]port{}}
+	for _, p := range ni.ports {
+		if p.host != "" && p.host != host.Name {
+			n.remote[p.host] = append(n.remote[p.host], port{mac: p.mac, ips: p.ips, ofport: p.ofport})
+		}
+	}
+	toRemote, _ := remoteActions(n, host, m, sp)
+	if toRemote == nil {
+		return
+	}
+	local := uint64(n.key)
+	for h, ports := range n.remote {
+		acts := toRemote(h)
+		if acts == nil {
+			continue
+		}
+		for _, p := range ports {
+			st.Flows = append(st.Flows, flow.New(t.Forward, prioPort, flow.Match{}.Set(flow.Metadata, local).EthDst(p.mac)).Act(acts...))
+		}
+	}
+}
+
+// remoteActions returns where frames for a port on another host go (nil
+// when they cannot leave this host) and the flood group's buckets for the
+// other hosts: one per remote VTEP with ports in a VXLAN network, the
+// (tagged) uplink for VLAN and flat networks.
+func remoteActions(n *network, host *model.Host, m *model.Snapshot, sp SwitchPorts) (func(string) []flow.Action, []flow.Bucket) {
+	switch n.net.Type {
+	case "vxlan":
+		if sp.Tunnel == 0 || host.VTEPIP == "" {
+			return nil, nil
+		}
+		vni := uint64(n.net.VNI)
+		toRemote := func(h string) []flow.Action {
+			mh, ok := m.Hosts.ByName(h)
+			if !ok {
+				return nil
+			}
+			ip, err := netip.ParseAddr(mh.VTEPIP)
+			if err != nil || !ip.Is4() {
+				return nil
+			}
+			b := ip.As4()
+			vtep := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+			return []flow.Action{flow.SetField(flow.TunnelID, vni), flow.SetField(flow.TunDst, vtep), flow.Output(sp.Tunnel)}
+		}
+		hosts := make([]string, 0, len(n.remote))
+		for h := range n.remote {
+			hosts = append(hosts, h)
+		}
+		slices.Sort(hosts)
+		var buckets []flow.Bucket
+		for _, h := range hosts {
+			if acts := toRemote(h); acts != nil {
+				buckets = append(buckets, flow.NewBucket(acts...))
+			}
+		}
+		return toRemote, buckets
+	case "vlan", "flat":
+		if sp.Uplink == 0 {
+			return nil, nil
+		}
+		out := []flow.Action{flow.Output(sp.Uplink)}
+		if n.net.Type == "vlan" {
+			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, uint64(vlanPresent|n.net.VLAN)), flow.Output(sp.Uplink)}
+		}
+		return func(string) []flow.Action { return out }, []flow.Bucket{flow.NewBucket(out...)}
+	}
+	return nil, nil
+}
+
 func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, t Tables, sp SwitchPorts) {
 	byPort := func(a, b port) int { return cmp.Compare(a.ofport, b.ofport) }
 	slices.SortFunc(n.local, byPort)
@@ -382,62 +518,24 @@ func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, 
 	}
 	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
 
-	// Where frames for other hosts go, and the buckets of the full flood
-	// group beyond the local ports.
-	var toRemote func(host string) []flow.Action
-	var remoteBuckets []flow.Bucket
+	// Frames from other hosts: the tunnel with the network's VNI, or the
+	// uplink with its VLAN tag (none for flat networks).
 	switch n.net.Type {
 	case "vxlan":
-		if sp.Tunnel == 0 || host.VTEPIP == "" {
-			break
+		if sp.Tunnel != 0 && host.VTEPIP != "" {
+			add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(sp.Tunnel).TunnelID(uint64(n.net.VNI))), remote))
 		}
-		add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(sp.Tunnel).TunnelID(uint64(n.net.VNI))), remote))
-		vtep := func(h string) (uint64, bool) {
-			mh, ok := m.Hosts.ByName(h)
-			if !ok {
-				return 0, false
-			}
-			ip, err := netip.ParseAddr(mh.VTEPIP)
-			if err != nil || !ip.Is4() {
-				return 0, false
-			}
-			b := ip.As4()
-			return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3]), true
-		}
-		toRemote = func(h string) []flow.Action {
-			ip, ok := vtep(h)
-			if !ok {
-				return nil
-			}
-			return []flow.Action{flow.SetField(flow.TunnelID, uint64(n.net.VNI)), flow.SetField(flow.TunDst, ip), flow.Output(sp.Tunnel)}
-		}
-		hosts := make([]string, 0, len(n.remote))
-		for h := range n.remote {
-			hosts = append(hosts, h)
-		}
-		slices.Sort(hosts)
-		for _, h := range hosts {
-			if acts := toRemote(h); acts != nil {
-				remoteBuckets = append(remoteBuckets, flow.NewBucket(acts...))
-			}
-		}
-	case "vlan", "flat":
-		if sp.Uplink == 0 {
-			break
-		}
-		in := flow.Match{}.InPort(sp.Uplink)
-		var out []flow.Action
-		if n.net.Type == "vlan" {
+	case "vlan":
+		if sp.Uplink != 0 {
 			vid := uint64(vlanPresent | n.net.VLAN)
-			add(meta(flow.New(t.Classify, prioPort, in.Set(flow.VlanVID, vid)).Act(flow.PopVLAN()), remote))
-			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, vid), flow.Output(sp.Uplink)}
-		} else {
-			add(meta(flow.New(t.Classify, prioPort, in.Set(flow.VlanVID, 0)), remote))
-			out = []flow.Action{flow.Output(sp.Uplink)}
+			add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(sp.Uplink).Set(flow.VlanVID, vid)).Act(flow.PopVLAN()), remote))
 		}
-		toRemote = func(string) []flow.Action { return out }
-		remoteBuckets = []flow.Bucket{flow.NewBucket(out...)}
+	case "flat":
+		if sp.Uplink != 0 {
+			add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(sp.Uplink).Set(flow.VlanVID, 0)), remote))
+		}
 	}
+	toRemote, remoteBuckets := remoteActions(n, host, m, sp)
 
 	for _, p := range n.local {
 		add(meta(flow.New(t.Classify, prioPort, flow.Match{}.InPort(p.ofport)), local))
