@@ -124,3 +124,31 @@ func checksum(s uint32) uint16 {
 	}
 	return ^uint16(s)
 }
+
+// ICMPv4 error types and codes the router sends.
+const (
+	ICMPv4DestUnreachable = 3
+	ICMPv4TimeExceeded    = 11
+	ICMPv4NetUnreachable  = 0 // code of ICMPv4DestUnreachable
+	ICMPv4HostUnreachable = 1 // code of ICMPv4DestUnreachable
+)
+
+// AppendIPv4ICMPError appends an Ethernet/IPv4 ICMP error (destination
+// unreachable, time exceeded) about the IPv4 packet orig (its header and
+// whatever follows), quoting the header and the first 8 bytes of its
+// payload as RFC 792 asks, with valid checksums.
+func AppendIPv4ICMPError(dst []byte, dstMAC, srcMAC MAC, srcIP, dstIP netip.Addr, typ, code uint8, orig []byte) []byte {
+	start := len(dst)
+	quote := orig
+	if len(quote) >= 20 {
+		ihl := int(quote[0]&0x0f) * 4
+		quote = quote[:min(len(quote), max(ihl, 20)+8)]
+	}
+	dst = AppendEthernet(dst, dstMAC, srcMAC, EtherTypeIPv4)
+	dst = appendIPv4Header(dst, srcIP, dstIP, ProtoICMP, 8+len(quote))
+	i := len(dst)
+	dst = append(dst, typ, code, 0, 0, 0, 0, 0, 0)
+	dst = append(dst, quote...)
+	be.PutUint16(dst[i+2:], checksum(sum(0, dst[i:])))
+	return pad(dst, start)
+}
