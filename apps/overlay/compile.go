@@ -36,6 +36,11 @@ const (
 	metaMask  = remoteBit | keyMask
 )
 
+// MetadataMask is the part of metadata the overlay owns: an app that
+// moves a packet to another network (the router) writes the network's key
+// (NetworkKeys) under this mask, which also clears the remote bit.
+const MetadataMask = metaMask
+
 // Network keys: the VNI for VXLAN networks; VLAN networks and flat
 // networks in their own ranges above 2^24.
 const (

@@ -6,4 +6,5 @@ import (
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	_ "github.com/loom-sdn/loom/apps/lldp"
 	_ "github.com/loom-sdn/loom/apps/overlay"
+	_ "github.com/loom-sdn/loom/apps/router"
 )

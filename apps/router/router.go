@@ -1,0 +1,201 @@
+// Package router is Loom's distributed router: every host that has a VM
+// in a subnet attached to a router routes that VM's traffic itself, so
+// east-west traffic never hairpins through another host.
+//
+//	l3-input:   NET,arp request for the gateway   -> ARP reply from the gateway MAC
+//	            NET,icmp echo to the gateway      -> echo reply from the gateway
+//	            NET,ip,dl_dst=gateway MAC         -> reg6=ROUTER, goto l3-route
+//	l3-route:   ROUTER,nw_dst=SUBNET (longest first; static routes too)
+//	                -> dec_ttl, dl_src=gateway MAC of SUBNET, metadata=its network, goto l3-resolve
+//	            ROUTER (no route)                  -> CONTROLLER: ICMP net unreachable
+//	            (TTL expired in dec_ttl)           -> CONTROLLER: ICMP time exceeded
+//	l3-resolve: NET,nw_dst=a port's IP            -> dl_dst=its MAC (from the model, no ARP), goto overlay-forward
+//	            miss                               -> CONTROLLER: ICMP host unreachable
+//
+// The gateway MAC of a subnet is view.GatewayMAC(subnet id). The ICMP
+// errors come from the gateway of the sender's subnet, through a meter.
+package router
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/southbound/openflow/wire"
+)
+
+// Name is the app's registered name.
+const Name = "router"
+
+// ICMPRate is the rate (packets/s) of the meter on the router's
+// packet-ins, per switch.
+const ICMPRate = 100
+
+func init() { controller.Register(Name, newApp) }
+
+type app struct {
+	env  controller.Env
+	view *view.View
+}
+
+func newApp(env controller.Env) (controller.App, error) {
+	if env.View == nil {
+		return nil, errors.New("the router needs the model view (controller.Config.View)")
+	}
+	env.View.Watch(func() { env.Refresh(controller.AllSwitches) })
+	return &app{env: env, view: env.View}, nil
+}
+
+func (a *app) Name() string { return Name }
+
+func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
+	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}}
+}
+
+type switchApp struct {
+	a     *app
+	dpid  uint64
+	seq   uint64
+	flows map[flow.Key]*flow.Flow
+	buf   []byte
+}
+
+func tables() Tables {
+	return Tables{Input: controller.TableL3Input.ID(), Route: controller.TableL3Route.ID(),
+		Resolve: controller.TableL3Resolve.ID(), Forward: controller.TableOverlayForward.ID()}
+}
+
+func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
+	if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps,
+		Bands: []flow.Band{{Rate: ICMPRate}}}); err != nil {
+		ctx.Log().Error("cannot set the router's meter", "error", err)
+	}
+	if err := ctx.AddFlow(ResolveMiss(tables())); err != nil {
+		ctx.Log().Error("cannot add flow", "error", err)
+	}
+	s.sync(ctx, true)
+}
+
+func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
+	switch ev := ev.(type) {
+	case controller.Update:
+		s.sync(ctx, false)
+	case controller.PacketIn:
+		s.packetIn(ctx, ev)
+	case controller.Rejected:
+		ctx.Log().Error("switch refused a router object", "object", ev.Object, "error", ev.Err)
+	}
+}
+
+func (s *switchApp) sync(ctx *controller.Context, force bool) {
+	snap := s.a.view.Snapshot()
+	if !force && snap.Seq == s.seq {
+		return
+	}
+	s.seq = snap.Seq
+	st := Compile(snap, s.dpid, tables())
+	flows := make(map[flow.Key]*flow.Flow, len(st.Flows))
+	for _, f := range st.Flows {
+		k := f.Key()
+		flows[k] = f
+		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
+			if err := ctx.AddFlow(f); err != nil {
+				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+			}
+		}
+	}
+	for k, f := range s.flows {
+		if _, ok := flows[k]; !ok {
+			ctx.DeleteFlow(f)
+		}
+	}
+	s.flows = flows
+}
+
+func sameFlow(old, f *flow.Flow) bool {
+	g := *f
+	g.Cookie = old.Cookie
+	return old.Equal(&g)
+}
+
+// packetIn answers a packet the router could not route with an ICMP
+// error from the gateway of the sender's subnet: time exceeded (the TTL
+// ran out in dec_ttl), net unreachable (no route) or host unreachable (no
+// port has the address).
+func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
+	t := tables()
+	f := ev.Frame
+	if f == nil || f.Layers&packet.HasIPv4 == 0 || ev.FrameErr != nil {
+		return
+	}
+	var typ, code uint8
+	switch {
+	case ev.Msg.Reason == wire.PacketInInvalidTTL:
+		typ = packet.ICMPv4TimeExceeded
+	case ev.Msg.TableID == t.Route:
+		typ, code = packet.ICMPv4DestUnreachable, packet.ICMPv4NetUnreachable
+	case ev.Msg.TableID == t.Resolve:
+		typ, code = packet.ICMPv4DestUnreachable, packet.ICMPv4HostUnreachable
+	default:
+		return
+	}
+	if f.IPv4.Proto == packet.ProtoICMP && f.Layers&packet.HasICMP != 0 && isICMPError(f.ICMP.Type) {
+		return // never an error about an error
+	}
+	m, err := flow.DecodeMatch(ev.Msg.Match)
+	if err != nil {
+		return
+	}
+	reg, ok := m.Get(regRouter)
+	if !ok {
+		return
+	}
+	snap := s.a.view.Snapshot()
+	var r *Router
+	for _, rt := range Routers(snap.Model) {
+		if uint64(rt.key) == reg.Value {
+			r = rt
+		}
+	}
+	if r == nil {
+		return
+	}
+	sn, ok := r.subnetFor(f.IPv4.Src)
+	if !ok {
+		return
+	}
+	// The sender's MAC: the frame's source was rewritten by the time the
+	// packet reached the controller, so take its port's from the model.
+	dstMAC, ok := senderMAC(snap, s.dpid, ev.Msg.InPort)
+	if !ok {
+		return
+	}
+	gw := sn.gw
+	s.buf = packet.AppendIPv4ICMPError(s.buf[:0], packet.MAC(dstMAC.Bytes()), packet.MAC(sn.mac.Bytes()),
+		netip.AddrFrom4([4]byte{byte(gw >> 24), byte(gw >> 16), byte(gw >> 8), byte(gw)}), f.IPv4.Src, typ, code,
+		ev.Msg.Data[f.L3Offset:])
+	if err := ctx.PacketOut(flow.PortController, s.buf, flow.Output(ev.Msg.InPort)); err != nil {
+		ctx.Log().Warn("cannot send an ICMP error", "error", err)
+	}
+}
+
+func isICMPError(t uint8) bool { return t == 3 || t == 4 || t == 5 || t == 11 || t == 12 }
+
+// senderMAC returns the MAC of the model port bound to port ofport of the
+// switch's host.
+func senderMAC(s *view.Snapshot, dpid uint64, ofport uint32) (flow.MAC, bool) {
+	host, ok := s.HostByDatapath(dpid)
+	if !ok {
+		return 0, false
+	}
+	for _, p := range s.Model.Ports.All() {
+		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort == ofport {
+			mac, err := flow.ParseMAC(p.MAC)
+			return mac, err == nil
+		}
+	}
+	return 0, false
+}
