@@ -49,8 +49,10 @@ var (
 	// metadata, as if a local port had sent it there.
 	//
 	// TableL3Input answers ARP and ping for subnet gateways and sends
-	// packets addressed to a gateway's MAC to be routed (reg6 = router).
-	TableL3Input = declareTable("l3-input", "router", MissNext)
+	// packets addressed to a gateway's MAC to be routed (reg6 = router);
+	// the rest skips the router's tables (its own miss flow goes to
+	// overlay-forward).
+	TableL3Input = declareTable("l3-input", "router", MissOwner)
 	// TableL3Route is the routing table: longest prefix first, then
 	// TTL, source MAC and network rewritten; no route -> ICMP unreachable.
 	TableL3Route = declareTable("l3-route", "router", MissDrop)

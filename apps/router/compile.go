@@ -214,6 +214,12 @@ func compileRouter(st *State, r *Router, m *model.Snapshot, local map[string]boo
 	}
 }
 
+// InputMiss is l3-input's miss flow: what is not for a gateway goes on to
+// the overlay's forwarding, past the routing tables.
+func InputMiss(t Tables) *flow.Flow {
+	return flow.New(t.Input, 0, nil).Goto(t.Forward)
+}
+
 // ResolveMiss is l3-resolve's miss flow: unknown addresses go to the
 // controller for an ICMP host unreachable.
 func ResolveMiss(t Tables) *flow.Flow {

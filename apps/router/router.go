@@ -5,6 +5,7 @@
 //	l3-input:   NET,arp request for the gateway   -> ARP reply from the gateway MAC
 //	            NET,icmp echo to the gateway      -> echo reply from the gateway
 //	            NET,ip,dl_dst=gateway MAC         -> reg6=ROUTER, goto l3-route
+//	            miss                               -> goto overlay-forward
 //	l3-route:   ROUTER,nw_dst=SUBNET (longest first; static routes too)
 //	                -> dec_ttl, dl_src=gateway MAC of SUBNET, metadata=its network, goto l3-resolve
 //	            ROUTER (no route)                  -> CONTROLLER: ICMP net unreachable
@@ -73,8 +74,10 @@ func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
 		Bands: []flow.Band{{Rate: ICMPRate}}}); err != nil {
 		ctx.Log().Error("cannot set the router's meter", "error", err)
 	}
-	if err := ctx.AddFlow(ResolveMiss(tables())); err != nil {
-		ctx.Log().Error("cannot add flow", "error", err)
+	for _, f := range []*flow.Flow{InputMiss(tables()), ResolveMiss(tables())} {
+		if err := ctx.AddFlow(f); err != nil {
+			ctx.Log().Error("cannot add flow", "error", err)
+		}
 	}
 	s.sync(ctx, true)
 }

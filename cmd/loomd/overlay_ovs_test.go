@@ -29,12 +29,16 @@ type overlayLab struct {
 	vms   map[string]*ovslab.VM
 }
 
-func newOverlayLab(t *testing.T) *overlayLab {
+// newOverlayLab starts loomd with apps (default "lldp,overlay").
+func newOverlayLab(t *testing.T, apps ...string) *overlayLab {
+	if len(apps) == 0 {
+		apps = []string{"lldp,overlay"}
+	}
 	ovslab.Require(t)
 	lab := ovslab.New(t)
 	o := &overlayLab{t: t, lab: lab, api: freeAddr(t), hosts: map[string]*ovslab.Host{}, vms: map[string]*ovslab.VM{}}
 	sock := lab.UnixControllerPath()
-	o.loomd = startLoomd(t, sock, filepath.Join(lab.Dir, "data"), "--api-listen", o.api, "--apps", "lldp,overlay")
+	o.loomd = startLoomd(t, sock, filepath.Join(lab.Dir, "data"), "--api-listen", o.api, "--apps", strings.Join(apps, ","))
 	waitAPI(t, o.api)
 	start := time.Now()
 	for i, name := range []string{"hv1", "hv2", "hv3"} {
