@@ -94,6 +94,9 @@ func (a Action) String() string {
 	if s := moveString(a.Raw); s != "" {
 		return s
 	}
+	if s := ctString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
@@ -184,4 +187,113 @@ func moveString(raw string) string {
 		return ""
 	}
 	return "move:" + src.name + "[]->" + dst.name + "[]"
+}
+
+// Nicira conntrack actions (NXAST_CT, NXAST_NAT).
+const (
+	nxastCT  = 35
+	nxastNAT = 36
+	ctLen    = 24
+	natLen   = 16
+
+	ctCommit     = 1
+	natSrc       = 1
+	natDst       = 2
+	natRangeIPv4 = 1 // NX_NAT_RANGE_IPV4_MIN
+	// NoRecirc is CT's Table when the packet does not go on in another
+	// table (conntrack only commits or looks up).
+	NoRecirc = 0xff
+)
+
+// NAT kinds of a CT action.
+const (
+	NATNone    = iota // no nat
+	NATRestore        // "nat": apply the connection's existing translation
+	NATSrc            // nat(src=Addr)
+	NATDst            // nat(dst=Addr)
+)
+
+// CTSpec is a ct() action: send the packet through conntrack in Zone,
+// committing the connection if Commit, with an optional NAT, then go on in
+// Table (NoRecirc: nowhere, the ct action only has side effects).
+type CTSpec struct {
+	Commit bool
+	Zone   uint16
+	Table  uint8
+	NAT    int
+	Addr   uint32 // IPv4 of NATSrc and NATDst
+}
+
+// CT builds the ct() action, encoded as OVS encodes it so that it reads
+// back byte for byte (ovs-ofctl "ct(commit,table=T,zone=Z,nat(src=A))").
+func CT(s CTSpec) Action {
+	var nat []byte
+	if s.NAT != NATNone {
+		n := natLen
+		if s.NAT == NATSrc || s.NAT == NATDst {
+			n += 8 // the IPv4 address, padded to 8 bytes
+		}
+		nat = make([]byte, n)
+		binary.BigEndian.PutUint16(nat[0:], 0xffff)
+		binary.BigEndian.PutUint16(nat[2:], uint16(n))
+		binary.BigEndian.PutUint32(nat[4:], nxVendor)
+		binary.BigEndian.PutUint16(nat[8:], nxastNAT)
+		switch s.NAT {
+		case NATSrc, NATDst:
+			flags := uint16(natSrc)
+			if s.NAT == NATDst {
+				flags = natDst
+			}
+			binary.BigEndian.PutUint16(nat[12:], flags)
+			binary.BigEndian.PutUint16(nat[14:], natRangeIPv4)
+			binary.BigEndian.PutUint32(nat[16:], s.Addr)
+		}
+	}
+	b := make([]byte, ctLen, ctLen+len(nat))
+	binary.BigEndian.PutUint16(b[0:], 0xffff)
+	binary.BigEndian.PutUint16(b[2:], uint16(ctLen+len(nat)))
+	binary.BigEndian.PutUint32(b[4:], nxVendor)
+	binary.BigEndian.PutUint16(b[8:], nxastCT)
+	if s.Commit {
+		binary.BigEndian.PutUint16(b[10:], ctCommit)
+	}
+	// zone_src (b[12:16]) 0: the zone is immediate.
+	binary.BigEndian.PutUint16(b[16:], s.Zone)
+	b[18] = s.Table
+	// pad, alg 0
+	return Action{Kind: ActRaw, Raw: string(append(b, nat...))}
+}
+
+// ctString renders a raw ct() action built by CT, or returns "".
+func ctString(raw string) string {
+	b := []byte(raw)
+	if len(b) < ctLen || binary.BigEndian.Uint16(b) != 0xffff || binary.BigEndian.Uint32(b[4:]) != nxVendor ||
+		binary.BigEndian.Uint16(b[8:]) != nxastCT || int(binary.BigEndian.Uint16(b[2:])) != len(b) ||
+		binary.BigEndian.Uint32(b[12:]) != 0 {
+		return ""
+	}
+	var parts []string
+	if binary.BigEndian.Uint16(b[10:])&ctCommit != 0 {
+		parts = append(parts, "commit")
+	}
+	if b[18] != NoRecirc {
+		parts = append(parts, "table="+strconv.Itoa(int(b[18])))
+	}
+	parts = append(parts, "zone="+strconv.Itoa(int(binary.BigEndian.Uint16(b[16:]))))
+	if nat := b[ctLen:]; len(nat) > 0 {
+		if len(nat) < natLen || binary.BigEndian.Uint16(nat[8:]) != nxastNAT {
+			return ""
+		}
+		s := "nat"
+		flags, present := binary.BigEndian.Uint16(nat[12:]), binary.BigEndian.Uint16(nat[14:])
+		if present&natRangeIPv4 != 0 && len(nat) >= natLen+4 {
+			dir := "src"
+			if flags&natDst != 0 {
+				dir = "dst"
+			}
+			s += "(" + dir + "=" + formatValue(IPv4Dst, uint64(binary.BigEndian.Uint32(nat[16:]))) + ")"
+		}
+		parts = append(parts, s)
+	}
+	return "ct(" + strings.Join(parts, ",") + ")"
 }

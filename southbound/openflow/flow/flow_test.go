@@ -267,3 +267,19 @@ func TestMoveString(t *testing.T) {
 	}()
 	Move(EthSrc, ARPSpa)
 }
+
+func TestCTString(t *testing.T) {
+	for _, c := range []struct {
+		s    CTSpec
+		want string
+	}{
+		{CTSpec{Zone: 5, Table: 9, NAT: NATRestore}, "ct(table=9,zone=5,nat)"},
+		{CTSpec{Commit: true, Zone: 5, Table: NoRecirc, NAT: NATSrc, Addr: 0xac180002}, "ct(commit,zone=5,nat(src=172.24.0.2))"},
+		{CTSpec{Commit: true, Zone: 7, Table: 3, NAT: NATDst, Addr: 0x0a01000b}, "ct(commit,table=3,zone=7,nat(dst=10.1.0.11))"},
+		{CTSpec{Zone: 1, Table: 2}, "ct(table=2,zone=1)"},
+	} {
+		if got := CT(c.s).String(); got != c.want {
+			t.Errorf("got %s, want %s", got, c.want)
+		}
+	}
+}
