@@ -2,6 +2,7 @@ package ovslab
 
 import (
 	"fmt"
+	"strings"
 	"strconv"
 	"time"
 )
@@ -115,16 +116,9 @@ func (l *Lab) Uplink(h *Host, ifname string) {
 func (l *Lab) uplink(h *Host, ifname string) error {
 	ns := l.Prefix + "-phys"
 	if !l.physical {
-		if err := l.addNetns(ns); err != nil {
+		if err := l.uplinkSegment(); err != nil {
 			return err
 		}
-		if err := runAll(
-			[]string{"ip", "-n", ns, "link", "add", "name", "phys-br", "type", "bridge"},
-			[]string{"ip", "-n", ns, "link", "set", "dev", "phys-br", "up"},
-		); err != nil {
-			return err
-		}
-		l.physical = true
 	}
 	return runAll(
 		[]string{"ip", "-n", h.NS, "link", "add", "name", ifname, "type", "veth", "peer", "name", h.Name, "netns", ns},
@@ -132,4 +126,75 @@ func (l *Lab) uplink(h *Host, ifname string) error {
 		[]string{"ip", "-n", ns, "link", "set", "dev", h.Name, "master", "phys-br", "up"},
 		[]string{"ip", "-n", h.NS, "link", "set", "dev", ifname, "up"},
 	)
+}
+
+// uplinkSegment creates the physical segment: bridge phys-br in namespace
+// PREFIX-phys.
+func (l *Lab) uplinkSegment() error {
+	ns := l.Prefix + "-phys"
+	if err := l.addNetns(ns); err != nil {
+		return err
+	}
+	if err := runAll(
+		[]string{"ip", "-n", ns, "link", "add", "name", "phys-br", "type", "bridge"},
+		[]string{"ip", "-n", ns, "link", "set", "dev", "phys-br", "up"},
+	); err != nil {
+		return err
+	}
+	l.physical = true
+	return nil
+}
+
+// An External is a network namespace on the lab's physical segment (see
+// Uplink), standing for what lies outside the data center: an address on
+// the external network, and no route to anything else.
+type External struct {
+	NS  string
+	IP  string // without length
+	lab *Lab
+}
+
+// AddExternal creates namespace PREFIX-NAME with interface eth0 on the
+// physical segment, address cidr ("172.24.0.1/24") and MAC mac. It fails
+// the test if anything goes wrong.
+func (l *Lab) AddExternal(name, mac, cidr string) *External {
+	l.t.Helper()
+	e, err := l.addExternal(name, mac, cidr)
+	if err != nil {
+		l.t.Fatalf("ovslab: AddExternal %s: %v", name, err)
+	}
+	return e
+}
+
+func (l *Lab) addExternal(name, mac, cidr string) (*External, error) {
+	if err := l.claimName(name); err != nil {
+		return nil, err
+	}
+	if !l.physical {
+		if err := l.uplinkSegment(); err != nil {
+			return nil, err
+		}
+	}
+	ip, _, _ := strings.Cut(cidr, "/")
+	e := &External{NS: l.Prefix + "-" + name, IP: ip, lab: l}
+	if err := l.addNetns(e.NS); err != nil {
+		return nil, err
+	}
+	phys := l.Prefix + "-phys"
+	if err := runAll(
+		[]string{"ip", "-n", e.NS, "link", "add", "name", "eth0", "type", "veth", "peer", "name", name, "netns", phys},
+		[]string{"ip", "netns", "exec", e.NS, "sh", "-ec", `ip link set eth0 address "$1"
+			ip addr add "$2" dev eth0
+			ethtool -K eth0 tx off >/dev/null
+			ip link set eth0 up`, "sh", mac, cidr},
+		[]string{"ip", "-n", phys, "link", "set", "dev", name, "master", "phys-br", "up"},
+	); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Exec runs a command in the namespace and returns its combined output.
+func (e *External) Exec(args ...string) (string, error) {
+	return run(append([]string{"ip", "netns", "exec", e.NS}, args...)...)
 }
