@@ -24,6 +24,7 @@ const (
 	KindRouter        Kind = "router"
 	KindSecurityGroup Kind = "security_group"
 	KindLoadBalancer  Kind = "load_balancer"
+	KindFloatingIP    Kind = "floating_ip"
 )
 
 // KindInfo describes a kind: the table the Service, the REST routes and
@@ -52,6 +53,7 @@ var kinds = []*KindInfo{
 	info[Router](KindRouter, "routers", func(s *Snapshot) anySet { return &s.Routers }, validateRouter),
 	info[SecurityGroup](KindSecurityGroup, "security-groups", func(s *Snapshot) anySet { return &s.SecurityGroups }, validateSecurityGroup),
 	info[LoadBalancer](KindLoadBalancer, "load-balancers", func(s *Snapshot) anySet { return &s.LoadBalancers }, validateLoadBalancer),
+	info[FloatingIP](KindFloatingIP, "floating-ips", func(s *Snapshot) anySet { return &s.FloatingIPs }, validateFloatingIP),
 }
 
 // filterAliases maps a list filter to the reference field it reads.
@@ -89,7 +91,8 @@ func info[T any, PT interface {
 }
 
 // Kinds returns the kinds in a fixed order (hosts, networks, subnets,
-// ports, port groups, routers, security groups, load balancers).
+// ports, port groups, routers, security groups, load balancers, floating
+// IPs).
 func Kinds() []*KindInfo { return kinds }
 
 // Info returns the description of kind k, or nil.
@@ -281,6 +284,7 @@ type Snapshot struct {
 	Routers        Set[*Router]
 	SecurityGroups Set[*SecurityGroup]
 	LoadBalancers  Set[*LoadBalancer]
+	FloatingIPs    Set[*FloatingIP]
 
 	// changes is the writes since Revision changesFrom, oldest first
 	// (shared between snapshots: only the newest appends).

@@ -57,6 +57,7 @@ func world(t testing.TB, svc *model.Service) {
 		Routes: []model.Route{{Destination: "0.0.0.0/0", Nexthop: "203.0.113.1"}}})
 	mustCreate(t, svc, &model.LoadBalancer{Meta: named("lb1"), Network: "blue", VIP: "10.1.0.100", Protocol: "tcp", Port: 80,
 		Backends: []model.Backend{{IP: "10.1.0.11"}}, HealthCheck: &model.HealthCheck{}})
+	mustCreate(t, svc, &model.FloatingIP{Meta: named("fip1"), IP: "203.0.113.50", Port: "vm1"})
 }
 
 func TestServiceDefaultsRefsAndSnapshot(t *testing.T) {
@@ -92,7 +93,13 @@ func TestServiceDefaultsRefsAndSnapshot(t *testing.T) {
 	if o, ok := snap.Lookup(model.KindPort, p.ID); !ok || o != model.Object(p) {
 		t.Fatal("lookup by id")
 	}
-	for i := 0; i < 10; i++ {
+	r, _ := snap.Routers.ByName("r1")
+	ext, _ := snap.Networks.ByName("ext")
+	fip, _ := snap.FloatingIPs.ByName("fip1")
+	if r.ExternalIP != "203.0.113.2" || r.GatewayHost != h.ID || fip.Network != ext.ID || fip.Port != p.ID || fip.IP != "203.0.113.50" {
+		t.Fatalf("router %+v, floating ip %+v", r, fip)
+	}
+	for i := 0; i < 11; i++ {
 		e := <-sub.C
 		if e.Topic != "model" || e.Type != "created" || e.ID == "" || e.Object == nil {
 			t.Fatalf("event %+v", e)
@@ -138,6 +145,9 @@ func TestDeleteReferenced(t *testing.T) {
 		{model.KindPortGroup, "gold", "port vm1"},
 		{model.KindSecurityGroup, "web", "port vm1"},
 		{model.KindHost, "hv1", "router r1"},
+		{model.KindPort, "vm1", "floating_ip fip1 (port)"},
+		{model.KindRouter, "r1", "floating_ip fip1"},
+		{model.KindSubnet, "ext-v4", "floating ip fip1 (203.0.113.50)"},
 	} {
 		_, err := svc.Delete(ctx, c.kind, c.name, 0)
 		if model.CodeOf(err) != model.Conflict || !strings.Contains(err.Error(), c.by) {
@@ -145,7 +155,7 @@ func TestDeleteReferenced(t *testing.T) {
 		}
 	}
 	// Delete in dependency order; a self-reference does not block.
-	for _, d := range [][2]string{{"router", "r1"}, {"load_balancer", "lb1"}, {"port", "vm1"}, {"security_group", "web"},
+	for _, d := range [][2]string{{"floating_ip", "fip1"}, {"router", "r1"}, {"load_balancer", "lb1"}, {"port", "vm1"}, {"security_group", "web"},
 		{"port_group", "gold"}, {"subnet", "blue-v4"}, {"subnet", "ext-v4"}, {"network", "blue"}, {"network", "ext"}, {"host", "hv1"}} {
 		if _, err := svc.Delete(ctx, model.Kind(d[0]), d[1], 0); err != nil {
 			t.Fatalf("delete %v: %v", d, err)
@@ -310,5 +320,191 @@ func TestChangesSince(t *testing.T) {
 	_, svc2 := open(t, t.TempDir())
 	if _, ok := svc2.Snapshot().ChangesSince(0); !ok {
 		t.Error("a fresh service cannot list changes since 0")
+	}
+}
+
+// A router's external_ip: allocated from its external network, unique
+// there, stable across unrelated updates, released with external_network.
+func TestRouterExternalIP(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	mustCreate(t, svc, &model.Network{Meta: named("ext"), Type: "flat"})
+	mustCreate(t, svc, &model.Network{Meta: named("tiny"), Type: "flat"})
+	mustCreate(t, svc, &model.Network{Meta: named("bare"), Type: "flat"})
+	mustCreate(t, svc, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	mustCreate(t, svc, &model.Subnet{Meta: named("ext-v4"), Network: "ext", CIDR: "172.24.0.0/24"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("ext-v6"), Network: "ext", CIDR: "2001:db8::/64"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("tiny-v4"), Network: "tiny", CIDR: "172.25.0.0/30"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("bare-v6"), Network: "bare", CIDR: "2001:db8:1::/64"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("blue-v4"), Network: "blue", CIDR: "10.1.0.0/24"})
+	mustCreate(t, svc, &model.Port{Meta: named("on-ext"), Network: "ext", IPs: []string{"172.24.0.2"}})
+
+	extIP := func(name string) string {
+		t.Helper()
+		r, ok := svc.Snapshot().Routers.ByName(name)
+		if !ok {
+			t.Fatalf("no router %s", name)
+		}
+		return r.ExternalIP
+	}
+	patch := func(name, body string) error {
+		_, err := svc.Patch(ctx, model.KindRouter, name, []byte(body), 0)
+		return err
+	}
+	steps := []struct {
+		what  string
+		do    func() error
+		check map[string]string // router: external_ip
+	}{
+		{"skips the gateway (.1) and a port's address (.2); the input's is ignored", func() error {
+			_, err := svc.Create(ctx, &model.Router{Meta: named("ra"), ExternalNetwork: "ext", ExternalIP: "172.24.0.99"})
+			return err
+		}, map[string]string{"ra": "172.24.0.3"}},
+		{"skips a floating ip", func() error {
+			_, err := svc.Create(ctx, &model.FloatingIP{Meta: named("f1"), Network: "ext", IP: "172.24.0.4"})
+			return err
+		}, map[string]string{"ra": "172.24.0.3"}},
+		{"a second router gets another address", func() error {
+			_, err := svc.Create(ctx, &model.Router{Meta: named("rb"), Subnets: []string{"blue-v4"}, ExternalNetwork: "ext"})
+			return err
+		}, map[string]string{"ra": "172.24.0.3", "rb": "172.24.0.5"}},
+		{"a router without external_network has none", func() error {
+			_, err := svc.Create(ctx, &model.Router{Meta: named("rc")})
+			return err
+		}, map[string]string{"rc": ""}},
+		{"an unrelated patch keeps it", func() error {
+			return patch("ra", `{"snat":true,"routes":[{"destination":"0.0.0.0/0","nexthop":"172.24.0.1"}]}`)
+		},
+			map[string]string{"ra": "172.24.0.3"}},
+		{"a patch of external_ip is ignored", func() error { return patch("ra", `{"external_ip":"172.24.0.77"}`) },
+			map[string]string{"ra": "172.24.0.3"}},
+		{"a PUT without it keeps it", func() error {
+			_, err := svc.Update(ctx, model.KindRouter, "rb", &model.Router{Meta: named("rb"), Subnets: []string{"blue-v4"}, ExternalNetwork: "ext"}, 0)
+			return err
+		}, map[string]string{"rb": "172.24.0.5"}},
+		{"removing external_network releases it", func() error { return patch("ra", `{"external_network":null,"snat":null,"routes":null}`) },
+			map[string]string{"ra": ""}},
+		{"the released address is taken again", func() error { return patch("rc", `{"external_network":"ext"}`) },
+			map[string]string{"rc": "172.24.0.3", "rb": "172.24.0.5"}},
+		{"setting external_network later allocates", func() error { return patch("ra", `{"external_network":"ext"}`) },
+			map[string]string{"ra": "172.24.0.6"}},
+		{"moving to another external network re-allocates", func() error { return patch("ra", `{"external_network":"tiny"}`) },
+			map[string]string{"ra": "172.25.0.2"}},
+		{"the first IPv4 subnet by CIDR, not by name or age", func() error {
+			if _, err := svc.Create(ctx, &model.Subnet{Meta: named("zz-ext"), Network: "ext", CIDR: "172.16.0.0/24"}); err != nil {
+				return err
+			}
+			_, err := svc.Create(ctx, &model.Router{Meta: named("rd"), ExternalNetwork: "ext"})
+			return err
+		}, map[string]string{"rd": "172.16.0.2", "rc": "172.24.0.3"}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		for r, want := range s.check {
+			if got := extIP(r); got != want {
+				t.Errorf("%s: router %s external_ip %q, want %q", s.what, r, got, want)
+			}
+		}
+	}
+
+	// Refusals: the write does not happen.
+	for _, c := range []struct {
+		what  string
+		do    func() error
+		code  model.Code
+		field string
+	}{
+		{"no free address (tiny /30 has one host address besides the gateway)", func() error {
+			_, err := svc.Create(ctx, &model.Router{Meta: named("x"), ExternalNetwork: "tiny"})
+			return err
+		}, model.Conflict, "external_network"},
+		{"no IPv4 subnet", func() error {
+			_, err := svc.Create(ctx, &model.Router{Meta: named("x"), ExternalNetwork: "bare"})
+			return err
+		}, model.Invalid, "external_network"},
+		{"a port cannot take a router's external_ip", func() error {
+			_, err := svc.Create(ctx, &model.Port{Meta: named("x"), Network: "ext", IPs: []string{"172.24.0.5"}})
+			return err
+		}, model.Conflict, "ips[0]"},
+		{"a load balancer cannot take it", func() error {
+			_, err := svc.Create(ctx, &model.LoadBalancer{Meta: named("x"), Network: "ext", VIP: "172.24.0.5", Protocol: "tcp", Port: 80})
+			return err
+		}, model.Conflict, "vip"},
+		{"a floating ip cannot take it", func() error {
+			_, err := svc.Create(ctx, &model.FloatingIP{Meta: named("x"), IP: "172.24.0.5"})
+			return err
+		}, model.Conflict, "ip"},
+		{"the subnet's gateway cannot move onto it", func() error {
+			_, err := svc.Patch(ctx, model.KindSubnet, "ext-v4", []byte(`{"gateway":"172.24.0.5"}`), 0)
+			return err
+		}, model.Conflict, "gateway"},
+		{"a subnet holding an external_ip cannot go", func() error {
+			_, err := svc.Delete(ctx, model.KindSubnet, "zz-ext", 0)
+			return err
+		}, model.Conflict, ""},
+		{"nor shrink away from it", func() error {
+			_, err := svc.Patch(ctx, model.KindSubnet, "tiny-v4", []byte(`{"cidr":"172.25.0.4/30","gateway":null}`), 0)
+			return err
+		}, model.Conflict, "cidr"},
+	} {
+		before := svc.Snapshot().Revision
+		err := c.do()
+		var e *model.Error
+		if model.CodeOf(err) != c.code || !errorAs(err, &e) || e.Field != c.field {
+			t.Errorf("%s: %v, want %v on field %q", c.what, err, c.code, c.field)
+		}
+		if svc.Snapshot().Revision != before {
+			t.Errorf("%s: the model changed", c.what)
+		}
+	}
+	if _, err := svc.Delete(ctx, model.KindSubnet, "zz-ext", 0); !strings.Contains(fmt.Sprint(err), "router rd (external_ip 172.16.0.2)") {
+		t.Errorf("subnet delete names the router: %v", err)
+	}
+	// Once the router lets go, the subnet can go.
+	if err := patch("rd", `{"external_network":null}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Delete(ctx, model.KindSubnet, "zz-ext", 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRouterGatewayHostDefault(t *testing.T) {
+	_, svc := open(t, t.TempDir())
+	mustCreate(t, svc, &model.Network{Meta: named("ext"), Type: "flat"})
+	mustCreate(t, svc, &model.Subnet{Meta: named("ext-v4"), Network: "ext", CIDR: "172.24.0.0/24"})
+	gw := func(name string) string {
+		r, _ := svc.Snapshot().Routers.ByName(name)
+		if h, ok := svc.Snapshot().Hosts.Get(r.GatewayHost); ok {
+			return h.Name
+		}
+		return r.GatewayHost
+	}
+	mustCreate(t, svc, &model.Host{Meta: named("hv-a"), OVSDB: "unix:/db", VTEPIP: "192.0.2.1"})
+	// No host has an uplink: empty, not an error.
+	mustCreate(t, svc, &model.Router{Meta: named("r0"), ExternalNetwork: "ext"})
+	mustCreate(t, svc, &model.Host{Meta: named("hv-c"), OVSDB: "unix:/db", VTEPIP: "192.0.2.3", Uplink: "eth2"})
+	mustCreate(t, svc, &model.Host{Meta: named("hv-b"), OVSDB: "unix:/db", VTEPIP: "192.0.2.2", Uplink: "eth1"})
+	mustCreate(t, svc, &model.Router{Meta: named("r1"), ExternalNetwork: "ext"})
+	mustCreate(t, svc, &model.Router{Meta: named("r2"), ExternalNetwork: "ext", GatewayHost: "hv-c"})
+	mustCreate(t, svc, &model.Router{Meta: named("r3")})
+	for r, want := range map[string]string{"r0": "", "r1": "hv-b", "r2": "hv-c", "r3": ""} {
+		if got := gw(r); got != want {
+			t.Errorf("router %s: gateway_host %q, want %q", r, got, want)
+		}
+	}
+	// Set later with external_network, reset to the default with null.
+	for _, c := range []struct{ router, patch, want string }{
+		{"r0", `{"snat":true}`, "hv-b"},
+		{"r3", `{"external_network":"ext"}`, "hv-b"},
+		{"r2", `{"gateway_host":null}`, "hv-b"},
+	} {
+		if _, err := svc.Patch(ctx, model.KindRouter, c.router, []byte(c.patch), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := gw(c.router); got != c.want {
+			t.Errorf("router %s after %s: gateway_host %q, want %q", c.router, c.patch, got, c.want)
+		}
 	}
 }

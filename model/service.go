@@ -1,6 +1,6 @@
 // Package model is Loom's network model: hosts, networks, subnets, ports,
-// port groups, routers, security groups and load balancers; their
-// validation; and the Service that keeps them in the store.
+// port groups, routers, security groups, load balancers and floating IPs;
+// their validation; and the Service that keeps them in the store.
 //
 // The Service validates every write completely (each field, then the rules
 // that span objects: unique names, VNIs, VLANs, MACs and IPs, CIDRs that

@@ -21,8 +21,9 @@ type Meta struct {
 func (m *Meta) Base() *Meta { return m }
 
 // Object is one object of the model: *Host, *Network, *Subnet, *Port,
-// *PortGroup, *Router, *SecurityGroup or *LoadBalancer. Objects handed out
-// by the Service and its snapshots are shared and must not be modified.
+// *PortGroup, *Router, *SecurityGroup, *LoadBalancer or *FloatingIP. Objects
+// handed out by the Service and its snapshots are shared and must not be
+// modified.
 type Object interface {
 	Base() *Meta
 	Kind() Kind
@@ -60,7 +61,7 @@ type Subnet struct {
 	CIDR         string   `json:"cidr" doc:"IPv4 (at most /30) or IPv6 (at most /126) prefix without host bits; must not overlap the network's other subnets nor the subnets of the routers it is attached to"`
 	Gateway      string   `json:"gateway" doc:"inside cidr, neither its network nor broadcast address (default: the first address)"`
 	DHCP         *bool    `json:"dhcp" doc:"default true"`
-	DNSServers   []string `json:"dns_servers,omitempty" doc:"up to 8 addresses"`
+	DNSServers   []string `json:"dns_servers,omitempty" doc:"up to 8 addresses of the subnet's address family"`
 	LeaseSeconds int      `json:"lease_seconds,omitempty" doc:"DHCP lease, 60-31536000 (default: the DHCP server's)"`
 	HostRoutes   []Route  `json:"host_routes,omitempty" doc:"routes handed out by DHCP; nexthops inside cidr"`
 }
@@ -90,10 +91,20 @@ type PortGroup struct {
 type Router struct {
 	Meta
 	Subnets         []string `json:"subnets" ref:"subnet" doc:"attached subnets; a subnet attaches to one router; their CIDRs must not overlap"`
-	ExternalNetwork string   `json:"external_network,omitempty" ref:"network"`
+	ExternalNetwork string   `json:"external_network,omitempty" ref:"network" doc:"network to the outside (name or id on input, id on output); not the network of an attached subnet; needs an IPv4 subnet with a free address (for external_ip)"`
+	ExternalIP      string   `json:"external_ip,omitempty" doc:"read-only (ignored on input): the router's address on external_network, allocated when external_network is set: the lowest free host address of the network's first IPv4 subnet by CIDR that has one (not the gateway, a port's, a load balancer's, a floating IP's or another router's); kept while external_network stays, released when it is removed"`
 	SNAT            bool     `json:"snat,omitempty" doc:"source NAT to the external network; needs external_network"`
-	GatewayHost     string   `json:"gateway_host,omitempty" ref:"host"`
+	GatewayHost     string   `json:"gateway_host,omitempty" ref:"host" doc:"host (name or id on input, id on output) running the external gateway; default with external_network: the first host by name that has an uplink (empty if none)"`
 	Routes          []Route  `json:"routes,omitempty" doc:"static routes; nexthops inside an attached subnet"`
+}
+
+// FloatingIP is an address of an external network mapped one to one
+// (DNAT and SNAT) to a port's address by the router between them.
+type FloatingIP struct {
+	Meta
+	IP      string `json:"ip" doc:"IPv4 address inside a subnet of network: not its gateway, network or broadcast address, nor the address of a port, a load balancer, another floating IP or a router's external_ip"`
+	Network string `json:"network" ref:"network" doc:"external network: some router's external_network (name or id on input, id on output; default: the external network with a subnet containing ip)"`
+	Port    string `json:"port,omitempty" ref:"port" doc:"port the address maps to (name or id on input, id on output; empty: unassociated); its network must have a subnet attached to a router whose external_network is network; one floating IP per port"`
 }
 
 // Rule is a security group rule.
@@ -165,6 +176,9 @@ func (*SecurityGroup) Kind() Kind { return KindSecurityGroup }
 
 // Kind implements Object.
 func (*LoadBalancer) Kind() Kind { return KindLoadBalancer }
+
+// Kind implements Object.
+func (*FloatingIP) Kind() Kind { return KindFloatingIP }
 
 // Protocol is a rule's IP protocol: "tcp", "udp", "icmp", "any" or a
 // decimal protocol number. On input it may also be a JSON number.

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"crypto/rand"
 	"fmt"
 	"net"
@@ -93,6 +94,11 @@ func checkDelete(cur *Snapshot, o Object) *Error {
 	if err != nil {
 		return err
 	}
+	if r, ok := o.(*Router); ok {
+		if f, why := fipBroken(cur, r, nil); f != nil {
+			return conflictf("", "router %s is still used by floating_ip %s (%s)", r.Name, f.Name, why)
+		}
+	}
 	if sub, ok := o.(*Subnet); ok {
 		p, _ := netip.ParsePrefix(sub.CIDR)
 		return ipsInUse(cur, sub.Network, func(a netip.Addr) (string, string) {
@@ -105,9 +111,10 @@ func checkDelete(cur *Snapshot, o Object) *Error {
 	return nil
 }
 
-// ipsInUse calls bad for every address of a port or load balancer of the
-// network; the first answer with a reason becomes a conflict on the field
-// it names, naming the user of the address.
+// ipsInUse calls bad for every address of a port, load balancer, floating
+// IP or router (external_ip) of the network; the first answer with a
+// reason becomes a conflict on the field it names, naming the user of the
+// address.
 func ipsInUse(cur *Snapshot, network string, bad func(netip.Addr) (field, why string)) *Error {
 	for _, p := range cur.Ports.Sorted() {
 		if p.Network != network {
@@ -129,7 +136,92 @@ func ipsInUse(cur *Snapshot, network string, bad func(netip.Addr) (field, why st
 			return conflictf(field, "%s load balancer %s (vip %s)", why, lb.Name, lb.VIP)
 		}
 	}
+	for _, f := range cur.FloatingIPs.Sorted() {
+		if f.Network != network {
+			continue
+		}
+		a, _ := netip.ParseAddr(f.IP)
+		if field, why := bad(a); why != "" {
+			return conflictf(field, "%s floating ip %s (%s)", why, f.Name, f.IP)
+		}
+	}
+	for _, r := range cur.Routers.Sorted() {
+		if r.ExternalNetwork != network || r.ExternalIP == "" {
+			continue
+		}
+		a, _ := netip.ParseAddr(r.ExternalIP)
+		if field, why := bad(a); why != "" {
+			return conflictf(field, "%s router %s (external_ip %s)", why, r.Name, r.ExternalIP)
+		}
+	}
 	return nil
+}
+
+// natUser names the floating IP or router whose address (ip, external_ip)
+// in network is a ("" if none), skipping the object with id self.
+func natUser(cur *Snapshot, network, a, self string) string {
+	for _, f := range cur.FloatingIPs.All() {
+		if f.ID != self && f.Network == network && f.IP == a {
+			return "the address of floating ip " + f.Name
+		}
+	}
+	for _, r := range cur.Routers.All() {
+		if r.ID != self && r.ExternalNetwork == network && r.ExternalIP == a {
+			return "the external_ip of router " + r.Name
+		}
+	}
+	return ""
+}
+
+// natRouter returns the first of routers whose external_network is ext
+// and, when network is not "", that has a subnet of network attached: the
+// router that NATs between them.
+func natRouter(cur *Snapshot, routers []*Router, ext, network string) *Router {
+	for _, r := range routers {
+		if r.ExternalNetwork != ext {
+			continue
+		}
+		if network == "" {
+			return r
+		}
+		for _, id := range r.Subnets {
+			if s, ok := cur.Subnets.Get(id); ok && s.Network == network {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// fipBroken returns a floating IP that would stop working, and why, if
+// router old became r (nil: were deleted): its network would no longer be
+// an external network, or its port would lose the router to it.
+func fipBroken(cur *Snapshot, old, r *Router) (*FloatingIP, string) {
+	if old.ExternalNetwork == "" {
+		return nil, ""
+	}
+	var routers []*Router
+	for _, o := range cur.Routers.Sorted() {
+		if o.ID != old.ID {
+			routers = append(routers, o)
+		}
+	}
+	if r != nil {
+		routers = append(routers, r)
+	}
+	for _, f := range cur.FloatingIPs.Sorted() {
+		if f.Network != old.ExternalNetwork {
+			continue
+		}
+		ext, _ := cur.Networks.Get(f.Network)
+		if natRouter(cur, routers, f.Network, "") == nil {
+			return f, fmt.Sprintf("network %s would no longer be any router's external_network", ext.Name)
+		}
+		if p, ok := cur.Ports.Get(f.Port); ok && natRouter(cur, routers, f.Network, p.Network) == nil {
+			return f, fmt.Sprintf("no router would connect port %s's network to network %s", p.Name, ext.Name)
+		}
+	}
+	return nil, ""
 }
 
 // --- field helpers ---
@@ -403,8 +495,13 @@ func validateSubnet(c *check, s *Subnet) *Error {
 		return invalidf("dns_servers", "at most 8 dns_servers")
 	}
 	for i := range s.DNSServers {
-		if _, err := parseIP(fmt.Sprintf("dns_servers[%d]", i), &s.DNSServers[i]); err != nil {
+		f := fmt.Sprintf("dns_servers[%d]", i)
+		a, err := parseIP(f, &s.DNSServers[i])
+		if err != nil {
 			return err
+		}
+		if a.Is4() != p.Addr().Is4() {
+			return invalidf(f, "%s is not of the subnet's address family (DHCP hands out servers of its own)", a)
 		}
 	}
 	if s.LeaseSeconds != 0 {
@@ -527,6 +624,11 @@ scan:
 			return conflictf(fmt.Sprintf("ips[%d]", i), "%s is the vip of load balancer %s", lb.VIP, lb.Name)
 		}
 	}
+	for i, ip := range p.IPs {
+		if who := natUser(c.cur, p.Network, ip, ""); who != "" {
+			return conflictf(fmt.Sprintf("ips[%d]", i), "%s is %s", ip, who)
+		}
+	}
 	for i, sg := range p.SecurityGroups {
 		if slices.Contains(p.SecurityGroups[:i], sg) {
 			return invalidf(fmt.Sprintf("security_groups[%d]", i), "security group %s is listed twice", sg)
@@ -595,6 +697,27 @@ func validateRouter(c *check, r *Router) *Error {
 	if r.SNAT && r.ExternalNetwork == "" {
 		return invalidf("snat", "snat needs external_network")
 	}
+	// external_ip is Loom's: kept while external_network stays, else
+	// allocated (or released); the input's is ignored.
+	old, _ := c.old.(*Router)
+	r.ExternalIP = ""
+	if old != nil && old.ExternalNetwork == r.ExternalNetwork {
+		r.ExternalIP = old.ExternalIP
+	}
+	if r.ExternalNetwork != "" && r.ExternalIP == "" {
+		var err *Error
+		if r.ExternalIP, err = c.allocExternalIP(r); err != nil {
+			return err
+		}
+	}
+	if r.ExternalNetwork != "" && r.GatewayHost == "" {
+		for _, h := range c.cur.Hosts.Sorted() {
+			if h.Uplink != "" {
+				r.GatewayHost = h.ID
+				break
+			}
+		}
+	}
 	reachable := slices.Clone(attached)
 	if r.ExternalNetwork != "" {
 		reachable = append(reachable, c.subnetsOf(r.ExternalNetwork, nil)...)
@@ -621,7 +744,70 @@ func validateRouter(c *check, r *Router) *Error {
 			return invalidf(f+".nexthop", "nexthop %s is not inside a subnet of the router", nh)
 		}
 	}
+	if old != nil {
+		if f, why := fipBroken(c.cur, old, r); f != nil {
+			field := "subnets"
+			if old.ExternalNetwork != r.ExternalNetwork {
+				field = "external_network"
+			}
+			return conflictf(field, "floating ip %s would stop working: %s", f.Name, why)
+		}
+	}
 	return nil
+}
+
+// allocExternalIP returns the lowest free host address of the first IPv4
+// subnet (by CIDR) of r's external network that has one: not the subnet's
+// network, broadcast or gateway address, nor an address of a port, load
+// balancer, floating IP or other router in the network.
+func (c *check) allocExternalIP(r *Router) (string, *Error) {
+	network := r.ExternalNetwork
+	ext, _ := c.cur.Networks.Get(network)
+	used := map[string]bool{}
+	for _, p := range c.cur.Ports.All() {
+		if p.Network == network {
+			for _, ip := range p.IPs {
+				used[ip] = true
+			}
+		}
+	}
+	for _, lb := range c.cur.LoadBalancers.All() {
+		if lb.Network == network {
+			used[lb.VIP] = true
+		}
+	}
+	for _, f := range c.cur.FloatingIPs.All() {
+		if f.Network == network {
+			used[f.IP] = true
+		}
+	}
+	for _, o := range c.cur.Routers.All() {
+		if o.ID != r.ID && o.ExternalNetwork == network && o.ExternalIP != "" {
+			used[o.ExternalIP] = true
+		}
+	}
+	var v4 []*Subnet
+	for _, s := range c.subnetsOf(network, nil) {
+		if netip.MustParsePrefix(s.CIDR).Addr().Is4() {
+			v4 = append(v4, s)
+		}
+	}
+	if len(v4) == 0 {
+		return "", invalidf("external_network", "network %s has no IPv4 subnet: the router takes its external_ip from one", ext.Name)
+	}
+	slices.SortFunc(v4, func(a, b *Subnet) int {
+		pa, pb := netip.MustParsePrefix(a.CIDR), netip.MustParsePrefix(b.CIDR)
+		return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
+	})
+	for _, s := range v4 {
+		p := netip.MustParsePrefix(s.CIDR)
+		for a := p.Addr().Next(); p.Contains(a); a = a.Next() {
+			if hostAddr(s, a) == "" && !used[a.String()] {
+				return a.String(), nil
+			}
+		}
+	}
+	return "", conflictf("external_network", "no free address left in the IPv4 subnets of network %s for the router's external_ip", ext.Name)
 }
 
 func validateSecurityGroup(c *check, g *SecurityGroup) *Error {
@@ -734,6 +920,9 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 			return conflictf("vip", "%s is an address of port %s", vip, p.Name)
 		}
 	}
+	if who := natUser(c.cur, lb.Network, lb.VIP, ""); who != "" {
+		return conflictf("vip", "%s is %s", vip, who)
+	}
 	for _, o := range c.cur.LoadBalancers.All() {
 		if o.ID != lb.ID && o.Network == lb.Network && o.VIP == lb.VIP && o.Protocol == lb.Protocol && o.Port == lb.Port {
 			return conflictf("vip", "load balancer %s already serves %s %s:%d", o.Name, lb.Protocol, vip, lb.Port)
@@ -807,4 +996,77 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 		}
 	}
 	return optRange("affinity_seconds", lb.AffinitySeconds, 1, 86400)
+}
+
+func validateFloatingIP(c *check, f *FloatingIP) *Error {
+	a, err := parseIP("ip", &f.IP)
+	if err != nil {
+		return err
+	}
+	if !a.Is4() {
+		return invalidf("ip", "%s is not an IPv4 address", a)
+	}
+	routers := c.cur.Routers.Sorted()
+	if f.Network == "" {
+		// The external network with a subnet containing ip.
+		var found []*Network
+		for _, r := range routers {
+			n, ok := c.cur.Networks.Get(r.ExternalNetwork)
+			if !ok || slices.Contains(found, n) {
+				continue
+			}
+			for _, s := range c.subnetsOf(n.ID, nil) {
+				if netip.MustParsePrefix(s.CIDR).Contains(a) {
+					found = append(found, n)
+					break
+				}
+			}
+		}
+		switch len(found) {
+		case 0:
+			return invalidf("ip", "%s is not inside a subnet of an external network (a router's external_network): give an address inside one, or network", a)
+		case 1:
+			f.Network = found[0].ID
+		default:
+			return invalidf("network", "%s is inside subnets of external networks %s and %s: give network", a, found[0].Name, found[1].Name)
+		}
+	}
+	ext, _ := c.cur.Networks.Get(f.Network)
+	if natRouter(c.cur, routers, f.Network, "") == nil {
+		return invalidf("network", "network %s is not an external network: no router has it as external_network", ext.Name)
+	}
+	if why := inNetwork(c.subnetsOf(f.Network, nil), a); why != "" {
+		return invalidf("ip", "ip %s %s", a, why)
+	}
+	for _, p := range c.cur.Ports.All() {
+		if p.Network == f.Network && slices.Contains(p.IPs, f.IP) {
+			return conflictf("ip", "%s is an address of port %s", a, p.Name)
+		}
+	}
+	for _, lb := range c.cur.LoadBalancers.All() {
+		if lb.Network == f.Network && lb.VIP == f.IP {
+			return conflictf("ip", "%s is the vip of load balancer %s", a, lb.Name)
+		}
+	}
+	if who := natUser(c.cur, f.Network, f.IP, f.ID); who != "" {
+		return conflictf("ip", "%s is %s", a, who)
+	}
+	if f.Port == "" {
+		return nil
+	}
+	p, _ := c.cur.Ports.Get(f.Port)
+	if p.Network == f.Network {
+		return invalidf("port", "port %s is on the external network %s itself: a floating ip maps to a port behind a router", p.Name, ext.Name)
+	}
+	if natRouter(c.cur, routers, f.Network, p.Network) == nil {
+		pn, _ := c.cur.Networks.Get(p.Network)
+		return invalidf("port", "port %s cannot have a floating ip of network %s: no subnet of its network %s is attached to a router whose external_network is %s, so the NAT cannot work",
+			p.Name, ext.Name, pn.Name, ext.Name)
+	}
+	for _, o := range c.cur.FloatingIPs.Sorted() {
+		if o.ID != f.ID && o.Port == f.Port {
+			return conflictf("port", "port %s already has floating ip %s (%s)", p.Name, o.Name, o.IP)
+		}
+	}
+	return nil
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // Model routes: for every kind of model.Kinds() (hosts, networks, subnets,
-// ports, port-groups, routers, security-groups, load-balancers):
+// ports, port-groups, routers, security-groups, load-balancers,
+// floating-ips):
 //
 //	GET    /{kind}?name=&{ref}=&limit=&after=   a page of objects sorted by name
 //	POST   /{kind}                              create: 201, Location, ETag
@@ -52,7 +53,7 @@ func ModelRoutes(svc *model.Service) Mount {
 	return func(api *mux.Router) {
 		for _, ki := range model.Kinds() {
 			k := kindRoutes{svc, ki}
-			title := strings.ToLower(ki.Title)
+			title := strings.ReplaceAll(string(ki.Kind), "_", " ") // "floating ip"
 			DescribeSchema(ki.Title, schemaOf(ki))
 			DescribeSchema(ki.Title+"List", map[string]any{"type": "object", "properties": map[string]any{
 				"items": map[string]any{"type": "array", "items": SchemaRef(ki.Title)},

@@ -154,6 +154,8 @@ func (e *modelEnv) world() {
 		{"ports", `{"name":"vm3","network":"red","mac":"02:00:00:00:00:01","ips":["10.2.0.11"]}`},
 		{"routers", `{"name":"r1","subnets":["blue-v4","red-v4"],"external_network":"ext","snat":true,"gateway_host":"hv1","routes":[{"destination":"0.0.0.0/0","nexthop":"203.0.113.1"}]}`},
 		{"load-balancers", `{"name":"lb1","network":"blue","vip":"10.1.0.100","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11"},{"ip":"10.1.0.12","port":8080,"weight":3}],"health_check":{"interval_ms":1000,"fall":2},"affinity_seconds":60}`},
+		{"floating-ips", `{"name":"fip1","ip":"203.0.113.50","port":"vm1"}`},
+		{"floating-ips", `{"name":"fip2","network":"ext","ip":"203.0.113.51"}`},
 	} {
 		e.must(201, "POST", "/api/v1/"+c[0], c[1])
 	}
@@ -192,9 +194,10 @@ func TestModelAPICRUD(t *testing.T) {
 		{"subnets", "red-v4", `{"name":"red-v4","network":"red","cidr":"10.2.0.0/24"}`, `{"dhcp":null,"lease_seconds":600}`, `"dhcp": true`},
 		{"ports", "vm3", `{"name":"vm3","network":"red","ips":["10.2.0.13"]}`, `{"mac":"02:AA:00:00:00:03"}`, `"mac": "02:aa:00:00:00:03"`},
 		{"port-groups", "gold", `{"name":"gold"}`, `{"priority":0}`, `"priority": 0`},
-		{"routers", "r1", `{"name":"r1","subnets":["blue-v4"]}`, `{"subnets":["blue-v4","red-v4"],"gateway_host":"hv2"}`, `"gateway_host": "` + e.id("hosts", "hv2") + `"`},
+		{"routers", "r1", `{"name":"r1","subnets":["blue-v4"],"external_network":"ext"}`, `{"subnets":["blue-v4","red-v4"],"gateway_host":"hv2"}`, `"gateway_host": "` + e.id("hosts", "hv2") + `"`},
 		{"security-groups", "ssh", `{"name":"ssh","rules":[]}`, `{"rules":[{"direction":"egress","ethertype":"ipv6","protocol":"udp","port_min":53}]}`, `"port_max": 53`},
 		{"load-balancers", "lb1", `{"name":"lb1","network":"blue","vip":"10.1.0.100","protocol":"udp","port":53}`, `{"health_check":{"protocol":"tcp"}}`, `"timeout_ms": 2000`},
+		{"floating-ips", "fip2", `{"name":"fip2","ip":"203.0.113.52"}`, `{"port":"vm2"}`, `"port": "` + e.id("ports", "vm2") + `"`},
 	} {
 		id := e.id(c.kind, c.name)
 		byID := e.must(200, "GET", "/api/v1/"+c.kind+"/"+id, "")
@@ -234,6 +237,7 @@ func TestModelAPICRUD(t *testing.T) {
 		{"/api/v1/subnets?network=ext", 1}, {"/api/v1/load-balancers?network=blue", 1},
 		{"/api/v1/routers?host=hv2", 1}, {"/api/v1/routers?host=hv1", 0}, {"/api/v1/routers?subnets=red-v4", 1},
 		{"/api/v1/ports?network=nothing", 0}, {"/api/v1/networks", 3},
+		{"/api/v1/floating-ips?network=ext", 2}, {"/api/v1/floating-ips?port=vm1", 1}, {"/api/v1/floating-ips?port=vm3", 0},
 	} {
 		var page struct{ Items []map[string]any }
 		json.Unmarshal(e.must(200, "GET", f.path, "").body, &page)
@@ -266,12 +270,16 @@ func TestModelAPICRUD(t *testing.T) {
 		{"networks", "blue", "subnet blue-v4"}, {"subnets", "red-v4", "router r1"}, {"port-groups", "gold", "port vm1"},
 		{"security-groups", "web", "port vm1"}, {"security-groups", "ssh", "port vm4"}, {"hosts", "hv2", "router r1"},
 		{"networks", "ext", "subnet ext-v4"}, {"subnets", "blue-v4", "router r1"},
+		{"ports", "vm1", "floating_ip fip1 (port)"}, {"routers", "r1", "floating_ip fip1"},
+		{"subnets", "ext-v4", "floating ip fip1 (203.0.113.50)"},
 	} {
 		r := e.must(409, "DELETE", "/api/v1/"+c[0]+"/"+c[1], "")
 		if !strings.Contains(r.err().Message, c[2]) {
 			t.Errorf("delete %s %s: %s does not name %s", c[0], c[1], r.body, c[2])
 		}
 	}
+	e.must(204, "DELETE", "/api/v1/floating-ips/fip1", "")
+	e.must(204, "DELETE", "/api/v1/floating-ips/fip2", "")
 	e.must(412, "DELETE", "/api/v1/routers/r1", "", "If-Match", `"1"`)
 	e.must(204, "DELETE", "/api/v1/routers/r1", "", "If-Match", e.must(200, "GET", "/api/v1/routers/r1", "").hdr.Get("ETag"))
 	e.must(404, "GET", "/api/v1/routers/r1", "")
@@ -296,6 +304,10 @@ func TestModelAPICRUD(t *testing.T) {
 func TestModelAPIBadInput(t *testing.T) {
 	e := newModelEnv(t)
 	e.world()
+	e.must(201, "POST", "/api/v1/ports", `{"name":"ext-port","network":"ext","ips":["203.0.113.70"]}`)
+	e.must(201, "POST", "/api/v1/networks", `{"name":"bare","type":"flat"}`)
+	e.must(201, "POST", "/api/v1/networks", `{"name":"island","type":"vxlan","vni":5002}`)
+	e.must(201, "POST", "/api/v1/ports", `{"name":"lonely","network":"island"}`)
 	blue := e.id("networks", "blue")
 	vm1 := e.id("ports", "vm1")
 	big := `{"name":"x","type":"flat","pad":"` + strings.Repeat("a", northbound.MaxBody) + `"}`
@@ -377,6 +389,7 @@ func TestModelAPIBadInput(t *testing.T) {
 		{"gateway onto a port", "PATCH", "/api/v1/subnets/blue-v4", `{"gateway":"10.1.0.11"}`, nil, 409, "gateway"},
 		{"subnet network change", "PATCH", "/api/v1/subnets/blue-v4", `{"network":"red"}`, nil, 400, "network"},
 		{"bad dns server", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","dns_servers":["8.8.8.8","dns"]}`, nil, 400, "dns_servers[1]"},
+		{"dns server of the other family", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","dns_servers":["2001:db8::53"]}`, nil, 400, "dns_servers[0]"},
 		{"lease too short", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","lease_seconds":5}`, nil, 400, "lease_seconds"},
 		{"host route nexthop outside", "POST", "/api/v1/subnets", `{"name":"x","network":"blue","cidr":"10.1.1.0/24","host_routes":[{"destination":"0.0.0.0/0","nexthop":"10.9.9.9"}]}`, nil, 400, "host_routes[0].nexthop"},
 		// Ports.
@@ -436,9 +449,47 @@ func TestModelAPIBadInput(t *testing.T) {
 		{"lb health protocol", "PATCH", "/api/v1/load-balancers/lb1", `{"health_check":{"protocol":"icmp"}}`, nil, 400, "health_check.protocol"},
 		{"lb affinity", "PATCH", "/api/v1/load-balancers/lb1", `{"affinity_seconds":100000}`, nil, 400, "affinity_seconds"},
 		{"lb network change", "PATCH", "/api/v1/load-balancers/lb1", `{"network":"red"}`, nil, 400, "network"},
+		// Floating IPs (fip1 203.0.113.50 on vm1, fip2 203.0.113.51; r1 has external_ip 203.0.113.2 on ext, port ext-port 203.0.113.70).
+		{"fip without name", "POST", "/api/v1/floating-ips", `{"ip":"203.0.113.60"}`, nil, 400, "name"},
+		{"fip duplicate name", "POST", "/api/v1/floating-ips", `{"name":"fip1","ip":"203.0.113.60"}`, nil, 409, "name"},
+		{"fip unknown field", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.60","router":"r1"}`, nil, 400, "router"},
+		{"fip without ip", "POST", "/api/v1/floating-ips", `{"name":"x","network":"ext"}`, nil, 400, "ip"},
+		{"fip ip as number", "POST", "/api/v1/floating-ips", `{"name":"x","ip":5}`, nil, 400, "ip"},
+		{"fip ip malformed", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.300"}`, nil, 400, "ip"},
+		{"fip ipv6", "POST", "/api/v1/floating-ips", `{"name":"x","network":"ext","ip":"2001:db8::5"}`, nil, 400, "ip"},
+		{"fip ip in no external network", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"198.51.100.7"}`, nil, 400, "ip"},
+		{"fip ip in an internal network", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"10.1.0.50"}`, nil, 400, "ip"},
+		{"fip ip outside its network", "POST", "/api/v1/floating-ips", `{"name":"x","network":"ext","ip":"10.1.0.50"}`, nil, 400, "ip"},
+		{"fip ip is the gateway", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.1"}`, nil, 400, "ip"},
+		{"fip ip network address", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.0"}`, nil, 400, "ip"},
+		{"fip ip broadcast", "POST", "/api/v1/floating-ips", `{"name":"x","network":"ext","ip":"203.0.113.255"}`, nil, 400, "ip"},
+		{"fip ip of another fip", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.50"}`, nil, 409, "ip"},
+		{"fip ip is a router's external_ip", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.2"}`, nil, 409, "ip"},
+		{"fip ip is a port's", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.70"}`, nil, 409, "ip"},
+		{"fip dangling network", "POST", "/api/v1/floating-ips", `{"name":"x","network":"nope","ip":"203.0.113.60"}`, nil, 400, "network"},
+		{"fip network not external", "POST", "/api/v1/floating-ips", `{"name":"x","network":"blue","ip":"10.1.0.50"}`, nil, 400, "network"},
+		{"fip dangling port", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.60","port":"nope"}`, nil, 400, "port"},
+		{"fip port on the external network", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.60","port":"ext-port"}`, nil, 400, "port"},
+		{"fip port no router reaches", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.60","port":"lonely"}`, nil, 400, "port"},
+		{"fip port taken", "POST", "/api/v1/floating-ips", `{"name":"x","ip":"203.0.113.60","port":"vm1"}`, nil, 409, "port"},
+		{"fip patch onto a taken port", "PATCH", "/api/v1/floating-ips/fip2", `{"port":"vm1"}`, nil, 409, "port"},
+		{"fip patch onto a taken ip", "PATCH", "/api/v1/floating-ips/fip2", `{"ip":"203.0.113.50"}`, nil, 409, "ip"},
+		{"fip put to a non-external network", "PUT", "/api/v1/floating-ips/fip2", `{"name":"fip2","network":"red","ip":"10.2.0.50"}`, nil, 400, "network"},
+		{"port takes a fip's address", "POST", "/api/v1/ports", `{"name":"x","network":"ext","ips":["203.0.113.51"]}`, nil, 409, "ips[0]"},
+		{"port takes a router's external_ip", "PATCH", "/api/v1/ports/ext-port", `{"ips":["203.0.113.2"]}`, nil, 409, "ips[0]"},
+		{"lb vip is a fip's address", "POST", "/api/v1/load-balancers", `{"name":"x","network":"ext","vip":"203.0.113.50","protocol":"tcp","port":80}`, nil, 409, "vip"},
+		{"external gateway onto a fip", "PATCH", "/api/v1/subnets/ext-v4", `{"gateway":"203.0.113.51"}`, nil, 409, "gateway"},
+		{"external subnet away from its users", "PATCH", "/api/v1/subnets/ext-v4", `{"cidr":"203.0.113.128/25","gateway":"203.0.113.129"}`, nil, 409, "cidr"},
+		{"router drops the fips' external network", "PATCH", "/api/v1/routers/r1", `{"external_network":null,"snat":false,"routes":null}`, nil, 409, "external_network"},
+		{"router detaches a fip port's subnet", "PATCH", "/api/v1/routers/r1", `{"subnets":["red-v4"]}`, nil, 409, "subnets"},
+		{"router external network without subnet", "POST", "/api/v1/routers", `{"name":"x","external_network":"bare"}`, nil, 400, "external_network"},
 		// Deletes of referenced objects are conflicts (no field: the message names the referrer).
 		{"delete used network", "DELETE", "/api/v1/networks/blue", ``, nil, 409, ""},
 		{"delete used security group", "DELETE", "/api/v1/security-groups/web", ``, nil, 409, ""},
+		{"delete a fip's port", "DELETE", "/api/v1/ports/vm1", ``, nil, 409, ""},
+		{"delete a fip's network", "DELETE", "/api/v1/networks/ext", ``, nil, 409, ""},
+		{"delete a fip's router", "DELETE", "/api/v1/routers/r1", ``, nil, 409, ""},
+		{"delete a subnet holding fips", "DELETE", "/api/v1/subnets/ext-v4", ``, nil, 409, ""},
 	}
 	if len(cases) < 60 {
 		t.Fatalf("only %d cases", len(cases))
@@ -460,6 +511,66 @@ func TestModelAPIBadInput(t *testing.T) {
 		})
 	}
 	e.t = t
+}
+
+// Floating IPs through the API: the network derived from the address,
+// re-association by PUT and PATCH, and the routers' external_ip and
+// gateway_host.
+func TestFloatingIPs(t *testing.T) {
+	e := newModelEnv(t)
+	for _, c := range [][2]string{
+		{"hosts", `{"name":"hv1","ovsdb":"unix:/db","vtep_ip":"192.0.2.1"}`},
+		{"hosts", `{"name":"hv2","ovsdb":"unix:/db","vtep_ip":"192.0.2.2","uplink":"eth1"}`},
+		{"networks", `{"name":"public","type":"flat"}`},
+		{"networks", `{"name":"tenant","type":"vxlan","vni":100}`},
+		{"subnets", `{"name":"public-v4","network":"public","cidr":"172.24.0.0/24"}`},
+		{"subnets", `{"name":"tenant-v4","network":"tenant","cidr":"10.0.0.0/24"}`},
+		{"ports", `{"name":"b1","network":"tenant","ips":["10.0.0.11"]}`},
+		{"ports", `{"name":"b2","network":"tenant","ips":["10.0.0.12"]}`},
+		{"routers", `{"name":"r1","subnets":["tenant-v4"],"external_network":"public","snat":true,"external_ip":"172.24.0.99"}`},
+	} {
+		e.must(201, "POST", "/api/v1/"+c[0], c[1])
+	}
+	ref := func(kind, name string) string { return e.id(kind, name) }
+	const absent = "(absent)"
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		want               map[string]string // field: value (absent: not in the answer)
+	}{
+		{"GET", "/api/v1/routers/r1", "", 200, map[string]string{"external_ip": "172.24.0.2", "gateway_host": ref("hosts", "hv2")}},
+		{"POST", "/api/v1/floating-ips", `{"name":"fip1","ip":"172.24.0.50","port":"b1"}`, 201,
+			map[string]string{"ip": "172.24.0.50", "network": ref("networks", "public"), "port": ref("ports", "b1")}},
+		{"POST", "/api/v1/floating-ips", `{"name":"fip2","network":"public","ip":"172.24.0.051"}`, 400, nil},
+		{"POST", "/api/v1/floating-ips", `{"name":"fip2","network":"` + ref("networks", "public") + `","ip":"172.24.0.51"}`, 201,
+			map[string]string{"port": absent, "network": ref("networks", "public")}},
+		{"PATCH", "/api/v1/floating-ips/fip1", `{"port":"b2"}`, 200, map[string]string{"port": ref("ports", "b2"), "ip": "172.24.0.50"}},
+		{"PATCH", "/api/v1/floating-ips/fip2", `{"port":"b1"}`, 200, map[string]string{"port": ref("ports", "b1")}},
+		{"PUT", "/api/v1/floating-ips/fip2", `{"name":"fip2","ip":"172.24.0.52"}`, 200, map[string]string{"port": absent, "ip": "172.24.0.52"}},
+		{"PATCH", "/api/v1/floating-ips/fip1", `{"port":null}`, 200, map[string]string{"port": absent}},
+		{"PATCH", "/api/v1/floating-ips/fip1", `{"port":"b1","ip":"172.24.0.51"}`, 200, map[string]string{"port": ref("ports", "b1"), "ip": "172.24.0.51"}},
+		{"POST", "/api/v1/routers", `{"name":"r2","external_network":"public"}`, 201, map[string]string{"external_ip": "172.24.0.3", "gateway_host": ref("hosts", "hv2")}},
+		{"PATCH", "/api/v1/routers/r1", `{"snat":false,"gateway_host":"hv1"}`, 200, map[string]string{"external_ip": "172.24.0.2", "gateway_host": ref("hosts", "hv1")}},
+		{"POST", "/api/v1/routers", `{"name":"r3","subnets":[]}`, 201, map[string]string{"external_ip": absent, "gateway_host": absent}},
+		{"DELETE", "/api/v1/ports/b1", "", 409, nil},
+		{"DELETE", "/api/v1/routers/r1", "", 409, nil},
+		{"DELETE", "/api/v1/routers/r2", "", 204, nil},
+		{"PATCH", "/api/v1/routers/r1", `{"external_network":null}`, 409, nil},
+		{"DELETE", "/api/v1/floating-ips/fip1", "", 204, nil},
+		{"DELETE", "/api/v1/floating-ips/fip2", "", 204, nil},
+		{"PATCH", "/api/v1/routers/r1", `{"external_network":null}`, 200, map[string]string{"external_ip": absent, "external_network": absent}},
+		{"DELETE", "/api/v1/ports/b1", "", 204, nil},
+		{"DELETE", "/api/v1/subnets/public-v4", "", 204, nil},
+	} {
+		r := e.must(c.status, c.method, c.path, c.body)
+		obj := r.obj()
+		for f, want := range c.want {
+			got, ok := obj[f]
+			if want == absent && ok || want != absent && got != want {
+				t.Errorf("%s %s %s: %s is %v, want %s", c.method, c.path, c.body, f, got, want)
+			}
+		}
+	}
 }
 
 // N clients PATCH one object with If-Match and retry on 412: no update
@@ -598,6 +709,13 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	}
 	if props := doc.Components.Schemas["Network"]["properties"].(map[string]any); fmt.Sprint(props["type"].(map[string]any)["enum"]) != "[vxlan vlan flat]" {
 		t.Errorf("network type: %v", props["type"])
+	}
+	if props := doc.Components.Schemas["Router"]["properties"].(map[string]any); props["external_ip"].(map[string]any)["readOnly"] != true {
+		t.Errorf("router external_ip: %v", props["external_ip"])
+	}
+	if props := doc.Components.Schemas["FloatingIP"]["properties"].(map[string]any); props["port"].(map[string]any)["x-loom-ref"] != "port" ||
+		props["network"].(map[string]any)["x-loom-ref"] != "network" || props["ip"] == nil {
+		t.Errorf("floating ip: %v", props)
 	}
 	if doc.Components.Schemas["Rule"] == nil || doc.Components.Schemas["Switch"] == nil {
 		t.Error("nested and switch schemas missing")

@@ -43,7 +43,7 @@ commands:
                                   vni=5001 dhcp=false ips='["10.1.0.11"]'); or -f FILE.json
   update KIND NAME|ID FIELD=VALUE...  change fields (PATCH); or -f FILE.json
   delete KIND NAME|ID             delete an object
-kinds: hosts networks subnets ports port-groups routers security-groups load-balancers`
+kinds: hosts networks subnets ports port-groups routers security-groups load-balancers floating-ips`
 
 type options struct {
 	out    io.Writer

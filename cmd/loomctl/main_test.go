@@ -37,7 +37,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"items":[{"id":"n1","name":"blue","type":"vxlan","vni":5001,"revision":1}]}`))
 	case "GET /api/v1/networks/blue":
 		w.Write([]byte(`{"id":"n1","name":"blue","type":"vxlan","vni":5001,"revision":1}`))
-	case "POST /api/v1/networks", "PATCH /api/v1/networks/blue":
+	case "POST /api/v1/networks", "PATCH /api/v1/networks/blue", "POST /api/v1/floating-ips":
 		var obj map[string]any
 		json.Unmarshal(body, &obj)
 		obj["id"], obj["revision"] = "n2", 2
@@ -68,6 +68,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"-o", "json", "get", "networks", "blue"}, []string{`"vni": 5001`}},
 		{[]string{"create", "networks", "name=green", "type=vxlan", "vni=5002"}, []string{"vni       5002", "name      green"}},
 		{[]string{"update", "networks", "blue", "vni=5003"}, []string{"vni       5003"}},
+		{[]string{"create", "floating-ips", "name=fip1", "ip=172.24.0.50", "port=b1"}, []string{"ip        172.24.0.50", "port      b1"}},
 		{[]string{"delete", "networks", "blue"}, []string{"deleted networks blue"}},
 	} {
 		var out bytes.Buffer
@@ -84,6 +85,7 @@ func TestCommands(t *testing.T) {
 	for _, want := range []string{
 		`POST /api/v1/networks Bearer tok-0123456789abcdef {"name":"green","type":"vxlan","vni":5002}`,
 		`PATCH /api/v1/networks/blue Bearer tok-0123456789abcdef {"vni":5003}`,
+		`POST /api/v1/floating-ips Bearer tok-0123456789abcdef {"ip":"172.24.0.50","name":"fip1","port":"b1"}`,
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("requests lack %q:\n%s", want, joined)
