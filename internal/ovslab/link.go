@@ -2,8 +2,8 @@ package ovslab
 
 import (
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 
