@@ -40,11 +40,15 @@ type Host struct {
 	Uplink       string `json:"uplink,omitempty" doc:"physical interface added to the bridge (vlan and flat networks)"`
 }
 
+// MaxVNI is the highest VNI a network may have: Loom keeps the 4096 above
+// it for traffic a router sends to its gateway host.
+const MaxVNI = 1<<24 - 1 - 4096
+
 // Network is a virtual L2 network.
 type Network struct {
 	Meta
 	Type string `json:"type" enum:"vxlan|vlan|flat"`
-	VNI  int    `json:"vni,omitempty" doc:"vxlan only: 1-16777215, unique among vxlan networks"`
+	VNI  int    `json:"vni,omitempty" doc:"vxlan only: 1-16773119, unique among vxlan networks (the top 4096 VNIs carry routed traffic between hosts)"`
 	VLAN int    `json:"vlan,omitempty" doc:"vlan only: 1-4094, unique among vlan networks"`
 }
 

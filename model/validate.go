@@ -436,9 +436,9 @@ func validateNetwork(c *check, n *Network) *Error {
 	switch n.Type {
 	case "vxlan":
 		if n.VNI == 0 {
-			return invalidf("vni", "vni is required for a vxlan network (1-16777215)")
+			return invalidf("vni", "vni is required for a vxlan network (1-%d)", MaxVNI)
 		}
-		if err := intRange("vni", n.VNI, 1, 1<<24-1); err != nil {
+		if err := intRange("vni", n.VNI, 1, MaxVNI); err != nil {
 			return err
 		}
 	case "vlan":
