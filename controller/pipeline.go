@@ -11,6 +11,7 @@ var (
 	_ = declareOwner("lldp", 0x0002)
 	_ = declareOwner("overlay", 0x0003)
 	_ = declareOwner("router", 0x0004)
+	_ = declareOwner("dhcp", 0x0005)
 )
 
 // Rules for adding a table:
@@ -30,6 +31,12 @@ var (
 	// other table consumes a probe.
 	TableDiscovery = declareTable("discovery", "lldp", MissNext)
 
+	// TableL3Ingress takes, on a router's gateway host, what comes for
+	// the router from outside (its external address and floating IPs on
+	// the uplink) and from other hosts (its transit VNI) into conntrack,
+	// before the overlay would drop it as no network's.
+	TableL3Ingress = declareTable("l3-ingress", "router", MissNext)
+
 	// The overlay (apps/overlay) is the distributed virtual switch of
 	// the model's networks; it and l2switch are alternatives for a
 	// bridge (the classifier drops what is not a VM port, a tunnel or
@@ -43,6 +50,13 @@ var (
 	// addresses on the local switch (ARP suppression).
 	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
 
+	// TableDHCP (apps/dhcp) sends DHCPv4 requests from local VMs of
+	// networks with DHCP-enabled subnets to the controller, which
+	// answers them; the rest goes on. Packets reach it through
+	// overlay-arp's miss, with the network in metadata, and before the
+	// router, which would take unicast renewals to a gateway.
+	TableDHCP = declareTable("dhcp", "dhcp", MissNext)
+
 	// The distributed router (apps/router) routes on the host where a
 	// packet enters, between the overlay's classifier and its
 	// forwarding: a routed packet leaves with the destination network in
@@ -53,9 +67,19 @@ var (
 	// the rest skips the router's tables (its own miss flow goes to
 	// overlay-forward).
 	TableL3Input = declareTable("l3-input", "router", MissOwner)
+	// TableL3NATIn continues a packet from outside after conntrack:
+	// a floating IP's new connection is translated to its port's address;
+	// replies go on to be routed.
+	TableL3NATIn = declareTable("l3-nat-in", "router", MissDrop)
 	// TableL3Route is the routing table: longest prefix first, then
 	// TTL, source MAC and network rewritten; no route -> ICMP unreachable.
 	TableL3Route = declareTable("l3-route", "router", MissDrop)
+	// TableL3SNAT gives new connections to the outside the source address
+	// of their floating IP, or the router's external address (SNAT).
+	TableL3SNAT = declareTable("l3-snat", "router", MissDrop)
+	// TableL3Out sends packets out of the uplink to the outside next
+	// hop's MAC, learned by ARP.
+	TableL3Out = declareTable("l3-out", "router", MissDrop)
 	// TableL3Resolve sets the destination MAC of a routed packet from the
 	// model (no ARP); an unknown address -> ICMP host unreachable.
 	TableL3Resolve = declareTable("l3-resolve", "router", MissOwner)

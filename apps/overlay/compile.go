@@ -130,6 +130,11 @@ type Index struct {
 	// others, so it needs their forwarding flows (not their classifiers
 	// or flood groups).
 	peers map[string][]string
+	// gateways are, for each network of a router with a way out, the
+	// router's gateway host (by name), and gatewayNets the reverse: the
+	// gateway host routes traffic from outside into those networks.
+	gateways    map[string][]string
+	gatewayNets map[string][]string
 
 	base     *Index          // the index this one was derived from, if any
 	affected map[string]bool // hosts whose state may differ from base's
@@ -217,7 +222,36 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 		slices.SortFunc(hn, byNetID)
 	}
 	x.peers = routedPeers(m)
+	x.gateways, x.gatewayNets = routerGateways(m)
 	return x
+}
+
+// routerGateways maps the networks of routers with an external network
+// and a gateway host to that host's name, and back.
+func routerGateways(m *model.Snapshot) (byNet, byHost map[string][]string) {
+	byNet, byHost = map[string][]string{}, map[string][]string{}
+	for _, r := range m.Routers.All() {
+		if r.ExternalNetwork == "" || r.GatewayHost == "" {
+			continue
+		}
+		h, ok := m.Hosts.Get(r.GatewayHost)
+		if !ok {
+			continue
+		}
+		for _, sid := range r.Subnets {
+			sn, ok := m.Subnets.Get(sid)
+			if !ok {
+				continue
+			}
+			if !slices.Contains(byNet[sn.Network], h.Name) {
+				byNet[sn.Network] = append(byNet[sn.Network], h.Name)
+			}
+			if !slices.Contains(byHost[h.Name], sn.Network) {
+				byHost[h.Name] = append(byHost[h.Name], sn.Network)
+			}
+		}
+	}
+	return byNet, byHost
 }
 
 // routedPeers maps each network with a subnet on a router to the other
@@ -287,7 +321,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		return nil, false // cheaper to start over
 	}
 	y := &Index{Seq: s.Seq, snap: s, nets: make(map[string]*netIndex, len(x.nets)), byHost: make(map[string][]*netIndex, len(x.byHost)),
-		base: x, affected: map[string]bool{}, peers: x.peers}
+		base: x, affected: map[string]bool{}, peers: x.peers, gateways: x.gateways, gatewayNets: x.gatewayNets}
 	for id, n := range x.nets {
 		y.nets[id] = n
 	}
@@ -323,6 +357,9 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 			if pn := x.nets[peer]; pn != nil {
 				pn.hosts(mark)
 			}
+		}
+		for _, h := range x.gateways[id] {
+			mark(h)
 		}
 		had, has := map[string]bool{}, map[string]bool{}
 		old.hosts(func(h string) { had[h] = true })
@@ -372,9 +409,12 @@ func (x *Index) Affected(old *Index) (all bool, hosts map[string]bool) {
 					pn.hosts(mark)
 				}
 			}
+			for _, h := range x.gateways[id] {
+				mark(h)
+			}
 		}
 	}
-	if !maps.EqualFunc(x.peers, old.peers, slices.Equal) {
+	if !maps.EqualFunc(x.peers, old.peers, slices.Equal) || !maps.EqualFunc(x.gateways, old.gateways, slices.Equal) {
 		return true, nil
 	}
 	for id, o := range old.nets {
@@ -412,6 +452,12 @@ func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
 			if pn != nil && !slices.Contains(mine, pn) && !slices.Contains(routed, pn) {
 				routed = append(routed, pn)
 			}
+		}
+	}
+	for _, id := range x.gatewayNets[host.Name] {
+		pn := x.nets[id]
+		if pn != nil && !slices.Contains(mine, pn) && !slices.Contains(routed, pn) {
+			routed = append(routed, pn)
 		}
 	}
 	slices.SortFunc(routed, byNetID)

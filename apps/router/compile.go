@@ -12,9 +12,9 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 )
 
-// Tables are the table ids the compiled flows use: the router's three and
-// the overlay's forwarding table, where routed packets go on.
-type Tables struct{ Input, Route, Resolve, Forward uint8 }
+// Tables are the table ids the compiled flows use: the router's and the
+// overlay's forwarding table, where routed packets go on.
+type Tables struct{ Ingress, Input, NATIn, Route, SNAT, Out, Resolve, Forward uint8 }
 
 // State is the router's desired state on one switch.
 type State struct {
@@ -100,8 +100,11 @@ func (r *Router) subnetFor(a netip.Addr) (*subnet, bool) {
 
 // Compile computes the router's flows for the switch with datapath id
 // dpid: every router with a subnet in a network that has a port bound on
-// the host routes there, for all of its subnets.
-func Compile(s *view.Snapshot, dpid uint64, t Tables) State {
+// the host routes there, for all of its subnets, and a router's gateway
+// host carries its way out. sp are the switch's tunnel and uplink ports;
+// learned the outside's MACs, by IPv4 address, that the switch's ARP
+// requests found (gateway hosts only).
+func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned map[uint64]flow.MAC) State {
 	host, ok := s.HostByDatapath(dpid)
 	if !ok {
 		return State{}
@@ -119,12 +122,21 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables) State {
 	}
 	var st State
 	for _, r := range routers {
-		here := false
+		x := externalOf(r, m)
+		gateway := x != nil && x.host.ID == host.ID
+		here := gateway
 		for _, sn := range r.subnets {
 			here = here || local[sn.s.Network]
 		}
-		if here {
-			compileRouter(&st, r, m, local, t)
+		if !here {
+			continue
+		}
+		compileRouter(&st, r, m, local, t)
+		if x != nil {
+			compileDefault(&st, r, x, host, m, t, sp)
+		}
+		if gateway {
+			compileGateway(&st, r, x, t, sp, learned)
 		}
 	}
 	return st

@@ -48,7 +48,7 @@ var testTables = Tables{Input: 3, Route: 4, Resolve: 5, Forward: 6}
 func (l *lab) compile(host string) []string {
 	d, _ := l.v.Snapshot().DatapathID(host)
 	var out []string
-	for _, f := range Compile(l.v.Snapshot(), d, testTables).Flows {
+	for _, f := range Compile(l.v.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil).Flows {
 		out = append(out, f.String())
 	}
 	slices.Sort(out)

@@ -20,7 +20,9 @@ package router
 import (
 	"errors"
 	"net/netip"
+	"time"
 
+	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -53,21 +55,34 @@ func newApp(env controller.Env) (controller.App, error) {
 func (a *app) Name() string { return Name }
 
 func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}}
+	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{},
+		learned: map[uint64]flow.MAC{}, asked: map[uint64]time.Time{}}
 }
 
 type switchApp struct {
-	a     *app
-	dpid  uint64
-	seq   uint64
-	flows map[flow.Key]*flow.Flow
-	buf   []byte
+	a       *app
+	dpid    uint64
+	seq     uint64
+	ports   SwitchPorts
+	flows   map[flow.Key]*flow.Flow
+	learned map[uint64]flow.MAC  // the outside's MACs, by IPv4 address
+	asked   map[uint64]time.Time // when an ARP request last went out for an address
+	dirty   bool                 // learned changed: recompile
+	buf     []byte
 }
 
 func tables() Tables {
-	return Tables{Input: controller.TableL3Input.ID(), Route: controller.TableL3Route.ID(),
-		Resolve: controller.TableL3Resolve.ID(), Forward: controller.TableOverlayForward.ID()}
+	return Tables{Ingress: controller.TableL3Ingress.ID(), Input: controller.TableL3Input.ID(),
+		NATIn: controller.TableL3NATIn.ID(), Route: controller.TableL3Route.ID(), SNAT: controller.TableL3SNAT.ID(),
+		Out: controller.TableL3Out.ID(), Resolve: controller.TableL3Resolve.ID(), Forward: controller.TableOverlayForward.ID()}
 }
+
+// ARPInterval is how often a gateway host asks for its external next
+// hops' MACs again.
+const ARPInterval = 10 * time.Second
+
+// TickInterval implements controller.Ticker.
+func (s *switchApp) TickInterval() time.Duration { return ARPInterval }
 
 func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
 	if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps,
@@ -80,26 +95,55 @@ func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
 		}
 	}
 	s.sync(ctx, true)
+	s.askGateways(ctx)
 }
 
 func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	switch ev := ev.(type) {
 	case controller.Update:
 		s.sync(ctx, false)
+		s.askGateways(ctx)
+	case controller.PortStatus:
+		s.sync(ctx, false)
+	case controller.Tick:
+		clear(s.asked)
+		s.askGateways(ctx)
 	case controller.PacketIn:
 		s.packetIn(ctx, ev)
+		if s.dirty {
+			s.sync(ctx, true)
+		}
 	case controller.Rejected:
 		ctx.Log().Error("switch refused a router object", "object", ev.Object, "error", ev.Err)
 	}
 }
 
+// switchPorts finds the tunnel and the host's uplink by name.
+func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
+	var sp SwitchPorts
+	uplink := ""
+	if h, ok := snap.HostByDatapath(s.dpid); ok {
+		uplink = h.Uplink
+	}
+	ctx.Ports(func(p wire.Port) {
+		switch {
+		case p.Name == overlay.TunnelPort:
+			sp.Tunnel = p.PortNo
+		case uplink != "" && p.Name == uplink:
+			sp.Uplink = p.PortNo
+		}
+	})
+	return sp
+}
+
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	snap := s.a.view.Snapshot()
-	if !force && snap.Seq == s.seq {
+	sp := s.switchPorts(ctx, snap)
+	if !force && snap.Seq == s.seq && sp == s.ports {
 		return
 	}
-	s.seq = snap.Seq
-	st := Compile(snap, s.dpid, tables())
+	s.seq, s.ports, s.dirty = snap.Seq, sp, false
+	st := Compile(snap, s.dpid, tables(), sp, s.learned)
 	flows := make(map[flow.Key]*flow.Flow, len(st.Flows))
 	for _, f := range st.Flows {
 		k := f.Key()
@@ -131,7 +175,30 @@ func sameFlow(old, f *flow.Flow) bool {
 func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	t := tables()
 	f := ev.Frame
-	if f == nil || f.Layers&packet.HasIPv4 == 0 || ev.FrameErr != nil {
+	if f == nil || ev.FrameErr != nil {
+		return
+	}
+	switch ev.Msg.TableID {
+	case t.Ingress: // an ARP reply from the outside
+		if f.Layers&packet.HasARP != 0 && f.ARP.Op == packet.ARPReply && f.ARP.SPA.Is4() {
+			ip, mac := ip4(f.ARP.SPA), flow.MACFrom(f.ARP.SHA)
+			if s.learned[ip] != mac {
+				s.learned[ip] = mac
+				s.dirty = true
+				ctx.Log().Info("learned an outside address", "ip", f.ARP.SPA, "mac", mac)
+			}
+		}
+		return
+	case t.Out: // no MAC yet for the next hop: ask
+		if f.Layers&packet.HasIPv4 == 0 {
+			return
+		}
+		for _, x := range s.externals() {
+			s.ask(ctx, x, x.nextHop(f.IPv4.Dst))
+		}
+		return
+	}
+	if f.Layers&packet.HasIPv4 == 0 {
 		return
 	}
 	var typ, code uint8
@@ -201,4 +268,54 @@ func senderMAC(s *view.Snapshot, dpid uint64, ofport uint32) (flow.MAC, bool) {
 		}
 	}
 	return 0, false
+}
+
+// externals lists the ways out this switch is the gateway of.
+func (s *switchApp) externals() []*external {
+	snap := s.a.view.Snapshot()
+	host, ok := snap.HostByDatapath(s.dpid)
+	if !ok {
+		return nil
+	}
+	var out []*external
+	for _, r := range Routers(snap.Model) {
+		if x := externalOf(r, snap.Model); x != nil && x.host.ID == host.ID {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// askGateways sends an ARP request for each external gateway this switch
+// has not learned yet.
+func (s *switchApp) askGateways(ctx *controller.Context) {
+	for _, x := range s.externals() {
+		if x.gateway.IsValid() {
+			if _, ok := s.learned[ip4(x.gateway)]; !ok {
+				s.ask(ctx, x, x.gateway)
+			}
+		}
+	}
+}
+
+// ask sends an ARP request for a out of the uplink, from the router's
+// external address, at most once a second per address.
+func (s *switchApp) ask(ctx *controller.Context, x *external, a netip.Addr) {
+	if !a.Is4() || s.ports.Uplink == 0 {
+		return
+	}
+	now := time.Now()
+	if t, ok := s.asked[ip4(a)]; ok && now.Sub(t) < time.Second {
+		return
+	}
+	s.asked[ip4(a)] = now
+	src := netip.AddrFrom4([4]byte{byte(x.ip >> 24), byte(x.ip >> 16), byte(x.ip >> 8), byte(x.ip)})
+	s.buf = packet.AppendARP(s.buf[:0], packet.ARPRequest, packet.MAC(x.mac.Bytes()), src, packet.MAC{}, a)
+	acts := []flow.Action{flow.Output(s.ports.Uplink)}
+	if x.vlanVID != 0 {
+		acts = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, x.vlanVID), flow.Output(s.ports.Uplink)}
+	}
+	if err := ctx.PacketOut(flow.PortController, s.buf, acts...); err != nil {
+		ctx.Log().Warn("cannot send an ARP request", "error", err)
+	}
 }

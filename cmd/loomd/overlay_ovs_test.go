@@ -154,6 +154,9 @@ func (o *overlayLab) flows(host string) []string {
 // flows (GET /switches/{dpid}/flows reports every flow "ok").
 func (o *overlayLab) converged() {
 	o.t.Helper()
+	if refused := o.loomd.grep(regexp.MustCompile(`switch rejected`)); len(refused) > 0 {
+		o.t.Errorf("switches refused %d messages, the first: %s", len(refused), refused[0])
+	}
 	for name := range o.hosts {
 		var st northbound.HostStatus
 		getJSON(o.t, o.api, "/api/v1/hosts/"+name+"/status", &st)

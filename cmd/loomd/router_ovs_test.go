@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,91 @@ func TestOVSRouter(t *testing.T) {
 		o.patch("/api/v1/routers/r1", `{"subnets":["blue-a","green-a"]}`)
 		if err := b1.Ping("10.2.0.12", 2, 3*time.Second); err != nil {
 			t.Errorf("re-attached: %v", err)
+		}
+	})
+	o.converged()
+	for _, h := range []string{"hv1", "hv2", "hv3"} {
+		t.Logf("%s: %d flows", h, len(o.flows(h)))
+	}
+}
+
+// TestOVSRouterExternal takes tenants out through SNAT on the gateway
+// host and brings the outside in through a floating IP, on real OVS: the
+// external network is flat, on hv1's and hv2's uplinks, where namespace
+// "ext" (172.24.0.1, no route to the tenants) stands for the outside.
+func TestOVSRouterExternal(t *testing.T) {
+	o := newOverlayLab(t, "lldp,overlay,router")
+	ext := o.lab.AddExternal("ext", "02:00:00:00:ee:01", "172.24.0.1/24")
+	o.create("networks", "name=blue", "type=vxlan", "vni=5001")
+	o.create("networks", "name=green", "type=vxlan", "vni=5003")
+	o.create("networks", "name=public", "type=flat")
+	o.create("subnets", "name=blue-a", "network=blue", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
+	o.create("subnets", "name=green-a", "network=green", "cidr=10.2.0.0/24", "gateway=10.2.0.1")
+	o.create("subnets", "name=public-a", "network=public", "cidr=172.24.0.0/24", "gateway=172.24.0.1")
+	b2 := o.port("b2", "blue", "02:00:00:00:01:02", "10.1.0.12", "hv2")
+	g3 := o.port("g3", "green", "02:00:00:00:03:03", "10.2.0.13", "hv3") // hv3 has no uplink
+	for vm, gw := range map[string]string{"b2": "10.1.0.1", "g3": "10.2.0.1"} {
+		if out, err := o.vms[vm].Exec("ip", "route", "add", "default", "via", gw); err != nil {
+			t.Fatal(out, err)
+		}
+	}
+	o.create("routers", "name=r1", `subnets=["blue-a","green-a"]`, "external_network=public", "snat=true", "gateway_host=hv1")
+	var r struct {
+		ExternalIP string `json:"external_ip"`
+	}
+	getJSON(t, o.api, "/api/v1/routers/r1", &r)
+	t.Logf("router r1's external address: %s", r.ExternalIP)
+
+	t.Run("SNAT from a host without the uplink", func(t *testing.T) {
+		if out, err := g3.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "172.24.0.1"); err != nil {
+			if os.Getenv("LOOM_DEBUG") != "" {
+				for _, h := range []string{"hv1", "hv3"} {
+					f, _ := o.hosts[h].Ofctl("--no-names", "dump-flows", "br-int")
+					t.Logf("%s:\n%s", h, f)
+				}
+				ct, _ := o.hosts["hv1"].Appctl("dpctl/dump-conntrack")
+				t.Logf("conntrack hv1:\n%s", ct)
+				l, _ := os.ReadFile(o.loomd.log)
+				t.Logf("log:\n%s", l)
+			}
+			t.Fatalf("g3 -> outside: %v\n%s", err, out)
+		}
+		neigh, _ := ext.Exec("ip", "neigh", "show", r.ExternalIP)
+		if !strings.Contains(neigh, "lladdr") {
+			t.Errorf("the outside did not talk to the router's address %s: %q", r.ExternalIP, neigh)
+		}
+		if out, err := b2.Exec("ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "172.24.0.1"); err != nil {
+			t.Errorf("b2 -> outside: %v\n%s", err, out)
+		}
+	})
+	t.Run("floating IP, then moved", func(t *testing.T) {
+		if out, err := ext.Exec("ping", "-n", "-c", "1", "-W", "1", "172.24.0.50"); err == nil {
+			t.Fatalf("172.24.0.50 answers before it exists:\n%s", out)
+		}
+		o.create("floating-ips", "name=fip1", "ip=172.24.0.50", "port=g3")
+		before := ipInReceives(t, g3)
+		if out, err := ext.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "172.24.0.50"); err != nil {
+			t.Fatalf("outside -> floating IP on g3: %v\n%s", err, out)
+		}
+		if ipInReceives(t, g3)-before < 3 {
+			t.Error("the floating IP's pings did not reach g3")
+		}
+		o.patch("/api/v1/floating-ips/fip1", `{"port":"b2"}`)
+		time.Sleep(200 * time.Millisecond)
+		before = ipInReceives(t, b2)
+		if out, err := ext.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "172.24.0.50"); err != nil {
+			t.Fatalf("outside -> floating IP moved to b2: %v\n%s", err, out)
+		}
+		if ipInReceives(t, b2)-before < 3 {
+			t.Error("after the move, the floating IP's pings did not reach b2")
+		}
+	})
+	t.Run("other addresses on the uplink are dropped", func(t *testing.T) {
+		ext.Exec("ip", "neigh", "replace", "172.24.0.99", "lladdr", "02:00:00:00:01:02", "dev", "eth0")
+		before := ipInReceives(t, b2)
+		ext.Exec("ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "172.24.0.99")
+		if n := ipInReceives(t, b2) - before; n != 0 {
+			t.Errorf("%d packets for another address reached b2", n)
 		}
 	})
 	o.converged()
