@@ -10,6 +10,7 @@ import (
 	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
 func meta(name string) model.Meta { return model.Meta{Name: name} }
@@ -128,5 +129,102 @@ func TestCompileEastWest(t *testing.T) {
 	l.v.SetModel(l.svc.Snapshot())
 	if got := l.compile("hv2"); len(got) != 0 {
 		t.Errorf("hv2 after green was detached: %q", got)
+	}
+}
+
+func TestCompileGateway(t *testing.T) {
+	l := newLab(t)
+	l.create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
+		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
+		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
+		&model.Network{Meta: meta("public"), Type: "vlan", VLAN: 300},
+		&model.Subnet{Meta: meta("blue-a"), Network: "blue", CIDR: "10.1.0.0/24", Gateway: "10.1.0.1"},
+		&model.Subnet{Meta: meta("public-a"), Network: "public", CIDR: "172.24.0.0/24", Gateway: "172.24.0.1"},
+		&model.Port{Meta: meta("b2"), Network: "blue", MAC: "02:00:00:00:01:02", IPs: []string{"10.1.0.12"}},
+		&model.Router{Meta: meta("r1"), Subnets: []string{"blue-a"}, ExternalNetwork: "public", SNAT: true},
+		&model.FloatingIP{Meta: meta("fip1"), IP: "172.24.0.50", Port: "b2"},
+	)
+	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	r, _ := l.svc.Snapshot().Routers.ByName("r1")
+	if r.ExternalIP != "172.24.0.2" || r.GatewayHost == "" {
+		t.Fatalf("router: external_ip %q, gateway_host %q", r.ExternalIP, r.GatewayHost)
+	}
+	ext := ExternalMAC(r.ID).String()
+	d1, _ := l.v.Snapshot().DatapathID("hv1")
+	testTables := Tables{Ingress: 1, Input: 3, NATIn: 4, Route: 5, SNAT: 6, Out: 7, Resolve: 8, Forward: 9}
+	compile := func(dpid uint64, sp SwitchPorts, learned map[uint64]flow.MAC) string {
+		var out []string
+		for _, f := range Compile(l.v.Snapshot(), dpid, testTables, sp, learned).Flows {
+			out = append(out, f.String())
+		}
+		slices.Sort(out)
+		return strings.Join(out, "\n") + "\n"
+	}
+	// hv1, the gateway host, has no blue port but carries the way out.
+	hv1 := compile(d1, SwitchPorts{Tunnel: 1000, Uplink: 2}, map[uint64]flow.MAC{0xac180001: 0x0200000000ee})
+	for _, want := range []string{
+		"table=1,priority=100,in_port=1000,tun_id=0xfffffe,dl_type=0x800 actions=set_field:0x1->reg6,ct(table=6,zone=16385,nat)\n",
+		"table=1,priority=100,in_port=2,dl_type=0x806,vlan_vid=0x112c,arp_op=1,arp_tpa=172.24.0.2 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + ext + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + ext + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:172.24.0.2->arp_spa,IN_PORT\n",
+		"table=1,priority=100,in_port=2,dl_type=0x800,vlan_vid=0x112c,nw_dst=172.24.0.50 actions=pop_vlan,set_field:0x1->reg6,ct(table=4,zone=16385,nat)\n",
+		"table=4,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_dst=172.24.0.50 actions=ct(commit,table=5,zone=16385,nat(dst=10.1.0.12))\n",
+		"table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,ct(table=6,zone=16385,nat)\n",
+		"table=6,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_src=10.1.0.12 actions=ct(commit,table=7,zone=16385,nat(src=172.24.0.50))\n",
+		"table=6,priority=99,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800 actions=ct(commit,table=7,zone=16385,nat(src=172.24.0.2))\n",
+		"table=7,priority=80,reg6=0x1,dl_type=0x800 actions=set_field:" + ext + "->dl_src,set_field:02:00:00:00:00:ee->dl_dst,push_vlan:0x8100,set_field:0x112c->vlan_vid,output:2\n",
+		"table=7,priority=90,reg6=0x1,dl_type=0x800,nw_dst=172.24.0.0/255.255.255.0 actions=meter:21071,CONTROLLER:65535\n",
+	} {
+		if !strings.Contains(hv1, want) {
+			t.Errorf("hv1 lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("hv1:\n%s", hv1)
+	}
+	// hv2 routes blue out through the tunnel to hv1.
+	d2, _ := l.v.Snapshot().DatapathID("hv2")
+	hv2 := compile(d2, SwitchPorts{Tunnel: 1000}, nil)
+	if want := "table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,set_field:0xfffffe->tun_id,set_field:10.200.0.1->tun_dst,output:1000\n"; !strings.Contains(hv2, want) {
+		t.Errorf("hv2 lacks %s:\n%s", want, hv2)
+	}
+	if strings.Contains(hv2, "ct(") {
+		t.Errorf("hv2 (not the gateway) has conntrack flows:\n%s", hv2)
+	}
+}
+
+// TestFlowsPerHost logs the router's flows on a host for R routers of S
+// subnets each with P ports per subnet, the host having one port in every
+// subnet.
+func TestFlowsPerHost(t *testing.T) {
+	t.Logf("%8s %12s %10s %11s", "routers", "subnets/rtr", "ports/sub", "flows/host")
+	for _, c := range []struct{ routers, subnets, ports int }{{1, 2, 10}, {1, 10, 10}, {10, 2, 10}, {10, 10, 10}} {
+		l := newLab(t)
+		l.create(&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"})
+		for r := range c.routers {
+			var subs []string
+			for s := range c.subnets {
+				n := fmt.Sprintf("n%d-%d", r, s)
+				sub := n + "-a"
+				subs = append(subs, sub)
+				l.create(&model.Network{Meta: meta(n), Type: "vxlan", VNI: 1000 + r*100 + s},
+					&model.Subnet{Meta: meta(sub), Network: n, CIDR: fmt.Sprintf("10.%d.%d.0/24", r, s)})
+				for p := range c.ports {
+					name := fmt.Sprintf("p%d-%d-%d", r, s, p)
+					l.create(&model.Port{Meta: meta(name), Network: n, IPs: []string{fmt.Sprintf("10.%d.%d.%d", r, s, p+10)}})
+					if p == 0 {
+						l.v.Bind(view.Binding{Port: name, Host: "hv1", Interface: name, OFPort: uint32(10 + p)})
+					}
+				}
+			}
+			l.create(&model.Router{Meta: meta(fmt.Sprintf("r%d", r)), Subnets: subs})
+		}
+		d, _ := l.v.Snapshot().DatapathID("hv1")
+		st := Compile(l.v.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil)
+		t.Logf("%8d %12d %10d %11d", c.routers, c.subnets, c.ports, len(st.Flows))
+		// Per router: 5 l3-input flows per subnet, one route per subnet,
+		// the no-route flow, one l3-resolve flow per port.
+		if want := c.routers * (5*c.subnets + c.subnets + 1 + c.subnets*c.ports); len(st.Flows) != want {
+			t.Errorf("%d flows, want %d", len(st.Flows), want)
+		}
 	}
 }
