@@ -601,12 +601,7 @@ func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, 
 	for _, p := range n.all {
 		for _, ip := range p.ips {
 			add(flow.New(t.ARP, prioARPReply, flow.Match{}.Set(flow.Metadata, local).EthType(packet.EtherTypeARP).
-				Set(flow.ARPOp, 1).Set(flow.ARPTpa, ip)).Act(
-				flow.Move(flow.EthSrc, flow.EthDst), flow.SetField(flow.EthSrc, uint64(p.mac)),
-				flow.SetField(flow.ARPOp, 2),
-				flow.Move(flow.ARPSha, flow.ARPTha), flow.SetField(flow.ARPSha, uint64(p.mac)),
-				flow.Move(flow.ARPSpa, flow.ARPTpa), flow.SetField(flow.ARPSpa, ip),
-				flow.Output(flow.PortInPort)))
+				Set(flow.ARPOp, 1).Set(flow.ARPTpa, ip)).Act(flow.ARPResponder(p.mac, ip)...))
 		}
 	}
 

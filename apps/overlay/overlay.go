@@ -115,17 +115,16 @@ func (a *app) follow() {
 func (a *app) Name() string { return Name }
 
 func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}}
+	return &switchApp{a: a, dpid: sw.DatapathID}
 }
 
 // switchApp is the overlay on one switch: what it last declared there.
 type switchApp struct {
-	a      *app
-	dpid   uint64
-	seq    uint64 // Index.Seq last compiled
-	ports  SwitchPorts
-	flows  map[flow.Key]*flow.Flow
-	groups map[uint32]*flow.Group
+	a     *app
+	dpid  uint64
+	seq   uint64 // Index.Seq last compiled
+	ports SwitchPorts
+	set   controller.FlowSet
 }
 
 func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
@@ -178,44 +177,5 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID()}, sp)
 	s.a.compile.Observe(time.Since(start).Seconds())
 
-	// Groups before the flows that use them; flows gone before their
-	// groups.
-	groups := make(map[uint32]*flow.Group, len(st.Groups))
-	for _, g := range st.Groups {
-		groups[g.ID] = g
-		if old, ok := s.groups[g.ID]; !ok || !old.Equal(g) {
-			if err := ctx.SetGroup(g); err != nil {
-				ctx.Log().Error("cannot set group", "group", g, "error", err)
-			}
-		}
-	}
-	flows := make(map[flow.Key]*flow.Flow, len(st.Flows))
-	for _, f := range st.Flows {
-		k := f.Key()
-		flows[k] = f
-		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
-			if err := ctx.AddFlow(f); err != nil {
-				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
-			}
-		}
-	}
-	for k, f := range s.flows {
-		if _, ok := flows[k]; !ok {
-			ctx.DeleteFlow(f)
-		}
-	}
-	for id := range s.groups {
-		if _, ok := groups[id]; !ok {
-			ctx.DeleteGroup(id)
-		}
-	}
-	s.flows, s.groups = flows, groups
-}
-
-// sameFlow compares a flow the runtime holds (its cookie carries the
-// owner bits AddFlow set) with a newly compiled one.
-func sameFlow(old, f *flow.Flow) bool {
-	g := *f
-	g.Cookie = old.Cookie
-	return old.Equal(&g)
+	s.set.Sync(ctx, st.Flows, st.Groups)
 }

@@ -153,12 +153,7 @@ func compileRouter(st *State, r *Router, m *model.Snapshot, local map[string]boo
 			continue
 		}
 		in := flow.Match{}.Set(flow.Metadata, sn.netKey)
-		add(flow.New(t.Input, prioGateway, in.EthType(ethARP).Set(flow.ARPOp, 1).Set(flow.ARPTpa, sn.gw)).Act(
-			flow.Move(flow.EthSrc, flow.EthDst), flow.SetField(flow.EthSrc, uint64(sn.mac)),
-			flow.SetField(flow.ARPOp, 2),
-			flow.Move(flow.ARPSha, flow.ARPTha), flow.SetField(flow.ARPSha, uint64(sn.mac)),
-			flow.Move(flow.ARPSpa, flow.ARPTpa), flow.SetField(flow.ARPSpa, sn.gw),
-			flow.Output(flow.PortInPort)))
+		add(flow.New(t.Input, prioGateway, in.EthType(ethARP).Set(flow.ARPOp, 1).Set(flow.ARPTpa, sn.gw)).Act(flow.ARPResponder(sn.mac, sn.gw)...))
 		add(flow.New(t.Input, prioGateway+1, in.EthType(ethIPv4).IPProto(protoICMP).Set(flow.IPv4Dst, sn.gw).
 			Set(flow.ICMPv4Type, packet.ICMPv4EchoRequest)).Act(
 			flow.Move(flow.EthSrc, flow.EthDst), flow.SetField(flow.EthSrc, uint64(sn.mac)),

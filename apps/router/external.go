@@ -183,12 +183,7 @@ func compileGateway(st *State, r *Router, x *external, t Tables, sp SwitchPorts,
 			addrs = append(addrs, f.ext)
 		}
 		for _, a := range addrs {
-			add(flow.New(t.Ingress, prioGateway, up.EthType(packet.EtherTypeARP).Set(flow.ARPOp, 1).Set(flow.ARPTpa, a)).Act(
-				flow.Move(flow.EthSrc, flow.EthDst), flow.SetField(flow.EthSrc, uint64(x.mac)),
-				flow.SetField(flow.ARPOp, 2),
-				flow.Move(flow.ARPSha, flow.ARPTha), flow.SetField(flow.ARPSha, uint64(x.mac)),
-				flow.Move(flow.ARPSpa, flow.ARPTpa), flow.SetField(flow.ARPSpa, a),
-				flow.Output(flow.PortInPort)))
+			add(flow.New(t.Ingress, prioGateway, up.EthType(packet.EtherTypeARP).Set(flow.ARPOp, 1).Set(flow.ARPTpa, a)).Act(flow.ARPResponder(x.mac, a)...))
 			add(flow.New(t.Ingress, prioGateway, up.EthType(packet.EtherTypeARP).Set(flow.ARPOp, 2).Set(flow.ARPTpa, a)).
 				WithMeter(MeterID).Act(flow.Output(flow.PortController)))
 			in := flow.New(t.Ingress, prioGateway, up.EthType(packet.EtherTypeIPv4).Set(flow.IPv4Dst, a))

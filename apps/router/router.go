@@ -55,7 +55,7 @@ func newApp(env controller.Env) (controller.App, error) {
 func (a *app) Name() string { return Name }
 
 func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{},
+	return &switchApp{a: a, dpid: sw.DatapathID,
 		learned: map[uint64]flow.MAC{}, asked: map[uint64]time.Time{}}
 }
 
@@ -64,7 +64,7 @@ type switchApp struct {
 	dpid    uint64
 	seq     uint64
 	ports   SwitchPorts
-	flows   map[flow.Key]*flow.Flow
+	set     controller.FlowSet
 	learned map[uint64]flow.MAC  // the outside's MACs, by IPv4 address
 	asked   map[uint64]time.Time // when an ARP request last went out for an address
 	dirty   bool                 // learned changed: recompile
@@ -144,28 +144,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	s.seq, s.ports, s.dirty = snap.Seq, sp, false
 	st := Compile(snap, s.dpid, tables(), sp, s.learned)
-	flows := make(map[flow.Key]*flow.Flow, len(st.Flows))
-	for _, f := range st.Flows {
-		k := f.Key()
-		flows[k] = f
-		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
-			if err := ctx.AddFlow(f); err != nil {
-				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
-			}
-		}
-	}
-	for k, f := range s.flows {
-		if _, ok := flows[k]; !ok {
-			ctx.DeleteFlow(f)
-		}
-	}
-	s.flows = flows
-}
-
-func sameFlow(old, f *flow.Flow) bool {
-	g := *f
-	g.Cookie = old.Cookie
-	return old.Equal(&g)
+	s.set.Sync(ctx, st.Flows, nil)
 }
 
 // packetIn answers a packet the router could not route with an ICMP

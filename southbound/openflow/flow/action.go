@@ -297,3 +297,17 @@ func ctString(raw string) string {
 	}
 	return "ct(" + strings.Join(parts, ",") + ")"
 }
+
+// ARPResponder returns the actions that turn an ARP request for ip into
+// the reply from mac and send it back where it came from: the switch
+// answers for an address without the controller. Match ARP requests for
+// ip (arp,arp_op=1,arp_tpa=IP) with them.
+func ARPResponder(mac MAC, ip uint64) []Action {
+	return []Action{
+		Move(EthSrc, EthDst), SetField(EthSrc, uint64(mac)),
+		SetField(ARPOp, 2),
+		Move(ARPSha, ARPTha), SetField(ARPSha, uint64(mac)),
+		Move(ARPSpa, ARPTpa), SetField(ARPSpa, ip),
+		Output(PortInPort),
+	}
+}

@@ -1,0 +1,67 @@
+package controller
+
+import "github.com/loom-sdn/loom/southbound/openflow/flow"
+
+// FlowSet is what an app declared on one switch, for apps that compute a
+// switch's whole state at once (from the view, say): Sync takes the new
+// state and states only the difference through the Context, so an
+// unchanged flow costs a map lookup and the switch sees nothing. Like the
+// rest of a SwitchApp, it belongs to the switch's goroutine.
+type FlowSet struct {
+	flows  map[flow.Key]*flow.Flow
+	groups map[uint32]*flow.Group
+}
+
+// Sync makes flows and groups the app's state on the switch: new and
+// changed ones are added (groups before the flows that use them), those
+// no longer wanted deleted (flows before their groups). It returns how
+// many flows and groups it added or changed and deleted; errors (a flow in
+// a table the app does not own) are logged.
+func (s *FlowSet) Sync(ctx *Context, flows []*flow.Flow, groups []*flow.Group) (changed, deleted int) {
+	ng := make(map[uint32]*flow.Group, len(groups))
+	for _, g := range groups {
+		ng[g.ID] = g
+		if old, ok := s.groups[g.ID]; !ok || !old.Equal(g) {
+			changed++
+			if err := ctx.SetGroup(g); err != nil {
+				ctx.Log().Error("cannot set group", "group", g, "error", err)
+			}
+		}
+	}
+	nf := make(map[flow.Key]*flow.Flow, len(flows))
+	for _, f := range flows {
+		k := f.Key()
+		nf[k] = f
+		if old, ok := s.flows[k]; !ok || !sameIgnoringCookie(old, f) {
+			changed++
+			if err := ctx.AddFlow(f); err != nil {
+				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+			}
+		}
+	}
+	for k, f := range s.flows {
+		if _, ok := nf[k]; !ok {
+			deleted++
+			ctx.DeleteFlow(f)
+		}
+	}
+	for id := range s.groups {
+		if _, ok := ng[id]; !ok {
+			deleted++
+			ctx.DeleteGroup(id)
+		}
+	}
+	s.flows, s.groups = nf, ng
+	return changed, deleted
+}
+
+// Len is the number of flows in the set.
+func (s *FlowSet) Len() int { return len(s.flows) }
+
+// sameIgnoringCookie compares a flow the runtime holds (AddFlow set its
+// cookie's owner bits) with a newly computed one.
+func sameIgnoringCookie(old, f *flow.Flow) bool {
+	g := *f
+	g.Cookie = old.Cookie&^CookieLowMask | f.Cookie&CookieLowMask
+	return old.Equal(&g)
+}
