@@ -8,39 +8,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
 )
 
-// lab is a model service with a view fed from it.
+// lab is a model with a view of it (controller/view/viewtest).
 type lab struct {
+	*viewtest.Lab
 	t   testing.TB
 	svc *model.Service
 	v   *view.View
 }
 
 func newLab(t testing.TB) *lab {
-	st, err := store.OpenBolt(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := model.New(context.Background(), st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{t: t, svc: svc, v: view.New()}
+	x := viewtest.New(t)
+	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
 }
 
 func (l *lab) create(objs ...model.Object) {
 	l.t.Helper()
-	for _, o := range objs {
-		if _, err := l.svc.Create(context.Background(), o); err != nil {
-			l.t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
-		}
-	}
-	l.v.SetModel(l.svc.Snapshot())
+	l.Create(objs...)
 }
 
 func (l *lab) dpid(host string) uint64 {
@@ -66,7 +54,7 @@ func (l *lab) compile(host string, sp SwitchPorts) []string {
 	return out
 }
 
-func meta(name string) model.Meta { return model.Meta{Name: name} }
+var meta = viewtest.Meta
 
 // twoTenants is two hosts and two VXLAN networks with the same subnet.
 func twoTenants(t testing.TB) *lab {

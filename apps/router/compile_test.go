@@ -7,41 +7,30 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
-func meta(name string) model.Meta { return model.Meta{Name: name} }
+var meta = viewtest.Meta
 
+// lab is a model with a view of it (controller/view/viewtest).
 type lab struct {
-	t   *testing.T
+	*viewtest.Lab
+	t   testing.TB
 	svc *model.Service
 	v   *view.View
 }
 
-func newLab(t *testing.T) *lab {
-	st, err := store.OpenBolt(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := model.New(context.Background(), st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{t: t, svc: svc, v: view.New()}
+func newLab(t testing.TB) *lab {
+	x := viewtest.New(t)
+	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
 }
 
 func (l *lab) create(objs ...model.Object) {
 	l.t.Helper()
-	for _, o := range objs {
-		if _, err := l.svc.Create(context.Background(), o); err != nil {
-			l.t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
-		}
-	}
-	l.v.SetModel(l.svc.Snapshot())
+	l.Create(objs...)
 }
 
 var testTables = Tables{Input: 3, Route: 4, Resolve: 5, Forward: 6}
