@@ -53,7 +53,7 @@ fuzz:
 	@set -e; for spec in \
 		southbound/openflow/wire:FuzzDecode southbound/openflow/wire:FuzzReadMessage southbound/openflow/wire:FuzzMatch \
 		southbound/openflow/flow:FuzzFlowStats southbound/openflow/flow:FuzzGroupMeter \
-		southbound/openflow/packet:FuzzFrameDecode southbound/openflow/packet:FuzzLLDP; do \
+		southbound/openflow/packet:FuzzFrameDecode southbound/openflow/packet:FuzzLLDP southbound/openflow/packet:FuzzDHCP; do \
 		pkg=$${spec%%:*}; fn=$${spec#*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg 2>&1 | grep -E '^(fuzz: elapsed.*execs|ok|FAIL|---|\s+.*_test.go)' | tail -3; \

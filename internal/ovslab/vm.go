@@ -49,25 +49,41 @@ func (h *Host) AddVMPort(name, ifaceID, mac, cidr string) *VM {
 	return v
 }
 
+// AddVMNoIP is AddVM with no address on eth0, for a VM that gets its
+// address by DHCP (VM.IP is empty).
+func (h *Host) AddVMNoIP(name, mac string) *VM {
+	h.lab.t.Helper()
+	v, err := h.addVM(name, name, mac, "")
+	if err != nil {
+		h.lab.t.Fatalf("ovslab: AddVMNoIP %s: %v", name, err)
+	}
+	return v
+}
+
+// addVM plugs in a VM; cidr "" leaves eth0 without an address.
 func (h *Host) addVM(name, ifaceID, mac, cidr string) (*VM, error) {
 	if _, err := net.ParseMAC(mac); err != nil {
 		return nil, err
 	}
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return nil, err
+	addr := ""
+	if cidr != "" {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return nil, err
+		}
+		addr = p.Addr().String()
 	}
 	if err := h.lab.claimName(name); err != nil {
 		return nil, err
 	}
-	v := &VM{Name: name, NS: h.lab.Prefix + "-" + name, MAC: mac, IP: p.Addr().String(), Host: h}
+	v := &VM{Name: name, NS: h.lab.Prefix + "-" + name, MAC: mac, IP: addr, Host: h}
 	if err := h.lab.addNetns(v.NS); err != nil {
 		return nil, err
 	}
 	if err := runAll(
 		[]string{"ip", "-n", h.NS, "link", "add", "name", name, "type", "veth", "peer", "name", "eth0", "netns", v.NS},
 		[]string{"ip", "netns", "exec", v.NS, "sh", "-ec", `ip link set eth0 address "$1"
-			ip addr add "$2" dev eth0
+			[ -z "$2" ] || ip addr add "$2" dev eth0
 			ethtool -K eth0 tx off >/dev/null
 			ip link set eth0 up`, "sh", mac, cidr},
 		[]string{"ip", "-n", h.NS, "link", "set", "dev", name, "up"},
@@ -78,6 +94,7 @@ func (h *Host) addVM(name, ifaceID, mac, cidr string) (*VM, error) {
 		"external_ids:iface-id="+ifaceID, "external_ids:attached-mac="+mac); err != nil {
 		return nil, err
 	}
+	var err error
 	if v.OFPort, err = h.waitOFPort(name, 10*time.Second); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,241 @@
+// Package dhcp is Loom's DHCPv4 server: every host answers the DHCP
+// requests of its own VMs, with the addresses and options of the model,
+// so no DHCP agent runs anywhere and no request crosses the fabric.
+//
+//	dhcp: metadata=NET (a local VM),udp,udp_src=68,udp_dst=67 -> meter, CONTROLLER
+//	      miss                                                -> next table
+//
+// There is one flow per network that has a DHCP-enabled IPv4 subnet and a
+// port bound on the host; other networks' DHCP traffic passes untouched
+// (a tenant may run its own server). A request is answered only for the
+// model port bound where it came in, from that port's MAC (frame source
+// and chaddr): DHCP from unknown MACs is ignored. The port's address in a
+// DHCP-enabled subnet of its network is its lease:
+//
+//	DISCOVER -> OFFER; nothing for a port without such an address
+//	REQUEST  -> ACK when the requested address (or ciaddr) is the port's, NAK otherwise
+//	INFORM   -> ACK with the subnet's options, no lease
+//	RELEASE, DECLINE -> nothing (the address belongs to the port)
+//
+// Replies come from the subnet's gateway (its address and
+// view.GatewayMAC) and carry the mask, the gateway as router when a
+// router is attached to the subnet, the DNS servers, the lease
+// (lease_seconds, default one day) with T1 and T2, the MTU (1450 on VXLAN
+// networks, 1500 otherwise) and the host routes as classless static
+// routes (with the default route via the gateway when routed: clients
+// ignore option 3 when option 121 is present).
+package dhcp
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Name is the app's registered name.
+const Name = "dhcp"
+
+// MeterID is the meter on the DHCP flows ("DH").
+const MeterID = 0x4448
+
+// Rate is that meter's rate (requests/s per switch); Burst its burst.
+const (
+	Rate  = 100
+	Burst = 20
+)
+
+func init() { controller.Register(Name, newApp) }
+
+type app struct {
+	env      controller.Env
+	view     *view.View
+	index    atomic.Pointer[Index]
+	wake     chan struct{}
+	requests [numResults]prometheus.Counter
+}
+
+func newApp(env controller.Env) (controller.App, error) {
+	if env.View == nil {
+		return nil, errors.New("the DHCP server needs the model view (controller.Config.View)")
+	}
+	a := &app{env: env, view: env.View, wake: make(chan struct{}, 1)}
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loom_dhcp_requests_total",
+		Help: "DHCP requests by what the server made of them."}, []string{"result"})
+	if env.Metrics != nil {
+		if err := env.Metrics.Register(vec); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			vec = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for r := range numResults {
+		a.requests[r] = vec.WithLabelValues(r.String())
+	}
+	a.index.Store(NewIndex(env.View.Snapshot()))
+	env.View.Watch(func() {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	})
+	go a.follow()
+	return a, nil
+}
+
+// follow digests every new view snapshot once, for all switches, and
+// wakes the switches whose flows change; a burst of view changes costs
+// one index. Packet-ins always read the latest index.
+func (a *app) follow() {
+	done := a.env.Context.Done()
+	for {
+		select {
+		case <-done:
+			return
+		case <-a.wake:
+		}
+		snap, old := a.view.Snapshot(), a.index.Load()
+		if snap.Seq == old.Seq {
+			continue
+		}
+		x := NewIndex(snap)
+		a.index.Store(x)
+		for _, dpid := range x.Changed(old) {
+			a.env.Refresh(dpid)
+		}
+	}
+}
+
+func (a *app) Name() string { return Name }
+
+func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
+	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}}
+}
+
+// switchApp is the server on one switch.
+type switchApp struct {
+	a       *app
+	dpid    uint64
+	seq     uint64 // Index.Seq last compiled
+	flows   map[flow.Key]*flow.Flow
+	meter   bool // the meter is part of the desired state
+	noMeter bool // the switch refused it: flows go unmetered
+	req     packet.DHCP
+	buf     []byte
+}
+
+func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
+	// The flows follow from the view alone; those found on the switch
+	// stay if they are still wanted.
+	s.sync(ctx, true)
+}
+
+func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
+	switch ev := ev.(type) {
+	case controller.Update:
+		s.sync(ctx, false)
+	case controller.PacketIn:
+		s.packetIn(ctx, ev)
+	case controller.Rejected:
+		s.rejected(ctx, ev)
+	}
+}
+
+// sync brings the switch's DHCP flows (and meter) up to the latest index.
+func (s *switchApp) sync(ctx *controller.Context, force bool) {
+	x := s.a.index.Load()
+	if !force && x.Seq == s.seq {
+		return
+	}
+	s.seq = x.Seq
+	meter := uint32(MeterID)
+	if s.noMeter {
+		meter = 0
+	}
+	want := x.Compile(s.dpid, controller.TableDHCP.ID(), meter)
+	if len(want) > 0 && meter != 0 && !s.meter {
+		if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
+			Bands: []flow.Band{{Rate: Rate, Burst: Burst}}}); err != nil {
+			ctx.Log().Error("cannot set the DHCP meter", "error", err)
+		} else {
+			s.meter = true
+		}
+	}
+	flows := make(map[flow.Key]*flow.Flow, len(want))
+	for _, f := range want {
+		k := f.Key()
+		flows[k] = f
+		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
+			if err := ctx.AddFlow(f); err != nil {
+				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+				delete(flows, k)
+			}
+		} else {
+			flows[k] = old
+		}
+	}
+	for k, f := range s.flows {
+		if _, ok := flows[k]; !ok {
+			ctx.DeleteFlow(f)
+		}
+	}
+	s.flows = flows
+	if len(flows) == 0 && s.meter {
+		ctx.DeleteMeter(MeterID) // after the flows that use it
+		s.meter = false
+	}
+}
+
+// rejected handles a flow or the meter the switch refused. A switch
+// without meters gets the flows unmetered.
+func (s *switchApp) rejected(ctx *controller.Context, ev controller.Rejected) {
+	switch o := ev.Object.(type) {
+	case *flow.Meter:
+		ctx.Log().Warn("switch refused the DHCP meter; DHCP requests go to the controller unmetered", "error", ev.Err)
+		s.noMeter, s.meter = true, false
+		s.sync(ctx, true)
+	case *flow.Flow:
+		if cur, ok := s.flows[o.Key()]; ok && cur == o {
+			delete(s.flows, o.Key()) // retried on the next change
+			ctx.Log().Error("switch refused a DHCP flow", "flow", o, "error", ev.Err)
+		}
+	}
+}
+
+// sameFlow compares a flow the runtime holds (its cookie carries the
+// owner bits AddFlow set) with a newly compiled one.
+func sameFlow(old, f *flow.Flow) bool {
+	g := *f
+	g.Cookie = old.Cookie
+	return old.Equal(&g)
+}
+
+func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
+	if ev.Msg.TableID != controller.TableDHCP.ID() {
+		return
+	}
+	x := s.a.index.Load()
+	out, res := x.Serve(s.buf[:0], &s.req, s.dpid, ev.Msg.InPort, ev.Frame)
+	s.buf = out
+	s.a.requests[res].Inc()
+	switch res {
+	case UnknownMAC, UnknownPort, Malformed, NoLease:
+		ctx.Log().Debug("DHCP request not answered", "result", res.String(), "in_port", ev.Msg.InPort,
+			"src", ev.Frame.Src)
+	case Declined:
+		ctx.Log().Warn("a VM declined its address: something else uses it", "in_port", ev.Msg.InPort,
+			"mac", ev.Frame.Src, "address", s.req.RequestedIP)
+	}
+	if len(out) == 0 {
+		return
+	}
+	if err := ctx.PacketOut(flow.PortController, out, flow.Output(ev.Msg.InPort)); err != nil {
+		ctx.Log().Warn("cannot send a DHCP reply", "error", err)
+	}
+}

@@ -1,0 +1,224 @@
+package dhcp
+
+import (
+	"context"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+)
+
+// lab is a model service with a view fed from it.
+type lab struct {
+	t   testing.TB
+	svc *model.Service
+	v   *view.View
+}
+
+func newLab(t testing.TB) *lab {
+	st, err := store.OpenBolt(t.TempDir(), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := model.New(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &lab{t: t, svc: svc, v: view.New()}
+}
+
+func (l *lab) create(objs ...model.Object) {
+	l.t.Helper()
+	for _, o := range objs {
+		if _, err := l.svc.Create(context.Background(), o); err != nil {
+			l.t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
+		}
+	}
+	l.v.SetModel(l.svc.Snapshot())
+}
+
+func (l *lab) bind(port, host string, ofport uint32) {
+	l.v.Bind(view.Binding{Port: port, Host: host, Interface: "tap-" + port, OFPort: ofport})
+}
+
+func (l *lab) dpid(host string) uint64 {
+	d, ok := l.v.Snapshot().DatapathID(host)
+	if !ok {
+		l.t.Fatalf("no host %s", host)
+	}
+	return d
+}
+
+func (l *lab) subnetID(name string) string {
+	s, ok := l.svc.Snapshot().Subnets.ByName(name)
+	if !ok {
+		l.t.Fatalf("no subnet %s", name)
+	}
+	return s.ID
+}
+
+func meta(name string) model.Meta { return model.Meta{Name: name} }
+
+func no() *bool { f := false; return &f }
+
+// model: two hosts; blue (VXLAN) with a routed DHCP subnet with DNS,
+// host routes and a lease; red (VXLAN) whose subnet has DHCP off; v100
+// (VLAN) with a plain DHCP subnet and a second subnet with DHCP off.
+func newModel(t testing.TB) *lab {
+	l := newLab(t)
+	l.create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
+		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
+		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
+		&model.Network{Meta: meta("red"), Type: "vxlan", VNI: 5002},
+		&model.Network{Meta: meta("v100"), Type: "vlan", VLAN: 100},
+		&model.Subnet{Meta: meta("blue-a"), Network: "blue", CIDR: "10.1.0.0/24", Gateway: "10.1.0.1",
+			DNSServers: []string{"10.1.0.53", "8.8.8.8"}, LeaseSeconds: 3600,
+			HostRoutes: []model.Route{{Destination: "192.168.0.0/16", Nexthop: "10.1.0.254"}}},
+		&model.Subnet{Meta: meta("red-a"), Network: "red", CIDR: "10.1.0.0/24", DHCP: no()},
+		&model.Subnet{Meta: meta("v100-a"), Network: "v100", CIDR: "10.3.0.0/24"},
+		&model.Subnet{Meta: meta("v100-static"), Network: "v100", CIDR: "10.4.0.0/24", DHCP: no()},
+		&model.Network{Meta: meta("green"), Type: "vxlan", VNI: 5003},
+		&model.Subnet{Meta: meta("green-a"), Network: "green", CIDR: "10.2.0.0/24"},
+		&model.Router{Meta: meta("r1"), Subnets: []string{"blue-a", "green-a"}},
+		&model.Port{Meta: meta("b1"), Network: "blue", MAC: "02:00:00:00:01:01", IPs: []string{"10.1.0.11"}},
+		&model.Port{Meta: meta("b2"), Network: "blue", MAC: "02:00:00:00:01:02", IPs: []string{"10.1.0.12"}},
+		&model.Port{Meta: meta("bnoip"), Network: "blue", MAC: "02:00:00:00:01:03", IPs: []string{}},
+		&model.Port{Meta: meta("r1p"), Network: "red", MAC: "02:00:00:00:02:01", IPs: []string{"10.1.0.11"}},
+		&model.Port{Meta: meta("v1"), Network: "v100", MAC: "02:00:00:00:03:01", IPs: []string{"10.3.0.11"}},
+		&model.Port{Meta: meta("vs"), Network: "v100", MAC: "02:00:00:00:03:02", IPs: []string{"10.4.0.12"}},
+		&model.Port{Meta: meta("g1"), Network: "green", MAC: "02:00:00:00:04:01", IPs: []string{"10.2.0.11"}},
+	)
+	return l
+}
+
+const table = 4
+
+func (l *lab) compile(host string) []string {
+	var out []string
+	for _, f := range NewIndex(l.v.Snapshot()).Compile(l.dpid(host), table, MeterID) {
+		out = append(out, f.String())
+	}
+	return out
+}
+
+func TestCompile(t *testing.T) {
+	l := newModel(t)
+	if got := l.compile("hv1"); len(got) != 0 {
+		t.Errorf("nothing bound: %q", got)
+	}
+	l.bind("b1", "hv1", 5)
+	l.bind("r1p", "hv1", 6)
+	l.bind("v1", "hv1", 7)
+	l.bind("b2", "hv2", 5)
+	want := []string{
+		// blue (VNI 5001) and v100 (VLAN key 1<<24|100); not red, whose subnet has DHCP off.
+		"table=4,priority=100,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535",
+		"table=4,priority=100,metadata=0x1000064,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535",
+	}
+	slices.Sort(want)
+	got := l.compile("hv1")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("hv1:\n%q\nwant\n%q", got, want)
+	}
+	if got := l.compile("hv2"); len(got) != 1 || got[0] != want[1] {
+		t.Errorf("hv2 (blue only): %q", got)
+	}
+	if got := NewIndex(l.v.Snapshot()).Compile(0x99, table, 0); len(got) != 0 {
+		t.Errorf("a switch that is no host's: %q", got)
+	}
+	if got := NewIndex(l.v.Snapshot()).Compile(l.dpid("hv2"), table, 0); got[0].String() !=
+		"table=4,priority=100,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=CONTROLLER:65535" {
+		t.Errorf("without meter: %v", got[0])
+	}
+}
+
+func TestIndexChanged(t *testing.T) {
+	l := newModel(t)
+	l.bind("b1", "hv1", 5)
+	old := NewIndex(l.v.Snapshot())
+	l.bind("b2", "hv1", 8) // blue again: same networks on hv1
+	x := NewIndex(l.v.Snapshot())
+	if c := x.Changed(old); len(c) != 0 {
+		t.Errorf("a second port of a served network: changed %x", c)
+	}
+	if p, ok := x.Port(l.dpid("hv1"), 8); !ok || p.Name != "b2" || p.IP != netip.MustParseAddr("10.1.0.12") {
+		t.Errorf("port 8: %+v", p)
+	}
+	l.bind("v1", "hv2", 3)
+	y := NewIndex(l.v.Snapshot())
+	if c := y.Changed(x); !reflect.DeepEqual(c, []uint64{l.dpid("hv2")}) {
+		t.Errorf("v100 on hv2: changed %x, want hv2 %x", c, l.dpid("hv2"))
+	}
+	l.v.Unbind("v1", "hv2", "tap-v1")
+	if c := NewIndex(l.v.Snapshot()).Changed(y); !reflect.DeepEqual(c, []uint64{l.dpid("hv2")}) {
+		t.Errorf("hv2's last port gone: changed %x", c)
+	}
+}
+
+func TestSubnetOptions(t *testing.T) {
+	l := newModel(t)
+	for i, p := range []string{"b1", "bnoip", "v1", "vs", "r1p", "g1"} {
+		l.bind(p, "hv1", uint32(5+i))
+	}
+	x := NewIndex(l.v.Snapshot())
+	port := func(ofport uint32) *Port {
+		p, _ := x.Port(l.dpid("hv1"), ofport)
+		return p
+	}
+	ip := netip.MustParseAddr
+	blue := &Subnet{ID: l.subnetID("blue-a"), Prefix: netip.MustParsePrefix("10.1.0.0/24"), ServerIP: ip("10.1.0.1"),
+		ServerMAC: view.GatewayMAC(l.subnetID("blue-a")), Mask: ip("255.255.255.0"), Router: ip("10.1.0.1"),
+		DNS: []netip.Addr{ip("10.1.0.53"), ip("8.8.8.8")}, Lease: 3600, MTU: MTUVXLAN,
+		Routes: []packet.DHCPRoute{{Dst: netip.MustParsePrefix("192.168.0.0/16"), Gateway: ip("10.1.0.254")},
+			{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: ip("10.1.0.1")}}}
+	if b1 := port(5); b1 == nil || b1.Name != "b1" || b1.MAC != (packet.MAC{2, 0, 0, 0, 1, 1}) || b1.IP != ip("10.1.0.11") ||
+		!reflect.DeepEqual(b1.Subnet, blue) {
+		t.Errorf("b1: %+v\n%+v\nwant\n%+v", b1, b1.Subnet, blue)
+	}
+	// Without an address, the port's NAKs come from its network's subnet.
+	if p := port(6); p == nil || p.IP.IsValid() || p.Subnet.ID != blue.ID {
+		t.Errorf("bnoip: %+v", p)
+	}
+	// A VLAN network, not routed, no host routes: MTU 1500, no router,
+	// no option 121, the default lease.
+	v100 := &Subnet{ID: l.subnetID("v100-a"), Prefix: netip.MustParsePrefix("10.3.0.0/24"), ServerIP: ip("10.3.0.1"),
+		ServerMAC: view.GatewayMAC(l.subnetID("v100-a")), Mask: ip("255.255.255.0"), Lease: DefaultLease, MTU: MTU}
+	if p := port(7); p == nil || p.IP != ip("10.3.0.11") || !reflect.DeepEqual(p.Subnet, v100) {
+		t.Errorf("v1: %+v\n%+v\nwant\n%+v", p, p.Subnet, v100)
+	}
+	// vs's address is in v100's subnet with DHCP off: no lease.
+	if p := port(8); p == nil || p.IP.IsValid() || p.Subnet.ID != v100.ID {
+		t.Errorf("vs: %+v", p)
+	}
+	// red's only subnet has DHCP off: red is not served at all.
+	if p := port(9); p != nil {
+		t.Errorf("red's port is served: %+v", p)
+	}
+	// g1: routed, no host routes: option 3, no option 121.
+	if g := port(10); g == nil || g.Subnet.Router != ip("10.2.0.1") || g.Subnet.Routes != nil {
+		t.Errorf("g1: %+v", g)
+	}
+}
+
+func TestDefaultRouteNotDoubled(t *testing.T) {
+	l := newLab(t)
+	l.create(
+		&model.Network{Meta: meta("n"), Type: "flat"},
+		&model.Subnet{Meta: meta("s"), Network: "n", CIDR: "10.5.0.0/24",
+			HostRoutes: []model.Route{{Destination: "0.0.0.0/0", Nexthop: "10.5.0.254"}}},
+		&model.Router{Meta: meta("r"), Subnets: []string{"s"}},
+	)
+	sn, _ := l.svc.Snapshot().Subnets.ByName("s")
+	sub, ok := newSubnet(l.svc.Snapshot(), sn, true)
+	if !ok || len(sub.Routes) != 1 || sub.Routes[0].Gateway != netip.MustParseAddr("10.5.0.254") || sub.MTU != MTU {
+		t.Errorf("%+v", sub)
+	}
+}
