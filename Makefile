@@ -6,7 +6,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
 # Debian packages the demo and the tests use.
-DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool
+DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool udhcpc
 
 .PHONY: all build demo demo-check deps vet test test-unit fuzz bench bench-peers clean
 
@@ -26,7 +26,7 @@ demo-check: build
 
 # Install what the lab needs when it is missing (root).
 deps:
-	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool; do \
+	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool udhcpc:udhcpc; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
