@@ -36,7 +36,10 @@ func (s *FlowSet) Sync(ctx *Context, flows []*flow.Flow, groups []*flow.Group) (
 			changed++
 			if err := ctx.AddFlow(f); err != nil {
 				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+				delete(nf, k) // tried again on the next Sync
 			}
+		} else {
+			nf[k] = old
 		}
 	}
 	for k, f := range s.flows {
@@ -53,6 +56,16 @@ func (s *FlowSet) Sync(ctx *Context, flows []*flow.Flow, groups []*flow.Group) (
 	}
 	s.flows, s.groups = nf, ng
 	return changed, deleted
+}
+
+// Forget drops f from the set if it is the flow the set holds under f's
+// key (the switch refused it, say): the next Sync adds it again.
+func (s *FlowSet) Forget(f *flow.Flow) bool {
+	if cur, ok := s.flows[f.Key()]; ok && cur == f {
+		delete(s.flows, f.Key())
+		return true
+	}
+	return false
 }
 
 // Len is the number of flows in the set.

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"errors"
+
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,4 +48,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds)
 	}
 	return m
+}
+
+// RegisterCollector registers an app's collector with reg (nil: none),
+// or returns the one already registered under the same description (two
+// controllers in one process, as in tests, share it).
+func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return c, err
+		}
+		existing, ok := are.ExistingCollector.(C)
+		if !ok {
+			return c, err
+		}
+		return existing, nil
+	}
+	return c, nil
 }

@@ -55,7 +55,6 @@ type app struct {
 	env      controller.Env
 	view     *view.View
 	index    atomic.Pointer[Index]
-	wake     chan struct{}
 	requests [numResults]prometheus.Counter
 }
 
@@ -63,59 +62,40 @@ func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("the DHCP server needs the model view (controller.Config.View)")
 	}
-	a := &app{env: env, view: env.View, wake: make(chan struct{}, 1)}
+	a := &app{env: env, view: env.View}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loom_dhcp_requests_total",
 		Help: "DHCP requests by what the server made of them."}, []string{"result"})
-	if env.Metrics != nil {
-		if err := env.Metrics.Register(vec); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			vec = are.ExistingCollector.(*prometheus.CounterVec)
-		}
+	vec, err := controller.RegisterCollector(env.Metrics, vec)
+	if err != nil {
+		return nil, err
 	}
 	for r := range numResults {
 		a.requests[r] = vec.WithLabelValues(r.String())
 	}
 	a.index.Store(NewIndex(env.View.Snapshot()))
-	env.View.Watch(func() {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
-	})
-	go a.follow()
+	env.View.Follow(env.Context, a.digest)
 	return a, nil
 }
 
-// follow digests every new view snapshot once, for all switches, and
-// wakes the switches whose flows change; a burst of view changes costs
-// one index. Packet-ins always read the latest index.
-func (a *app) follow() {
-	done := a.env.Context.Done()
-	for {
-		select {
-		case <-done:
-			return
-		case <-a.wake:
-		}
-		snap, old := a.view.Snapshot(), a.index.Load()
-		if snap.Seq == old.Seq {
-			continue
-		}
-		x := NewIndex(snap)
-		a.index.Store(x)
-		for _, dpid := range x.Changed(old) {
-			a.env.Refresh(dpid)
-		}
+// digest indexes a new view snapshot once, for all switches, and wakes
+// the switches whose flows change. Packet-ins always read the latest
+// index.
+func (a *app) digest(snap *view.Snapshot) {
+	old := a.index.Load()
+	if snap.Seq == old.Seq {
+		return
+	}
+	x := NewIndex(snap)
+	a.index.Store(x)
+	for _, dpid := range x.Changed(old) {
+		a.env.Refresh(dpid)
 	}
 }
 
 func (a *app) Name() string { return Name }
 
 func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, flows: map[flow.Key]*flow.Flow{}}
+	return &switchApp{a: a, dpid: sw.DatapathID}
 }
 
 // switchApp is the server on one switch.
@@ -123,7 +103,7 @@ type switchApp struct {
 	a       *app
 	dpid    uint64
 	seq     uint64 // Index.Seq last compiled
-	flows   map[flow.Key]*flow.Flow
+	set     controller.FlowSet
 	meter   bool // the meter is part of the desired state
 	noMeter bool // the switch refused it: flows go unmetered
 	req     packet.DHCP
@@ -167,26 +147,8 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 			s.meter = true
 		}
 	}
-	flows := make(map[flow.Key]*flow.Flow, len(want))
-	for _, f := range want {
-		k := f.Key()
-		flows[k] = f
-		if old, ok := s.flows[k]; !ok || !sameFlow(old, f) {
-			if err := ctx.AddFlow(f); err != nil {
-				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
-				delete(flows, k)
-			}
-		} else {
-			flows[k] = old
-		}
-	}
-	for k, f := range s.flows {
-		if _, ok := flows[k]; !ok {
-			ctx.DeleteFlow(f)
-		}
-	}
-	s.flows = flows
-	if len(flows) == 0 && s.meter {
+	s.set.Sync(ctx, want, nil)
+	if s.set.Len() == 0 && s.meter {
 		ctx.DeleteMeter(MeterID) // after the flows that use it
 		s.meter = false
 	}
@@ -201,19 +163,10 @@ func (s *switchApp) rejected(ctx *controller.Context, ev controller.Rejected) {
 		s.noMeter, s.meter = true, false
 		s.sync(ctx, true)
 	case *flow.Flow:
-		if cur, ok := s.flows[o.Key()]; ok && cur == o {
-			delete(s.flows, o.Key()) // retried on the next change
+		if s.set.Forget(o) { // retried on the next change
 			ctx.Log().Error("switch refused a DHCP flow", "flow", o, "error", ev.Err)
 		}
 	}
-}
-
-// sameFlow compares a flow the runtime holds (its cookie carries the
-// owner bits AddFlow set) with a newly compiled one.
-func sameFlow(old, f *flow.Flow) bool {
-	g := *f
-	g.Cookie = old.Cookie
-	return old.Equal(&g)
 }
 
 func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {

@@ -50,7 +50,6 @@ type app struct {
 	view    *view.View
 	compile prometheus.Histogram
 	index   atomic.Pointer[Index] // the latest view snapshot, digested
-	wake    chan struct{}
 }
 
 func newApp(env controller.Env) (controller.App, error) {
@@ -60,54 +59,33 @@ func newApp(env controller.Env) (controller.App, error) {
 	a := &app{env: env, view: env.View,
 		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_overlay_compile_seconds",
 			Help: "Time to compute one switch's overlay flows and groups.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})}
-	if env.Metrics != nil {
-		if err := env.Metrics.Register(a.compile); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			a.compile = are.ExistingCollector.(prometheus.Histogram)
-		}
+	var err error
+	if a.compile, err = controller.RegisterCollector(env.Metrics, a.compile); err != nil {
+		return nil, err
 	}
-	a.wake = make(chan struct{}, 1)
 	a.index.Store(NewIndex(env.View.Snapshot(), nil))
-	env.View.Watch(func() {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
-	})
-	go a.follow()
+	env.View.Follow(env.Context, a.digest)
 	return a, nil
 }
 
-// follow digests every new view snapshot once, for all switches, and
-// wakes only the switches whose state it may change. A burst of view
-// changes costs one index, not one per change.
-func (a *app) follow() {
-	done := a.env.Context.Done()
-	for {
-		select {
-		case <-done:
-			return
-		case <-a.wake:
-		}
-		snap, old := a.view.Snapshot(), a.index.Load()
-		if snap.Seq == old.Seq {
-			continue
-		}
-		x := NewIndex(snap, old)
-		a.index.Store(x)
-		all, hosts := x.Affected(old)
-		x.base, x.affected = nil, nil // only this goroutine reads them; no chain of old indexes
-		if all {
-			a.env.Refresh(controller.AllSwitches)
-			continue
-		}
-		for h := range hosts {
-			if dpid, ok := snap.DatapathID(h); ok {
-				a.env.Refresh(dpid)
-			}
+// digest indexes a new view snapshot once, for all switches, and wakes
+// only the switches whose state it may change.
+func (a *app) digest(snap *view.Snapshot) {
+	old := a.index.Load()
+	if snap.Seq == old.Seq {
+		return
+	}
+	x := NewIndex(snap, old)
+	a.index.Store(x)
+	all, hosts := x.Affected(old)
+	x.base, x.affected = nil, nil // no chain of old indexes
+	if all {
+		a.env.Refresh(controller.AllSwitches)
+		return
+	}
+	for h := range hosts {
+		if dpid, ok := snap.DatapathID(h); ok {
+			a.env.Refresh(dpid)
 		}
 	}
 }

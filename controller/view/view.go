@@ -12,6 +12,7 @@ package view
 
 import (
 	"cmp"
+	"context"
 	"hash/fnv"
 	"slices"
 	"sync"
@@ -273,4 +274,28 @@ func (s *Snapshot) PortsOf(host, iface string) []string {
 		}
 	}
 	return out
+}
+
+// Follow calls fn with the newest snapshot after changes, from one
+// goroutine of its own, until ctx ends: changes that come while fn runs
+// make one more call, not one each. An app that digests the view once for
+// all switches (an index) does it here.
+func (v *View) Follow(ctx context.Context, fn func(*Snapshot)) {
+	wake := make(chan struct{}, 1)
+	v.Watch(func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				fn(v.Snapshot())
+			}
+		}
+	}()
 }
