@@ -1,59 +1,40 @@
 package dhcp
 
 import (
-	"context"
 	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 )
 
-// lab is a model service with a view fed from it.
+// lab is a model with a view of it (controller/view/viewtest).
 type lab struct {
+	*viewtest.Lab
 	t   testing.TB
 	svc *model.Service
 	v   *view.View
 }
 
 func newLab(t testing.TB) *lab {
-	st, err := store.OpenBolt(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := model.New(context.Background(), st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{t: t, svc: svc, v: view.New()}
+	x := viewtest.New(t)
+	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
 }
 
 func (l *lab) create(objs ...model.Object) {
 	l.t.Helper()
-	for _, o := range objs {
-		if _, err := l.svc.Create(context.Background(), o); err != nil {
-			l.t.Fatalf("create %s %s: %v", o.Kind(), o.Base().Name, err)
-		}
-	}
-	l.v.SetModel(l.svc.Snapshot())
+	l.Create(objs...)
 }
 
 func (l *lab) bind(port, host string, ofport uint32) {
 	l.v.Bind(view.Binding{Port: port, Host: host, Interface: "tap-" + port, OFPort: ofport})
 }
 
-func (l *lab) dpid(host string) uint64 {
-	d, ok := l.v.Snapshot().DatapathID(host)
-	if !ok {
-		l.t.Fatalf("no host %s", host)
-	}
-	return d
-}
+func (l *lab) dpid(host string) uint64 { return l.DPID(host) }
 
 func (l *lab) subnetID(name string) string {
 	s, ok := l.svc.Snapshot().Subnets.ByName(name)
@@ -63,7 +44,7 @@ func (l *lab) subnetID(name string) string {
 	return s.ID
 }
 
-func meta(name string) model.Meta { return model.Meta{Name: name} }
+var meta = viewtest.Meta
 
 func no() *bool { f := false; return &f }
 

@@ -124,11 +124,12 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	}
 }
 
-// switchPorts finds the tunnel and uplink ports by name.
-func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
+// FindSwitchPorts finds the tunnel and the host's uplink among the
+// switch's ports, by name.
+func FindSwitchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
 	var sp SwitchPorts
 	uplink := ""
-	if h, ok := snap.HostByDatapath(s.dpid); ok {
+	if h, ok := snap.HostByDatapath(ctx.DatapathID()); ok {
 		uplink = h.Uplink
 	}
 	ctx.Ports(func(p wire.Port) {
@@ -145,7 +146,7 @@ func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) Sw
 // sync brings the switch's overlay state up to the current view.
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	x := s.a.index.Load()
-	sp := s.switchPorts(ctx, x.snap)
+	sp := FindSwitchPorts(ctx, x.snap)
 	if !force && x.Seq == s.seq && sp == s.ports {
 		return
 	}

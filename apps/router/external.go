@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -130,11 +131,8 @@ func externalOf(r *Router, m *model.Snapshot) *external {
 // vlanPresent is OpenFlow's OFPVID_PRESENT bit of vlan_vid.
 const vlanPresent = 0x1000
 
-// SwitchPorts are the switch's own ports the router uses; 0 when absent.
-type SwitchPorts struct {
-	Tunnel uint32
-	Uplink uint32
-}
+// SwitchPorts are the switch's tunnel and uplink ports; 0 when absent.
+type SwitchPorts = overlay.SwitchPorts
 
 // NextHop is the outside next hop for dst: dst itself when it is on an
 // external subnet, else the external gateway.

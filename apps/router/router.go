@@ -118,27 +118,9 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	}
 }
 
-// switchPorts finds the tunnel and the host's uplink by name.
-func (s *switchApp) switchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
-	var sp SwitchPorts
-	uplink := ""
-	if h, ok := snap.HostByDatapath(s.dpid); ok {
-		uplink = h.Uplink
-	}
-	ctx.Ports(func(p wire.Port) {
-		switch {
-		case p.Name == overlay.TunnelPort:
-			sp.Tunnel = p.PortNo
-		case uplink != "" && p.Name == uplink:
-			sp.Uplink = p.PortNo
-		}
-	})
-	return sp
-}
-
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	snap := s.a.view.Snapshot()
-	sp := s.switchPorts(ctx, snap)
+	sp := overlay.FindSwitchPorts(ctx, snap)
 	if !force && snap.Seq == s.seq && sp == s.ports {
 		return
 	}
