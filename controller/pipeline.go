@@ -88,6 +88,12 @@ var (
 	// it, or out of the uplink; the rest is replicated by the network's
 	// flood group.
 	TableOverlayForward = declareTable("overlay-forward", "overlay", MissDrop)
+	// Tables that see a packet on its way to a local VM port (the port's
+	// number is in reg7) go here, between overlay-forward and
+	// overlay-deliver: the to-VM firewall, the port's policies.
+	//
+	// TableOverlayDeliver outputs a packet to the VM port in reg7.
+	TableOverlayDeliver = declareTable("overlay-deliver", "overlay", MissDrop)
 
 	// TableL2Learning admits frames whose (in_port, eth_src) is known and
 	// sends the others to the controller to be learned.

@@ -12,8 +12,15 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 )
 
-// Tables are the table ids the compiled flows use.
-type Tables struct{ Classify, ARP, Forward uint8 }
+// Tables are the table ids the compiled flows use: the overlay's, and
+// where packets go on after classification (the next table, ARP unless
+// another app's table sits in between) and after forwarding to a local
+// port (Deliver unless another app's table sits in between).
+type Tables struct{ Classify, AfterClassify, ARP, Forward, AfterForward, Deliver uint8 }
+
+// RegOutPort carries the local VM port a packet is for, from
+// overlay-forward to overlay-deliver.
+const RegOutPort = flow.Reg7
 
 // SwitchPorts are the switch's own ports the overlay uses; 0 when absent.
 type SwitchPorts struct {
@@ -565,7 +572,7 @@ func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, 
 	remote := local | remoteBit
 	meta := func(f *flow.Flow, v uint64) *flow.Flow {
 		f.WriteMetadata, f.Metadata, f.MetadataMask = true, v, metaMask
-		return f.Goto(t.ARP)
+		return f.Goto(t.AfterClassify)
 	}
 	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
 
@@ -608,9 +615,11 @@ func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, 
 	// Forwarding by destination MAC.
 	var localBuckets []flow.Bucket
 	for _, p := range n.local {
+		toPort := flow.SetField(RegOutPort, uint64(p.ofport))
 		add(flow.New(t.Forward, prioPort, flow.Match{}.SetMasked(flow.Metadata, local, keyMask).EthDst(p.mac)).
-			Act(flow.Output(p.ofport)))
-		localBuckets = append(localBuckets, flow.NewBucket(flow.Output(p.ofport)))
+			Act(toPort).Goto(t.AfterForward))
+		localBuckets = append(localBuckets, flow.NewBucket(toPort, flow.Resubmit(t.AfterForward)))
+		add(flow.New(t.Deliver, prioPort, flow.Match{}.Set(RegOutPort, uint64(p.ofport))).Act(flow.Output(p.ofport)))
 	}
 	if toRemote != nil {
 		for h, ports := range n.remote {

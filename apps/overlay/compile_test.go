@@ -39,7 +39,7 @@ func (l *lab) dpid(host string) uint64 {
 	return d
 }
 
-var tables = Tables{Classify: 1, ARP: 2, Forward: 3}
+var tables = Tables{Classify: 1, AfterClassify: 2, ARP: 2, Forward: 3, AfterForward: 4, Deliver: 4}
 
 func (l *lab) compile(host string, sp SwitchPorts) []string {
 	st := Compile(l.v.Snapshot(), l.dpid(host), tables, sp)
@@ -84,8 +84,8 @@ func TestCompileVXLAN(t *testing.T) {
 	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
 	l.v.Bind(view.Binding{Port: "r2", Host: "hv2", Interface: "tap-r2", OFPort: 8})
 	want := []string{
-		"group_id=10002,type=all,bucket=actions=output:5,bucket=actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
-		"group_id=10003,type=all,bucket=actions=output:5",
+		"group_id=10002,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4),bucket=actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
+		"group_id=10003,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4)",
 		"table=1,priority=100,in_port=5 actions=write_metadata:0x1389/0x1ffffffff,goto_table:2",
 		"table=1,priority=100,in_port=1000,tun_id=0x1389 actions=write_metadata:0x100001389/0x1ffffffff,goto_table:2",
 		"table=2,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.11 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:01->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.11->arp_spa,IN_PORT",
@@ -94,7 +94,8 @@ func TestCompileVXLAN(t *testing.T) {
 		"table=3,priority=10,metadata=0x100001389 actions=group:10003",
 		"table=3,priority=10,metadata=0x1389 actions=group:10002",
 		"table=3,priority=100,metadata=0x1389,dl_dst=02:00:00:00:01:02 actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
-		"table=3,priority=100,metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=output:5",
+		"table=3,priority=100,metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=set_field:0x5->reg7,goto_table:4",
+		"table=4,priority=100,reg7=0x5 actions=output:5",
 	}
 	got := l.compile("hv1", sp)
 	slices.Sort(want)
@@ -110,7 +111,7 @@ func TestCompileVXLAN(t *testing.T) {
 	hv2 := strings.Join(l.compile("hv2", sp), "\n")
 	for _, s := range []string{"in_port=1000,tun_id=0x138a", "in_port=1000,tun_id=0x1389",
 		"metadata=0x1389,dl_dst=02:00:00:00:01:01 actions=set_field:0x1389->tun_id,set_field:10.200.0.1->tun_dst,output:1000",
-		"group_id=10004,type=all,bucket=actions=output:8\n"} {
+		"group_id=10004,type=all,bucket=actions=set_field:0x8->reg7,resubmit(,4)\n"} {
 		if !strings.Contains(hv2+"\n", s) {
 			t.Errorf("hv2 lacks %q:\n%s", s, hv2)
 		}
@@ -123,7 +124,7 @@ func TestCompileVXLAN(t *testing.T) {
 		t.Errorf("after b1 moved to hv2, hv1 (no port left) still has:\n%s", hv1)
 	}
 	hv2 = strings.Join(l.compile("hv2", sp), "\n")
-	if !strings.Contains(hv2, "metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=output:9") {
+	if !strings.Contains(hv2, "metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=set_field:0x9->reg7") {
 		t.Errorf("hv2 does not deliver b1 locally:\n%s", hv2)
 	}
 	if strings.Contains(hv2, "10.200.0.1->tun_dst") {
@@ -131,7 +132,7 @@ func TestCompileVXLAN(t *testing.T) {
 	}
 	// The new interface goes away again: back to hv1.
 	l.v.Unbind("b1", "hv2", "tap-b1")
-	if hv1 := strings.Join(l.compile("hv1", sp), "\n"); !strings.Contains(hv1, "actions=output:5") {
+	if hv1 := strings.Join(l.compile("hv1", sp), "\n"); !strings.Contains(hv1, "reg7=0x5 actions=output:5") {
 		t.Errorf("b1 back on hv1 not delivered there:\n%s", hv1)
 	}
 }
@@ -152,11 +153,11 @@ func TestCompileVLANAndFlat(t *testing.T) {
 	l.v.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
 	got := strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, s := range []string{
-		"group_id=33554632,type=all,bucket=actions=output:3,bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
+		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
 		"table=1,priority=100,in_port=2,vlan_vid=0x1064 actions=pop_vlan,write_metadata:0x101000064/0x1ffffffff,goto_table:2\n",
 		"table=3,priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
 		"table=1,priority=100,in_port=2,vlan_vid=0x0 actions=write_metadata:0x102000001/0x1ffffffff,goto_table:2\n",
-		"group_id=67108866,type=all,bucket=actions=output:4,bucket=actions=output:2\n",
+		"group_id=67108866,type=all,bucket=actions=set_field:0x4->reg7,resubmit(,4),bucket=actions=output:2\n",
 	} {
 		if !strings.Contains(got, s) {
 			t.Errorf("hv1 lacks %q", s)

@@ -124,6 +124,15 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	}
 }
 
+// PipelineTables are the overlay's tables as the runtime realized them.
+func PipelineTables() Tables {
+	afterClassify, _ := controller.TableOverlayClassify.Next()
+	afterForward, _ := controller.TableOverlayForward.Next()
+	return Tables{Classify: controller.TableOverlayClassify.ID(), AfterClassify: afterClassify.ID(),
+		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID(),
+		AfterForward: afterForward.ID(), Deliver: controller.TableOverlayDeliver.ID()}
+}
+
 // FindSwitchPorts finds the tunnel and the host's uplink among the
 // switch's ports, by name.
 func FindSwitchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
@@ -152,8 +161,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	s.seq, s.ports = x.Seq, sp
 	start := time.Now()
-	st := x.Compile(s.dpid, Tables{Classify: controller.TableOverlayClassify.ID(),
-		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID()}, sp)
+	st := x.Compile(s.dpid, PipelineTables(), sp)
 	s.a.compile.Observe(time.Since(start).Seconds())
 
 	s.set.Sync(ctx, st.Flows, st.Groups)

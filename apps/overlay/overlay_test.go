@@ -80,8 +80,8 @@ func histogramCount(m *dto.Metric) uint64 { return m.GetHistogram().GetSampleCou
 func TestOverlayFollowsTheView(t *testing.T) {
 	l := twoTenants(t)
 	f := newFabric(t, l, "hv1", "hv2")
-	if n := f.sws["hv1"].NumFlows(); n != 3 {
-		t.Errorf("hv1 with no bound port: %d flows, want the 3 table misses", n)
+	if n := f.sws["hv1"].NumFlows(); n != 4 {
+		t.Errorf("hv1 with no bound port: %d flows, want the 4 table misses", n)
 	}
 	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
 	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
@@ -94,7 +94,7 @@ func TestOverlayFollowsTheView(t *testing.T) {
 
 	// b1 moves to hv2: hv1 loses blue entirely, hv2 delivers locally.
 	l.v.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
-	f.has("hv2", true, "dl_dst=02:00:00:00:01:01 actions=output:9")
+	f.has("hv2", true, "dl_dst=02:00:00:00:01:01 actions=set_field:0x9->reg7")
 	f.has("hv2", false, "10.200.0.1->tun_dst")
 	f.has("hv1", false, "0x1389")
 	if n := f.sws["hv1"].NumGroups(); n != 0 {
@@ -124,8 +124,8 @@ func TestOverlayUnknownSwitchGetsNothing(t *testing.T) {
 	f.env.Ready(0x99)
 	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
 	f.has("hv1", true, "in_port=5 ")
-	if n := other.NumFlows(); n != 3 {
-		t.Errorf("a switch that is no host's bridge: %d flows, want the 3 table misses", n)
+	if n := other.NumFlows(); n != 4 {
+		t.Errorf("a switch that is no host's bridge: %d flows, want the 4 table misses", n)
 	}
 }
 
@@ -196,13 +196,13 @@ func TestFlowsPerHost(t *testing.T) {
 		st := Compile(l.v.Snapshot(), l.dpid("hv0"), tables, SwitchPorts{Tunnel: 1000})
 		t.Logf("%8d %8d %6d %10d %7d", c.nets, c.perNet, c.hosts, len(st.Flows), len(st.Groups))
 		// Per network with a local port: local ports x (classify, guard,
-		// forward) + a tunnel classifier + one ARP reply per address +
-		// one forward per remote port + 2 floods.
+		// forward, deliver) + a tunnel classifier + one ARP reply per
+		// address + one forward per remote port + 2 floods.
 		local := c.perNet / c.hosts
 		if local == 0 {
 			continue
 		}
-		if want := c.nets * (3*local + 1 + c.perNet + (c.perNet - local) + 2); len(st.Flows) != want {
+		if want := c.nets * (4*local + 1 + c.perNet + (c.perNet - local) + 2); len(st.Flows) != want {
 			t.Errorf("%d flows, want %d", len(st.Flows), want)
 		}
 	}

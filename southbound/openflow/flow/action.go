@@ -97,6 +97,9 @@ func (a Action) String() string {
 	if s := ctString(a.Raw); s != "" {
 		return s
 	}
+	if s := resubmitString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
@@ -310,4 +313,33 @@ func ARPResponder(mac MAC, ip uint64) []Action {
 		Move(ARPSpa, ARPTpa), SetField(ARPSpa, ip),
 		Output(PortInPort),
 	}
+}
+
+// Nicira NXAST_RESUBMIT_TABLE.
+const (
+	nxastResubmitTable = 14
+	resubmitLen        = 16
+	nxInPort           = 0xfff8 // OFPP_IN_PORT in the 16-bit numbering NX actions use
+)
+
+// Resubmit runs the packet through table t and comes back (ovs-ofctl
+// "resubmit(,T)"): what a group bucket uses to hand each copy to a table.
+func Resubmit(t uint8) Action {
+	b := make([]byte, resubmitLen)
+	binary.BigEndian.PutUint16(b[0:], 0xffff)
+	binary.BigEndian.PutUint16(b[2:], resubmitLen)
+	binary.BigEndian.PutUint32(b[4:], nxVendor)
+	binary.BigEndian.PutUint16(b[8:], nxastResubmitTable)
+	binary.BigEndian.PutUint16(b[10:], nxInPort)
+	b[12] = t
+	return Action{Kind: ActRaw, Raw: string(b)}
+}
+
+func resubmitString(raw string) string {
+	b := []byte(raw)
+	if len(b) != resubmitLen || binary.BigEndian.Uint16(b) != 0xffff || binary.BigEndian.Uint32(b[4:]) != nxVendor ||
+		binary.BigEndian.Uint16(b[8:]) != nxastResubmitTable || binary.BigEndian.Uint16(b[10:]) != nxInPort {
+		return ""
+	}
+	return "resubmit(," + strconv.Itoa(int(b[12])) + ")"
 }
