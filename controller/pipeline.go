@@ -12,6 +12,8 @@ var (
 	_ = declareOwner("overlay", 0x0003)
 	_ = declareOwner("router", 0x0004)
 	_ = declareOwner("dhcp", 0x0005)
+	_ = declareOwner("portpolicy", 0x0006)
+	_ = declareOwner("firewall", 0x0007)
 )
 
 // Rules for adding a table:
@@ -46,6 +48,19 @@ var (
 	// VXLAN tunnel by VNI or the uplink by VLAN tag. It writes the
 	// network in metadata, with a bit telling packets from remote hosts.
 	TableOverlayClassify = declareTable("overlay-classify", "overlay", MissDrop)
+
+	// On the way from a VM (metadata: its network, no remote bit).
+	//
+	// TablePortSecurity lets a VM port send only from its own MAC and
+	// addresses, with its port group's marking and rate limit, and drops
+	// what its port group isolates (apps/portpolicy). Packets from other
+	// hosts pass.
+	TablePortSecurity = declareTable("port-security", "portpolicy", MissNext)
+	// TableFirewallEgress and TableFirewallEgressRules are the stateful
+	// firewall of packets leaving a VM: conntrack, then the rules of its
+	// security groups for new connections (apps/firewall).
+	TableFirewallEgress      = declareTable("fw-egress", "firewall", MissNext)
+	TableFirewallEgressRules = declareTable("fw-egress-rules", "firewall", MissNext)
 	// TableOverlayARP answers ARP requests for the network's known IP
 	// addresses on the local switch (ARP suppression).
 	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
@@ -92,6 +107,14 @@ var (
 	// number is in reg7) go here, between overlay-forward and
 	// overlay-deliver: the to-VM firewall, the port's policies.
 	//
+	// TableFirewallIngress and TableFirewallIngressRules are the
+	// stateful firewall of packets going to the VM port in reg7.
+	TableFirewallIngress      = declareTable("fw-ingress", "firewall", MissNext)
+	TableFirewallIngressRules = declareTable("fw-ingress-rules", "firewall", MissNext)
+	// TablePortOut applies the VM port's policies to what it receives:
+	// its port group's rate limit (apps/portpolicy).
+	TablePortOut = declareTable("port-out", "portpolicy", MissNext)
+
 	// TableOverlayDeliver outputs a packet to the VM port in reg7.
 	TableOverlayDeliver = declareTable("overlay-deliver", "overlay", MissDrop)
 
