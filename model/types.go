@@ -83,12 +83,12 @@ type Port struct {
 // PortGroup is a set of port policies.
 type PortGroup struct {
 	Meta
-	BandwidthKbps int  `json:"bandwidth_kbps,omitempty" doc:"rate limit, 1-100000000"`
-	BurstKB       int  `json:"burst_kb,omitempty" doc:"burst size, 1-100000000; needs bandwidth_kbps"`
-	Priority      *int `json:"priority,omitempty" doc:"802.1p priority 0-7"`
-	VLAN          int  `json:"vlan,omitempty" doc:"1-4094"`
-	DHCPIsolation bool `json:"dhcp_isolation,omitempty"`
-	IPMACBinding  bool `json:"ip_mac_binding,omitempty"`
+	BandwidthKbps int   `json:"bandwidth_kbps,omitempty" doc:"rate limit of each port of the group, in each direction (to and from the VM), 1-100000000"`
+	BurstKB       int   `json:"burst_kb,omitempty" doc:"burst size, 1-100000000; needs bandwidth_kbps (default: a tenth of a second of bandwidth_kbps)"`
+	Priority      *int  `json:"priority,omitempty" doc:"0-7: IP traffic from the group's ports is marked DSCP class selector CS<priority>"`
+	VLAN          int   `json:"vlan,omitempty" doc:"1-4094"`
+	DHCPIsolation bool  `json:"dhcp_isolation,omitempty" doc:"drop DHCP server replies (UDP source port 67) the group's ports send"`
+	IPMACBinding  *bool `json:"ip_mac_binding,omitempty" doc:"port security: a port sends only from its MAC and model addresses (default true; ports in no group always have it)"`
 }
 
 // Router connects subnets.

@@ -17,7 +17,7 @@
 //     controller in the same transaction: OVS flushes a bridge's flows when
 //     its controller set goes from empty to non-empty;
 //   - with HostConfig.VTEPIP, port vxlan0 (TunnelPortName) is a flow-based
-//     VXLAN port: options remote_ip=flow, key=flow, local_ip=VTEPIP, and
+//     VXLAN port: options remote_ip=flow, key=flow, local_ip=VTEPIP, tos=inherit (the inner packet's DSCP marks the outer one), and
 //     ofport_request=HostConfig.TunnelPort (default 1000);
 //   - with HostConfig.Uplink, that interface is a port of the bridge.
 //

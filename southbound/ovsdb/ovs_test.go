@@ -95,7 +95,7 @@ func TestEnsureFromScratch(t *testing.T) {
 		{"get-controller br-int", cfg.Controller},
 		{"--bare --columns=max_backoff,inactivity_probe,external_ids list controller", "1000\n5000\nloom-owner=loom"},
 		{"get interface vxlan0 type", "vxlan"},
-		{"get interface vxlan0 options", `{key=flow, local_ip="10.200.0.1", remote_ip=flow}`},
+		{"get interface vxlan0 options", `{key=flow, local_ip="10.200.0.1", remote_ip=flow, tos=inherit}`},
 		{"get interface vxlan0 ofport_request", "1000"},
 		{"get interface vxlan0 ofport", "1000"},
 		{"get interface vxlan0 external_ids:loom-owner", "loom"},

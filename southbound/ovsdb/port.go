@@ -25,7 +25,7 @@ func portSpecs(cfg HostConfig) []portSpec {
 		specs = append(specs, portSpec{name: TunnelPortName, iface: vswitchd.Interface{
 			Type: "vxlan",
 			// Flow-based: flows set tun_dst and tun_id.
-			Options:       map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": cfg.VTEPIP},
+			Options:       map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": cfg.VTEPIP, "tos": "inherit"},
 			OfportRequest: ptr(cfg.TunnelPort),
 		}})
 	}
