@@ -6,7 +6,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
 # Debian packages the demo and the tests use.
-DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool udhcpc
+DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool udhcpc udhcpd iperf3 tcpdump python3-scapy
 
 .PHONY: all build demo demo-check deps vet test test-unit fuzz bench bench-peers clean
 
@@ -26,7 +26,8 @@ demo-check: build
 
 # Install what the lab needs when it is missing (root).
 deps:
-	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool udhcpc:udhcpc; do \
+	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool udhcpc:udhcpc \
+		udhcpd:udhcpd iperf3:iperf3 tcpdump:tcpdump scapy:python3-scapy; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

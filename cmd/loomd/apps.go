@@ -7,5 +7,6 @@ import (
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	_ "github.com/loom-sdn/loom/apps/lldp"
 	_ "github.com/loom-sdn/loom/apps/overlay"
+	_ "github.com/loom-sdn/loom/apps/portpolicy"
 	_ "github.com/loom-sdn/loom/apps/router"
 )

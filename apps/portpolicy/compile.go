@@ -1,0 +1,160 @@
+package portpolicy
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+)
+
+// Tables are the table ids the compiled flows use.
+type Tables struct{ Security, AfterSecurity, Out, AfterOut uint8 }
+
+// State is the app's desired state on one switch.
+type State struct {
+	Flows  []*flow.Flow
+	Meters []*flow.Meter
+}
+
+// Priorities in port-security.
+const (
+	prioIsolate = 110 // DHCP server replies from an isolated port
+	prioAllow   = 100 // what the port may send
+	prioDeny    = 90  // anything else from the port
+)
+
+// Meter ids: one per port and direction, from the port's OpenFlow number.
+const (
+	meterFromVM = 0x10000
+	meterToVM   = 0x20000
+)
+
+// Policy is what applies to one port.
+type Policy struct {
+	Security  bool   // IP-MAC binding
+	Isolate   bool   // DHCP isolation
+	DSCP      int    // -1: no marking
+	RateKbps  uint32 // 0: no limit
+	BurstKbit uint32
+}
+
+// PolicyOf is a port's policy: port security on, nothing else, unless its
+// port group says otherwise.
+func PolicyOf(m *model.Snapshot, p *model.Port) Policy {
+	pol := Policy{Security: true, DSCP: -1}
+	g, ok := m.PortGroups.Get(p.PortGroup)
+	if p.PortGroup == "" || !ok {
+		return pol
+	}
+	if g.IPMACBinding != nil {
+		pol.Security = *g.IPMACBinding
+	}
+	pol.Isolate = g.DHCPIsolation
+	if g.Priority != nil {
+		pol.DSCP = *g.Priority << 3 // class selector CS<priority>
+	}
+	if g.BandwidthKbps > 0 {
+		pol.RateKbps = uint32(g.BandwidthKbps)
+		pol.BurstKbit = uint32(g.BurstKB) * 8
+		if pol.BurstKbit == 0 {
+			pol.BurstKbit = max(pol.RateKbps/10, 1)
+		}
+	}
+	return pol
+}
+
+// Compile computes the port policies of the VM ports bound on the switch
+// with datapath id dpid.
+func Compile(s *view.Snapshot, dpid uint64, t Tables) State {
+	host, ok := s.HostByDatapath(dpid)
+	if !ok {
+		return State{}
+	}
+	m := s.Model
+	ports := make([]*model.Port, 0)
+	ofports := map[*model.Port]uint32{}
+	for _, p := range m.Ports.All() {
+		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort != 0 {
+			ports = append(ports, p)
+			ofports[p] = b.OFPort
+		}
+	}
+	slices.SortFunc(ports, func(a, b *model.Port) int { return int(ofports[a]) - int(ofports[b]) })
+	var st State
+	for _, p := range ports {
+		compilePort(&st, p, ofports[p], PolicyOf(m, p), t)
+	}
+	return st
+}
+
+func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) {
+	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
+	in := flow.Match{}.InPort(ofport)
+	// What goes on from the port: marked, metered.
+	onward := func(f *flow.Flow, ip bool) *flow.Flow {
+		if ip && pol.DSCP >= 0 {
+			f.Act(flow.SetField(flow.IPDSCP, uint64(pol.DSCP)))
+		}
+		if pol.RateKbps > 0 {
+			f.WithMeter(meterFromVM + ofport)
+		}
+		return f.Goto(t.AfterSecurity)
+	}
+	if pol.RateKbps > 0 {
+		band := []flow.Band{{Rate: pol.RateKbps, Burst: pol.BurstKbit}}
+		st.Meters = append(st.Meters,
+			&flow.Meter{ID: meterFromVM + ofport, Flags: flow.MeterKbps | flow.MeterBurst | flow.MeterStats, Bands: band},
+			&flow.Meter{ID: meterToVM + ofport, Flags: flow.MeterKbps | flow.MeterBurst | flow.MeterStats, Bands: band})
+		add(flow.New(t.Out, prioAllow, flow.Match{}.Set(overlay.RegOutPort, uint64(ofport))).
+			WithMeter(meterToVM + ofport).Goto(t.AfterOut))
+	}
+	if pol.Isolate {
+		add(flow.New(t.Security, prioIsolate, in.EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoUDP).Set(flow.UDPSrc, 67)))
+	}
+	if !pol.Security {
+		if pol.DSCP >= 0 {
+			add(onward(flow.New(t.Security, prioAllow, in.EthType(packet.EtherTypeIPv4)), true))
+		}
+		add(onward(flow.New(t.Security, prioDeny, in), false))
+		return
+	}
+	mac, err := flow.ParseMAC(p.MAC)
+	if err != nil {
+		add(flow.New(t.Security, prioDeny, in)) // no valid MAC: nothing may leave
+		return
+	}
+	from := in.EthSrc(mac)
+	var ips []uint64
+	v6 := false
+	for _, a := range p.IPs {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil:
+		case ip.Is4():
+			b := ip.As4()
+			ips = append(ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
+		case ip.Is6():
+			v6 = true
+		}
+	}
+	ipv4 := from.EthType(packet.EtherTypeIPv4)
+	arp := from.EthType(packet.EtherTypeARP).Set(flow.ARPSha, uint64(mac))
+	for _, ip := range ips {
+		add(onward(flow.New(t.Security, prioAllow, ipv4.Set(flow.IPv4Src, ip)), true))
+		add(onward(flow.New(t.Security, prioAllow, arp.Set(flow.ARPSpa, ip)), false))
+	}
+	// DHCP before the port has its address, and ARP probes (RFC 5227).
+	add(onward(flow.New(t.Security, prioAllow, ipv4.Set(flow.IPv4Src, 0).Set(flow.IPv4Dst, 0xffffffff).
+		IPProto(packet.ProtoUDP).Set(flow.UDPSrc, 68).Set(flow.UDPDst, 67)), true))
+	add(onward(flow.New(t.Security, prioAllow, arp.Set(flow.ARPSpa, 0)), false))
+	if v6 {
+		// IPv6 source addresses are not matched yet: a port with an IPv6
+		// address may send IPv6 from its MAC.
+		add(onward(flow.New(t.Security, prioAllow, from.EthType(packet.EtherTypeIPv6)), false))
+	}
+	add(flow.New(t.Security, prioDeny, in))
+}
