@@ -7,19 +7,22 @@
 //     only with its own sender MAC and address (and probes from 0.0.0.0);
 //     everything else it sends is dropped, so spoofed addresses and forged
 //     gratuitous ARPs never leave the host;
+//
 //   - DHCP isolation: DHCP server replies (UDP source port 67) the port
 //     sends are dropped, so a rogue DHCP server in a VM hands out nothing;
+//
 //   - priority: IP from the port is marked DSCP class selector
 //     CS<priority> (the VXLAN port copies it to the outer header);
+//
 //   - bandwidth: an OpenFlow meter per port and direction, from the VM in
 //     port-security and to it in port-out.
 //
-//	port-security: in_port=P,dl_src=MAC,ip,nw_src=IP    -> [ip_dscp], [meter], goto next
-//	               in_port=P,dl_src=MAC,arp,arp_sha=MAC,arp_spa=IP -> [meter], goto next
-//	               in_port=P,udp,udp_src=67               -> drop (dhcp_isolation)
-//	               in_port=P                               -> drop
-//	               miss (other hosts' packets)              -> goto next
-//	port-out:      reg7=P                                  -> meter, goto next
+//     port-security: in_port=P,dl_src=MAC,ip,nw_src=IP    -> [ip_dscp], [meter], goto next
+//     in_port=P,dl_src=MAC,arp,arp_sha=MAC,arp_spa=IP -> [meter], goto next
+//     in_port=P,udp,udp_src=67               -> drop (dhcp_isolation)
+//     in_port=P                               -> drop
+//     miss (other hosts' packets)              -> goto next
+//     port-out:      reg7=P                                  -> meter, goto next
 package portpolicy
 
 import (
