@@ -5,6 +5,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
@@ -211,7 +213,7 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 		x.nets[id] = &netIndex{net: n, key: keys[id]}
 	}
 	for _, p := range m.Ports.All() {
-		if n := x.nets[p.Network]; n != nil {
+		if n := segment(x.nets, m, p); n != nil {
 			if ip, ok := newPort(s, p); ok {
 				n.ports = append(n.ports, ip)
 			}
@@ -286,6 +288,41 @@ func routedPeers(m *model.Snapshot) map[string][]string {
 	return peers
 }
 
+// segmentID names the L2 segment a port is switched in: its network,
+// except for a port of a flat network whose port group has a VLAN: the
+// port is an access port of that VLAN on the uplink, in the segment of the
+// VLAN network with that tag, or of a network of its own, "vlan:N", if
+// the model has none. vlan is the tag of such a segment, 0 otherwise.
+func segmentID(m *model.Snapshot, p *model.Port) (id string, vlan int) {
+	n, ok := m.Networks.Get(p.Network)
+	if !ok || n.Type != "flat" || p.PortGroup == "" {
+		return p.Network, 0
+	}
+	g, ok := m.PortGroups.Get(p.PortGroup)
+	if !ok || g.VLAN == 0 {
+		return p.Network, 0
+	}
+	for id, o := range m.Networks.All() {
+		if o.Type == "vlan" && o.VLAN == g.VLAN {
+			return id, g.VLAN
+		}
+	}
+	return "vlan:" + strconv.Itoa(g.VLAN), g.VLAN
+}
+
+// segment returns the port's segment in nets, adding a "vlan:N" segment
+// when it is the first port of one; nil if its network is unknown.
+func segment(nets map[string]*netIndex, m *model.Snapshot, p *model.Port) *netIndex {
+	id, vlan := segmentID(m, p)
+	if n := nets[id]; n != nil || vlan == 0 {
+		return n
+	}
+	n := &netIndex{net: &model.Network{Meta: model.Meta{ID: id, Name: id}, Type: "vlan", VLAN: vlan},
+		key: keyVLAN | uint32(vlan)}
+	nets[id] = n
+	return n
+}
+
 // derive builds the index of s from x by redoing the networks changed
 // since x.
 func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
@@ -303,7 +340,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		switch c.Kind {
 		case model.KindPort:
 			ports[c.ID] = true
-		case model.KindHost, model.KindNetwork, model.KindRouter, model.KindSubnet:
+		case model.KindHost, model.KindNetwork, model.KindRouter, model.KindSubnet, model.KindPortGroup:
 			return nil, false
 		}
 	}
@@ -316,12 +353,16 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 		}
 	}
 	nets := map[string]bool{}
+	segOf := func(m *model.Snapshot, p *model.Port) string {
+		id, _ := segmentID(m, p)
+		return id
+	}
 	for id := range ports {
 		if p, ok := oldM.Ports.Get(id); ok {
-			nets[p.Network] = true
+			nets[segOf(oldM, p)] = true
 		}
 		if p, ok := newM.Ports.Get(id); ok {
-			nets[p.Network] = true
+			nets[segOf(newM, p)] = true
 		}
 	}
 	if len(nets) > len(x.nets)/4+8 {
@@ -339,7 +380,13 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 	for id := range nets {
 		old := x.nets[id]
 		if old == nil {
-			continue // a port of a network that no longer exists
+			v, ok := strings.CutPrefix(id, "vlan:")
+			if !ok {
+				continue // a port of a network that no longer exists
+			}
+			vlan, _ := strconv.Atoi(v)
+			old = &netIndex{net: &model.Network{Meta: model.Meta{ID: id, Name: id}, Type: "vlan", VLAN: vlan},
+				key: keyVLAN | uint32(vlan)} // the first port of a new segment
 		}
 		n := &netIndex{net: old.net, key: old.key, ports: make([]iport, 0, len(old.ports)+1)}
 		for _, p := range old.ports {
@@ -348,7 +395,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 			}
 		}
 		for pid := range ports {
-			if p, ok := newM.Ports.Get(pid); ok && p.Network == id {
+			if p, ok := newM.Ports.Get(pid); ok && segOf(newM, p) == id {
 				if ip, ok := newPort(s, p); ok {
 					n.ports = append(n.ports, ip)
 				}

@@ -297,3 +297,57 @@ func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 		t.Errorf("only %d of 300 indexes were derived", derived)
 	}
 }
+
+// TestAccessPortsOfAGroupVLAN: a port group with a VLAN makes its ports
+// of a flat network access ports of that VLAN on the uplink.
+func TestAccessPortsOfAGroupVLAN(t *testing.T) {
+	l := newLab(t)
+	l.create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
+		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2", Uplink: "eth1"},
+		&model.Network{Meta: meta("phys"), Type: "flat"},
+		&model.PortGroup{Meta: meta("v300"), VLAN: 300},
+		&model.Port{Meta: meta("a"), Network: "phys", MAC: "02:00:00:00:05:01"},
+		&model.Port{Meta: meta("b"), Network: "phys", MAC: "02:00:00:00:05:02", PortGroup: "v300"},
+		&model.Port{Meta: meta("c"), Network: "phys", MAC: "02:00:00:00:05:03", PortGroup: "v300"},
+	)
+	l.v.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
+	l.v.Bind(view.Binding{Port: "b", Host: "hv1", Interface: "tap-b", OFPort: 4})
+	x0 := NewIndex(l.v.Snapshot(), nil)
+	l.v.Bind(view.Binding{Port: "c", Host: "hv2", Interface: "tap-c", OFPort: 3})
+	x1 := NewIndex(l.v.Snapshot(), x0) // derived: c joins the segment
+	got := strings.Join(compileIndex(x1, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
+	for _, want := range []string{
+		"table=1,priority=100,in_port=3 actions=write_metadata:0x2000001/0x1ffffffff,goto_table:2\n",
+		"table=1,priority=100,in_port=4 actions=write_metadata:0x100012c/0x1ffffffff,goto_table:2\n",
+		"table=1,priority=100,in_port=2,vlan_vid=0x112c actions=pop_vlan,write_metadata:0x10100012c/0x1ffffffff,goto_table:2\n",
+		"table=3,priority=100,metadata=0x100012c,dl_dst=02:00:00:00:05:03 actions=push_vlan:0x8100,set_field:0x112c->vlan_vid,output:2\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hv1 lacks %s", want)
+		}
+	}
+	if strings.Contains(got, "metadata=0x2000001,dl_dst=02:00:00:00:05:03") {
+		t.Error("the untagged segment reaches the VLAN's port")
+	}
+	if t.Failed() {
+		t.Logf("hv1:\n%s", got)
+	}
+	full := NewIndex(l.v.Snapshot(), nil)
+	if !slices.Equal(compileIndex(full, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), compileIndex(x1, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2})) {
+		t.Error("the derived index compiles differently from a rebuilt one")
+	}
+}
+
+func compileIndex(x *Index, dpid uint64, sp SwitchPorts) []string {
+	st := x.Compile(dpid, tables, sp)
+	var out []string
+	for _, f := range st.Flows {
+		out = append(out, f.String())
+	}
+	for _, g := range st.Groups {
+		out = append(out, g.String())
+	}
+	slices.Sort(out)
+	return out
+}

@@ -305,6 +305,25 @@ func TestOVSOverlay(t *testing.T) {
 			t.Errorf("VLAN 100's v1 reached the flat network's f2: %d packets", n)
 		}
 	})
+	t.Run("a port group's VLAN: access ports on the uplink", func(t *testing.T) {
+		o.create("port-groups", "name=v300", "vlan=300")
+		o.create("ports", "name=a1", "network=phys", "mac=02:00:00:00:04:11", `ips=["10.4.0.21"]`, "port_group=v300")
+		o.create("ports", "name=a2", "network=phys", "mac=02:00:00:00:04:12", `ips=["10.4.0.22"]`, "port_group=v300")
+		o.vms["a1"] = o.hosts["hv1"].AddVM("a1", "02:00:00:00:04:11", "10.4.0.21/24")
+		o.vms["a2"] = o.hosts["hv2"].AddVM("a2", "02:00:00:00:04:12", "10.4.0.22/24")
+		o.waitBound("a1", "hv1")
+		o.waitBound("a2", "hv2")
+		if err := o.ping("a1", "a2"); err != nil {
+			t.Fatal(err)
+		}
+		if n := o.counterAbove("hv1", 0, "dl_dst=02:00:00:00:04:12", "push_vlan", "4396->vlan_vid"); n <= 0 {
+			t.Errorf("hv1's flow to a2, tagged 300 out of the uplink: n_packets %d", n)
+		}
+		// The untagged flat network is another segment.
+		if n := o.sendByMAC("a1", "f2", "10.4.0.98"); n != 0 {
+			t.Errorf("VLAN 300's a1 reached the untagged f2: %d packets", n)
+		}
+	})
 	t.Run("POST /ports to first ping", func(t *testing.T) {
 		// The interface is plugged before the port exists.
 		late := o.hosts["hv2"].AddVM("late", "02:00:00:00:01:30", "10.1.0.30/24")
