@@ -24,6 +24,11 @@ type Tables struct{ Classify, AfterClassify, ARP, Forward, AfterForward, Deliver
 // overlay-forward to overlay-deliver.
 const RegOutPort = flow.Reg7
 
+// RegPriority is the 802.1p priority (0-7) of the port a packet comes
+// from, set by port policies; a VLAN tag the overlay pushes on the uplink
+// carries it as PCP.
+const RegPriority = flow.Reg5
+
 // SwitchPorts are the switch's own ports the overlay uses; 0 when absent.
 type SwitchPorts struct {
 	Tunnel uint32 // the flow-based VXLAN port
@@ -605,7 +610,8 @@ func remoteActions(n *network, host *model.Host, m *model.Snapshot, sp SwitchPor
 		}
 		out := []flow.Action{flow.Output(sp.Uplink)}
 		if n.net.Type == "vlan" {
-			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, uint64(vlanPresent|n.net.VLAN)), flow.Output(sp.Uplink)}
+			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, uint64(vlanPresent|n.net.VLAN)),
+				flow.MoveBits(RegPriority, 0, flow.VlanPCP, 0, 3), flow.Output(sp.Uplink)}
 		}
 		return func(string) []flow.Action { return out }, []flow.Bucket{flow.NewBucket(out...)}
 	}

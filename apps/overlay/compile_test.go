@@ -153,9 +153,9 @@ func TestCompileVLANAndFlat(t *testing.T) {
 	l.v.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
 	got := strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, s := range []string{
-		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
+		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
 		"table=1,priority=100,in_port=2,vlan_vid=0x1064 actions=pop_vlan,write_metadata:0x101000064/0x1ffffffff,goto_table:2\n",
-		"table=3,priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,output:2\n",
+		"table=3,priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
 		"table=1,priority=100,in_port=2,vlan_vid=0x0 actions=write_metadata:0x102000001/0x1ffffffff,goto_table:2\n",
 		"group_id=67108866,type=all,bucket=actions=set_field:0x4->reg7,resubmit(,4),bucket=actions=output:2\n",
 	} {
@@ -321,7 +321,7 @@ func TestAccessPortsOfAGroupVLAN(t *testing.T) {
 		"table=1,priority=100,in_port=3 actions=write_metadata:0x2000001/0x1ffffffff,goto_table:2\n",
 		"table=1,priority=100,in_port=4 actions=write_metadata:0x100012c/0x1ffffffff,goto_table:2\n",
 		"table=1,priority=100,in_port=2,vlan_vid=0x112c actions=pop_vlan,write_metadata:0x10100012c/0x1ffffffff,goto_table:2\n",
-		"table=3,priority=100,metadata=0x100012c,dl_dst=02:00:00:00:05:03 actions=push_vlan:0x8100,set_field:0x112c->vlan_vid,output:2\n",
+		"table=3,priority=100,metadata=0x100012c,dl_dst=02:00:00:00:05:03 actions=push_vlan:0x8100,set_field:0x112c->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("hv1 lacks %s", want)

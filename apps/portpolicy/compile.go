@@ -38,6 +38,7 @@ type Policy struct {
 	Security  bool   // IP-MAC binding
 	Isolate   bool   // DHCP isolation
 	DSCP      int    // -1: no marking
+	PCP       int    // 802.1p priority for VLAN uplinks; -1: none
 	RateKbps  uint32 // 0: no limit
 	BurstKbit uint32
 }
@@ -45,7 +46,7 @@ type Policy struct {
 // PolicyOf is a port's policy: port security on, nothing else, unless its
 // port group says otherwise.
 func PolicyOf(m *model.Snapshot, p *model.Port) Policy {
-	pol := Policy{Security: true, DSCP: -1}
+	pol := Policy{Security: true, DSCP: -1, PCP: -1}
 	g, ok := m.PortGroups.Get(p.PortGroup)
 	if p.PortGroup == "" || !ok {
 		return pol
@@ -56,6 +57,7 @@ func PolicyOf(m *model.Snapshot, p *model.Port) Policy {
 	pol.Isolate = g.DHCPIsolation
 	if g.Priority != nil {
 		pol.DSCP = *g.Priority << 3 // class selector CS<priority>
+		pol.PCP = *g.Priority
 	}
 	if g.BandwidthKbps > 0 {
 		pol.RateKbps = uint32(g.BandwidthKbps)
@@ -98,6 +100,9 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 	onward := func(f *flow.Flow, ip bool) *flow.Flow {
 		if ip && pol.DSCP >= 0 {
 			f.Act(flow.SetField(flow.IPDSCP, uint64(pol.DSCP)))
+		}
+		if pol.PCP > 0 {
+			f.Act(flow.SetField(overlay.RegPriority, uint64(pol.PCP)))
 		}
 		if pol.RateKbps > 0 {
 			f.WithMeter(meterFromVM + ofport)

@@ -51,7 +51,7 @@ func TestCompile(t *testing.T) {
 		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x806,arp_spa=0.0.0.0,arp_sha=02:00:00:00:01:01 actions=goto_table:3\n",
 		"table=2,priority=90,in_port=5 actions=drop\n",
 		// Port g: gold: marked CS5, metered both ways, DHCP isolated.
-		"table=2,priority=100,in_port=6,dl_src=02:00:00:00:01:02,dl_type=0x800,nw_src=10.1.0.12 actions=meter:65542,set_field:40->ip_dscp,goto_table:3\n",
+		"table=2,priority=100,in_port=6,dl_src=02:00:00:00:01:02,dl_type=0x800,nw_src=10.1.0.12 actions=meter:65542,set_field:40->ip_dscp,set_field:0x5->reg5,goto_table:3\n",
 		"table=2,priority=110,in_port=6,dl_type=0x800,nw_proto=17,udp_src=67 actions=drop\n",
 		"table=12,priority=100,reg7=0x6 actions=meter:131078,goto_table:13\n",
 		"meter=65542,kbps,burst,stats,band=type=drop,rate=20000,burst_size=16000\n",

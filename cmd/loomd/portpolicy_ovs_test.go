@@ -169,6 +169,35 @@ func TestOVSPortPolicy(t *testing.T) {
 			t.Errorf("no DSCP CS5 (tos 0xa0) on the victim's side:\n%s", out.String())
 		}
 	})
+	t.Run("802.1p priority on a VLAN uplink", func(t *testing.T) {
+		o.create("networks", "name=v100", "type=vlan", "vlan=100")
+		o.create("subnets", "name=v100-a", "network=v100", "cidr=10.3.0.0/24", "gateway=10.3.0.1")
+		vg := o.port("vg", "v100", "02:00:00:00:03:0a", "10.3.0.10", "hv1")
+		o.port("vr", "v100", "02:00:00:00:03:0b", "10.3.0.11", "hv2")
+		o.patch("/api/v1/ports/vg", `{"port_group":"gold"}`)
+		time.Sleep(300 * time.Millisecond)
+		// Watch the physical segment where hv1's uplink meets it.
+		cap := exec.Command("ip", "netns", "exec", o.lab.Prefix+"-phys", "tcpdump", "-n", "-e", "-c", "1", "-i", "hv1",
+			"vlan 100 and icmp")
+		var out strings.Builder
+		cap.Stdout, cap.Stderr = &out, &out
+		if err := cap.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		vg.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "10.3.0.11")
+		done := make(chan error, 1)
+		go func() { done <- cap.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cap.Process.Kill()
+			<-done
+		}
+		if !strings.Contains(out.String(), "vlan 100, p 5") {
+			t.Errorf("no PCP 5 on the uplink:\n%s", out.String())
+		}
+	})
 	t.Run("bandwidth limit in both directions", func(t *testing.T) {
 		free := iperf(t, atk, vic, false)
 		o.patch("/api/v1/ports/atk", `{"port_group":"gold"}`)

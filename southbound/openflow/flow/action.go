@@ -147,10 +147,11 @@ func Move(src, dst Field) Action {
 type nxmHeader struct {
 	name   string
 	header uint32
+	field  Field
 }
 
 func nxm(name string, class, field, size uint32) nxmHeader {
-	return nxmHeader{name, class<<16 | field<<9 | size}
+	return nxmHeader{name: name, header: class<<16 | field<<9 | size}
 }
 
 // nxmHeaders are the headers OVS writes in move actions, and the names
@@ -165,11 +166,42 @@ var nxmHeaders = map[Field]nxmHeader{
 	TunnelID: nxm("NXM_NX_TUN_ID", 1, 16, 8), ARPSha: nxm("NXM_NX_ARP_SHA", 1, 17, 6), ARPTha: nxm("NXM_NX_ARP_THA", 1, 18, 6),
 	TunSrc: nxm("NXM_NX_TUN_IPV4_SRC", 1, 31, 4), TunDst: nxm("NXM_NX_TUN_IPV4_DST", 1, 32, 4),
 	Metadata: nxm("OXM_OF_METADATA", 0x8000, 2, 8),
+	VlanPCP:  nxm("OXM_OF_VLAN_PCP", 0x8000, 7, 1),
+}
+
+// fieldBits is how many bits of a field OVS moves (fewer than its bytes
+// hold for VLAN PCP).
+func fieldBits(f Field) int {
+	if f == VlanPCP {
+		return 3
+	}
+	return int(fields[f].size) * 8
+}
+
+// MoveBits copies nBits bits of src, from bit srcOfs, into dst from bit
+// dstOfs (ovs-ofctl "move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[]").
+func MoveBits(src Field, srcOfs int, dst Field, dstOfs int, nBits int) Action {
+	sh, dh := nxmHeaders[src], nxmHeaders[dst]
+	if sh.name == "" || dh.name == "" || nBits <= 0 || srcOfs+nBits > fieldBits(src) || dstOfs+nBits > fieldBits(dst) {
+		panic("flow: MoveBits out of range: " + src.String() + ", " + dst.String())
+	}
+	b := make([]byte, regMoveLen)
+	binary.BigEndian.PutUint16(b[0:], 0xffff)
+	binary.BigEndian.PutUint16(b[2:], regMoveLen)
+	binary.BigEndian.PutUint32(b[4:], nxVendor)
+	binary.BigEndian.PutUint16(b[8:], nxastRegMove)
+	binary.BigEndian.PutUint16(b[10:], uint16(nBits))
+	binary.BigEndian.PutUint16(b[12:], uint16(srcOfs))
+	binary.BigEndian.PutUint16(b[14:], uint16(dstOfs))
+	binary.BigEndian.PutUint32(b[16:], sh.header)
+	binary.BigEndian.PutUint32(b[20:], dh.header)
+	return Action{Kind: ActRaw, Raw: string(b)}
 }
 
 var nxmByHeader = func() map[uint32]nxmHeader {
 	m := make(map[uint32]nxmHeader, len(nxmHeaders))
-	for _, h := range nxmHeaders {
+	for f, h := range nxmHeaders {
+		h.field = f
 		m[h.header] = h
 	}
 	return m
@@ -180,16 +212,25 @@ var nxmByHeader = func() map[uint32]nxmHeader {
 func moveString(raw string) string {
 	b := []byte(raw)
 	if len(b) != regMoveLen || binary.BigEndian.Uint16(b) != 0xffff || binary.BigEndian.Uint32(b[4:]) != nxVendor ||
-		binary.BigEndian.Uint16(b[8:]) != nxastRegMove || binary.BigEndian.Uint32(b[12:]) != 0 {
+		binary.BigEndian.Uint16(b[8:]) != nxastRegMove {
 		return ""
 	}
 	src, ok1 := nxmByHeader[binary.BigEndian.Uint32(b[16:])]
 	dst, ok2 := nxmByHeader[binary.BigEndian.Uint32(b[20:])]
-	bits := uint32(binary.BigEndian.Uint16(b[10:]))
-	if !ok1 || !ok2 || bits != src.header&0xff*8 || bits != dst.header&0xff*8 {
+	if !ok1 || !ok2 {
 		return ""
 	}
-	return "move:" + src.name + "[]->" + dst.name + "[]"
+	bits := int(binary.BigEndian.Uint16(b[10:]))
+	part := func(h nxmHeader, ofs int) string {
+		if ofs == 0 && bits == fieldBits(h.field) {
+			return h.name + "[]"
+		}
+		if bits == 1 {
+			return h.name + "[" + strconv.Itoa(ofs) + "]"
+		}
+		return h.name + "[" + strconv.Itoa(ofs) + ".." + strconv.Itoa(ofs+bits-1) + "]"
+	}
+	return "move:" + part(src, int(binary.BigEndian.Uint16(b[12:]))) + "->" + part(dst, int(binary.BigEndian.Uint16(b[14:])))
 }
 
 // Nicira conntrack actions (NXAST_CT, NXAST_NAT).

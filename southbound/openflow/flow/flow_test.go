@@ -254,6 +254,8 @@ func TestMoveString(t *testing.T) {
 		{Move(ARPSha, ARPTha), "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]"},
 		{Move(ARPSpa, ARPTpa), "move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]"},
 		{Move(Reg0, TunDst), "move:NXM_NX_REG0[]->NXM_NX_TUN_IPV4_DST[]"},
+		{MoveBits(Reg5, 0, VlanPCP, 0, 3), "move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[]"},
+		{MoveBits(Reg5, 4, Reg6, 31, 1), "move:NXM_NX_REG5[4]->NXM_NX_REG6[31]"},
 		{RawAction([]byte{0xff, 0xff, 0, 8, 0, 0, 0x23, 0x20}), "raw(ffff000800002320)"},
 	} {
 		if got := c.a.String(); got != c.want {
