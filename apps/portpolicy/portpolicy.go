@@ -30,6 +30,7 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
@@ -41,14 +42,37 @@ func init() { controller.Register(Name, newApp) }
 type app struct {
 	env  controller.Env
 	view *view.View
+	last *view.Snapshot // the snapshot digest saw last (its goroutine only)
 }
 
 func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("port policies need the model view (controller.Config.View)")
 	}
-	env.View.Watch(func() { env.Refresh(controller.AllSwitches) })
-	return &app{env: env, view: env.View}, nil
+	a := &app{env: env, view: env.View, last: env.View.Snapshot()}
+	env.View.Follow(env.Context, a.digest)
+	return a, nil
+}
+
+// digest wakes the switches a view change concerns: the hosts of the
+// ports that changed (before and after), or all of them when a port group
+// or anything else but ports changed.
+func (a *app) digest(s *view.Snapshot) {
+	old := a.last
+	a.last = s
+	c := view.Diff(old, s)
+	if c.All || c.Kinds[model.KindPortGroup] || c.Kinds[model.KindHost] || c.Kinds[model.KindNetwork] {
+		a.env.Refresh(controller.AllSwitches)
+		return
+	}
+	hosts := map[string]bool{}
+	s.HostsOf(c.Ports, hosts)
+	old.HostsOf(c.Ports, hosts)
+	for h := range hosts {
+		if dpid, ok := s.DatapathID(h); ok {
+			a.env.Refresh(dpid)
+		}
+	}
 }
 
 func (a *app) Name() string { return Name }

@@ -25,6 +25,7 @@ import (
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
@@ -42,14 +43,76 @@ func init() { controller.Register(Name, newApp) }
 type app struct {
 	env  controller.Env
 	view *view.View
+	last *view.Snapshot // the snapshot digest saw last (its goroutine only)
 }
 
 func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("the router needs the model view (controller.Config.View)")
 	}
-	env.View.Watch(func() { env.Refresh(controller.AllSwitches) })
-	return &app{env: env, view: env.View}, nil
+	a := &app{env: env, view: env.View, last: env.View.Snapshot()}
+	env.View.Follow(env.Context, a.digest)
+	return a, nil
+}
+
+// digest wakes the switches a view change concerns. A port that changed
+// in a routed network concerns every host of its routers' networks (their
+// l3-resolve flows list its address) and the routers' gateway hosts; a
+// change of anything but ports concerns all.
+func (a *app) digest(s *view.Snapshot) {
+	old := a.last
+	a.last = s
+	c := view.Diff(old, s)
+	for _, k := range []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindRouter, model.KindFloatingIP} {
+		if c.Kinds[k] {
+			c.All = true
+		}
+	}
+	if c.All {
+		a.env.Refresh(controller.AllSwitches)
+		return
+	}
+	nets := map[string]bool{} // networks of the routers the changed ports are routed by
+	hosts := map[string]bool{}
+	for _, snap := range []*view.Snapshot{old, s} {
+		routerNets := map[string][]*Router{}
+		for _, r := range Routers(snap.Model) {
+			for _, sn := range r.subnets {
+				routerNets[sn.s.Network] = append(routerNets[sn.s.Network], r)
+			}
+		}
+		for name := range c.Ports {
+			p, ok := snap.Model.Ports.ByName(name)
+			if !ok {
+				continue
+			}
+			for _, r := range routerNets[p.Network] {
+				for _, sn := range r.subnets {
+					nets[sn.s.Network] = true
+				}
+				if x := externalOf(r, snap.Model); x != nil {
+					hosts[x.host.Name] = true
+				}
+			}
+		}
+	}
+	if len(nets) == 0 {
+		return
+	}
+	for _, snap := range []*view.Snapshot{old, s} {
+		for _, p := range snap.Model.Ports.All() {
+			if nets[p.Network] {
+				for _, b := range snap.Bindings(p.Name) {
+					hosts[b.Host] = true
+				}
+			}
+		}
+	}
+	for h := range hosts {
+		if dpid, ok := s.DatapathID(h); ok {
+			a.env.Refresh(dpid)
+		}
+	}
 }
 
 func (a *app) Name() string { return Name }

@@ -299,3 +299,60 @@ func (v *View) Follow(ctx context.Context, fn func(*Snapshot)) {
 		}
 	}()
 }
+
+// Changes is what differs between two snapshots of a view.
+type Changes struct {
+	// All is set when the change logs do not reach back to the older
+	// snapshot: treat everything as changed.
+	All bool
+	// Kinds are the kinds of model objects written.
+	Kinds map[model.Kind]bool
+	// Ports are the names of the ports whose model object or bindings
+	// changed (deleted ones included).
+	Ports map[string]bool
+}
+
+// Diff tells what changed from old to s, from the model's and the view's
+// change logs.
+func Diff(old, s *Snapshot) Changes {
+	c := Changes{Kinds: map[model.Kind]bool{}, Ports: map[string]bool{}}
+	if old == nil {
+		c.All = true
+		return c
+	}
+	mch, ok := s.Model.ChangesSince(old.Model.Revision)
+	if !ok {
+		c.All = true
+		return c
+	}
+	bch, ok := s.BindingsChangedSince(old.Seq)
+	if !ok {
+		c.All = true
+		return c
+	}
+	for _, ch := range mch {
+		c.Kinds[ch.Kind] = true
+		if ch.Kind != model.KindPort {
+			continue
+		}
+		if p, ok := s.Model.Ports.Get(ch.ID); ok {
+			c.Ports[p.Name] = true
+		}
+		if p, ok := old.Model.Ports.Get(ch.ID); ok {
+			c.Ports[p.Name] = true
+		}
+	}
+	for _, name := range bch {
+		c.Ports[name] = true
+	}
+	return c
+}
+
+// HostsOf adds to hosts the hosts the named ports are bound on, in s.
+func (s *Snapshot) HostsOf(ports map[string]bool, hosts map[string]bool) {
+	for name := range ports {
+		for _, b := range s.Bindings(name) {
+			hosts[b.Host] = true
+		}
+	}
+}
