@@ -119,9 +119,15 @@ func BenchmarkFabricCompile(b *testing.B) {
 // the binding change to every affected switch (the 10 hosts of the
 // network and the new one) holding the new flows. The emulated switches
 // apply what they receive in order, the barrier after it included.
-func BenchmarkPortMove(b *testing.B) {
+func BenchmarkPortMove(b *testing.B) { benchPortMove(b, Name) }
+
+// BenchmarkPortMoveAllApps is BenchmarkPortMove with every app that
+// computes from the view linked in and running (see all_apps_test.go).
+func BenchmarkPortMoveAllApps(b *testing.B) { benchPortMove(b, allApps...) }
+
+func benchPortMove(b *testing.B, apps ...string) {
 	v := fabricView(b)
-	env := controllertest.Start(b, controller.Config{Apps: []string{Name}, View: v, MaxQueuedPacketIns: 16}, nil)
+	env := controllertest.Start(b, controller.Config{Apps: apps, View: v, MaxQueuedPacketIns: 16}, nil)
 	snap := v.Snapshot()
 	sws := make([]*emu.Switch, scaleHosts)
 	start := time.Now()
@@ -195,3 +201,6 @@ func waitUntil(b *testing.B, cond func() bool) {
 		}
 	}
 }
+
+// allApps are loomd's default apps that compute from the view.
+var allApps = []string{Name, "router", "dhcp", "portpolicy"}
