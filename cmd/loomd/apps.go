@@ -4,6 +4,7 @@ package main
 // them run, and so which pipeline tables are realized, is --apps.
 import (
 	_ "github.com/loom-sdn/loom/apps/dhcp"
+	_ "github.com/loom-sdn/loom/apps/firewall"
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	_ "github.com/loom-sdn/loom/apps/lldp"
 	_ "github.com/loom-sdn/loom/apps/overlay"

@@ -100,6 +100,9 @@ func (a Action) String() string {
 	if s := resubmitString(a.Raw); s != "" {
 		return s
 	}
+	if s := conjString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
@@ -165,6 +168,7 @@ var nxmHeaders = map[Field]nxmHeader{
 	Reg6: nxm("NXM_NX_REG6", 1, 6, 4), Reg7: nxm("NXM_NX_REG7", 1, 7, 4),
 	TunnelID: nxm("NXM_NX_TUN_ID", 1, 16, 8), ARPSha: nxm("NXM_NX_ARP_SHA", 1, 17, 6), ARPTha: nxm("NXM_NX_ARP_THA", 1, 18, 6),
 	TunSrc: nxm("NXM_NX_TUN_IPV4_SRC", 1, 31, 4), TunDst: nxm("NXM_NX_TUN_IPV4_DST", 1, 32, 4),
+	CTZone:   nxm("NXM_NX_CT_ZONE", 1, 106, 2),
 	Metadata: nxm("OXM_OF_METADATA", 0x8000, 2, 8),
 	VlanPCP:  nxm("OXM_OF_VLAN_PCP", 0x8000, 7, 1),
 }
@@ -266,6 +270,13 @@ type CTSpec struct {
 	Table  uint8
 	NAT    int
 	Addr   uint32 // IPv4 of NATSrc and NATDst
+	// ZoneFromField takes the zone from the low 16 bits of the field
+	// ZoneFrom instead of Zone: CTZone, the zone of the packet's last
+	// conntrack lookup, commits a connection in the zone it was looked up
+	// in ("ct(commit,zone=NXM_NX_CT_ZONE[])"), or a register. Only fields
+	// with an NXM header (as for Move) can be zone sources.
+	ZoneFromField bool
+	ZoneFrom      Field
 }
 
 // CT builds the ct() action, encoded as OVS encodes it so that it reads
@@ -301,8 +312,17 @@ func CT(s CTSpec) Action {
 	if s.Commit {
 		binary.BigEndian.PutUint16(b[10:], ctCommit)
 	}
-	// zone_src (b[12:16]) 0: the zone is immediate.
-	binary.BigEndian.PutUint16(b[16:], s.Zone)
+	if s.ZoneFromField {
+		h := nxmHeaders[s.ZoneFrom]
+		if h.name == "" || fieldBits(s.ZoneFrom) < 16 {
+			panic("flow: ct zone from a field without an NXM header or narrower than 16 bits: " + s.ZoneFrom.String())
+		}
+		binary.BigEndian.PutUint32(b[12:], h.header)
+		binary.BigEndian.PutUint16(b[16:], 0<<6|15) // zone_ofs_nbits: 16 bits from bit 0
+	} else {
+		// zone_src (b[12:16]) 0: the zone is immediate.
+		binary.BigEndian.PutUint16(b[16:], s.Zone)
+	}
 	b[18] = s.Table
 	// pad, alg 0
 	return Action{Kind: ActRaw, Raw: string(append(b, nat...))}
@@ -312,9 +332,18 @@ func CT(s CTSpec) Action {
 func ctString(raw string) string {
 	b := []byte(raw)
 	if len(b) < ctLen || binary.BigEndian.Uint16(b) != 0xffff || binary.BigEndian.Uint32(b[4:]) != nxVendor ||
-		binary.BigEndian.Uint16(b[8:]) != nxastCT || int(binary.BigEndian.Uint16(b[2:])) != len(b) ||
-		binary.BigEndian.Uint32(b[12:]) != 0 {
+		binary.BigEndian.Uint16(b[8:]) != nxastCT || int(binary.BigEndian.Uint16(b[2:])) != len(b) {
 		return ""
+	}
+	zone := "zone=" + strconv.Itoa(int(binary.BigEndian.Uint16(b[16:])))
+	if src := binary.BigEndian.Uint32(b[12:]); src != 0 {
+		h, ok := nxmByHeader[src]
+		if !ok || binary.BigEndian.Uint16(b[16:]) != 15 {
+			return ""
+		}
+		if zone = "zone=" + h.name + "[0..15]"; fieldBits(h.field) == 16 {
+			zone = "zone=" + h.name + "[]"
+		}
 	}
 	var parts []string
 	if binary.BigEndian.Uint16(b[10:])&ctCommit != 0 {
@@ -323,7 +352,7 @@ func ctString(raw string) string {
 	if b[18] != NoRecirc {
 		parts = append(parts, "table="+strconv.Itoa(int(b[18])))
 	}
-	parts = append(parts, "zone="+strconv.Itoa(int(binary.BigEndian.Uint16(b[16:]))))
+	parts = append(parts, zone)
 	if nat := b[ctLen:]; len(nat) > 0 {
 		if len(nat) < natLen || binary.BigEndian.Uint16(nat[8:]) != nxastNAT {
 			return ""

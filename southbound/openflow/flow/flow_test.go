@@ -279,6 +279,8 @@ func TestCTString(t *testing.T) {
 		{CTSpec{Commit: true, Zone: 5, Table: NoRecirc, NAT: NATSrc, Addr: 0xac180002}, "ct(commit,zone=5,nat(src=172.24.0.2))"},
 		{CTSpec{Commit: true, Zone: 7, Table: 3, NAT: NATDst, Addr: 0x0a01000b}, "ct(commit,table=3,zone=7,nat(dst=10.1.0.11))"},
 		{CTSpec{Zone: 1, Table: 2}, "ct(table=2,zone=1)"},
+		{CTSpec{Commit: true, Table: NoRecirc, ZoneFromField: true, ZoneFrom: CTZone}, "ct(commit,zone=NXM_NX_CT_ZONE[])"},
+		{CTSpec{Table: 4, ZoneFromField: true, ZoneFrom: Reg7}, "ct(table=4,zone=NXM_NX_REG7[0..15])"},
 	} {
 		if got := CT(c.s).String(); got != c.want {
 			t.Errorf("got %s, want %s", got, c.want)

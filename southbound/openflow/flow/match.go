@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -128,6 +129,10 @@ func (f MatchField) String() string {
 	if f.Field == FieldRaw {
 		return "oxm(" + hex.EncodeToString([]byte(f.Raw)) + ")"
 	}
+	if f.Masked && isPort(f.Field) {
+		// ovs-ofctl writes masked transport ports in hexadecimal.
+		return f.Field.String() + "=0x" + strconv.FormatUint(f.Value, 16) + "/0x" + strconv.FormatUint(f.Mask, 16)
+	}
 	s := f.Field.String() + "=" + formatValue(f.Field, f.Value)
 	if f.Masked {
 		s += "/" + formatValue(f.Field, f.Mask)
@@ -140,4 +145,25 @@ func appendN(b []byte, v uint64, n int) []byte {
 		b = append(b, byte(v>>(8*uint(i))))
 	}
 	return b
+}
+
+func isPort(f Field) bool { return f == TCPSrc || f == TCPDst || f == UDPSrc || f == UDPDst }
+
+// PortRange returns the masked matches (value, mask) that together match
+// the transport ports lo through hi: the fewest aligned power-of-two
+// blocks that cover the range exactly, at most 30 for 16-bit ports (a
+// mask of 0xffff is an exact match). Set each with SetMasked on TCPDst,
+// UDPDst and the like, one flow (or conjunction clause flow) each.
+func PortRange(lo, hi uint16) [][2]uint64 {
+	var out [][2]uint64
+	for v := uint32(lo); v <= uint32(hi); {
+		// The largest block that starts at v and stays within hi.
+		size := uint32(1)
+		for v&(size*2-1) == 0 && v+size*2-1 <= uint32(hi) && size < 1<<16 {
+			size *= 2
+		}
+		out = append(out, [2]uint64{uint64(v), uint64(0xffff &^ (size - 1))})
+		v += size
+	}
+	return out
 }

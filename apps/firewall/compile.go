@@ -1,0 +1,428 @@
+package firewall
+
+import (
+	"cmp"
+	"hash/fnv"
+	"slices"
+	"strconv"
+
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+)
+
+// Tables are the table ids the compiled flows use: the firewall's four,
+// and where packets go on after each rules table (flow.NoGoto: nowhere,
+// when no realized table follows).
+type Tables struct {
+	Egress, EgressRules, Ingress, IngressRules uint8
+	AfterEgress, AfterIngress                  int16
+}
+
+// next makes f continue in table after (flow.NoGoto: f ends the pipeline).
+func next(f *flow.Flow, after int16) *flow.Flow {
+	f.GotoTable = after
+	return f
+}
+
+// Zone is the conntrack zone of the VM port with OpenFlow port number
+// ofport on its host: the port number itself below 0x4000, so it never
+// meets the router's zones (0x4000 | router key, router.Zone). A port's
+// connections, both ways, live in its zone: the replies of what it opened
+// come back through the same zone they were committed in, and two ports
+// of one host never share connection state (one port's egress commit
+// cannot let a packet through another's ingress). Port numbers from
+// 0x4000 (OVS hands them out from 1 upwards, so only on a bridge that has
+// had thousands of ports) fold into 0x8000-0xffff.
+func Zone(ofport uint32) uint16 {
+	if ofport < 0x4000 {
+		return uint16(ofport)
+	}
+	return 0x8000 | uint16(ofport&0x7fff)
+}
+
+// Priorities in fw-egress and fw-ingress.
+const (
+	prioPort = 100 // a port with security groups: its IPv4 goes through its conntrack zone
+	prioSkip = 1   // any other packet skips the rules table
+)
+
+// Priorities in fw-egress-rules and fw-ingress-rules, which only see IPv4
+// of ports with groups, just looked up in the port's zone.
+const (
+	prioStateless = 400 // stateless rules: whatever the connection state
+	prioInvalid   = 300 // +inv: drop
+	prioReply     = 290 // +est+rpl and +rel: replies and related packets of allowed connections
+	prioDHCP      = 200 // DHCP: client requests out, server replies in
+	prioRule      = 100 // stateful rules, for new connections and the originator's later packets
+	prioOpen      = 10  // egress of a port with no egress rule: allowed
+	prioDeny      = 5   // everything else: dropped
+)
+
+// Conntrack states (ct_state bits).
+const (
+	ctNew = 0x01
+	ctEst = 0x02
+	ctRel = 0x04
+	ctRpl = 0x08
+	ctInv = 0x10
+	ctTrk = 0x20
+)
+
+// Options of the compiler.
+type Options struct {
+	// CrossProduct compiles rules with several dimensions (ports,
+	// remote addresses, protocol and ports) into one flow per
+	// combination instead of a conjunctive match: what the flows would
+	// cost without conjunction, for comparison.
+	CrossProduct bool
+}
+
+// Compile returns the firewall's flows for the switch with datapath id
+// dpid: nothing for a host without ports with security groups.
+func (x *Index) Compile(dpid uint64, t Tables, o Options) []*flow.Flow {
+	h, ok := x.hosts[dpid]
+	if !ok || len(h.ports) == 0 {
+		return nil
+	}
+	b := &builder{flows: map[flow.Key]*flow.Flow{}, clauses: map[*flow.Flow]bool{}}
+	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
+	skip := func(table uint8, after int16) {
+		b.add(next(flow.New(table, prioSkip, nil), after))
+	}
+	skip(t.Egress, t.AfterEgress)
+	skip(t.Ingress, t.AfterIngress)
+	for _, p := range h.ports {
+		zone := Zone(p.ofport)
+		b.add(flow.New(t.Egress, prioPort, ip.InPort(p.ofport)).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.EgressRules})))
+		b.add(flow.New(t.Ingress, prioPort, ip.Set(flow.Reg7, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
+	}
+	for _, d := range []struct {
+		table   uint8
+		after   int16
+		ingress bool
+	}{{t.EgressRules, t.AfterEgress, false}, {t.IngressRules, t.AfterIngress, true}} {
+		state := func(s uint64) flow.Match { return ip.SetMasked(flow.CTState, s|ctTrk, s|ctTrk) }
+		b.add(flow.New(d.table, prioInvalid, state(ctInv)))
+		b.add(next(flow.New(d.table, prioReply, state(ctEst|ctRpl)), d.after))
+		b.add(next(flow.New(d.table, prioReply, state(ctRel)), d.after))
+		dhcp := ip.IPProto(packet.ProtoUDP).Set(flow.UDPSrc, packet.DHCPClientPort).Set(flow.UDPDst, packet.DHCPServerPort)
+		if d.ingress {
+			dhcp = ip.IPProto(packet.ProtoUDP).Set(flow.UDPSrc, packet.DHCPServerPort).Set(flow.UDPDst, packet.DHCPClientPort)
+		}
+		b.add(next(flow.New(d.table, prioDHCP, dhcp), d.after))
+		b.add(flow.New(d.table, prioDeny, nil))
+		x.compileRules(b, h, d.table, d.after, d.ingress, o)
+	}
+	return b.out
+}
+
+// commit is what an allowed packet of a stateful rule does: its
+// connection is committed in the zone it was just looked up in (the
+// port's; a no-op for a connection already committed), and it goes on.
+func commit(f *flow.Flow, after int16) *flow.Flow {
+	return next(f.Act(flow.CT(flow.CTSpec{Commit: true, Table: flow.NoRecirc, ZoneFromField: true, ZoneFrom: flow.CTZone})), after)
+}
+
+// sig is a rule's identity across groups: rules with the same sig in
+// different groups are one conjunctive match whose ports are all of their
+// groups' ports.
+type sig struct {
+	key   string
+	r     rule
+	ports []uint32
+}
+
+func (r *rule) key() string {
+	k := make([]byte, 0, 64)
+	k = strconv.AppendBool(k, r.ingress)
+	k = append(k, '|')
+	k = strconv.AppendBool(k, r.stateful)
+	k = append(k, '|')
+	k = strconv.AppendInt(k, int64(r.proto), 10)
+	k = append(k, '|')
+	k = strconv.AppendUint(k, uint64(r.portMin), 10)
+	k = append(k, '-')
+	k = strconv.AppendUint(k, uint64(r.portMax), 10)
+	k = append(k, '|')
+	k = strconv.AppendUint(k, uint64(r.cidr), 16)
+	k = append(k, '/')
+	k = strconv.AppendInt(k, int64(r.cidrBits), 10)
+	k = append(k, '|')
+	return string(append(k, r.group...))
+}
+
+// anyRemote and anyProto tell a rule's open dimensions.
+func (r *rule) anyRemote() bool { return r.group == "" && r.cidrBits == 0 }
+func (r *rule) anyProto() bool  { return r.proto < 0 }
+
+// compileRules compiles the rules of one direction of a host's ports.
+//
+// A rule is a conjunction of up to three dimensions: the local ports it
+// applies to (in_port or reg7), the remote addresses (a prefix, or every
+// address of the remote group's members) and the protocol with its
+// destination ports (a masked match per aligned block of the port range).
+// Each dimension costs one flow per value (conjunction(ID,K/N)) and each
+// rule one conj_id flow; values shared by several rules (a port, a
+// member's address) are one flow with one conjunction action per rule. So
+// N member addresses, L local ports and M rules cost about L + N + 2M
+// flows, not L×N×M.
+func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingress bool, o Options) {
+	portField, remoteField := flow.InPort, flow.IPv4Dst
+	if ingress {
+		portField, remoteField = flow.Reg7, flow.IPv4Src
+	}
+	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
+	sigs := map[string]*sig{}
+	// open[stateful]: ports that some rule allows everything in this
+	// direction (any protocol from anywhere): one flow each, and no
+	// conjunction clause for them.
+	open := [2]map[uint32]bool{{}, {}}
+	for _, p := range h.ports {
+		deny := ingress
+		for _, g := range p.groups {
+			deny = deny || g.egress
+			for i := range g.rules {
+				r := &g.rules[i]
+				if r.ingress != ingress {
+					continue
+				}
+				if r.anyRemote() && r.anyProto() {
+					open[b2i(r.stateful)][p.ofport] = true
+					continue
+				}
+				k := r.key()
+				s := sigs[k]
+				if s == nil {
+					s = &sig{key: k, r: *r}
+					sigs[k] = s
+				}
+				if len(s.ports) == 0 || s.ports[len(s.ports)-1] != p.ofport {
+					s.ports = append(s.ports, p.ofport)
+				}
+			}
+		}
+		if !deny {
+			b.add(commit(flow.New(table, prioOpen, ip.InPort(p.ofport)), after))
+		}
+	}
+	for stateful, ports := range open {
+		for _, p := range sortedKeys(ports) {
+			f := flow.New(table, prio(stateful == 1), ip.Set(portField, uint64(p)))
+			if stateful == 1 {
+				b.add(commit(f, after))
+			} else {
+				b.add(next(f, after))
+			}
+		}
+	}
+	list := make([]*sig, 0, len(sigs))
+	for _, s := range sigs {
+		list = append(list, s)
+	}
+	slices.SortFunc(list, func(a, b *sig) int { return cmp.Compare(a.key, b.key) })
+	ids := conjIDs(list)
+	// In id order, a shared clause flow gets its conjunction actions
+	// sorted.
+	slices.SortFunc(list, func(a, b *sig) int { return cmp.Compare(ids[a.key], ids[b.key]) })
+	// Clause flows are shared by the rules that use them (a port's, a
+	// remote group's members', a protocol's): each is built once and
+	// gets one conjunction action per rule.
+	cache := map[string][]*flow.Flow{}
+	clauses := func(id string, pr uint16, frags func() []flow.Match) []*flow.Flow {
+		k := strconv.Itoa(int(pr)) + "|" + id
+		fs, ok := cache[k]
+		if !ok {
+			for _, m := range frags() {
+				fs = append(fs, b.clause(table, pr, m))
+			}
+			cache[k] = fs
+		}
+		return fs
+	}
+	for _, s := range list {
+		r := &s.r
+		ports := slices.DeleteFunc(slices.Clone(s.ports), func(p uint32) bool { return open[b2i(r.stateful)][p] })
+		if len(ports) == 0 {
+			continue
+		}
+		// The dimensions beyond the ports, each an identity and its
+		// match fragments.
+		type dimension struct {
+			id    string
+			frags func() []flow.Match
+		}
+		var dims []dimension
+		if !r.anyRemote() {
+			if r.group != "" {
+				g := x.groups[r.group]
+				if g == nil || len(g.members) == 0 {
+					continue // a remote group without addresses: nothing matches
+				}
+				dims = append(dims, dimension{"group|" + g.id, func() []flow.Match {
+					out := make([]flow.Match, len(g.members))
+					for i, a := range g.members {
+						out[i] = ip.Set(remoteField, uint64(a))
+					}
+					return out
+				}})
+			} else {
+				mask := uint64(^uint32(0) << (32 - r.cidrBits))
+				dims = append(dims, dimension{"cidr|" + strconv.FormatUint(uint64(r.cidr), 16) + "/" + strconv.Itoa(r.cidrBits),
+					func() []flow.Match { return []flow.Match{ip.SetMasked(remoteField, uint64(r.cidr), mask)} }})
+			}
+		}
+		if !r.anyProto() {
+			dims = append(dims, dimension{"l4|" + strconv.Itoa(r.proto) + "|" + strconv.Itoa(int(r.portMin)) + "-" + strconv.Itoa(int(r.portMax)),
+				func() []flow.Match {
+					base := ip.IPProto(uint8(r.proto))
+					if r.portMin == 0 {
+						return []flow.Match{base}
+					}
+					dst := flow.TCPDst
+					if r.proto == 17 {
+						dst = flow.UDPDst
+					}
+					var out []flow.Match
+					for _, blk := range flow.PortRange(r.portMin, r.portMax) {
+						out = append(out, base.SetMasked(dst, blk[0], blk[1]))
+					}
+					return out
+				}})
+		}
+		pr := prio(r.stateful)
+		allow := func(f *flow.Flow) *flow.Flow {
+			if r.stateful {
+				return commit(f, after)
+			}
+			return next(f, after)
+		}
+		portFrag := func(p uint32) func() []flow.Match {
+			return func() []flow.Match { return []flow.Match{ip.Set(portField, uint64(p))} }
+		}
+		if o.CrossProduct {
+			var all [][]flow.Match
+			var pf []flow.Match
+			for _, p := range ports {
+				pf = append(pf, portFrag(p)()...)
+			}
+			all = append(all, pf)
+			for _, d := range dims {
+				all = append(all, d.frags())
+			}
+			for _, m := range crossProduct(all) {
+				b.add(allow(flow.New(table, pr, m)))
+			}
+			continue
+		}
+		id, n := ids[s.key], 1+len(dims)
+		a := flow.Conjunction(id, 1, n)
+		for _, p := range ports {
+			for _, f := range clauses("port|"+strconv.Itoa(int(p)), pr, portFrag(p)) {
+				f.Apply = append(f.Apply, a)
+			}
+		}
+		for k, d := range dims {
+			a := flow.Conjunction(id, k+2, n)
+			for _, f := range clauses(d.id, pr, d.frags) {
+				f.Apply = append(f.Apply, a)
+			}
+		}
+		b.add(allow(flow.New(table, pr, ip.Set(flow.ConjID, uint64(id)))))
+	}
+}
+
+func prio(stateful bool) uint16 {
+	if stateful {
+		return prioRule
+	}
+	return prioStateless
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys(m map[uint32]bool) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// crossProduct combines one fragment of every dimension in every way.
+func crossProduct(dims [][]flow.Match) []flow.Match {
+	out := []flow.Match{nil}
+	for _, dim := range dims {
+		next := make([]flow.Match, 0, len(out)*len(dim))
+		for _, m := range out {
+			for _, f := range dim {
+				c := m
+				for _, mf := range f {
+					c = c.With(mf)
+				}
+				next = append(next, c)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// conjIDs gives every rule sig a conjunction id derived from its key, so
+// that a rule keeps its id (and its flows stay unchanged) while others
+// come and go; a collision takes the next free id, in key order.
+func conjIDs(list []*sig) map[string]uint32 {
+	ids := make(map[string]uint32, len(list))
+	used := make(map[uint32]bool, len(list))
+	for _, s := range list {
+		h := fnv.New32a()
+		h.Write([]byte(s.key))
+		id := h.Sum32()
+		for id == 0 || used[id] {
+			id++
+		}
+		used[id] = true
+		ids[s.key] = id
+	}
+	return ids
+}
+
+// builder collects flows, merging the conjunction actions of clause flows
+// with the same table, priority and match into one flow.
+type builder struct {
+	out     []*flow.Flow
+	flows   map[flow.Key]*flow.Flow
+	clauses map[*flow.Flow]bool // the conjunctive clause flows among flows
+}
+
+func (b *builder) add(f *flow.Flow) {
+	k := f.Key()
+	if _, dup := b.flows[k]; dup {
+		return // the same flow from another rule
+	}
+	b.flows[k] = f
+	b.out = append(b.out, f)
+}
+
+// clause returns the conjunctive clause flow with match m, new or
+// already built for another rule.
+func (b *builder) clause(table uint8, prio uint16, m flow.Match) *flow.Flow {
+	f := flow.New(table, prio, m)
+	if old, ok := b.flows[f.Key()]; ok {
+		if b.clauses[old] {
+			return old
+		}
+		// An ordinary flow with this match already allows what the
+		// clause would: the clause is not needed (and could not share
+		// the flow); it stays out of the output.
+		return f
+	}
+	b.add(f)
+	b.clauses[f] = true
+	return f
+}

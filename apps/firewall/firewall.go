@@ -1,0 +1,182 @@
+// Package firewall is Loom's stateful distributed firewall: the model's
+// security groups, enforced by conntrack on the host of every VM port
+// that has one, for traffic leaving the VM and traffic coming to it.
+//
+// What a port may do (the OpenStack model, simplified where it says so):
+//
+//   - A port with no security group is not firewalled at all: no flow
+//     looks at its packets.
+//   - A port with groups gets default-deny ingress plus the ingress rules
+//     of all its groups. Its egress is allowed unless one of its groups
+//     has an (IPv4) egress rule; then it is default-deny plus the egress
+//     rules of all its groups. (OpenStack's default group carries
+//     "allow all egress" rules; in Loom a group without egress rules
+//     leaves egress open.)
+//   - Rules allow, never deny, and are stateful unless "stateful": false:
+//     the first packet of a connection is checked against the rules and
+//     the connection committed to conntrack; replies and related packets
+//     (ICMP errors) pass both ways, so the return traffic of an egress
+//     connection comes in although ingress is default-deny. The
+//     originator's later packets are checked against the rules again, so
+//     removing a rule (or a remote group member) cuts the connections it
+//     allowed, while a change that leaves a connection allowed changes
+//     nothing for it. Invalid packets (+inv) are dropped. Stateless rules
+//     allow matching packets whatever their state, and nothing else.
+//   - A rule matches the protocol (tcp, udp, icmp, a number, or any), the
+//     destination port range for tcp and udp (in both directions: the
+//     port of the side that accepts the connection; 1-65535 is any), and
+//     the remote end: the source of ingress, the destination of egress,
+//     as a CIDR or a remote group, which stands for the IPv4 addresses of
+//     every port in that group, on any host, bound or not.
+//   - DHCP passes: a port's requests (UDP 68 -> 67) out, server replies
+//     (67 -> 68) in. ARP and other non-IP traffic is not filtered (port
+//     security, apps/portpolicy, is what keeps a VM to its own addresses).
+//     IPv6 is not filtered yet: IPv6 rules are ignored and IPv6 packets
+//     pass.
+//
+// Each port's connections live in its own conntrack zone (Zone: the
+// OpenFlow port number, clear of the router's zones): two VMs of one host
+// are checked each against its own rules, and one's egress commit never
+// opens the other's ingress.
+//
+//	fw-egress:        ip,in_port=PORT          -> ct(zone=PORT's, table=fw-egress-rules)
+//	                  (priority 1)             -> goto the table after fw-egress-rules
+//	fw-egress-rules:  stateless rule           -> next
+//	                  ct_state=+inv+trk        -> drop
+//	                  +est+rpl, +rel           -> next
+//	                  udp 68 -> 67 (DHCP)      -> next
+//	                  stateful rule            -> ct(commit,zone=NXM_NX_CT_ZONE[]), next
+//	                  in_port=PORT (no egress rules) -> ct(commit), next
+//	                  (priority 5)             -> drop
+//	fw-ingress:       ip,reg7=PORT             -> ct(zone=PORT's, table=fw-ingress-rules)
+//	                  (priority 1)             -> goto the table after fw-ingress-rules
+//	fw-ingress-rules: the same, with reg7=PORT, the remote as nw_src, DHCP 67 -> 68
+//
+// reg7 is the VM port a packet is for (apps/overlay): fw-ingress sees
+// unicast by goto from overlay-forward and each flooded copy by resubmit
+// from the network's flood group, where conntrack works as well.
+//
+// A rule with several dimensions (local ports × remote addresses ×
+// protocol and port blocks) is one OVS conjunctive match: a flow per
+// value of each dimension with conjunction(ID,K/N) and one conj_id=ID
+// flow with the actions, so a remote group of N ports and M rules cost
+// O(N+M) flows, not O(N×M); see compileRules. The flows follow from the
+// view alone (an Index built once per change, shared by all switches);
+// only switches whose ports, groups or remote members changed are
+// recomputed, and FlowSet sends only the flows that differ, so a rule
+// change touches the flows of that rule and nothing else. Conntrack is
+// never flushed.
+package firewall
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Name is the app's registered name.
+const Name = "firewall"
+
+func init() { controller.Register(Name, newApp) }
+
+type app struct {
+	env     controller.Env
+	index   atomic.Pointer[Index]
+	compile prometheus.Histogram
+}
+
+func newApp(env controller.Env) (controller.App, error) {
+	if env.View == nil {
+		return nil, errors.New("the firewall needs the model view (controller.Config.View)")
+	}
+	a := &app{env: env,
+		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_firewall_compile_seconds",
+			Help: "Time to compute one switch's firewall flows.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})}
+	var err error
+	if a.compile, err = controller.RegisterCollector(env.Metrics, a.compile); err != nil {
+		return nil, err
+	}
+	a.index.Store(NewIndex(env.View.Snapshot(), nil))
+	env.View.Follow(env.Context, a.digest)
+	return a, nil
+}
+
+// digest indexes a new view snapshot once, for all switches, and wakes
+// the switches whose flows it may change.
+func (a *app) digest(snap *view.Snapshot) {
+	old := a.index.Load()
+	if snap.Seq == old.Seq {
+		return
+	}
+	x := NewIndex(snap, old)
+	a.index.Store(x)
+	for _, dpid := range x.Changed(old) {
+		a.env.Refresh(dpid)
+	}
+}
+
+func (a *app) Name() string { return Name }
+
+func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
+	return &switchApp{a: a, dpid: sw.DatapathID}
+}
+
+// PipelineTables are the firewall's tables as the runtime realized them.
+func PipelineTables() Tables {
+	after := func(t *controller.Table) int16 {
+		if n, ok := t.Next(); ok {
+			return int16(n.ID())
+		}
+		return flow.NoGoto // the firewall is the end of the pipeline (no overlay): nothing to go on to
+	}
+	return Tables{
+		Egress: controller.TableFirewallEgress.ID(), EgressRules: controller.TableFirewallEgressRules.ID(),
+		Ingress: controller.TableFirewallIngress.ID(), IngressRules: controller.TableFirewallIngressRules.ID(),
+		AfterEgress: after(controller.TableFirewallEgressRules), AfterIngress: after(controller.TableFirewallIngressRules),
+	}
+}
+
+// switchApp is the firewall on one switch: what it last declared there.
+type switchApp struct {
+	a    *app
+	dpid uint64
+	seq  uint64 // Index.Seq last compiled
+	set  controller.FlowSet
+}
+
+func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
+	// The flows follow from the view alone: those found on the switch
+	// stay if they are still wanted.
+	s.sync(ctx, true)
+}
+
+func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
+	switch ev := ev.(type) {
+	case controller.Update:
+		s.sync(ctx, false)
+	case controller.Rejected:
+		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
+			ctx.Log().Error("switch refused a firewall flow", "flow", f, "error", ev.Err)
+			return
+		}
+		ctx.Log().Error("switch refused a firewall object", "object", ev.Object, "error", ev.Err)
+	}
+}
+
+// sync brings the switch's firewall flows up to the latest index.
+func (s *switchApp) sync(ctx *controller.Context, force bool) {
+	x := s.a.index.Load()
+	if !force && x.Seq == s.seq {
+		return
+	}
+	s.seq = x.Seq
+	start := time.Now()
+	flows := x.Compile(s.dpid, PipelineTables(), Options{})
+	s.a.compile.Observe(time.Since(start).Seconds())
+	s.set.Sync(ctx, flows, nil)
+}
