@@ -166,6 +166,14 @@ func (r *rule) anyProto() bool  { return r.proto < 0 }
 // member's address) are one flow with one conjunction action per rule. So
 // N member addresses, L local ports and M rules cost about L + N + 2M
 // flows, not L×N×M.
+//
+// OVS leaves it open which conjunction wins when a packet completes
+// several at one priority (two rules that both allow it): here that is
+// harmless, as every conj_id flow of a priority has the same actions. At
+// equal priority an ordinary flow beats conjunctions, and a conjunction
+// that does not complete falls through to lower priorities (the
+// default-deny flow), as TestRandomRulesAgainstReference checks against
+// an emulation of OVS's classifier.
 func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingress bool, o Options) {
 	portField, remoteField := flow.InPort, flow.IPv4Dst
 	if ingress {
