@@ -4,6 +4,7 @@ package overlay_test
 // (an external test package, so that they may import the overlay).
 import (
 	_ "github.com/loom-sdn/loom/apps/dhcp"
+	_ "github.com/loom-sdn/loom/apps/firewall"
 	_ "github.com/loom-sdn/loom/apps/portpolicy"
 	_ "github.com/loom-sdn/loom/apps/router"
 )

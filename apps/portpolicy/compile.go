@@ -134,7 +134,7 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 	}
 	from := in.EthSrc(mac)
 	var ips []uint64
-	v6 := false
+	var ip6s [][16]byte
 	for _, a := range p.IPs {
 		ip, err := netip.ParseAddr(a)
 		switch {
@@ -143,7 +143,7 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 			b := ip.As4()
 			ips = append(ips, uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]))
 		case ip.Is6():
-			v6 = true
+			ip6s = append(ip6s, ip.As16())
 		}
 	}
 	ipv4 := from.EthType(packet.EtherTypeIPv4)
@@ -156,10 +156,19 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 	add(onward(flow.New(t.Security, prioAllow, ipv4.Set(flow.IPv4Src, 0).Set(flow.IPv4Dst, 0xffffffff).
 		IPProto(packet.ProtoUDP).Set(flow.UDPSrc, 68).Set(flow.UDPDst, 67)), true))
 	add(onward(flow.New(t.Security, prioAllow, arp.Set(flow.ARPSpa, 0)), false))
-	if v6 {
-		// IPv6 source addresses are not matched yet: a port with an IPv6
-		// address may send IPv6 from its MAC.
-		add(onward(flow.New(t.Security, prioAllow, from.EthType(packet.EtherTypeIPv6)), false))
+	// IPv6 from the port's model addresses and its link-local address
+	// (derived from its MAC, RFC 4291), which neighbour discovery needs.
+	if len(ip6s) > 0 {
+		ip6s = append(ip6s, linkLocal(mac))
+	}
+	for _, a := range ip6s {
+		add(onward(flow.New(t.Security, prioAllow, from.EthType(packet.EtherTypeIPv6).IPv6Src(a)), false))
 	}
 	add(flow.New(t.Security, prioDeny, in))
+}
+
+// linkLocal is the EUI-64 link-local IPv6 address of a MAC.
+func linkLocal(mac flow.MAC) [16]byte {
+	m := mac.Bytes()
+	return [16]byte{0xfe, 0x80, 8: m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]}
 }

@@ -70,3 +70,24 @@ func TestCompile(t *testing.T) {
 		t.Logf("hv1:\n%s", got)
 	}
 }
+
+func TestIPv6Sources(t *testing.T) {
+	l := viewtest.New(t)
+	l.Create(
+		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
+		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
+		&model.Subnet{Meta: meta("blue-6"), Network: "blue", CIDR: "fd00::/64"},
+		&model.Port{Meta: meta("a"), Network: "blue", MAC: "02:00:00:00:01:01", IPs: []string{"fd00::11"}},
+	)
+	l.Bind("a", "hv1", "tap-a", 5)
+	got := compile(l, "hv1")
+	for _, want := range []string{
+		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x86dd,ipv6_src=fd00::11 actions=goto_table:3\n",
+		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x86dd,ipv6_src=fe80::ff:fe00:101 actions=goto_table:3\n",
+		"table=2,priority=90,in_port=5 actions=drop\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lacks %s\n%s", want, got)
+		}
+	}
+}

@@ -3,8 +3,9 @@
 //
 //   - IP-MAC binding (port security, on for every port unless its port
 //     group turns ip_mac_binding off): the port sends only from its model
-//     MAC, IPv4 only from its model addresses (and DHCP from 0.0.0.0), ARP
-//     only with its own sender MAC and address (and probes from 0.0.0.0);
+//     MAC, IPv4 and IPv6 only from its model addresses (and DHCP from
+//     0.0.0.0, IPv6 from its link-local address), ARP only with its own
+//     sender MAC and address (and probes from 0.0.0.0), nothing else;
 //     everything else it sends is dropped, so spoofed addresses and forged
 //     gratuitous ARPs never leave the host;
 //

@@ -72,6 +72,24 @@ func TestOVSPortPolicy(t *testing.T) {
 			t.Errorf("%d packets from a spoofed source MAC reached the victim", n)
 		}
 	})
+	t.Run("IPv6 only from the port's addresses", func(t *testing.T) {
+		o.create("subnets", "name=blue-6", "network=blue", "cidr=fd00::/64", "gateway=fd00::1", "dhcp=false")
+		o.patch("/api/v1/ports/atk", `{"ips":["10.1.0.10","fd00::10"]}`)
+		time.Sleep(300 * time.Millisecond)
+		own := []string{"ipv6_src=fd00::10 "}
+		drop := []string{"priority=90,in_port=" + fmt.Sprint(atk.OFPort) + " "}
+		ownBefore, dropBefore := o.counter("hv1", own...), o.counter("hv1", drop...)
+		send := `sendp(Ether(src="%s", dst="%s")/IPv6(src="%s", dst="fd00::11")/ICMPv6EchoRequest(), iface="eth0", count=3)`
+		scapy(t, atk, fmt.Sprintf(send, atk.MAC, vic.MAC, "fd00::10"))
+		if n := o.counterAbove("hv1", ownBefore+2, own...); n < ownBefore+3 {
+			t.Errorf("IPv6 from the port's own address: allow flow n_packets %d -> %d", ownBefore, n)
+		}
+		dropBefore = o.counter("hv1", drop...)
+		scapy(t, atk, fmt.Sprintf(send, atk.MAC, vic.MAC, "fd00::99"))
+		if n := o.counterAbove("hv1", dropBefore+2, drop...); n < dropBefore+3 {
+			t.Errorf("spoofed IPv6 source: drop flow n_packets %d -> %d", dropBefore, n)
+		}
+	})
 	t.Run("forged gratuitous ARP", func(t *testing.T) {
 		if err := vic.Ping("10.1.0.12", 1, 2*time.Second); err != nil { // the victim knows "other"
 			t.Fatal(err)

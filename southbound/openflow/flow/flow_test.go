@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -285,5 +286,25 @@ func TestCTString(t *testing.T) {
 		if got := CT(c.s).String(); got != c.want {
 			t.Errorf("got %s, want %s", got, c.want)
 		}
+	}
+}
+
+func TestIPv6SrcRoundTrip(t *testing.T) {
+	a := netip.MustParseAddr("fd00::11").As16()
+	f := New(2, 100, Match{}.InPort(5).EthType(0x86dd).IPv6Src(a)).Goto(3)
+	if got, want := f.String(), "table=2,priority=100,in_port=5,dl_type=0x86dd,ipv6_src=fd00::11 actions=goto_table:3"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	fm, err := f.AppendFlowMod(nil, CmdAdd, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *Flow
+	err = wire.DecodeFlowStats(statsEntry(t, fm), func(fs *wire.FlowStats) error {
+		got, err = FromStats(fs)
+		return err
+	})
+	if err != nil || !got.Equal(f) || got.Key() != f.Key() {
+		t.Errorf("round trip: %v\n sent %s\n read %s", err, f, got)
 	}
 }

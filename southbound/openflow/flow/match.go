@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,6 +128,9 @@ func (m Match) String() string {
 
 func (f MatchField) String() string {
 	if f.Field == FieldRaw {
+		if r := []byte(f.Raw); len(r) == 20 && r[0] == 0x80 && r[1] == 0 && r[2] == 26<<1 && r[3] == 16 {
+			return "ipv6_src=" + netip.AddrFrom16([16]byte(r[4:])).String()
+		}
 		return "oxm(" + hex.EncodeToString([]byte(f.Raw)) + ")"
 	}
 	if f.Masked && isPort(f.Field) {
@@ -166,4 +170,14 @@ func PortRange(lo, hi uint16) [][2]uint64 {
 		v += size
 	}
 	return out
+}
+
+// OXM IPV6_SRC (class 0x8000, field 26, 16 bytes), which Match carries as
+// a raw TLV: its value does not fit a uint64.
+const oxmIPv6Src = 0x8000<<16 | 26<<9 | 16
+
+// IPv6Src matches an exact IPv6 source address (needs dl_type=0x86dd).
+func (m Match) IPv6Src(a [16]byte) Match {
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 20), oxmIPv6Src)
+	return m.With(MatchField{Field: FieldRaw, Raw: string(append(b, a[:]...))})
 }
