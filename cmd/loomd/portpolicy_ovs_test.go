@@ -167,24 +167,11 @@ func TestOVSPortPolicy(t *testing.T) {
 		o.patch("/api/v1/ports/atk", `{"port_group":"gold"}`)
 		defer o.patch("/api/v1/ports/atk", `{"port_group":null}`)
 		time.Sleep(300 * time.Millisecond)
-		cap := exec.Command("ip", "netns", "exec", vic.NS, "tcpdump", "-n", "-v", "-c", "1", "-i", "eth0", "icmp[icmptype] == icmp-echo")
-		var out strings.Builder
-		cap.Stdout, cap.Stderr = &out, &out
-		if err := cap.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(500 * time.Millisecond)
-		atk.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", vic.IP)
-		done := make(chan error, 1)
-		go func() { done <- cap.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cap.Process.Kill()
-			<-done
-		}
-		if !strings.Contains(out.String(), "tos 0xa0") {
-			t.Errorf("no DSCP CS5 (tos 0xa0) on the victim's side:\n%s", out.String())
+		out := capture(t, vic.NS, "eth0", []string{"-v", "icmp[icmptype] == icmp-echo"}, func() {
+			atk.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", vic.IP)
+		})
+		if !strings.Contains(out, "tos 0xa0") {
+			t.Errorf("no DSCP CS5 (tos 0xa0) on the victim's side:\n%s", out)
 		}
 	})
 	t.Run("802.1p priority on a VLAN uplink", func(t *testing.T) {
@@ -195,25 +182,11 @@ func TestOVSPortPolicy(t *testing.T) {
 		o.patch("/api/v1/ports/vg", `{"port_group":"gold"}`)
 		time.Sleep(300 * time.Millisecond)
 		// Watch the physical segment where hv1's uplink meets it.
-		cap := exec.Command("ip", "netns", "exec", o.lab.Prefix+"-phys", "tcpdump", "-n", "-e", "-c", "1", "-i", "hv1",
-			"vlan 100 and icmp")
-		var out strings.Builder
-		cap.Stdout, cap.Stderr = &out, &out
-		if err := cap.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(500 * time.Millisecond)
-		vg.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "10.3.0.11")
-		done := make(chan error, 1)
-		go func() { done <- cap.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cap.Process.Kill()
-			<-done
-		}
-		if !strings.Contains(out.String(), "vlan 100, p 5") {
-			t.Errorf("no PCP 5 on the uplink:\n%s", out.String())
+		out := capture(t, o.lab.Prefix+"-phys", "hv1", []string{"-e", "vlan 100 and icmp"}, func() {
+			vg.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "10.3.0.11")
+		})
+		if !strings.Contains(out, "vlan 100, p 5") {
+			t.Errorf("no PCP 5 on the uplink:\n%s", out)
 		}
 	})
 	t.Run("bandwidth limit in both directions", func(t *testing.T) {
@@ -233,6 +206,30 @@ func TestOVSPortPolicy(t *testing.T) {
 		}
 	})
 	o.converged()
+}
+
+// capture runs tcpdump in namespace ns on iface for the first packet
+// matching args (options, then the filter) while trigger sends traffic,
+// and returns what it printed.
+func capture(t *testing.T, ns, iface string, args []string, trigger func()) string {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "tcpdump", "-n", "-c", "1", "-i", iface}, args...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	trigger()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+	return out.String()
 }
 
 // iperf measures TCP from client to server (or back, reverse) in Mbit/s,
