@@ -247,7 +247,8 @@ const (
 	ctCommit     = 1
 	natSrc       = 1
 	natDst       = 2
-	natRangeIPv4 = 1 // NX_NAT_RANGE_IPV4_MIN
+	natRangeIPv4 = 1    // NX_NAT_RANGE_IPV4_MIN
+	natRangePort = 0x10 // NX_NAT_RANGE_PROTO_MIN
 	// NoRecirc is CT's Table when the packet does not go on in another
 	// table (conntrack only commits or looks up).
 	NoRecirc = 0xff
@@ -270,6 +271,9 @@ type CTSpec struct {
 	Table  uint8
 	NAT    int
 	Addr   uint32 // IPv4 of NATSrc and NATDst
+	// Port, when not 0, is the transport port of NATSrc and NATDst
+	// ("nat(dst=A:P)", NX_NAT_RANGE_PROTO_MIN).
+	Port uint16
 	// ZoneFromField takes the zone from the low 16 bits of the field
 	// ZoneFrom instead of Zone: CTZone, the zone of the packet's last
 	// conntrack lookup, commits a connection in the zone it was looked up
@@ -286,7 +290,7 @@ func CT(s CTSpec) Action {
 	if s.NAT != NATNone {
 		n := natLen
 		if s.NAT == NATSrc || s.NAT == NATDst {
-			n += 8 // the IPv4 address, padded to 8 bytes
+			n += 8 // the IPv4 address (and port), padded to 8 bytes
 		}
 		nat = make([]byte, n)
 		binary.BigEndian.PutUint16(nat[0:], 0xffff)
@@ -300,7 +304,12 @@ func CT(s CTSpec) Action {
 				flags = natDst
 			}
 			binary.BigEndian.PutUint16(nat[12:], flags)
-			binary.BigEndian.PutUint16(nat[14:], natRangeIPv4)
+			present := uint16(natRangeIPv4)
+			if s.Port != 0 {
+				present |= natRangePort
+				binary.BigEndian.PutUint16(nat[20:], s.Port)
+			}
+			binary.BigEndian.PutUint16(nat[14:], present)
 			binary.BigEndian.PutUint32(nat[16:], s.Addr)
 		}
 	}
@@ -364,7 +373,11 @@ func ctString(raw string) string {
 			if flags&natDst != 0 {
 				dir = "dst"
 			}
-			s += "(" + dir + "=" + formatValue(IPv4Dst, uint64(binary.BigEndian.Uint32(nat[16:]))) + ")"
+			s += "(" + dir + "=" + formatValue(IPv4Dst, uint64(binary.BigEndian.Uint32(nat[16:])))
+			if present&natRangePort != 0 && len(nat) >= natLen+6 {
+				s += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(nat[20:])))
+			}
+			s += ")"
 		}
 		parts = append(parts, s)
 	}
