@@ -14,6 +14,7 @@ var (
 	_ = declareOwner("dhcp", 0x0005)
 	_ = declareOwner("portpolicy", 0x0006)
 	_ = declareOwner("firewall", 0x0007)
+	_ = declareOwner("loadbalancer", 0x0008)
 )
 
 // Rules for adding a table:
@@ -61,6 +62,14 @@ var (
 	// security groups for new connections (apps/firewall).
 	TableFirewallEgress      = declareTable("fw-egress", "firewall", MissNext)
 	TableFirewallEgressRules = declareTable("fw-egress-rules", "firewall", MissNext)
+	// TableLB, TableLBCT and TableLBOut are the load balancers of the
+	// packet's network (apps/loadbalancer): ARP for a VIP, conntrack,
+	// a new connection to a VIP through its select group (DNAT to a
+	// backend), then the backend's MAC; a hairpin connection is also
+	// source-NATed to the VIP and sent back where it came from.
+	TableLB    = declareTable("lb", "loadbalancer", MissNext)
+	TableLBCT  = declareTable("lb-ct", "loadbalancer", MissNext)
+	TableLBOut = declareTable("lb-out", "loadbalancer", MissNext)
 	// TableOverlayARP answers ARP requests for the network's known IP
 	// addresses on the local switch (ARP suppression).
 	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
@@ -107,6 +116,10 @@ var (
 	// number is in reg7) go here, between overlay-forward and
 	// overlay-deliver: the to-VM firewall, the port's policies.
 	//
+	// TableLBReply un-NATs, on the client's host, the replies of backends
+	// to connections a load balancer translated there (the source
+	// becomes VIP:port again), before the client's firewall sees them.
+	TableLBReply = declareTable("lb-reply", "loadbalancer", MissNext)
 	// TableFirewallIngress and TableFirewallIngressRules are the
 	// stateful firewall of packets going to the VM port in reg7.
 	TableFirewallIngress      = declareTable("fw-ingress", "firewall", MissNext)

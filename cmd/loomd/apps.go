@@ -7,6 +7,7 @@ import (
 	_ "github.com/loom-sdn/loom/apps/firewall"
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	_ "github.com/loom-sdn/loom/apps/lldp"
+	_ "github.com/loom-sdn/loom/apps/loadbalancer"
 	_ "github.com/loom-sdn/loom/apps/overlay"
 	_ "github.com/loom-sdn/loom/apps/portpolicy"
 	_ "github.com/loom-sdn/loom/apps/router"

@@ -1,0 +1,117 @@
+// Package loadbalancer is Loom's distributed load balancer: the model's
+// load balancers, served on every host that has a port in a load
+// balancer's network, by conntrack and an OpenFlow select group.
+//
+// The VIP answers ARP on the local switch with a MAC of its own (VIPMAC).
+// A client's packets to VIP:port go through conntrack in the network's
+// load-balancer zone on the client's host; the first packet of a
+// connection picks a backend through the load balancer's select group
+// (one bucket per backend, with its weight: ct(commit, nat(dst=ip:port)))
+// and is sent to the backend's MAC, known from the model. Later packets
+// get the connection's translation from conntrack, so a connection stays
+// on its backend whatever happens to the group. The backend's replies are
+// un-NATed on the client's host, on their way to the client's port
+// (lb-reply, before the client's firewall), and reach the client from
+// VIP:port. A backend that is its own client (hairpin) is also
+// source-NATed to the VIP, in a second zone, and its packets go back out
+// of the port they came in.
+//
+//	lb:       arp request for VIP (local port)        -> ARP reply from VIPMAC
+//	          ip,proto,nw_dst=VIP,tp_dst=PORT          -> ct(zone=Z,nat,table=lb-ct)
+//	          B:BP -> VIP (hairpin reply)              -> ct(zone=ZH,nat,table=lb)
+//	          B:BP -> B                                -> ct(zone=Z,nat,table=lb-ct)
+//	lb-ct:    +new+trk to VIP:PORT                     -> group LB (select: ct(commit,zone=Z,nat(dst=B:BP),table=lb-out))
+//	lb-out:   B -> B:BP (hairpin, local B)             -> ct(commit,zone=ZH,nat(src=VIP),table=lb-out)
+//	          in_port=B,dl_dst=VIPMAC,nw_dst=B         -> dl_src=VIPMAC,dl_dst=B's MAC,IN_PORT
+//	          dl_dst=VIPMAC,nw_dst=B                   -> dl_dst=B's MAC, next (overlay-arp ... overlay-forward)
+//	lb-reply: ip,proto,nw_src=B,tp_src=BP              -> ct(zone=Z,nat,table=next)
+//
+// Clients are the ports of the load balancer's network (routed clients
+// from other networks are not balanced).
+package loadbalancer
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+)
+
+// Name is the app's registered name.
+const Name = "loadbalancer"
+
+func init() { controller.Register(Name, newApp) }
+
+type app struct {
+	env  controller.Env
+	snap atomic.Pointer[view.Snapshot]
+}
+
+func newApp(env controller.Env) (controller.App, error) {
+	if env.View == nil {
+		return nil, errors.New("the load balancer needs the model view (controller.Config.View)")
+	}
+	a := &app{env: env}
+	a.snap.Store(env.View.Snapshot())
+	env.View.Follow(env.Context, a.digest)
+	return a, nil
+}
+
+func (a *app) digest(snap *view.Snapshot) {
+	if old := a.snap.Load(); old != nil && old.Seq == snap.Seq {
+		return
+	}
+	a.snap.Store(snap)
+	a.env.Refresh(controller.AllSwitches)
+}
+
+func (a *app) Name() string { return Name }
+
+func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
+	return &switchApp{a: a, dpid: sw.DatapathID}
+}
+
+// PipelineTables are the load balancer's tables as the runtime realized
+// them.
+func PipelineTables() Tables {
+	after := func(t *controller.Table) uint8 {
+		n, _ := t.Next() // the overlay's tables follow lb-out and lb-reply
+		return n.ID()
+	}
+	return Tables{LB: controller.TableLB.ID(), CT: controller.TableLBCT.ID(), Out: controller.TableLBOut.ID(),
+		AfterOut: after(controller.TableLBOut), Reply: controller.TableLBReply.ID(), AfterReply: after(controller.TableLBReply)}
+}
+
+type switchApp struct {
+	a    *app
+	dpid uint64
+	seq  uint64
+	set  controller.FlowSet
+}
+
+func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
+
+func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
+	switch ev := ev.(type) {
+	case controller.Update:
+		s.sync(ctx, false)
+	case controller.Rejected:
+		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
+			ctx.Log().Error("switch refused a load balancer flow", "flow", f, "error", ev.Err)
+			return
+		}
+		ctx.Log().Error("switch refused a load balancer object", "object", ev.Object, "error", ev.Err)
+	}
+}
+
+func (s *switchApp) sync(ctx *controller.Context, force bool) {
+	snap := s.a.snap.Load()
+	if !force && snap.Seq == s.seq {
+		return
+	}
+	s.seq = snap.Seq
+	flows, groups := Compile(snap, s.dpid, PipelineTables(), nil)
+	s.set.Sync(ctx, flows, groups)
+}
