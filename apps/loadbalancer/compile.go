@@ -2,7 +2,9 @@ package loadbalancer
 
 import (
 	"hash/fnv"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller/view"
@@ -126,6 +128,10 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 		net := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask)
 		ipm := net.EthType(packet.EtherTypeIPv4)
 		l4 := ipm.IPProto(proto)
+		// lb-reply sees replies from this host's ports and other hosts'
+		// (the remote bit set) alike.
+		anyHost := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask&^(1<<32)).
+			EthType(packet.EtherTypeIPv4).IPProto(proto)
 
 		var bes []backend
 		for _, b := range lb.Backends {
@@ -166,13 +172,20 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 		} else {
 			add(flow.New(t.CT, prioVIP, newConn)) // no backend up: drop
 		}
+		// After DNAT: to the backend's MAC. Every address of the
+		// network has its flow, and every backend port its reply flow,
+		// so that the established connections of a backend taken out of
+		// the load balancer go on.
+		for _, ip := range slices.Sorted(maps.Keys(byIP[lb.Network])) {
+			p := byIP[lb.Network][ip]
+			add(flow.New(t.Out, prioVIP, ipm.EthDst(vmac).Set(flow.IPv4Dst, ip)).
+				Act(flow.SetField(flow.EthDst, uint64(p.mac))).Goto(t.AfterOut))
+		}
 		for _, be := range bes {
 			bport := uint64(be.port)
-			// After DNAT: to the backend's MAC.
-			add(flow.New(t.Out, prioVIP, ipm.EthDst(vmac).Set(flow.IPv4Dst, be.ip)).
-				Act(flow.SetField(flow.EthDst, uint64(be.mac))).Goto(t.AfterOut))
-			// The backend's replies, on its client's host: back to VIP:port.
-			add(flow.New(t.Reply, prioVIP, l4.Set(flow.IPv4Src, be.ip).Set(srcField, bport)).
+			// The backends' replies, on their client's host: back to
+			// VIP:port (connections of zone Z only; others pass unchanged).
+			add(flow.New(t.Reply, prioVIP, anyHost.Set(srcField, bport)).
 				Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.AfterReply, NAT: flow.NATRestore})))
 			if be.ofport == 0 {
 				continue

@@ -53,9 +53,7 @@ func TestCompile(t *testing.T) {
 	got := strs(flows)
 	const net = "metadata=0x1389/0x1ffffffff"
 	want := []string{
-		"table=12,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
-		"table=12,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
-		"table=12,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.13,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
+		"table=12,priority=100,metadata=0x1389/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
 		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(table=5,zone=37769,nat)",
 		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=ct(table=5,zone=37769,nat)",
 		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=ct(table=5,zone=37769,nat)",
