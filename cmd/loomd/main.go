@@ -48,7 +48,7 @@ func run(args []string) error {
 	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
 	tokenFile := fs.String("api-token-file", "", `bearer tokens ("admin|viewer TOKEN" per line); without it the API listens on loopback only`)
 	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
-	apps := fs.String("apps", "lldp,overlay,router,dhcp,portpolicy,firewall", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
+	apps := fs.String("apps", "lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var tf openflow.TLSFiles
 	fs.StringVar(&tf.Cert, "ssl-cert", "", "controller certificate (PEM) for ssl: listeners")
