@@ -32,7 +32,9 @@ package loadbalancer
 
 import (
 	"errors"
+	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
@@ -45,8 +47,9 @@ const Name = "loadbalancer"
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env  controller.Env
-	snap atomic.Pointer[view.Snapshot]
+	env    controller.Env
+	snap   atomic.Pointer[view.Snapshot]
+	health *health
 }
 
 func newApp(env controller.Env) (controller.App, error) {
@@ -54,6 +57,11 @@ func newApp(env controller.Env) (controller.App, error) {
 		return nil, errors.New("the load balancer needs the model view (controller.Config.View)")
 	}
 	a := &app{env: env}
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) }}
 	a.snap.Store(env.View.Snapshot())
 	env.View.Follow(env.Context, a.digest)
 	return a, nil
@@ -85,11 +93,17 @@ func PipelineTables() Tables {
 }
 
 type switchApp struct {
-	a    *app
-	dpid uint64
-	seq  uint64
-	set  controller.FlowSet
+	a         *app
+	dpid      uint64
+	seq, hseq uint64 // view and health changes last compiled
+	set       controller.FlowSet
 }
+
+// TickInterval paces the health checks' probes and timeouts.
+func (s *switchApp) TickInterval() time.Duration { return 50 * time.Millisecond }
+
+// Statuses returns the health of the health-checked backends.
+func (a *app) Statuses() []Status { return a.health.Statuses() }
 
 func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
 
@@ -97,6 +111,16 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	switch ev := ev.(type) {
 	case controller.Update:
 		s.sync(ctx, false)
+	case controller.Tick:
+		snap := s.a.snap.Load()
+		if host, ok := snap.HostByDatapath(s.dpid); ok {
+			s.a.health.tick(ctx, snap, host.Name, ev.Now)
+		}
+	case controller.PacketIn:
+		snap := s.a.snap.Load()
+		if host, ok := snap.HostByDatapath(s.dpid); ok && ev.Frame != nil {
+			s.a.health.answer(snap, host.Name, ev.Frame, time.Now())
+		}
 	case controller.Rejected:
 		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
 			ctx.Log().Error("switch refused a load balancer flow", "flow", f, "error", ev.Err)
@@ -108,10 +132,17 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	snap := s.a.snap.Load()
-	if !force && snap.Seq == s.seq {
+	s.a.health.mu.Lock()
+	hseq := s.a.health.seq
+	s.a.health.mu.Unlock()
+	if !force && snap.Seq == s.seq && hseq == s.hseq {
 		return
 	}
-	s.seq = snap.Seq
-	flows, groups := Compile(snap, s.dpid, PipelineTables(), nil)
+	s.seq, s.hseq = snap.Seq, hseq
+	t := PipelineTables()
+	flows, groups := Compile(snap, s.dpid, t, s.a.health.up)
+	if host, ok := snap.HostByDatapath(s.dpid); ok {
+		flows = append(flows, probeFlows(snap, host.Name, t)...)
+	}
 	s.set.Sync(ctx, flows, groups)
 }

@@ -87,7 +87,7 @@ func background(t *testing.T, v *ovslab.VM, argv ...string) *exec.Cmd {
 }
 
 // httpServe serves a file "name" holding the VM's name on port 8080.
-func httpServe(t *testing.T, v *ovslab.VM) {
+func httpServe(t *testing.T, v *ovslab.VM) *exec.Cmd {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), v.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -96,10 +96,11 @@ func httpServe(t *testing.T, v *ovslab.VM) {
 	if err := os.WriteFile(filepath.Join(dir, "name"), []byte(v.Name+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	background(t, v, vmPython, "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", dir)
+	cmd := background(t, v, vmPython, "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", dir)
 	waitForD(t, 5*time.Second, v.Name+" serving HTTP", func() bool {
 		return httpRequests(t, v, "127.0.0.1", 8080, 1).Counts[v.Name] == 1
 	})
+	return cmd
 }
 
 // TestOVSLoadBalancer checks load balancers on real OVS: backends b1, b2
@@ -120,8 +121,9 @@ func TestOVSLoadBalancer(t *testing.T) {
 		o.port("c3", "blue", "02:00:00:00:01:17", "10.1.0.23", "hv3"),
 	}
 	o.converged()
+	servers := map[string]*exec.Cmd{}
 	for _, b := range []*ovslab.VM{b1, b2, b3} {
-		httpServe(t, b)
+		servers[b.Name] = httpServe(t, b)
 		background(t, b, vmPython, "-c", udpEcho, "5353", b.Name)
 	}
 
@@ -201,5 +203,35 @@ func TestOVSLoadBalancer(t *testing.T) {
 		if got := tcp(t, clients[1], "10.1.0.101", 7000); got != "ok" {
 			t.Errorf("new connection after the change: %s", got)
 		}
+	})
+	t.Run("health checks: a stopped backend leaves, a restarted one comes back", func(t *testing.T) {
+		o.patch("/api/v1/load-balancers/web", `{"health_check":{"interval_ms":200,"timeout_ms":150,"fall":2,"rise":2}}`)
+		o.converged()
+		allOK := func(want ...string) func() bool {
+			return func() bool {
+				r := httpRequests(t, clients[1], "10.1.0.100", 80, 20)
+				if r.Counts[""] != 0 {
+					return false
+				}
+				for _, w := range want {
+					if r.Counts[w] == 0 {
+						return false
+					}
+				}
+				return true
+			}
+		}
+		waitForD(t, 5*time.Second, "all three up", allOK("b1", "b2", "b3"))
+		servers["b2"].Process.Kill()
+		servers["b2"].Wait()
+		failover := waitForD(t, 5*time.Second, "every request answered by b1 and b3", allOK())
+		t.Logf("b2's server stopped -> every request answered (b1, b3): %v", failover.Round(time.Millisecond))
+		r := httpRequests(t, clients[2], "10.1.0.100", 80, 60)
+		if r.Counts[""] != 0 || r.Counts["b2"] != 0 {
+			t.Errorf("after failover: %v", r.Counts)
+		}
+		httpServe(t, b2)
+		back := waitForD(t, 5*time.Second, "b2 answering again", allOK("b2"))
+		t.Logf("b2's server restarted -> b2 answers again: %v", back.Round(time.Millisecond))
 	})
 }

@@ -1,0 +1,308 @@
+package loadbalancer
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/southbound/openflow/packet"
+)
+
+// Health checks. The switch of a backend's host probes it: a TCP SYN from
+// VIP:6451x (VIPMAC) straight out of the backend's port (packet-out); a
+// SYN/ACK back is a success, a RST or no answer within timeout_ms a
+// failure. The answers reach the controller through a flow in lb
+// (from B:BP to the VIP's probe ports). fall failures in a row take a
+// backend down: its bucket leaves the group on every host (established
+// connections keep it); rise successes bring it back. Backends start up.
+// UDP health checks are not implemented: such backends stay up.
+
+// probePortBase..+1023 are the probes' source ports (tp_dst 0xfc00/0xfc00
+// of the answers), above Linux's ephemeral range, so a hairpin
+// connection's source port never collides with them.
+const probePortBase = 0xfc00
+
+const prioProbe = 150
+
+// Status is a backend's health.
+type Status struct {
+	LoadBalancer string    `json:"load_balancer"`
+	IP           string    `json:"ip"`
+	Port         int       `json:"port"`
+	Up           bool      `json:"up"`
+	Since        time.Time `json:"since"` // the last change (or the first probe)
+}
+
+type hkey struct {
+	lb   string
+	ip   string
+	port int
+}
+
+type hstate struct {
+	up        bool
+	since     time.Time
+	ok, fail  int
+	lastProbe time.Time
+	pending   bool
+	sentAt    time.Time
+}
+
+type health struct {
+	mu       sync.Mutex
+	st       map[hkey]*hstate
+	seq      uint64 // grows with every up/down change
+	seqPort  uint16
+	log      *slog.Logger
+	onChange func()
+}
+
+func (h *health) state(k hkey, now time.Time) *hstate {
+	s := h.st[k]
+	if s == nil {
+		s = &hstate{up: true, since: now}
+		h.st[k] = s
+	}
+	return s
+}
+
+// up tells whether a backend takes new connections.
+func (h *health) up(lb, ip string, port int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.st[hkey{lb, ip, port}]
+	return s == nil || s.up
+}
+
+// Statuses returns the health of every probed backend.
+func (h *health) Statuses() []Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Status, 0, len(h.st))
+	for k, s := range h.st {
+		out = append(out, Status{LoadBalancer: k.lb, IP: k.ip, Port: k.port, Up: s.up, Since: s.since})
+	}
+	return out
+}
+
+// result records a probe's outcome; h.mu is held.
+func (h *health) result(k hkey, s *hstate, hc checkParams, ok bool, now time.Time) {
+	s.pending = false
+	changed := false
+	if ok {
+		s.ok, s.fail = s.ok+1, 0
+		if !s.up && s.ok >= hc.rise {
+			s.up, changed = true, true
+		}
+	} else {
+		s.fail, s.ok = s.fail+1, 0
+		if s.up && s.fail >= hc.fall {
+			s.up, changed = false, true
+		}
+	}
+	if changed {
+		s.since = now
+		h.seq++
+		h.log.Info("load balancer backend health changed", "load_balancer", k.lb, "backend", k.ip, "port", k.port, "up", s.up)
+		go h.onChange()
+	}
+}
+
+type checkParams struct {
+	interval, timeout time.Duration
+	fall, rise        int
+}
+
+func paramsOf(lb *model.LoadBalancer) (checkParams, bool) {
+	hc := lb.HealthCheck
+	if hc == nil || (hc.Protocol != "" && hc.Protocol != "tcp") || (hc.Protocol == "" && lb.Protocol != "tcp") {
+		return checkParams{}, false
+	}
+	p := checkParams{interval: 5 * time.Second, fall: 3, rise: 2}
+	if hc.IntervalMS > 0 {
+		p.interval = time.Duration(hc.IntervalMS) * time.Millisecond
+	}
+	p.timeout = min(2*time.Second, p.interval/2)
+	if hc.TimeoutMS > 0 {
+		p.timeout = time.Duration(hc.TimeoutMS) * time.Millisecond
+	}
+	if hc.Fall > 0 {
+		p.fall = hc.Fall
+	}
+	if hc.Rise > 0 {
+		p.rise = hc.Rise
+	}
+	return p, true
+}
+
+// localBackend is a health-checked backend bound on this switch.
+type localBackend struct {
+	k      hkey
+	p      checkParams
+	vip    netip.Addr
+	vmac   flow.MAC
+	ip     netip.Addr
+	mac    flow.MAC
+	port   uint16
+	ofport uint32
+}
+
+// localBackends lists the health-checked backends bound on host.
+func localBackends(s *view.Snapshot, host string) []localBackend {
+	m := s.Model
+	type portOf struct {
+		mac    flow.MAC
+		ofport uint32
+	}
+	byIP := map[string]map[netip.Addr]portOf{}
+	for _, p := range m.Ports.All() {
+		b, bound := s.Binding(p.Name)
+		mac, err := flow.ParseMAC(p.MAC)
+		if !bound || b.Host != host || b.OFPort == 0 || err != nil {
+			continue
+		}
+		for _, a := range p.IPs {
+			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+				if byIP[p.Network] == nil {
+					byIP[p.Network] = map[netip.Addr]portOf{}
+				}
+				byIP[p.Network][ip] = portOf{mac, b.OFPort}
+			}
+		}
+	}
+	var out []localBackend
+	for _, lb := range m.LoadBalancers.Sorted() {
+		p, ok := paramsOf(lb)
+		vip, err := netip.ParseAddr(lb.VIP)
+		if !ok || err != nil || !vip.Is4() {
+			continue
+		}
+		for _, b := range lb.Backends {
+			ip, err := netip.ParseAddr(b.IP)
+			po, local := byIP[lb.Network][ip]
+			if err != nil || !local {
+				continue
+			}
+			port := b.Port
+			if port == 0 {
+				port = lb.Port
+			}
+			out = append(out, localBackend{k: hkey{lb.ID, ip.String(), port}, p: p, vip: vip, vmac: VIPMAC(lb.ID),
+				ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport})
+		}
+	}
+	return out
+}
+
+// probeFlows catches the answers to probes of the backends bound on host.
+func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
+	keys := overlay.NetworkKeys(s.Model)
+	var out []*flow.Flow
+	for _, b := range localBackends(s, host) {
+		lb, _ := s.Model.LoadBalancers.Get(b.k.lb)
+		key, ok := keys[lb.Network]
+		if !ok {
+			continue
+		}
+		m := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
+			Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.TCPSrc, uint64(b.port)).
+			SetMasked(flow.TCPDst, probePortBase, probePortBase)
+		out = append(out, flow.New(t.LB, prioProbe, m).Act(flow.Output(flow.PortController)))
+	}
+	return out
+}
+
+// tick sends the probes that are due on this switch and fails those
+// unanswered for longer than their timeout.
+func (h *health) tick(ctx *controller.Context, s *view.Snapshot, host string, now time.Time) {
+	bes := localBackends(s, host)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range bes {
+		st := h.state(b.k, now)
+		if st.pending && now.Sub(st.sentAt) > b.p.timeout {
+			h.result(b.k, st, b.p, false, now)
+		}
+		if st.pending || now.Sub(st.lastProbe) < b.p.interval {
+			continue
+		}
+		h.seqPort++
+		sport := probePortBase + h.seqPort%1024
+		frame := appendSYN(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()))
+		if err := ctx.PacketOut(flow.PortController, frame, flow.Output(b.ofport)); err != nil {
+			ctx.Log().Warn("load balancer probe not sent", "error", err)
+			continue
+		}
+		st.pending, st.sentAt, st.lastProbe = true, now, now
+	}
+}
+
+// answer handles a probe's answer from the switch.
+func (h *health) answer(s *view.Snapshot, host string, f *packet.Frame, now time.Time) {
+	if f.EtherType != packet.EtherTypeIPv4 || f.IPv4.Proto != packet.ProtoTCP || f.TCP.DstPort&probePortBase != probePortBase {
+		return
+	}
+	for _, b := range localBackends(s, host) {
+		if b.ip != f.IPv4.Src || b.vip != f.IPv4.Dst || b.port != f.TCP.SrcPort {
+			continue
+		}
+		h.mu.Lock()
+		if st := h.state(b.k, now); st.pending {
+			switch {
+			case f.TCP.Flags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn|packet.TCPAck:
+				h.result(b.k, st, b.p, true, now)
+			case f.TCP.Flags&packet.TCPRst != 0:
+				h.result(b.k, st, b.p, false, now)
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// appendSYN appends an Ethernet/IPv4/TCP SYN frame with valid checksums.
+func appendSYN(b []byte, dstMAC, srcMAC flow.MAC, src, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
+	d, sm := dstMAC.Bytes(), srcMAC.Bytes()
+	b = append(b, d[:]...)
+	b = append(b, sm[:]...)
+	b = append(b, 0x08, 0x00)
+	ip := len(b)
+	s4, d4 := src.As4(), dst.As4()
+	b = append(b, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, packet.ProtoTCP, 0, 0)
+	b = append(b, s4[:]...)
+	b = append(b, d4[:]...)
+	binary.BigEndian.PutUint16(b[ip+10:], csum(0, b[ip:ip+20]))
+	t := len(b)
+	b = binary.BigEndian.AppendUint16(b, sport)
+	b = binary.BigEndian.AppendUint16(b, dport)
+	b = binary.BigEndian.AppendUint32(b, seq)
+	b = append(b, 0, 0, 0, 0, 5<<4, packet.TCPSyn, 0xff, 0xff, 0, 0, 0, 0)
+	pseudo := uint32(packet.ProtoTCP) + 20
+	for i := 0; i < 8; i += 2 {
+		pseudo += uint32(b[ip+12+i])<<8 | uint32(b[ip+13+i])
+	}
+	binary.BigEndian.PutUint16(b[t+16:], csum(pseudo, b[t:]))
+	for len(b) < 60 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func csum(s uint32, b []byte) uint16 {
+	for ; len(b) >= 2; b = b[2:] {
+		s += uint32(b[0])<<8 | uint32(b[1])
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
