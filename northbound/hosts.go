@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
@@ -29,11 +30,20 @@ type PortStatus struct {
 	Bindings []view.Binding `json:"bindings,omitempty"`
 }
 
+// LoadBalancerStatus is the health of a load balancer's backends
+// (apps/loadbalancer); Running is false when loomd does not run the app.
+type LoadBalancerStatus struct {
+	LoadBalancer string                `json:"load_balancer"`
+	Running      bool                  `json:"running"`
+	Backends     []loadbalancer.Status `json:"backends"`
+}
+
 // StatusRoutes serves GET /hosts/{id-or-name}/status and
 // GET /ports/{id-or-name}/status.
 func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View) Mount {
 	Describe(http.MethodGet, "/api/v1/hosts/{id}/status", "A host's OVSDB and OpenFlow state: connected, bridge ready, datapath id, last error")
 	Describe(http.MethodGet, "/api/v1/ports/{id}/status", "Where a port is bound: host, interface, ofport, MAC, admin and link state")
+	Describe(http.MethodGet, "/api/v1/load-balancers/{id}/status", "A load balancer's backends: up or down (health checks) and since when")
 	return func(api *mux.Router) {
 		api.HandleFunc("/hosts/{id}/status", func(w http.ResponseWriter, r *http.Request) {
 			h, err := svc.Get(model.KindHost, mux.Vars(r)["id"])
@@ -50,6 +60,16 @@ func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Contro
 				}
 			}
 			WriteJSON(w, http.StatusOK, out)
+		}).Methods(http.MethodGet)
+		api.HandleFunc("/load-balancers/{id}/status", func(w http.ResponseWriter, r *http.Request) {
+			o, err := svc.Get(model.KindLoadBalancer, mux.Vars(r)["id"])
+			lb, ok := o.(*model.LoadBalancer)
+			if err != nil || !ok {
+				WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "id", "%v", err))
+				return
+			}
+			bes, running := loadbalancer.BackendStatus(lb)
+			WriteJSON(w, http.StatusOK, LoadBalancerStatus{LoadBalancer: lb.Name, Running: running, Backends: bes})
 		}).Methods(http.MethodGet)
 		api.HandleFunc("/ports/{id}/status", func(w http.ResponseWriter, r *http.Request) {
 			p, err := svc.Get(model.KindPort, mux.Vars(r)["id"])

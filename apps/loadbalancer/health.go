@@ -37,7 +37,8 @@ type Status struct {
 	IP           string    `json:"ip"`
 	Port         int       `json:"port"`
 	Up           bool      `json:"up"`
-	Since        time.Time `json:"since"` // the last change (or the first probe)
+	Checked      bool      `json:"checked"`        // probed by a health check
+	Since        time.Time `json:"since,omitzero"` // the last change (or the first probe)
 }
 
 type hkey struct {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
@@ -64,7 +65,36 @@ func newApp(env controller.Env) (controller.App, error) {
 	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) }}
 	a.snap.Store(env.View.Snapshot())
 	env.View.Follow(env.Context, a.digest)
+	running.Store(a)
 	return a, nil
+}
+
+// running is the app of the running controller, for BackendStatus.
+var running atomic.Pointer[app]
+
+// BackendStatus returns the health of a load balancer's backends as the
+// running app sees them (every backend of the model, up unless its health
+// check took it down), and false when the app does not run.
+func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
+	a := running.Load()
+	if a == nil {
+		return nil, false
+	}
+	a.health.mu.Lock()
+	defer a.health.mu.Unlock()
+	out := []Status{}
+	for _, b := range lb.Backends {
+		port := b.Port
+		if port == 0 {
+			port = lb.Port
+		}
+		st := Status{LoadBalancer: lb.ID, IP: b.IP, Port: port, Up: true}
+		if s := a.health.st[hkey{lb.ID, b.IP, port}]; s != nil {
+			st.Up, st.Since, st.Checked = s.up, s.since, true
+		}
+		out = append(out, st)
+	}
+	return out, true
 }
 
 func (a *app) digest(snap *view.Snapshot) {

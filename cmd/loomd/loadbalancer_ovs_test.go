@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
+	"github.com/loom-sdn/loom/northbound"
 )
 
 const (
@@ -209,7 +210,7 @@ func TestOVSLoadBalancer(t *testing.T) {
 		o.converged()
 		allOK := func(want ...string) func() bool {
 			return func() bool {
-				r := httpRequests(t, clients[1], "10.1.0.100", 80, 20)
+				r := httpRequests(t, clients[1], "10.1.0.100", 80, 30)
 				if r.Counts[""] != 0 {
 					return false
 				}
@@ -221,11 +222,26 @@ func TestOVSLoadBalancer(t *testing.T) {
 				return true
 			}
 		}
+		status := func() map[string]bool {
+			var st northbound.LoadBalancerStatus
+			getJSON(t, o.api, "/api/v1/load-balancers/web/status", &st)
+			up := map[string]bool{}
+			for _, b := range st.Backends {
+				up[b.IP] = b.Up
+			}
+			return up
+		}
 		waitForD(t, 5*time.Second, "all three up", allOK("b1", "b2", "b3"))
 		servers["b2"].Process.Kill()
 		servers["b2"].Wait()
-		failover := waitForD(t, 5*time.Second, "every request answered by b1 and b3", allOK())
+		ok := allOK()
+		failover := waitForD(t, 5*time.Second, "b2 down and every request answered by b1 and b3", func() bool {
+			return !status()["10.1.0.12"] && ok()
+		})
 		t.Logf("b2's server stopped -> every request answered (b1, b3): %v", failover.Round(time.Millisecond))
+		if up := status(); up["10.1.0.12"] || !up["10.1.0.11"] || !up["10.1.0.13"] {
+			t.Errorf("GET /load-balancers/web/status after b2 stopped: %v", up)
+		}
 		r := httpRequests(t, clients[2], "10.1.0.100", 80, 60)
 		if r.Counts[""] != 0 || r.Counts["b2"] != 0 {
 			t.Errorf("after failover: %v", r.Counts)
@@ -233,5 +249,8 @@ func TestOVSLoadBalancer(t *testing.T) {
 		httpServe(t, b2)
 		back := waitForD(t, 5*time.Second, "b2 answering again", allOK("b2"))
 		t.Logf("b2's server restarted -> b2 answers again: %v", back.Round(time.Millisecond))
+		if up := status(); !up["10.1.0.12"] {
+			t.Errorf("GET /load-balancers/web/status after b2 restarted: %v", up)
+		}
 	})
 }
