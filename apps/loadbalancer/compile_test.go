@@ -105,3 +105,19 @@ func TestUDP(t *testing.T) {
 		t.Errorf("no udp VIP flow in\n%s", got)
 	}
 }
+
+func TestProbeFlows(t *testing.T) {
+	l := newLab(t)
+	if f := probeFlows(l.View.Snapshot(), "hv1", testTables); len(f) != 0 {
+		t.Errorf("probe flows without a health check: %v", f)
+	}
+	l.Patch(model.KindLoadBalancer, "web", `{"health_check":{"interval_ms":500,"fall":2}}`)
+	got := strs(probeFlows(l.View.Snapshot(), "hv1", testTables))
+	want := []string{
+		"table=4,priority=150,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080,tcp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
+		"table=4,priority=150,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080,tcp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("probe flows on hv1\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
+	}
+}

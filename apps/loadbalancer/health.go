@@ -222,8 +222,10 @@ func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
 
 // tick sends the probes that are due on this switch and fails those
 // unanswered for longer than their timeout.
-func (h *health) tick(ctx *controller.Context, s *view.Snapshot, host string, now time.Time) {
-	bes := localBackends(s, host)
+func (h *health) tick(ctx *controller.Context, bes []localBackend, now time.Time) {
+	if len(bes) == 0 {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, b := range bes {
@@ -246,11 +248,11 @@ func (h *health) tick(ctx *controller.Context, s *view.Snapshot, host string, no
 }
 
 // answer handles a probe's answer from the switch.
-func (h *health) answer(s *view.Snapshot, host string, f *packet.Frame, now time.Time) {
+func (h *health) answer(bes []localBackend, f *packet.Frame, now time.Time) {
 	if f.EtherType != packet.EtherTypeIPv4 || f.IPv4.Proto != packet.ProtoTCP || f.TCP.DstPort&probePortBase != probePortBase {
 		return
 	}
-	for _, b := range localBackends(s, host) {
+	for _, b := range bes {
 		if b.ip != f.IPv4.Src || b.vip != f.IPv4.Dst || b.port != f.TCP.SrcPort {
 			continue
 		}

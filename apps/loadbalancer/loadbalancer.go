@@ -127,6 +127,22 @@ type switchApp struct {
 	dpid      uint64
 	seq, hseq uint64 // view and health changes last compiled
 	set       controller.FlowSet
+	// The health-checked backends bound on this switch, as of view
+	// snapshot checkedSeq.
+	checkedSeq  uint64
+	checkedList []localBackend
+}
+
+// checked returns the health-checked backends bound on this switch.
+func (s *switchApp) checked() []localBackend {
+	snap := s.a.snap.Load()
+	if snap.Seq != s.checkedSeq || s.checkedList == nil {
+		s.checkedSeq, s.checkedList = snap.Seq, []localBackend{}
+		if host, ok := snap.HostByDatapath(s.dpid); ok {
+			s.checkedList = append(s.checkedList, localBackends(snap, host.Name)...)
+		}
+	}
+	return s.checkedList
 }
 
 // TickInterval paces the health checks' probes and timeouts.
@@ -142,14 +158,10 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	case controller.Update:
 		s.sync(ctx, false)
 	case controller.Tick:
-		snap := s.a.snap.Load()
-		if host, ok := snap.HostByDatapath(s.dpid); ok {
-			s.a.health.tick(ctx, snap, host.Name, ev.Now)
-		}
+		s.a.health.tick(ctx, s.checked(), ev.Now)
 	case controller.PacketIn:
-		snap := s.a.snap.Load()
-		if host, ok := snap.HostByDatapath(s.dpid); ok && ev.Frame != nil {
-			s.a.health.answer(snap, host.Name, ev.Frame, time.Now())
+		if ev.Frame != nil {
+			s.a.health.answer(s.checked(), ev.Frame, time.Now())
 		}
 	case controller.Rejected:
 		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
