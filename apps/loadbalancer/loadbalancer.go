@@ -97,11 +97,17 @@ func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
 	return out, true
 }
 
+// digest takes a new view snapshot and wakes every switch, unless there
+// was and is no load balancer (then nothing the app compiles changed).
 func (a *app) digest(snap *view.Snapshot) {
-	if old := a.snap.Load(); old != nil && old.Seq == snap.Seq {
+	old := a.snap.Load()
+	if old != nil && old.Seq == snap.Seq {
 		return
 	}
 	a.snap.Store(snap)
+	if old != nil && old.Model.LoadBalancers.Len() == 0 && snap.Model.LoadBalancers.Len() == 0 {
+		return
+	}
 	a.env.Refresh(controller.AllSwitches)
 }
 
