@@ -153,6 +153,7 @@ type localBackend struct {
 	mac    flow.MAC
 	port   uint16
 	ofport uint32
+	key    uint32 // the network's (metadata)
 }
 
 // localBackends lists the health-checked backends bound on host.
@@ -179,10 +180,12 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 		}
 	}
 	var out []localBackend
+	keys := overlay.NetworkKeys(m)
 	for _, lb := range m.LoadBalancers.Sorted() {
 		p, ok := paramsOf(lb)
 		vip, err := netip.ParseAddr(lb.VIP)
-		if !ok || err != nil || !vip.Is4() {
+		key, kok := keys[lb.Network]
+		if !ok || !kok || err != nil || !vip.Is4() {
 			continue
 		}
 		for _, b := range lb.Backends {
@@ -196,7 +199,7 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 				port = lb.Port
 			}
 			out = append(out, localBackend{k: hkey{lb.ID, ip.String(), port}, p: p, vip: vip, vmac: VIPMAC(lb.ID),
-				ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport})
+				ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport, key: key})
 		}
 	}
 	return out
@@ -222,7 +225,7 @@ func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
 
 // tick sends the probes that are due on this switch and fails those
 // unanswered for longer than their timeout.
-func (h *health) tick(ctx *controller.Context, bes []localBackend, now time.Time) {
+func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, now time.Time) {
 	if len(bes) == 0 {
 		return
 	}
@@ -239,7 +242,12 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, now time.Time
 		h.seqPort++
 		sport := probePortBase + h.seqPort%1024
 		frame := appendSYN(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()))
-		if err := ctx.PacketOut(flow.PortController, frame, flow.Output(b.ofport)); err != nil {
+		// Into the to-VM path (lb-reply, the backend's firewall, ...,
+		// overlay-deliver) as the overlay forwards to the port: the
+		// backend's security groups see (and conntrack commits) the
+		// probe, so its answer is a reply, not an invalid packet.
+		acts := []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(flow.Reg7, uint64(b.ofport)), flow.Resubmit(toVM)}
+		if err := ctx.PacketOut(flow.PortController, frame, acts...); err != nil {
 			ctx.Log().Warn("load balancer probe not sent", "error", err)
 			continue
 		}

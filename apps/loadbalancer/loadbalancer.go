@@ -164,7 +164,7 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	case controller.Update:
 		s.sync(ctx, false)
 	case controller.Tick:
-		s.a.health.tick(ctx, s.checked(), ev.Now)
+		s.a.health.tick(ctx, s.checked(), controller.TableLBReply.ID(), ev.Now)
 	case controller.PacketIn:
 		if ev.Frame != nil {
 			s.a.health.answer(s.checked(), ev.Frame, time.Now())

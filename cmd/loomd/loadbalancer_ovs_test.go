@@ -205,6 +205,32 @@ func TestOVSLoadBalancer(t *testing.T) {
 			t.Errorf("new connection after the change: %s", got)
 		}
 	})
+	// The client's firewall sees the replies un-NATed (lb-reply comes
+	// before fw-ingress): with ingress closed on the client and only
+	// 8080 open on the backends, requests through the VIP go on. The
+	// health checks that follow run with these groups: their probes
+	// pass the backends' firewalls like any client's SYN.
+	t.Run("with security groups", func(t *testing.T) {
+		o.create("security-groups", "name=closed", "rules=[]")
+		o.create("security-groups", "name=backends", `rules=[{"direction":"ingress","protocol":"tcp","port_min":8080}]`)
+		for _, c := range clients {
+			o.patch("/api/v1/ports/"+c.Name, `{"security_groups":["closed"]}`)
+		}
+		for _, b := range []string{"b1", "b2", "b3"} {
+			o.patch("/api/v1/ports/"+b, `{"security_groups":["backends"]}`)
+		}
+		o.converged()
+		for _, c := range clients {
+			r := httpRequests(t, c, "10.1.0.100", 80, 30)
+			t.Logf("%s: %v", c.Name, r.Counts)
+			if r.Counts[""] != 0 || len(r.Counts) < 2 {
+				t.Errorf("%s through the VIP with security groups: %v", c.Name, r.Counts)
+			}
+		}
+		if got := tcp(t, clients[0], "10.1.0.11", 7000); !strings.HasPrefix(got, "TimeoutError") {
+			t.Errorf("c1 -> b1:7000 (closed by b1's group): %s", got)
+		}
+	})
 	t.Run("health checks: a stopped backend leaves, a restarted one comes back", func(t *testing.T) {
 		o.patch("/api/v1/load-balancers/web", `{"health_check":{"interval_ms":200,"timeout_ms":150,"fall":2,"rise":2}}`)
 		o.converged()
