@@ -16,7 +16,8 @@ import (
 )
 
 // Health checks. The switch of a backend's host probes it: a TCP SYN from
-// VIP:6451x (VIPMAC) straight out of the backend's port (packet-out); a
+// VIP:64512-65535 (VIPMAC), sent by packet-out into the to-VM tables of
+// the backend's port (its firewall must let it in, as a client's SYN); a
 // SYN/ACK back is a success, a RST or no answer within timeout_ms a
 // failure. The answers reach the controller through a flow in lb
 // (from B:BP to the VIP's probe ports). fall failures in a row take a
