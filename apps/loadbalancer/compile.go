@@ -167,7 +167,16 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 		}
 		groups = append(groups, g)
 		newConn := l4.SetMasked(flow.CTState, ctNew|ctTrk, ctNew|ctTrk).Set(flow.IPv4Dst, vip).Set(dstField, uint64(lb.Port))
-		if len(g.Buckets) > 0 {
+		if lb.AffinitySeconds > 0 && len(g.Buckets) > 0 {
+			// Client affinity: the backend follows from the client's
+			// address (its low 6 bits pick one of 64 slots, dealt to the
+			// backends by weight), not from the group's per-connection
+			// hash, so a client stays on its backend as long as the
+			// backends that are up stay the same.
+			for slot, b := range affinitySlots(g.Buckets) {
+				add(flow.New(t.CT, prioVIP, newConn.SetMasked(flow.IPv4Src, uint64(slot), affinityMask)).Act(b.Actions...))
+			}
+		} else if len(g.Buckets) > 0 {
 			add(flow.New(t.CT, prioVIP, newConn).Act(flow.ToGroup(g.ID)))
 		} else {
 			add(flow.New(t.CT, prioVIP, newConn)) // no backend up: drop
@@ -206,6 +215,32 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 		}
 	}
 	return flows, groups
+}
+
+// affinityMask is the part of the client's address that picks its slot.
+const affinityMask = 63
+
+// affinitySlots deals the 64 slots to the buckets in proportion to their
+// weights, interleaved (smooth weighted round robin).
+func affinitySlots(buckets []flow.Bucket) []flow.Bucket {
+	out := make([]flow.Bucket, affinityMask+1)
+	cur := make([]int, len(buckets))
+	total := 0
+	for _, b := range buckets {
+		total += int(b.Weight)
+	}
+	for i := range out {
+		best := 0
+		for j, b := range buckets {
+			cur[j] += int(b.Weight)
+			if cur[j] > cur[best] {
+				best = j
+			}
+		}
+		cur[best] -= total
+		out[i] = buckets[best]
+	}
+	return out
 }
 
 func ip4(a netip.Addr) uint64 {

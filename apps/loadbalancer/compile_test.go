@@ -121,3 +121,26 @@ func TestProbeFlows(t *testing.T) {
 		t.Errorf("probe flows on hv1\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
 	}
 }
+
+func TestAffinity(t *testing.T) {
+	l := newLab(t)
+	l.Patch(model.KindLoadBalancer, "web", `{"affinity_seconds":600}`)
+	flows, _ := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
+	n := map[string]int{}
+	for _, f := range strs(flows) {
+		if strings.HasPrefix(f, "table=5,") {
+			if !strings.Contains(f, "/0.0.0.63") || strings.Contains(f, "group:") {
+				t.Errorf("affinity flow %s", f)
+			}
+			for _, ip := range []string{"10.1.0.11", "10.1.0.12", "10.1.0.13"} {
+				if strings.Contains(f, "nat(dst="+ip+":8080)") {
+					n[ip]++
+				}
+			}
+		}
+	}
+	// Weights 3:1:1 over 64 slots.
+	if n["10.1.0.11"] < 37 || n["10.1.0.11"] > 40 || n["10.1.0.11"]+n["10.1.0.12"]+n["10.1.0.13"] != 64 {
+		t.Errorf("slots per backend: %v", n)
+	}
+}

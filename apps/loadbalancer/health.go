@@ -242,13 +242,12 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 		}
 		h.seqPort++
 		sport := probePortBase + h.seqPort%1024
-		frame := appendSYN(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()))
+		frame := appendTCP(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()), packet.TCPSyn)
 		// Into the to-VM path (lb-reply, the backend's firewall, ...,
 		// overlay-deliver) as the overlay forwards to the port: the
 		// backend's security groups see (and conntrack commits) the
 		// probe, so its answer is a reply, not an invalid packet.
-		acts := []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(flow.Reg7, uint64(b.ofport)), flow.Resubmit(toVM)}
-		if err := ctx.PacketOut(flow.PortController, frame, acts...); err != nil {
+		if err := ctx.PacketOut(flow.PortController, frame, b.toVM(toVM)...); err != nil {
 			ctx.Log().Warn("load balancer probe not sent", "error", err)
 			continue
 		}
@@ -257,7 +256,7 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 }
 
 // answer handles a probe's answer from the switch.
-func (h *health) answer(bes []localBackend, f *packet.Frame, now time.Time) {
+func (h *health) answer(ctx *controller.Context, bes []localBackend, toVM uint8, f *packet.Frame, now time.Time) {
 	if f.EtherType != packet.EtherTypeIPv4 || f.IPv4.Proto != packet.ProtoTCP || f.TCP.DstPort&probePortBase != probePortBase {
 		return
 	}
@@ -270,6 +269,12 @@ func (h *health) answer(bes []localBackend, f *packet.Frame, now time.Time) {
 			switch {
 			case f.TCP.Flags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn|packet.TCPAck:
 				h.result(b.k, st, b.p, true, now)
+				// Reset the half-open connection, which would otherwise
+				// hold a place in the server's backlog for a minute.
+				rst := appendTCP(nil, b.mac, b.vmac, b.vip, b.ip, f.TCP.DstPort, b.port, f.TCP.Ack, packet.TCPRst)
+				if err := ctx.PacketOut(flow.PortController, rst, b.toVM(toVM)...); err != nil {
+					ctx.Log().Warn("load balancer probe reset not sent", "error", err)
+				}
 			case f.TCP.Flags&packet.TCPRst != 0:
 				h.result(b.k, st, b.p, false, now)
 			}
@@ -278,8 +283,15 @@ func (h *health) answer(bes []localBackend, f *packet.Frame, now time.Time) {
 	}
 }
 
-// appendSYN appends an Ethernet/IPv4/TCP SYN frame with valid checksums.
-func appendSYN(b []byte, dstMAC, srcMAC flow.MAC, src, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
+// toVM are the packet-out actions that hand a probe to the backend's
+// to-VM tables (table toVM on), as overlay-forward would.
+func (b localBackend) toVM(toVM uint8) []flow.Action {
+	return []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(flow.Reg7, uint64(b.ofport)), flow.Resubmit(toVM)}
+}
+
+// appendTCP appends an Ethernet/IPv4/TCP frame (no payload, no options)
+// with valid checksums.
+func appendTCP(b []byte, dstMAC, srcMAC flow.MAC, src, dst netip.Addr, sport, dport uint16, seq uint32, flags uint8) []byte {
 	d, sm := dstMAC.Bytes(), srcMAC.Bytes()
 	b = append(b, d[:]...)
 	b = append(b, sm[:]...)
@@ -294,7 +306,7 @@ func appendSYN(b []byte, dstMAC, srcMAC flow.MAC, src, dst netip.Addr, sport, dp
 	b = binary.BigEndian.AppendUint16(b, sport)
 	b = binary.BigEndian.AppendUint16(b, dport)
 	b = binary.BigEndian.AppendUint32(b, seq)
-	b = append(b, 0, 0, 0, 0, 5<<4, packet.TCPSyn, 0xff, 0xff, 0, 0, 0, 0)
+	b = append(b, 0, 0, 0, 0, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
 	pseudo := uint32(packet.ProtoTCP) + 20
 	for i := 0; i < 8; i += 2 {
 		pseudo += uint32(b[ip+12+i])<<8 | uint32(b[ip+13+i])

@@ -11,7 +11,7 @@ import (
 )
 
 func TestProbeFrame(t *testing.T) {
-	b := appendSYN(nil, flow.MAC(0x02000000010b), VIPMAC("x"), netip.MustParseAddr("10.1.0.100"), netip.MustParseAddr("10.1.0.11"), 0xfc07, 8080, 12345)
+	b := appendTCP(nil, flow.MAC(0x02000000010b), VIPMAC("x"), netip.MustParseAddr("10.1.0.100"), netip.MustParseAddr("10.1.0.11"), 0xfc07, 8080, 12345, packet.TCPSyn)
 	var f packet.Frame
 	if err := f.Decode(b); err != nil {
 		t.Fatal(err)

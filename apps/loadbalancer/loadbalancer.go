@@ -167,7 +167,7 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 		s.a.health.tick(ctx, s.checked(), controller.TableLBReply.ID(), ev.Now)
 	case controller.PacketIn:
 		if ev.Frame != nil {
-			s.a.health.answer(s.checked(), ev.Frame, time.Now())
+			s.a.health.answer(ctx, s.checked(), controller.TableLBReply.ID(), ev.Frame, time.Now())
 		}
 	case controller.Rejected:
 		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {

@@ -231,6 +231,19 @@ func TestOVSLoadBalancer(t *testing.T) {
 			t.Errorf("c1 -> b1:7000 (closed by b1's group): %s", got)
 		}
 	})
+	t.Run("client affinity", func(t *testing.T) {
+		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":600}`)
+		o.converged()
+		for _, c := range clients {
+			r := httpRequests(t, c, "10.1.0.100", 80, 30)
+			t.Logf("%s: %v", c.Name, r.Counts)
+			if len(r.Counts) != 1 || r.Counts[""] != 0 {
+				t.Errorf("%s with affinity: %v, want one backend", c.Name, r.Counts)
+			}
+		}
+		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":0}`)
+		o.converged()
+	})
 	t.Run("health checks: a stopped backend leaves, a restarted one comes back", func(t *testing.T) {
 		o.patch("/api/v1/load-balancers/web", `{"health_check":{"interval_ms":200,"timeout_ms":150,"fall":2,"rise":2}}`)
 		o.converged()
