@@ -87,17 +87,18 @@ func background(t *testing.T, v *ovslab.VM, argv ...string) *exec.Cmd {
 	return cmd
 }
 
-// httpServe serves a file "name" holding the VM's name on port 8080.
-func httpServe(t *testing.T, v *ovslab.VM) *exec.Cmd {
+// httpServe serves a file "name" holding the VM's name on port 8080
+// until owner (t or a parent of t) ends.
+func httpServe(t, owner *testing.T, v *ovslab.VM) *exec.Cmd {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), v.Name)
+	dir := filepath.Join(owner.TempDir(), v.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "name"), []byte(v.Name+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := background(t, v, vmPython, "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", dir)
+	cmd := background(owner, v, vmPython, "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", dir)
 	waitForD(t, 5*time.Second, v.Name+" serving HTTP", func() bool {
 		return httpRequests(t, v, "127.0.0.1", 8080, 1).Counts[v.Name] == 1
 	})
@@ -110,6 +111,7 @@ func httpServe(t *testing.T, v *ovslab.VM) *exec.Cmd {
 // (tcp, weights 3:1:1) and :53 (udp).
 func TestOVSLoadBalancer(t *testing.T) {
 	requireTools(t, vmPython)
+	top := t
 	o := newOverlayLab(t, "lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer")
 	o.create("networks", "name=blue", "type=vxlan", "vni=5001")
 	o.create("subnets", "name=blue-a", "network=blue", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
@@ -124,7 +126,7 @@ func TestOVSLoadBalancer(t *testing.T) {
 	o.converged()
 	servers := map[string]*exec.Cmd{}
 	for _, b := range []*ovslab.VM{b1, b2, b3} {
-		servers[b.Name] = httpServe(t, b)
+		servers[b.Name] = httpServe(t, t, b)
 		background(t, b, vmPython, "-c", udpEcho, "5353", b.Name)
 	}
 
@@ -285,11 +287,21 @@ func TestOVSLoadBalancer(t *testing.T) {
 		if r.Counts[""] != 0 || r.Counts["b2"] != 0 {
 			t.Errorf("after failover: %v", r.Counts)
 		}
-		httpServe(t, b2)
+		httpServe(t, top, b2) // serving until the end of the test, not of this subtest
 		back := waitForD(t, 5*time.Second, "b2 answering again", allOK("b2"))
 		t.Logf("b2's server restarted -> b2 answers again: %v", back.Round(time.Millisecond))
 		if up := status(); !up["10.1.0.12"] {
 			t.Errorf("GET /load-balancers/web/status after b2 restarted: %v", up)
+		}
+	})
+	t.Run("every client reaches the restarted backend", func(t *testing.T) {
+		for _, c := range clients {
+			if r := httpRequests(t, c, "10.1.0.12", 8080, 5); r.Counts["b2"] != 5 {
+				t.Errorf("%s -> b2 directly: %v", c.Name, r.Counts)
+			}
+			if r := httpRequests(t, c, "10.1.0.100", 80, 30); r.Counts[""] != 0 || r.Counts["b2"] == 0 {
+				t.Errorf("%s -> VIP: %v", c.Name, r.Counts)
+			}
 		}
 	})
 }
