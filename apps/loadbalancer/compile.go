@@ -176,6 +176,14 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 			for slot, b := range affinitySlots(g.Buckets) {
 				add(flow.New(t.CT, prioVIP, newConn.SetMasked(flow.IPv4Src, uint64(slot), affinityMask)).Act(b.Actions...))
 			}
+		} else if lb.Protocol == "udp" && len(g.Buckets) > 0 {
+			// UDP: OVS's select groups (dp_hash over the symmetric L3/L4
+			// hash) leave UDP ports out, so every connection of a client
+			// would go to one backend. The client's source port picks the
+			// slot instead (64 slots dealt by weight).
+			for slot, b := range affinitySlots(g.Buckets) {
+				add(flow.New(t.CT, prioVIP, newConn.SetMasked(srcField, uint64(slot), affinityMask)).Act(b.Actions...))
+			}
 		} else if len(g.Buckets) > 0 {
 			add(flow.New(t.CT, prioVIP, newConn).Act(flow.ToGroup(g.ID)))
 		} else {

@@ -104,6 +104,10 @@ func TestUDP(t *testing.T) {
 	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=ct(table=5,zone=37769,nat)") {
 		t.Errorf("no udp VIP flow in\n%s", got)
 	}
+	// New UDP connections: 64 slots by source port, not the group.
+	if n := strings.Count(got, "udp_src=0x"); n != 64 || strings.Contains(got, "group:") {
+		t.Errorf("%d udp slot flows in\n%s", n, got)
+	}
 }
 
 func TestProbeFlows(t *testing.T) {

@@ -21,6 +21,7 @@
 //	          B:BP -> VIP (hairpin reply)              -> ct(zone=ZH,nat,table=lb)
 //	          B:BP -> B                                -> ct(zone=Z,nat,table=lb-ct)
 //	lb-ct:    +new+trk to VIP:PORT                     -> group LB (select: ct(commit,zone=Z,nat(dst=B:BP),table=lb-out))
+//	          (udp, or affinity: 64 flows by tp_src or nw_src & 63, each with a bucket's actions)
 //	lb-out:   B -> B:BP (hairpin, local B)             -> ct(commit,zone=ZH,nat(src=VIP),table=lb-out)
 //	          in_port=B,dl_dst=VIPMAC,nw_dst=B         -> dl_src=VIPMAC,dl_dst=B's MAC,IN_PORT
 //	          dl_dst=VIPMAC,nw_dst=B                   -> dl_dst=B's MAC, next (overlay-arp ... overlay-forward)

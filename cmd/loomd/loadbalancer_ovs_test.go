@@ -170,10 +170,9 @@ func TestOVSLoadBalancer(t *testing.T) {
 		}
 	})
 	// UDP: the answers come from VIP:53 (the client's socket is
-	// connected to it). OVS's OpenFlow 1.3 select groups hash with
-	// dp_hash; in the userspace datapath here every UDP connection of a
-	// client went to one backend (TCP ones spread), so the spread is
-	// only logged.
+	// connected to it), from every backend (new UDP connections are
+	// spread by source port, not by the select group: OVS's dp_hash
+	// leaves UDP ports out).
 	t.Run("udp through the VIP", func(t *testing.T) {
 		o.create("load-balancers", "name=dns", "network=blue", "vip=10.1.0.100", "protocol=udp", "port=53",
 			`backends=[{"ip":"10.1.0.11","port":5353},{"ip":"10.1.0.12","port":5353},{"ip":"10.1.0.13","port":5353}]`)
@@ -185,6 +184,9 @@ func TestOVSLoadBalancer(t *testing.T) {
 				return counts[""] == 0
 			}, func() string { return fmt.Sprint(counts) })
 			t.Logf("%s: %v", c.Name, counts)
+			if len(counts) != 3 {
+				t.Errorf("%s: udp answers from %v, want all three backends", c.Name, counts)
+			}
 		}
 	})
 	t.Run("established connections stay when the backend set changes", func(t *testing.T) {
