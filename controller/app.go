@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -86,6 +87,9 @@ type Env struct {
 	// View is the model, port bindings and host datapaths
 	// (Config.View); nil when none was configured.
 	View *view.View
+	// Events is the change feed behind /events (Config.Events); nil
+	// when none was configured (Publish on a nil Bus does nothing).
+	Events *events.Bus
 	// Refresh queues an Update event for this app on the switch with
 	// the datapath id, or on every connected switch for AllSwitches. It
 	// may be called from any goroutine, and calls that come before the

@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if !ok {
 			return nil, fmt.Errorf("app %q has no owner id: declare one in controller/pipeline.go", name)
 		}
-		app, err := f(Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology, View: cfg.View,
+		app, err := f(Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology, View: cfg.View, Events: cfg.Events,
 			Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)

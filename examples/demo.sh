@@ -8,7 +8,7 @@
 #   sudo examples/demo.sh --once   # up, ping, show, tear down; exits 1 if any expectation fails
 #
 # 1. Builds loomd and loomctl into bin/, installs Open vSwitch (and curl) when missing
-#    (apt-get), and starts loomd (its default apps: lldp,overlay,router,dhcp,portpolicy,firewall) on tcp:0.0.0.0:6653 with its API on
+#    (apt-get), and starts loomd (its default apps: lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer) on tcp:0.0.0.0:6653 with its API on
 #    127.0.0.1:8080 and a fresh store in /tmp/loom-demo/data (log: /tmp/loom-demo/loomd.log).
 # 2. Brings up hypervisors host1 and host2 (examples/lab/lab.sh up --hosts 2 --no-bridge
 #    --underlay): each its own ovsdb-server and ovs-vswitchd (userspace datapath) with only
@@ -119,7 +119,7 @@ stop_loomd
 rm -rf "$run/data"
 mkdir -p "$run"
 
-say "starting loomd (apps lldp,overlay,router,dhcp,portpolicy,firewall; store: $run/data, log: $run/loomd.log)"
+say "starting loomd (apps lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer; store: $run/data, log: $run/loomd.log)"
 bin/loomd --openflow-listen tcp:0.0.0.0:6653 --api-listen "$api" --data-dir "$run/data" \
     >"$run/loomd.log" 2>&1 &
 echo $! >"$run/loomd.pid"

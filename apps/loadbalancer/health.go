@@ -9,6 +9,7 @@ import (
 
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -64,6 +65,7 @@ type health struct {
 	seqPort  uint16
 	log      *slog.Logger
 	onChange func()
+	events   *events.Bus // backend up/down, on /events (topic "loadbalancer")
 }
 
 func (h *health) state(k hkey, now time.Time) *hstate {
@@ -113,6 +115,12 @@ func (h *health) result(k hkey, s *hstate, hc checkParams, ok bool, now time.Tim
 		s.since = now
 		h.seq++
 		h.log.Info("load balancer backend health changed", "load_balancer", k.lb, "backend", k.ip, "port", k.port, "up", s.up)
+		typ := "backend-down"
+		if s.up {
+			typ = "backend-up"
+		}
+		h.events.Publish(events.Event{Topic: "loadbalancer", Type: typ, Kind: "load_balancer", ID: k.lb,
+			Object: Status{LoadBalancer: k.lb, IP: k.ip, Port: k.port, Up: s.up, Since: s.since}})
 		go h.onChange()
 	}
 }

@@ -63,7 +63,8 @@ func newApp(env controller.Env) (controller.App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) }}
+	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) },
+		events: env.Events}
 	a.snap.Store(env.View.Snapshot())
 	env.View.Follow(env.Context, a.digest)
 	running.Store(a)

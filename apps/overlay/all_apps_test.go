@@ -5,6 +5,7 @@ package overlay_test
 import (
 	_ "github.com/loom-sdn/loom/apps/dhcp"
 	_ "github.com/loom-sdn/loom/apps/firewall"
+	_ "github.com/loom-sdn/loom/apps/loadbalancer"
 	_ "github.com/loom-sdn/loom/apps/portpolicy"
 	_ "github.com/loom-sdn/loom/apps/router"
 )

@@ -203,4 +203,4 @@ func waitUntil(b *testing.B, cond func() bool) {
 }
 
 // allApps are loomd's default apps that compute from the view.
-var allApps = []string{Name, "router", "dhcp", "portpolicy", "firewall"}
+var allApps = []string{Name, "router", "dhcp", "portpolicy", "firewall", "loadbalancer"}

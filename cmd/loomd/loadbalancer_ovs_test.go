@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,6 +278,7 @@ func TestOVSLoadBalancer(t *testing.T) {
 			return up
 		}
 		waitForD(t, 5*time.Second, "all three up", allOK("b1", "b2", "b3"))
+		evs := sseLines(t, o.api, "/api/v1/events?topic=loadbalancer")
 		servers["b2"].Process.Kill()
 		servers["b2"].Wait()
 		ok := allOK()
@@ -282,6 +286,18 @@ func TestOVSLoadBalancer(t *testing.T) {
 			return !status()["10.1.0.12"] && ok()
 		})
 		t.Logf("b2's server stopped -> every request answered (b1, b3): %v", failover.Round(time.Millisecond))
+		waitForD(t, 2*time.Second, "a backend-down event for 10.1.0.12 on /events", func() bool {
+			for {
+				select {
+				case l := <-evs:
+					if strings.Contains(l, "backend-down") && strings.Contains(l, "10.1.0.12") {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		})
 		if up := status(); up["10.1.0.12"] || !up["10.1.0.11"] || !up["10.1.0.13"] {
 			t.Errorf("GET /load-balancers/web/status after b2 stopped: %v", up)
 		}
@@ -306,4 +322,29 @@ func TestOVSLoadBalancer(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sseLines streams the lines of a Server-Sent Events response until the
+// test ends.
+func sseLines(t *testing.T, api, path string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 256)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	return lines
 }
