@@ -128,14 +128,22 @@ func (h *health) result(k hkey, s *hstate, hc checkParams, ok bool, now time.Tim
 type checkParams struct {
 	interval, timeout time.Duration
 	fall, rise        int
+	udp               bool // a UDP probe: an ICMP unreachable fails it, silence passes
 }
 
 func paramsOf(lb *model.LoadBalancer) (checkParams, bool) {
 	hc := lb.HealthCheck
-	if hc == nil || (hc.Protocol != "" && hc.Protocol != "tcp") || (hc.Protocol == "" && lb.Protocol != "tcp") {
+	if hc == nil {
 		return checkParams{}, false
 	}
-	p := checkParams{interval: 5 * time.Second, fall: 3, rise: 2}
+	proto := hc.Protocol
+	if proto == "" {
+		proto = lb.Protocol
+	}
+	if proto != "tcp" && proto != "udp" {
+		return checkParams{}, false
+	}
+	p := checkParams{interval: 5 * time.Second, fall: 3, rise: 2, udp: proto == "udp"}
 	if hc.IntervalMS > 0 {
 		p.interval = time.Duration(hc.IntervalMS) * time.Millisecond
 	}
@@ -227,6 +235,11 @@ func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
 		m := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
 			Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.TCPSrc, uint64(b.port)).
 			SetMasked(flow.TCPDst, probePortBase, probePortBase)
+		if b.p.udp {
+			// What a closed UDP port answers: ICMP port unreachable.
+			m = flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoICMP).
+				Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.ICMPv4Type, packet.ICMPv4DestUnreachable)
+		}
 		out = append(out, flow.New(t.LB, prioProbe, m).Act(flow.Output(flow.PortController)))
 	}
 	return out
@@ -243,7 +256,7 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 	for _, b := range bes {
 		st := h.state(b.k, now)
 		if st.pending && now.Sub(st.sentAt) > b.p.timeout {
-			h.result(b.k, st, b.p, false, now)
+			h.result(b.k, st, b.p, b.p.udp, now) // UDP: no unreachable in time passes
 		}
 		if st.pending || now.Sub(st.lastProbe) < b.p.interval {
 			continue
@@ -251,6 +264,9 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 		h.seqPort++
 		sport := probePortBase + h.seqPort%1024
 		frame := appendTCP(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()), packet.TCPSyn)
+		if b.p.udp {
+			frame = packet.AppendIPv4UDP(nil, packet.MAC(b.mac.Bytes()), packet.MAC(b.vmac.Bytes()), b.vip, b.ip, sport, b.port, []byte("loom health check\n"))
+		}
 		// Into the to-VM path (lb-reply, the backend's firewall, ...,
 		// overlay-deliver) as the overlay forwards to the port: the
 		// backend's security groups see (and conntrack commits) the
@@ -265,11 +281,25 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 
 // answer handles a probe's answer from the switch.
 func (h *health) answer(ctx *controller.Context, bes []localBackend, toVM uint8, f *packet.Frame, now time.Time) {
+	if f.EtherType == packet.EtherTypeIPv4 && f.IPv4.Proto == packet.ProtoICMP && f.Layers&packet.HasICMP != 0 &&
+		f.ICMP.Type == packet.ICMPv4DestUnreachable {
+		// A UDP probe's port is closed: the backend is failing.
+		for _, b := range bes {
+			if b.p.udp && b.ip == f.IPv4.Src && b.vip == f.IPv4.Dst {
+				h.mu.Lock()
+				if st := h.state(b.k, now); st.pending {
+					h.result(b.k, st, b.p, false, now)
+				}
+				h.mu.Unlock()
+			}
+		}
+		return
+	}
 	if f.EtherType != packet.EtherTypeIPv4 || f.IPv4.Proto != packet.ProtoTCP || f.TCP.DstPort&probePortBase != probePortBase {
 		return
 	}
 	for _, b := range bes {
-		if b.ip != f.IPv4.Src || b.vip != f.IPv4.Dst || b.port != f.TCP.SrcPort {
+		if b.p.udp || b.ip != f.IPv4.Src || b.vip != f.IPv4.Dst || b.port != f.TCP.SrcPort {
 			continue
 		}
 		h.mu.Lock()

@@ -45,13 +45,14 @@ while True:
     s.sendto(sys.argv[2].encode(), a)
 `
 	// udpAsk sends argv[3] datagrams to argv[1]:argv[2] from a connected
-	// socket (which takes answers from that address only) and prints the
-	// answers' counts.
+	// socket (which takes answers from that address only), from source
+	// ports argv[4] (default 40000) on, and prints the answers' counts.
 	udpAsk = `import json, socket, sys
 counts = {}
+base = int(sys.argv[4]) if len(sys.argv) > 4 else 40000
 for i in range(int(sys.argv[3])):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", 40000 + i))  # a new source port: a new connection
+    s.bind(("0.0.0.0", base + i))  # a new source port: a new connection
     s.connect((sys.argv[1], int(sys.argv[2])))
     s.settimeout(1)
     s.send(b"hi")
@@ -127,10 +128,10 @@ func TestOVSLoadBalancer(t *testing.T) {
 		o.port("c3", "blue", "02:00:00:00:01:17", "10.1.0.23", "hv3"),
 	}
 	o.converged()
-	servers := map[string]*exec.Cmd{}
+	servers, udpServers := map[string]*exec.Cmd{}, map[string]*exec.Cmd{}
 	for _, b := range []*ovslab.VM{b1, b2, b3} {
 		servers[b.Name] = httpServe(t, t, b)
-		background(t, b, vmPython, "-c", udpEcho, "5353", b.Name)
+		udpServers[b.Name] = background(t, b, vmPython, "-c", udpEcho, "5353", b.Name)
 	}
 
 	o.create("load-balancers", "name=web", "network=blue", "vip=10.1.0.100", "protocol=tcp", "port=80",
@@ -191,6 +192,32 @@ func TestOVSLoadBalancer(t *testing.T) {
 				t.Errorf("%s: udp answers from %v, want all three backends", c.Name, counts)
 			}
 		}
+		// A UDP health check: a closed port answers ICMP unreachable.
+		o.patch("/api/v1/load-balancers/dns", `{"health_check":{"protocol":"udp","interval_ms":1000,"timeout_ms":500,"fall":2,"rise":2}}`)
+		o.converged()
+		udpServers["b2"].Process.Kill()
+		udpServers["b2"].Wait()
+		// Each try from new source ports: new connections (an existing one
+		// stays on its backend, dead or not, as long as conntrack keeps it).
+		var counts map[string]int
+		base := 41000
+		ask := func() {
+			base += 20
+			counts = nil
+			json.Unmarshal([]byte(py(t, clients[1], udpAsk, "10.1.0.100", "53", "20", fmt.Sprint(base))), &counts)
+		}
+		failover := waitForD(t, 8*time.Second, "UDP answered by b1 and b3 only", func() bool {
+			ask()
+			return counts[""] == 0 && counts["b2"] == 0
+		}, func() string { return fmt.Sprint(counts) })
+		t.Logf("b2's UDP server stopped -> every datagram answered by the others: %v", failover.Round(time.Millisecond))
+		udpServers["b2"] = background(t, b2, vmPython, "-c", udpEcho, "5353", b2.Name)
+		back := waitForD(t, 8*time.Second, "b2 answering UDP again", func() bool {
+			ask()
+			return counts[""] == 0 && counts["b2"] > 0
+		}, func() string { return fmt.Sprint(counts) })
+		t.Logf("b2's UDP server restarted -> b2 answers again: %v", back.Round(time.Millisecond))
+		o.patch("/api/v1/load-balancers/dns", `{"health_check":null}`)
 	})
 	t.Run("established connections stay when the backend set changes", func(t *testing.T) {
 		listen(t, b3, 7000)

@@ -171,7 +171,10 @@ func TestEnsureFromScratch(t *testing.T) {
 			})
 		}
 	}
-	waitFor(t, 5*time.Second, "bridge ready after repairs", func() bool { return status(t, m, "hv1").BridgeReady })
+	waitFor(t, 5*time.Second, "bridge ready after repairs", func() bool {
+		st := status(t, m, "hv1")
+		return st.BridgeReady && st.Transactions >= wantTxns
+	})
 	if st := status(t, m, "hv1"); st.Transactions != wantTxns {
 		t.Errorf("after repairs: %d transactions, want %d", st.Transactions, wantTxns)
 	}
@@ -209,7 +212,13 @@ func TestEnsureFromScratch(t *testing.T) {
 		out, _ := h.Vsctl("list-ports", "br-int")
 		return strings.TrimSpace(out) == "foreign0"
 	})
-	waitFor(t, 5*time.Second, "bridge ready after updates", func() bool { return status(t, m, "hv1").BridgeReady })
+	// The removal is visible in the database a moment before the agent
+	// has counted its transaction: wait for the count, then check that
+	// it is exact.
+	waitFor(t, 5*time.Second, "bridge ready after updates", func() bool {
+		st := status(t, m, "hv1")
+		return st.BridgeReady && st.Transactions >= wantTxns+2
+	})
 	if st := status(t, m, "hv1"); st.Transactions != wantTxns+2 {
 		t.Errorf("after 2 updates: %d transactions, want %d", st.Transactions, wantTxns+2)
 	}
