@@ -176,6 +176,16 @@ type localBackend struct {
 // localBackends lists the health-checked backends bound on host.
 func localBackends(s *view.Snapshot, host string) []localBackend {
 	m := s.Model
+	checked := false
+	for _, lb := range m.LoadBalancers.All() {
+		if _, ok := paramsOf(lb); ok {
+			checked = true
+			break
+		}
+	}
+	if !checked {
+		return nil // nothing to probe: no need to look at the ports
+	}
 	type portOf struct {
 		mac    flow.MAC
 		ofport uint32
