@@ -114,8 +114,10 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned ma
 	if len(routers) == 0 {
 		return State{}
 	}
-	local := map[string]bool{} // networks with a port bound on the host
+	local := map[string]bool{}          // networks with a port bound on the host
+	byNet := map[string][]*model.Port{} // every port, by network: one pass over the model
 	for _, p := range m.Ports.All() {
+		byNet[p.Network] = append(byNet[p.Network], p)
 		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort != 0 {
 			local[p.Network] = true
 		}
@@ -131,7 +133,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned ma
 		if !here {
 			continue
 		}
-		compileRouter(&st, r, m, local, t)
+		compileRouter(&st, r, byNet, local, t)
 		if x != nil {
 			compileDefault(&st, r, x, host, m, t, sp)
 		}
@@ -142,7 +144,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned ma
 	return st
 }
 
-func compileRouter(st *State, r *Router, m *model.Snapshot, local map[string]bool, t Tables) {
+func compileRouter(st *State, r *Router, byNet map[string][]*model.Port, local map[string]bool, t Tables) {
 	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
 	toController := []flow.Action{flow.Output(flow.PortController)}
 	const ethIPv4, ethARP, protoICMP = packet.EtherTypeIPv4, packet.EtherTypeARP, packet.ProtoICMP
@@ -188,7 +190,7 @@ func compileRouter(st *State, r *Router, m *model.Snapshot, local map[string]boo
 		if !ok {
 			continue
 		}
-		mac, ok := portMAC(m, sn.s.Network, nh)
+		mac, ok := portMAC(byNet[sn.s.Network], nh)
 		if !ok {
 			continue // a nexthop that is no port of the model: not routable without ARP
 		}
@@ -201,10 +203,7 @@ func compileRouter(st *State, r *Router, m *model.Snapshot, local map[string]boo
 	// l3-resolve: every known address of the router's subnets.
 	for i := range r.subnets {
 		sn := &r.subnets[i]
-		for _, p := range m.Ports.All() {
-			if p.Network != sn.s.Network {
-				continue
-			}
+		for _, p := range byNet[sn.s.Network] {
 			mac, err := flow.ParseMAC(p.MAC)
 			if err != nil {
 				continue
@@ -242,12 +241,10 @@ func withPrefix(m flow.Match, p netip.Prefix) flow.Match {
 	return m.SetMasked(flow.IPv4Dst, ip4(p.Addr()), uint64(0xffffffff)<<(32-p.Bits())&0xffffffff)
 }
 
-// portMAC finds the MAC of the port with address a in a network.
-func portMAC(m *model.Snapshot, network string, a netip.Addr) (flow.MAC, bool) {
-	for _, p := range m.Ports.All() {
-		if p.Network != network {
-			continue
-		}
+// portMAC finds the MAC of the port with address a among a network's
+// ports.
+func portMAC(ports []*model.Port, a netip.Addr) (flow.MAC, bool) {
+	for _, p := range ports {
 		for _, s := range p.IPs {
 			if ip, err := netip.ParseAddr(s); err == nil && ip == a {
 				mac, err := flow.ParseMAC(p.MAC)
