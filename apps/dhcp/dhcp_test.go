@@ -28,8 +28,8 @@ type fabric struct {
 func newFabric(t testing.TB, l *lab, opt emu.Options) *fabric {
 	reg := prometheus.NewRegistry()
 	f := &fabric{lab: l, reg: reg, outs: make(chan []byte, 64)}
-	env := controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.v}, reg)
-	opt.DatapathID = l.dpid("hv1")
+	env := controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.View}, reg)
+	opt.DatapathID = l.DPID("hv1")
 	if opt.OnPacketOut == nil {
 		opt.OnPacketOut = func(m []byte) { f.outs <- m }
 	}
@@ -40,7 +40,7 @@ func newFabric(t testing.TB, l *lab, opt emu.Options) *fabric {
 
 // flows waits until the switch's flows in the DHCP table are want.
 func (f *fabric) flows(want ...string) {
-	f.t.Helper()
+	f.T.Helper()
 	var got []string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		got = got[:0]
@@ -59,7 +59,7 @@ func (f *fabric) flows(want ...string) {
 			}
 		}
 	}
-	f.t.Fatalf("DHCP flows %q, want %q", got, want)
+	f.T.Fatalf("DHCP flows %q, want %q", got, want)
 }
 
 // packetIn sends a request from port in as the DHCP flow's packet-in.
@@ -70,23 +70,23 @@ func (f *fabric) packetIn(in uint32, frame []byte) {
 // packetOut waits for the next PACKET_OUT and returns its in_port, first
 // output port and frame.
 func (f *fabric) packetOut() (in, out uint32, frame []byte) {
-	f.t.Helper()
+	f.T.Helper()
 	select {
 	case m := <-f.outs:
 		// header(8) buffer_id(4) in_port(4) actions_len(2) pad(6) actions data
 		alen := int(binary.BigEndian.Uint16(m[16:]))
 		return binary.BigEndian.Uint32(m[12:]), binary.BigEndian.Uint32(m[28:]), m[24+alen:]
 	case <-time.After(3 * time.Second):
-		f.t.Fatal("no packet-out")
+		f.T.Fatal("no packet-out")
 		return 0, 0, nil
 	}
 }
 
 func (f *fabric) noPacketOut() {
-	f.t.Helper()
+	f.T.Helper()
 	select {
 	case m := <-f.outs:
-		f.t.Fatalf("unexpected packet-out %x", m)
+		f.T.Fatalf("unexpected packet-out %x", m)
 	case <-time.After(100 * time.Millisecond):
 	}
 }
@@ -110,7 +110,7 @@ func TestAppFollowsTheView(t *testing.T) {
 	}
 	l.bind("b1", "hv2", 5) // b1 moves away
 	f.flows(v100)
-	l.v.Unbind("v1", "hv1", "tap-v1")
+	l.View.Unbind("v1", "hv1", "tap-v1")
 	f.flows()
 	for deadline := time.Now().Add(5 * time.Second); f.sw.NumMeters() != 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {

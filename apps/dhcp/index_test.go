@@ -13,35 +13,12 @@ import (
 )
 
 // lab is a model with a view of it (controller/view/viewtest).
-type lab struct {
-	*viewtest.Lab
-	t   testing.TB
-	svc *model.Service
-	v   *view.View
-}
+type lab struct{ *viewtest.Lab }
 
-func newLab(t testing.TB) *lab {
-	x := viewtest.New(t)
-	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
-}
-
-func (l *lab) create(objs ...model.Object) {
-	l.t.Helper()
-	l.Create(objs...)
-}
+func newLab(t testing.TB) *lab { return &lab{viewtest.New(t)} }
 
 func (l *lab) bind(port, host string, ofport uint32) {
-	l.v.Bind(view.Binding{Port: port, Host: host, Interface: "tap-" + port, OFPort: ofport})
-}
-
-func (l *lab) dpid(host string) uint64 { return l.DPID(host) }
-
-func (l *lab) subnetID(name string) string {
-	s, ok := l.svc.Snapshot().Subnets.ByName(name)
-	if !ok {
-		l.t.Fatalf("no subnet %s", name)
-	}
-	return s.ID
+	l.View.Bind(view.Binding{Port: port, Host: host, Interface: "tap-" + port, OFPort: ofport})
 }
 
 var meta = viewtest.Meta
@@ -53,7 +30,7 @@ func no() *bool { f := false; return &f }
 // (VLAN) with a plain DHCP subnet and a second subnet with DHCP off.
 func newModel(t testing.TB) *lab {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
 		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
@@ -81,9 +58,17 @@ func newModel(t testing.TB) *lab {
 
 const table = 4
 
+func (l *lab) subnetID(name string) string {
+	s, ok := l.Svc.Snapshot().Subnets.ByName(name)
+	if !ok {
+		l.T.Fatalf("no subnet %s", name)
+	}
+	return s.ID
+}
+
 func (l *lab) compile(host string) []string {
 	var out []string
-	for _, f := range NewIndex(l.v.Snapshot()).Compile(l.dpid(host), table, MeterID) {
+	for _, f := range NewIndex(l.View.Snapshot()).Compile(l.DPID(host), table, MeterID) {
 		out = append(out, f.String())
 	}
 	return out
@@ -112,10 +97,10 @@ func TestCompile(t *testing.T) {
 	if got := l.compile("hv2"); len(got) != 1 || got[0] != want[1] {
 		t.Errorf("hv2 (blue only): %q", got)
 	}
-	if got := NewIndex(l.v.Snapshot()).Compile(0x99, table, 0); len(got) != 0 {
+	if got := NewIndex(l.View.Snapshot()).Compile(0x99, table, 0); len(got) != 0 {
 		t.Errorf("a switch that is no host's: %q", got)
 	}
-	if got := NewIndex(l.v.Snapshot()).Compile(l.dpid("hv2"), table, 0); got[0].String() !=
+	if got := NewIndex(l.View.Snapshot()).Compile(l.DPID("hv2"), table, 0); got[0].String() !=
 		"table=4,priority=100,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=CONTROLLER:65535" {
 		t.Errorf("without meter: %v", got[0])
 	}
@@ -124,22 +109,22 @@ func TestCompile(t *testing.T) {
 func TestIndexChanged(t *testing.T) {
 	l := newModel(t)
 	l.bind("b1", "hv1", 5)
-	old := NewIndex(l.v.Snapshot())
+	old := NewIndex(l.View.Snapshot())
 	l.bind("b2", "hv1", 8) // blue again: same networks on hv1
-	x := NewIndex(l.v.Snapshot())
+	x := NewIndex(l.View.Snapshot())
 	if c := x.Changed(old); len(c) != 0 {
 		t.Errorf("a second port of a served network: changed %x", c)
 	}
-	if p, ok := x.Port(l.dpid("hv1"), 8); !ok || p.Name != "b2" || p.IP != netip.MustParseAddr("10.1.0.12") {
+	if p, ok := x.Port(l.DPID("hv1"), 8); !ok || p.Name != "b2" || p.IP != netip.MustParseAddr("10.1.0.12") {
 		t.Errorf("port 8: %+v", p)
 	}
 	l.bind("v1", "hv2", 3)
-	y := NewIndex(l.v.Snapshot())
-	if c := y.Changed(x); !reflect.DeepEqual(c, []uint64{l.dpid("hv2")}) {
-		t.Errorf("v100 on hv2: changed %x, want hv2 %x", c, l.dpid("hv2"))
+	y := NewIndex(l.View.Snapshot())
+	if c := y.Changed(x); !reflect.DeepEqual(c, []uint64{l.DPID("hv2")}) {
+		t.Errorf("v100 on hv2: changed %x, want hv2 %x", c, l.DPID("hv2"))
 	}
-	l.v.Unbind("v1", "hv2", "tap-v1")
-	if c := NewIndex(l.v.Snapshot()).Changed(y); !reflect.DeepEqual(c, []uint64{l.dpid("hv2")}) {
+	l.View.Unbind("v1", "hv2", "tap-v1")
+	if c := NewIndex(l.View.Snapshot()).Changed(y); !reflect.DeepEqual(c, []uint64{l.DPID("hv2")}) {
 		t.Errorf("hv2's last port gone: changed %x", c)
 	}
 }
@@ -149,9 +134,9 @@ func TestSubnetOptions(t *testing.T) {
 	for i, p := range []string{"b1", "bnoip", "v1", "vs", "r1p", "g1"} {
 		l.bind(p, "hv1", uint32(5+i))
 	}
-	x := NewIndex(l.v.Snapshot())
+	x := NewIndex(l.View.Snapshot())
 	port := func(ofport uint32) *Port {
-		p, _ := x.Port(l.dpid("hv1"), ofport)
+		p, _ := x.Port(l.DPID("hv1"), ofport)
 		return p
 	}
 	ip := netip.MustParseAddr
@@ -191,14 +176,14 @@ func TestSubnetOptions(t *testing.T) {
 
 func TestDefaultRouteNotDoubled(t *testing.T) {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Network{Meta: meta("n"), Type: "flat"},
 		&model.Subnet{Meta: meta("s"), Network: "n", CIDR: "10.5.0.0/24",
 			HostRoutes: []model.Route{{Destination: "0.0.0.0/0", Nexthop: "10.5.0.254"}}},
 		&model.Router{Meta: meta("r"), Subnets: []string{"s"}},
 	)
-	sn, _ := l.svc.Snapshot().Subnets.ByName("s")
-	sub, ok := newSubnet(l.svc.Snapshot(), sn, true)
+	sn, _ := l.Svc.Snapshot().Subnets.ByName("s")
+	sub, ok := newSubnet(l.Svc.Snapshot(), sn, true)
 	if !ok || len(sub.Routes) != 1 || sub.Routes[0].Gateway != netip.MustParseAddr("10.5.0.254") || sub.MTU != MTU {
 		t.Errorf("%+v", sub)
 	}

@@ -63,7 +63,7 @@ func served(t *testing.T) (*lab, *Index, uint64) {
 	for i, p := range []string{"b1", "bnoip", "v1", "vs", "r1p"} {
 		l.bind(p, "hv1", uint32(5+i))
 	}
-	return l, NewIndex(l.v.Snapshot()), l.dpid("hv1")
+	return l, NewIndex(l.View.Snapshot()), l.DPID("hv1")
 }
 
 // serve answers r arriving on port in and decodes the reply.
@@ -200,7 +200,7 @@ func TestServeOthers(t *testing.T) {
 		dpid uint64
 		port uint32
 		want Result
-	}{{hv1, 7, UnknownMAC}, {hv1, 99, UnknownPort}, {hv1, 9, UnknownPort}, {l.dpid("hv2"), 5, UnknownPort}} {
+	}{{hv1, 7, UnknownMAC}, {hv1, 99, UnknownPort}, {hv1, 9, UnknownPort}, {l.DPID("hv2"), 5, UnknownPort}} {
 		if _, d, res := serve(t, x, tc.dpid, tc.port, discover(macB1)); d != nil || res != tc.want {
 			t.Errorf("port %d: %v, want %v", tc.port, res, tc.want)
 		}

@@ -14,35 +14,14 @@ import (
 )
 
 // lab is a model with a view of it (controller/view/viewtest).
-type lab struct {
-	*viewtest.Lab
-	t   testing.TB
-	svc *model.Service
-	v   *view.View
-}
+type lab struct{ *viewtest.Lab }
 
-func newLab(t testing.TB) *lab {
-	x := viewtest.New(t)
-	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
-}
-
-func (l *lab) create(objs ...model.Object) {
-	l.t.Helper()
-	l.Create(objs...)
-}
-
-func (l *lab) dpid(host string) uint64 {
-	d, ok := l.v.Snapshot().DatapathID(host)
-	if !ok {
-		l.t.Fatalf("no host %s", host)
-	}
-	return d
-}
+func newLab(t testing.TB) *lab { return &lab{viewtest.New(t)} }
 
 var tables = Tables{Classify: 1, AfterClassify: 2, ARP: 2, Forward: 3, AfterForward: 4, Deliver: 4}
 
 func (l *lab) compile(host string, sp SwitchPorts) []string {
-	st := Compile(l.v.Snapshot(), l.dpid(host), tables, sp)
+	st := Compile(l.View.Snapshot(), l.DPID(host), tables, sp)
 	var out []string
 	for _, g := range st.Groups {
 		out = append(out, g.String())
@@ -59,7 +38,7 @@ var meta = viewtest.Meta
 // twoTenants is two hosts and two VXLAN networks with the same subnet.
 func twoTenants(t testing.TB) *lab {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
 		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
@@ -80,9 +59,9 @@ func TestCompileVXLAN(t *testing.T) {
 	if got := l.compile("hv1", sp); len(got) != 0 {
 		t.Errorf("no bindings: want nothing, got %q", got)
 	}
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
-	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
-	l.v.Bind(view.Binding{Port: "r2", Host: "hv2", Interface: "tap-r2", OFPort: 8})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.View.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	l.View.Bind(view.Binding{Port: "r2", Host: "hv2", Interface: "tap-r2", OFPort: 8})
 	want := []string{
 		"group_id=10002,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4),bucket=actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
 		"group_id=10003,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4)",
@@ -118,7 +97,7 @@ func TestCompileVXLAN(t *testing.T) {
 	}
 
 	// Migration: b1 shows up on hv2 while still on hv1; the newest wins.
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
 	hv1 := strings.Join(l.compile("hv1", sp), "\n")
 	if hv1 != "" {
 		t.Errorf("after b1 moved to hv2, hv1 (no port left) still has:\n%s", hv1)
@@ -131,7 +110,7 @@ func TestCompileVXLAN(t *testing.T) {
 		t.Errorf("hv2 still tunnels to hv1:\n%s", hv2)
 	}
 	// The new interface goes away again: back to hv1.
-	l.v.Unbind("b1", "hv2", "tap-b1")
+	l.View.Unbind("b1", "hv2", "tap-b1")
 	if hv1 := strings.Join(l.compile("hv1", sp), "\n"); !strings.Contains(hv1, "reg7=0x5 actions=output:5") {
 		t.Errorf("b1 back on hv1 not delivered there:\n%s", hv1)
 	}
@@ -139,7 +118,7 @@ func TestCompileVXLAN(t *testing.T) {
 
 func TestCompileVLANAndFlat(t *testing.T) {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2", Uplink: "eth1"},
 		&model.Network{Meta: meta("v100"), Type: "vlan", VLAN: 100},
@@ -148,9 +127,9 @@ func TestCompileVLANAndFlat(t *testing.T) {
 		&model.Port{Meta: meta("b"), Network: "v100", MAC: "02:00:00:00:03:02"},
 		&model.Port{Meta: meta("c"), Network: "phys", MAC: "02:00:00:00:04:01"},
 	)
-	l.v.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
-	l.v.Bind(view.Binding{Port: "b", Host: "hv2", Interface: "tap-b", OFPort: 3})
-	l.v.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
+	l.View.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
+	l.View.Bind(view.Binding{Port: "b", Host: "hv2", Interface: "tap-b", OFPort: 3})
+	l.View.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
 	got := strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, s := range []string{
 		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
@@ -190,28 +169,28 @@ func diff(got, want []string) string {
 
 func TestAffected(t *testing.T) {
 	l := twoTenants(t)
-	l.create(&model.Host{Meta: meta("hv3"), OVSDB: "unix:/c", VTEPIP: "10.200.0.3"})
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
-	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
-	l.v.Bind(view.Binding{Port: "r1", Host: "hv3", Interface: "tap-r1", OFPort: 5})
-	x0 := NewIndex(l.v.Snapshot(), nil)
+	l.Create(&model.Host{Meta: meta("hv3"), OVSDB: "unix:/c", VTEPIP: "10.200.0.3"})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.View.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	l.View.Bind(view.Binding{Port: "r1", Host: "hv3", Interface: "tap-r1", OFPort: 5})
+	x0 := NewIndex(l.View.Snapshot(), nil)
 	if all, _ := x0.Affected(nil); !all {
 		t.Error("a first index affects every host")
 	}
 	// r2 binds on hv3: red lives on hv3 only; blue's hosts are untouched.
-	l.v.Bind(view.Binding{Port: "r2", Host: "hv3", Interface: "tap-r2", OFPort: 6})
-	x1 := NewIndex(l.v.Snapshot(), x0)
+	l.View.Bind(view.Binding{Port: "r2", Host: "hv3", Interface: "tap-r2", OFPort: 6})
+	x1 := NewIndex(l.View.Snapshot(), x0)
 	if all, hosts := x1.Affected(x0); all || len(hosts) != 1 || !hosts["hv3"] {
 		t.Errorf("r2 bound on hv3: affected all=%v %v, want hv3 only", all, hosts)
 	}
 	// b2 moves from hv2 to hv3: blue's hosts before and after.
-	l.v.Bind(view.Binding{Port: "b2", Host: "hv3", Interface: "tap-b2", OFPort: 8})
-	x2 := NewIndex(l.v.Snapshot(), x1)
+	l.View.Bind(view.Binding{Port: "b2", Host: "hv3", Interface: "tap-b2", OFPort: 8})
+	x2 := NewIndex(l.View.Snapshot(), x1)
 	if all, hosts := x2.Affected(x1); all || len(hosts) != 3 {
 		t.Errorf("b2 moved hv2 -> hv3: affected all=%v %v, want hv1, hv2, hv3", all, hosts)
 	}
 	// Nothing changed: nobody is affected.
-	if all, hosts := NewIndex(l.v.Snapshot(), x2).Affected(x2); all || len(hosts) != 0 {
+	if all, hosts := NewIndex(l.View.Snapshot(), x2).Affected(x2); all || len(hosts) != 0 {
 		t.Errorf("no change: affected all=%v %v", all, hosts)
 	}
 }
@@ -221,14 +200,14 @@ func TestAffected(t *testing.T) {
 // that its affected hosts cover every host whose compiled state changed.
 func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 	l := newLab(t)
-	l.create(scaleObjects(6, 5, 6)...)
+	l.Create(scaleObjects(6, 5, 6)...)
 	rng := rand.New(rand.NewPCG(1, 2))
-	x := NewIndex(l.v.Snapshot(), nil)
+	x := NewIndex(l.View.Snapshot(), nil)
 	hosts := []string{"hv0", "hv1", "hv2", "hv3", "hv4", "hv5"}
 	compileAll := func(x *Index) map[string]string {
 		out := map[string]string{}
 		for _, h := range hosts {
-			st := x.Compile(l.dpid(h), tables, SwitchPorts{Tunnel: 1000})
+			st := x.Compile(l.DPID(h), tables, SwitchPorts{Tunnel: 1000})
 			var lines []string
 			for _, f := range st.Flows {
 				lines = append(lines, f.String())
@@ -248,25 +227,25 @@ func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 		port := fmt.Sprintf("p%d-%d", n, p)
 		switch r := rng.IntN(10); {
 		case r < 6:
-			l.v.Bind(view.Binding{Port: port, Host: hosts[rng.IntN(6)], Interface: fmt.Sprintf("t%d", rng.IntN(3)), OFPort: uint32(1 + rng.IntN(9))})
+			l.View.Bind(view.Binding{Port: port, Host: hosts[rng.IntN(6)], Interface: fmt.Sprintf("t%d", rng.IntN(3)), OFPort: uint32(1 + rng.IntN(9))})
 		case r < 8:
-			for _, b := range l.v.Snapshot().Bindings(port) {
-				l.v.Unbind(port, b.Host, b.Interface)
+			for _, b := range l.View.Snapshot().Bindings(port) {
+				l.View.Unbind(port, b.Host, b.Interface)
 				break
 			}
 		case r < 9:
 			name := fmt.Sprintf("x%d", step)
-			l.create(&model.Port{Meta: meta(name), Network: fmt.Sprintf("n%d", n), MAC: fmt.Sprintf("02:aa:00:00:%02x:%02x", step>>8, step&0xff)})
-			l.v.Bind(view.Binding{Port: name, Host: hosts[rng.IntN(6)], Interface: "t" + name, OFPort: 20})
+			l.Create(&model.Port{Meta: meta(name), Network: fmt.Sprintf("n%d", n), MAC: fmt.Sprintf("02:aa:00:00:%02x:%02x", step>>8, step&0xff)})
+			l.View.Bind(view.Binding{Port: name, Host: hosts[rng.IntN(6)], Interface: "t" + name, OFPort: 20})
 		default:
-			if o, ok := l.svc.Snapshot().Ports.ByName(port); ok {
-				if _, err := l.svc.Delete(context.Background(), model.KindPort, o.ID, 0); err != nil {
+			if o, ok := l.Svc.Snapshot().Ports.ByName(port); ok {
+				if _, err := l.Svc.Delete(context.Background(), model.KindPort, o.ID, 0); err != nil {
 					t.Fatal(err)
 				}
-				l.v.SetModel(l.svc.Snapshot())
+				l.View.SetModel(l.Svc.Snapshot())
 			}
 		}
-		s := l.v.Snapshot()
+		s := l.View.Snapshot()
 		y, full := NewIndex(s, x), NewIndex(s, nil)
 		if y.base != nil {
 			derived++
@@ -302,7 +281,7 @@ func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 // of a flat network access ports of that VLAN on the uplink.
 func TestAccessPortsOfAGroupVLAN(t *testing.T) {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2", Uplink: "eth1"},
 		&model.Network{Meta: meta("phys"), Type: "flat"},
@@ -311,12 +290,12 @@ func TestAccessPortsOfAGroupVLAN(t *testing.T) {
 		&model.Port{Meta: meta("b"), Network: "phys", MAC: "02:00:00:00:05:02", PortGroup: "v300"},
 		&model.Port{Meta: meta("c"), Network: "phys", MAC: "02:00:00:00:05:03", PortGroup: "v300"},
 	)
-	l.v.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
-	l.v.Bind(view.Binding{Port: "b", Host: "hv1", Interface: "tap-b", OFPort: 4})
-	x0 := NewIndex(l.v.Snapshot(), nil)
-	l.v.Bind(view.Binding{Port: "c", Host: "hv2", Interface: "tap-c", OFPort: 3})
-	x1 := NewIndex(l.v.Snapshot(), x0) // derived: c joins the segment
-	got := strings.Join(compileIndex(x1, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
+	l.View.Bind(view.Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 3})
+	l.View.Bind(view.Binding{Port: "b", Host: "hv1", Interface: "tap-b", OFPort: 4})
+	x0 := NewIndex(l.View.Snapshot(), nil)
+	l.View.Bind(view.Binding{Port: "c", Host: "hv2", Interface: "tap-c", OFPort: 3})
+	x1 := NewIndex(l.View.Snapshot(), x0) // derived: c joins the segment
+	got := strings.Join(compileIndex(x1, l.DPID("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, want := range []string{
 		"table=1,priority=100,in_port=3 actions=write_metadata:0x2000001/0x1ffffffff,goto_table:2\n",
 		"table=1,priority=100,in_port=4 actions=write_metadata:0x100012c/0x1ffffffff,goto_table:2\n",
@@ -333,8 +312,8 @@ func TestAccessPortsOfAGroupVLAN(t *testing.T) {
 	if t.Failed() {
 		t.Logf("hv1:\n%s", got)
 	}
-	full := NewIndex(l.v.Snapshot(), nil)
-	if !slices.Equal(compileIndex(full, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), compileIndex(x1, l.dpid("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2})) {
+	full := NewIndex(l.View.Snapshot(), nil)
+	if !slices.Equal(compileIndex(full, l.DPID("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), compileIndex(x1, l.DPID("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2})) {
 		t.Error("the derived index compiles differently from a rebuilt one")
 	}
 }

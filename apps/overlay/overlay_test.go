@@ -28,9 +28,9 @@ type fabric struct {
 func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 	reg := prometheus.NewRegistry()
 	f := &fabric{lab: l, reg: reg, sws: map[string]*emu.Switch{},
-		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.v}, reg)}
+		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.View}, reg)}
 	for _, h := range hosts {
-		dpid := l.dpid(h)
+		dpid := l.DPID(h)
 		f.sws[h] = f.env.Dial(emu.Options{DatapathID: dpid, Ports: []wire.Port{
 			{PortNo: 1000, Name: TunnelPort}, {PortNo: 2, Name: "eth1"}}})
 		f.env.Ready(dpid)
@@ -41,7 +41,7 @@ func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 // has waits until the host's switch has a flow containing every one of
 // parts (or, with want false, none such).
 func (f *fabric) has(host string, want bool, parts ...string) {
-	f.t.Helper()
+	f.T.Helper()
 	match := func() bool {
 	flows:
 		for s := range f.sws[host].Flows() {
@@ -59,13 +59,13 @@ func (f *fabric) has(host string, want bool, parts ...string) {
 			return
 		}
 	}
-	f.t.Fatalf("%s: flow with %q present: %v, want %v", host, parts, !want, want)
+	f.T.Fatalf("%s: flow with %q present: %v, want %v", host, parts, !want, want)
 }
 
 func (f *fabric) compiles() uint64 {
 	mfs, err := f.reg.Gather()
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == "loom_overlay_compile_seconds" {
@@ -83,8 +83,8 @@ func TestOverlayFollowsTheView(t *testing.T) {
 	if n := f.sws["hv1"].NumFlows(); n != 4 {
 		t.Errorf("hv1 with no bound port: %d flows, want the 4 table misses", n)
 	}
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
-	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.View.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
 	f.has("hv1", true, "dl_dst=02:00:00:00:01:02", "10.200.0.2->tun_dst")
 	f.has("hv2", true, "dl_dst=02:00:00:00:01:01", "10.200.0.1->tun_dst")
 	f.has("hv2", true, "in_port=7 ")
@@ -93,7 +93,7 @@ func TestOverlayFollowsTheView(t *testing.T) {
 	}
 
 	// b1 moves to hv2: hv1 loses blue entirely, hv2 delivers locally.
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv2", Interface: "tap-b1", OFPort: 9})
 	f.has("hv2", true, "dl_dst=02:00:00:00:01:01 actions=set_field:0x9->reg7")
 	f.has("hv2", false, "10.200.0.1->tun_dst")
 	f.has("hv1", false, "0x1389")
@@ -104,7 +104,7 @@ func TestOverlayFollowsTheView(t *testing.T) {
 	// A burst of changes coalesces: far fewer compiles than changes.
 	before := f.compiles()
 	for i := range 500 {
-		l.v.Bind(view.Binding{Port: "r1", Host: "hv1", Interface: "tap-r1", OFPort: uint32(10 + i%2)})
+		l.View.Bind(view.Binding{Port: "r1", Host: "hv1", Interface: "tap-r1", OFPort: uint32(10 + i%2)})
 	}
 	f.has("hv1", true, "in_port=11 ")
 	time.Sleep(50 * time.Millisecond)
@@ -122,7 +122,7 @@ func TestOverlayUnknownSwitchGetsNothing(t *testing.T) {
 	f := newFabric(t, l, "hv1")
 	other := f.env.Dial(emu.Options{DatapathID: 0x99})
 	f.env.Ready(0x99)
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
 	f.has("hv1", true, "in_port=5 ")
 	if n := other.NumFlows(); n != 4 {
 		t.Errorf("a switch that is no host's bridge: %d flows, want the 4 table misses", n)
@@ -137,18 +137,18 @@ func BenchmarkCompile(b *testing.B) {
 	const hosts, nets, perNet = 100, 100, 100
 	objs := scaleObjects(hosts, nets, perNet)
 	for _, o := range objs {
-		if _, err := l.svc.Create(b.Context(), o); err != nil {
+		if _, err := l.Svc.Create(b.Context(), o); err != nil {
 			b.Fatal(err)
 		}
 	}
-	l.v.SetModel(l.svc.Snapshot())
+	l.View.SetModel(l.Svc.Snapshot())
 	for n := range nets {
 		for p := range perNet {
-			l.v.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%hosts),
+			l.View.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%hosts),
 				Interface: fmt.Sprintf("tap%d-%d", n, p), OFPort: uint32(10 + p)})
 		}
 	}
-	snap, dpid := l.v.Snapshot(), l.dpid("hv0")
+	snap, dpid := l.View.Snapshot(), l.DPID("hv0")
 	b.ReportAllocs()
 	var flows int
 	for b.Loop() {
@@ -186,14 +186,14 @@ func TestFlowsPerHost(t *testing.T) {
 	t.Logf("%8s %8s %6s %10s %7s", "networks", "ports/nw", "hosts", "flows/host", "groups")
 	for _, c := range []struct{ nets, perNet, hosts int }{{1, 10, 10}, {10, 10, 10}, {10, 100, 10}, {100, 10, 10}, {20, 100, 50}} {
 		l := newLab(t)
-		l.create(scaleObjects(c.hosts, c.nets, c.perNet)...)
+		l.Create(scaleObjects(c.hosts, c.nets, c.perNet)...)
 		for n := range c.nets {
 			for p := range c.perNet {
-				l.v.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%c.hosts),
+				l.View.Bind(view.Binding{Port: fmt.Sprintf("p%d-%d", n, p), Host: fmt.Sprintf("hv%d", (n+p)%c.hosts),
 					Interface: fmt.Sprintf("tap%d-%d", n, p), OFPort: uint32(10 + p)})
 			}
 		}
-		st := Compile(l.v.Snapshot(), l.dpid("hv0"), tables, SwitchPorts{Tunnel: 1000})
+		st := Compile(l.View.Snapshot(), l.DPID("hv0"), tables, SwitchPorts{Tunnel: 1000})
 		t.Logf("%8d %8d %6d %10d %7d", c.nets, c.perNet, c.hosts, len(st.Flows), len(st.Groups))
 		// Per network with a local port: local ports x (classify, guard,
 		// forward, deliver) + a tunnel classifier + one ARP reply per

@@ -16,29 +16,16 @@ import (
 var meta = viewtest.Meta
 
 // lab is a model with a view of it (controller/view/viewtest).
-type lab struct {
-	*viewtest.Lab
-	t   testing.TB
-	svc *model.Service
-	v   *view.View
-}
+type lab struct{ *viewtest.Lab }
 
-func newLab(t testing.TB) *lab {
-	x := viewtest.New(t)
-	return &lab{Lab: x, t: t, svc: x.Svc, v: x.View}
-}
-
-func (l *lab) create(objs ...model.Object) {
-	l.t.Helper()
-	l.Create(objs...)
-}
+func newLab(t testing.TB) *lab { return &lab{viewtest.New(t)} }
 
 var testTables = Tables{Input: 3, Route: 4, Resolve: 5, Forward: 6}
 
 func (l *lab) compile(host string) []string {
-	d, _ := l.v.Snapshot().DatapathID(host)
+	d, _ := l.View.Snapshot().DatapathID(host)
 	var out []string
-	for _, f := range Compile(l.v.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil).Flows {
+	for _, f := range Compile(l.View.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil).Flows {
 		out = append(out, f.String())
 	}
 	slices.Sort(out)
@@ -46,14 +33,14 @@ func (l *lab) compile(host string) []string {
 }
 
 func mac(subnet string, l *lab) string {
-	s, _ := l.svc.Snapshot().Subnets.ByName(subnet)
+	s, _ := l.Svc.Snapshot().Subnets.ByName(subnet)
 	m := view.GatewayMAC(s.ID)
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 func TestCompileEastWest(t *testing.T) {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
 		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
@@ -64,12 +51,12 @@ func TestCompileEastWest(t *testing.T) {
 		&model.Port{Meta: meta("g2"), Network: "green", MAC: "02:00:00:00:03:02", IPs: []string{"10.2.0.12"}},
 		&model.Port{Meta: meta("nh"), Network: "green", MAC: "02:00:00:00:03:fe", IPs: []string{"10.2.0.254"}},
 	)
-	l.v.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
-	l.v.Bind(view.Binding{Port: "g2", Host: "hv2", Interface: "tap-g2", OFPort: 7})
+	l.View.Bind(view.Binding{Port: "b1", Host: "hv1", Interface: "tap-b1", OFPort: 5})
+	l.View.Bind(view.Binding{Port: "g2", Host: "hv2", Interface: "tap-g2", OFPort: 7})
 	if got := l.compile("hv1"); len(got) != 0 {
 		t.Errorf("no router: %q", got)
 	}
-	l.create(&model.Router{Meta: meta("r1"), Subnets: []string{"blue-a", "green-a"},
+	l.Create(&model.Router{Meta: meta("r1"), Subnets: []string{"blue-a", "green-a"},
 		Routes: []model.Route{{Destination: "192.168.50.0/24", Nexthop: "10.2.0.254"}}})
 	bm, gm := mac("blue-a", l), mac("green-a", l)
 	want := []string{
@@ -111,11 +98,11 @@ func TestCompileEastWest(t *testing.T) {
 		t.Errorf("hv2's gateways:\n%s", hv2)
 	}
 	// Detaching green: hv2 has nothing left to route.
-	r, _ := l.svc.Snapshot().Routers.ByName("r1")
-	if _, err := l.svc.Patch(context.Background(), model.KindRouter, r.ID, []byte(`{"subnets":["blue-a"],"routes":[]}`), 0); err != nil {
+	r, _ := l.Svc.Snapshot().Routers.ByName("r1")
+	if _, err := l.Svc.Patch(context.Background(), model.KindRouter, r.ID, []byte(`{"subnets":["blue-a"],"routes":[]}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	l.v.SetModel(l.svc.Snapshot())
+	l.View.SetModel(l.Svc.Snapshot())
 	if got := l.compile("hv2"); len(got) != 0 {
 		t.Errorf("hv2 after green was detached: %q", got)
 	}
@@ -123,7 +110,7 @@ func TestCompileEastWest(t *testing.T) {
 
 func TestCompileGateway(t *testing.T) {
 	l := newLab(t)
-	l.create(
+	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1", Uplink: "eth1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
 		&model.Network{Meta: meta("blue"), Type: "vxlan", VNI: 5001},
@@ -134,17 +121,17 @@ func TestCompileGateway(t *testing.T) {
 		&model.Router{Meta: meta("r1"), Subnets: []string{"blue-a"}, ExternalNetwork: "public", SNAT: true},
 		&model.FloatingIP{Meta: meta("fip1"), IP: "172.24.0.50", Port: "b2"},
 	)
-	l.v.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
-	r, _ := l.svc.Snapshot().Routers.ByName("r1")
+	l.View.Bind(view.Binding{Port: "b2", Host: "hv2", Interface: "tap-b2", OFPort: 7})
+	r, _ := l.Svc.Snapshot().Routers.ByName("r1")
 	if r.ExternalIP != "172.24.0.2" || r.GatewayHost == "" {
 		t.Fatalf("router: external_ip %q, gateway_host %q", r.ExternalIP, r.GatewayHost)
 	}
 	ext := ExternalMAC(r.ID).String()
-	d1, _ := l.v.Snapshot().DatapathID("hv1")
+	d1, _ := l.View.Snapshot().DatapathID("hv1")
 	testTables := Tables{Ingress: 1, Input: 3, NATIn: 4, Route: 5, SNAT: 6, Out: 7, Resolve: 8, Forward: 9}
 	compile := func(dpid uint64, sp SwitchPorts, learned map[uint64]flow.MAC) string {
 		var out []string
-		for _, f := range Compile(l.v.Snapshot(), dpid, testTables, sp, learned).Flows {
+		for _, f := range Compile(l.View.Snapshot(), dpid, testTables, sp, learned).Flows {
 			out = append(out, f.String())
 		}
 		slices.Sort(out)
@@ -171,7 +158,7 @@ func TestCompileGateway(t *testing.T) {
 		t.Logf("hv1:\n%s", hv1)
 	}
 	// hv2 routes blue out through the tunnel to hv1.
-	d2, _ := l.v.Snapshot().DatapathID("hv2")
+	d2, _ := l.View.Snapshot().DatapathID("hv2")
 	hv2 := compile(d2, SwitchPorts{Tunnel: 1000}, nil)
 	if want := "table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,set_field:0xfffffe->tun_id,set_field:10.200.0.1->tun_dst,output:1000\n"; !strings.Contains(hv2, want) {
 		t.Errorf("hv2 lacks %s:\n%s", want, hv2)
@@ -188,27 +175,27 @@ func TestFlowsPerHost(t *testing.T) {
 	t.Logf("%8s %12s %10s %11s", "routers", "subnets/rtr", "ports/sub", "flows/host")
 	for _, c := range []struct{ routers, subnets, ports int }{{1, 2, 10}, {1, 10, 10}, {10, 2, 10}, {10, 10, 10}} {
 		l := newLab(t)
-		l.create(&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"})
+		l.Create(&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"})
 		for r := range c.routers {
 			var subs []string
 			for s := range c.subnets {
 				n := fmt.Sprintf("n%d-%d", r, s)
 				sub := n + "-a"
 				subs = append(subs, sub)
-				l.create(&model.Network{Meta: meta(n), Type: "vxlan", VNI: 1000 + r*100 + s},
+				l.Create(&model.Network{Meta: meta(n), Type: "vxlan", VNI: 1000 + r*100 + s},
 					&model.Subnet{Meta: meta(sub), Network: n, CIDR: fmt.Sprintf("10.%d.%d.0/24", r, s)})
 				for p := range c.ports {
 					name := fmt.Sprintf("p%d-%d-%d", r, s, p)
-					l.create(&model.Port{Meta: meta(name), Network: n, IPs: []string{fmt.Sprintf("10.%d.%d.%d", r, s, p+10)}})
+					l.Create(&model.Port{Meta: meta(name), Network: n, IPs: []string{fmt.Sprintf("10.%d.%d.%d", r, s, p+10)}})
 					if p == 0 {
-						l.v.Bind(view.Binding{Port: name, Host: "hv1", Interface: name, OFPort: uint32(10 + p)})
+						l.View.Bind(view.Binding{Port: name, Host: "hv1", Interface: name, OFPort: uint32(10 + p)})
 					}
 				}
 			}
-			l.create(&model.Router{Meta: meta(fmt.Sprintf("r%d", r)), Subnets: subs})
+			l.Create(&model.Router{Meta: meta(fmt.Sprintf("r%d", r)), Subnets: subs})
 		}
-		d, _ := l.v.Snapshot().DatapathID("hv1")
-		st := Compile(l.v.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil)
+		d, _ := l.View.Snapshot().DatapathID("hv1")
+		st := Compile(l.View.Snapshot(), d, testTables, SwitchPorts{Tunnel: 1000}, nil)
 		t.Logf("%8d %12d %10d %11d", c.routers, c.subnets, c.ports, len(st.Flows))
 		// Per router: 5 l3-input flows per subnet, one route per subnet,
 		// the no-route flow, one l3-resolve flow per port.
