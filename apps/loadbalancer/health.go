@@ -173,8 +173,10 @@ type localBackend struct {
 	key    uint32 // the network's (metadata)
 }
 
-// localBackends lists the health-checked backends bound on host.
-func localBackends(s *view.Snapshot, host string) []localBackend {
+// checkedBackends lists the health-checked backends by the host they are
+// bound on, in one pass over the model: the app computes it once per view
+// snapshot for every switch.
+func checkedBackends(s *view.Snapshot) map[string][]localBackend {
 	m := s.Model
 	checked := false
 	for _, lb := range m.LoadBalancers.All() {
@@ -187,6 +189,7 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 		return nil // nothing to probe: no need to look at the ports
 	}
 	type portOf struct {
+		host   string
 		mac    flow.MAC
 		ofport uint32
 	}
@@ -194,7 +197,7 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 	for _, p := range m.Ports.All() {
 		b, bound := s.Binding(p.Name)
 		mac, err := flow.ParseMAC(p.MAC)
-		if !bound || b.Host != host || b.OFPort == 0 || err != nil {
+		if !bound || b.OFPort == 0 || err != nil {
 			continue
 		}
 		for _, a := range p.IPs {
@@ -202,11 +205,11 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 				if byIP[p.Network] == nil {
 					byIP[p.Network] = map[netip.Addr]portOf{}
 				}
-				byIP[p.Network][ip] = portOf{mac, b.OFPort}
+				byIP[p.Network][ip] = portOf{b.Host, mac, b.OFPort}
 			}
 		}
 	}
-	var out []localBackend
+	out := map[string][]localBackend{}
 	keys := overlay.NetworkKeys(m)
 	for _, lb := range m.LoadBalancers.Sorted() {
 		p, ok := paramsOf(lb)
@@ -217,16 +220,16 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 		}
 		for _, b := range lb.Backends {
 			ip, err := netip.ParseAddr(b.IP)
-			po, local := byIP[lb.Network][ip]
-			if err != nil || !local {
+			po, bound := byIP[lb.Network][ip]
+			if err != nil || !bound {
 				continue
 			}
 			port := b.Port
 			if port == 0 {
 				port = lb.Port
 			}
-			out = append(out, localBackend{k: hkey{lb.ID, ip.String(), port}, p: p, vip: vip, vmac: VIPMAC(lb.ID),
-				ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport, key: key})
+			out[po.host] = append(out[po.host], localBackend{k: hkey{lb.ID, ip.String(), port}, p: p, vip: vip,
+				vmac: VIPMAC(lb.ID), ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport, key: key})
 		}
 	}
 	return out
@@ -234,20 +237,19 @@ func localBackends(s *view.Snapshot, host string) []localBackend {
 
 // probeFlows catches the answers to probes of the backends bound on host.
 func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
-	keys := overlay.NetworkKeys(s.Model)
+	return probeFlowsOf(checkedBackends(s)[host], t)
+}
+
+// probeFlowsOf catches the answers to probes of backends.
+func probeFlowsOf(bes []localBackend, t Tables) []*flow.Flow {
 	var out []*flow.Flow
-	for _, b := range localBackends(s, host) {
-		lb, _ := s.Model.LoadBalancers.Get(b.k.lb)
-		key, ok := keys[lb.Network]
-		if !ok {
-			continue
-		}
-		m := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
+	for _, b := range bes {
+		m := flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
 			Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.TCPSrc, uint64(b.port)).
 			SetMasked(flow.TCPDst, probePortBase, probePortBase)
 		if b.p.udp {
 			// What a closed UDP port answers: ICMP port unreachable.
-			m = flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoICMP).
+			m = flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoICMP).
 				Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.ICMPv4Type, packet.ICMPv4DestUnreachable)
 		}
 		out = append(out, flow.New(t.LB, prioProbe, m).Act(flow.Output(flow.PortController)))

@@ -49,9 +49,12 @@ const Name = "loadbalancer"
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env    controller.Env
-	snap   atomic.Pointer[view.Snapshot]
-	health *health
+	env  controller.Env
+	snap atomic.Pointer[view.Snapshot]
+	// backends are snap's health-checked backends by host, computed once
+	// per snapshot for every switch.
+	backends atomic.Pointer[map[string][]localBackend]
+	health   *health
 }
 
 func newApp(env controller.Env) (controller.App, error) {
@@ -65,7 +68,7 @@ func newApp(env controller.Env) (controller.App, error) {
 	}
 	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) },
 		events: env.Events}
-	a.snap.Store(env.View.Snapshot())
+	a.store(env.View.Snapshot())
 	env.View.Follow(env.Context, a.digest)
 	running.Store(a)
 	return a, nil
@@ -106,11 +109,18 @@ func (a *app) digest(snap *view.Snapshot) {
 	if old != nil && old.Seq == snap.Seq {
 		return
 	}
-	a.snap.Store(snap)
+	a.store(snap)
 	if old != nil && old.Model.LoadBalancers.Len() == 0 && snap.Model.LoadBalancers.Len() == 0 {
 		return
 	}
 	a.env.Refresh(controller.AllSwitches)
+}
+
+// store makes snap the app's snapshot, with its health-checked backends.
+func (a *app) store(snap *view.Snapshot) {
+	bes := checkedBackends(snap)
+	a.backends.Store(&bes)
+	a.snap.Store(snap)
 }
 
 func (a *app) Name() string { return Name }
@@ -143,14 +153,11 @@ type switchApp struct {
 
 // checked returns the health-checked backends bound on this switch.
 func (s *switchApp) checked() []localBackend {
-	snap := s.a.snap.Load()
-	if snap.Seq != s.checkedSeq || s.checkedList == nil {
-		s.checkedSeq, s.checkedList = snap.Seq, []localBackend{}
-		if host, ok := snap.HostByDatapath(s.dpid); ok {
-			s.checkedList = append(s.checkedList, localBackends(snap, host.Name)...)
-		}
+	host, ok := s.a.snap.Load().HostByDatapath(s.dpid)
+	if !ok {
+		return nil
 	}
-	return s.checkedList
+	return (*s.a.backends.Load())[host.Name]
 }
 
 // TickInterval paces the health checks' probes and timeouts.
@@ -191,8 +198,6 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	s.seq, s.hseq = snap.Seq, hseq
 	t := PipelineTables()
 	flows, groups := Compile(snap, s.dpid, t, s.a.health.up)
-	if host, ok := snap.HostByDatapath(s.dpid); ok {
-		flows = append(flows, probeFlows(snap, host.Name, t)...)
-	}
+	flows = append(flows, probeFlowsOf(s.checked(), t)...)
 	s.set.Sync(ctx, flows, groups)
 }
