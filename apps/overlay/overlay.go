@@ -83,10 +83,8 @@ func (a *app) digest(snap *view.Snapshot) {
 		a.env.Refresh(controller.AllSwitches)
 		return
 	}
-	for h := range hosts {
-		if dpid, ok := snap.DatapathID(h); ok {
-			a.env.Refresh(dpid)
-		}
+	for _, dpid := range snap.Datapaths(hosts) {
+		a.env.Refresh(dpid)
 	}
 }
 

@@ -69,10 +69,8 @@ func (a *app) digest(s *view.Snapshot) {
 	hosts := map[string]bool{}
 	s.HostsOf(c.Ports, hosts)
 	old.HostsOf(c.Ports, hosts)
-	for h := range hosts {
-		if dpid, ok := s.DatapathID(h); ok {
-			a.env.Refresh(dpid)
-		}
+	for _, dpid := range s.Datapaths(hosts) {
+		a.env.Refresh(dpid)
 	}
 }
 

@@ -108,10 +108,8 @@ func (a *app) digest(s *view.Snapshot) {
 			}
 		}
 	}
-	for h := range hosts {
-		if dpid, ok := s.DatapathID(h); ok {
-			a.env.Refresh(dpid)
-		}
+	for _, dpid := range s.Datapaths(hosts) {
+		a.env.Refresh(dpid)
 	}
 }
 

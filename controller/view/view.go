@@ -356,3 +356,15 @@ func (s *Snapshot) HostsOf(ports map[string]bool, hosts map[string]bool) {
 		}
 	}
 }
+
+// Datapaths returns the datapath ids of the named hosts that the model
+// knows.
+func (s *Snapshot) Datapaths(hosts map[string]bool) []uint64 {
+	out := make([]uint64, 0, len(hosts))
+	for h := range hosts {
+		if d, ok := s.dpids[h]; ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
