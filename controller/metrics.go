@@ -70,3 +70,10 @@ func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) (
 	}
 	return c, nil
 }
+
+// CompileHistogram registers (or finds) the histogram of an app's time to
+// compute one switch's state: loom_<app>_compile_seconds.
+func CompileHistogram(reg prometheus.Registerer, app, what string) (prometheus.Histogram, error) {
+	return RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_" + app + "_compile_seconds",
+		Help: "Time to compute one switch's " + what + ".", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}))
+}

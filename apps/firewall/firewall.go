@@ -94,11 +94,9 @@ func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("the firewall needs the model view (controller.Config.View)")
 	}
-	a := &app{env: env,
-		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_firewall_compile_seconds",
-			Help: "Time to compute one switch's firewall flows.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})}
+	a := &app{env: env}
 	var err error
-	if a.compile, err = controller.RegisterCollector(env.Metrics, a.compile); err != nil {
+	if a.compile, err = controller.CompileHistogram(env.Metrics, "firewall", "firewall flows"); err != nil {
 		return nil, err
 	}
 	a.index.Store(NewIndex(env.View.Snapshot(), nil))

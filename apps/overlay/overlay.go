@@ -56,11 +56,9 @@ func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("the overlay needs the model view (controller.Config.View)")
 	}
-	a := &app{env: env, view: env.View,
-		compile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "loom_overlay_compile_seconds",
-			Help: "Time to compute one switch's overlay flows and groups.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})}
+	a := &app{env: env, view: env.View}
 	var err error
-	if a.compile, err = controller.RegisterCollector(env.Metrics, a.compile); err != nil {
+	if a.compile, err = controller.CompileHistogram(env.Metrics, "overlay", "overlay flows and groups"); err != nil {
 		return nil, err
 	}
 	a.index.Store(NewIndex(env.View.Snapshot(), nil))
