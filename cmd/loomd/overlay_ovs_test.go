@@ -377,11 +377,10 @@ func TestOVSOverlay(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	t.Run("flows per host", func(t *testing.T) {
-		for _, h := range []string{"hv1", "hv2", "hv3"} {
-			t.Logf("%s: %d flows", h, len(o.flows(h)))
-		}
-	})
+	// A figure, not a check (the converged() calls check the flows).
+	for _, h := range []string{"hv1", "hv2", "hv3"} {
+		t.Logf("%s: %d flows", h, len(o.flows(h)))
+	}
 	t.Run("OVS restart restores bridge, tunnel and flows", func(t *testing.T) {
 		want := o.flows("hv2")
 		start := time.Now()
