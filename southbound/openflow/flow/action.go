@@ -103,6 +103,9 @@ func (a Action) String() string {
 	if s := conjString(a.Raw); s != "" {
 		return s
 	}
+	if s := learnString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
@@ -157,11 +160,14 @@ func nxm(name string, class, field, size uint32) nxmHeader {
 	return nxmHeader{name: name, header: class<<16 | field<<9 | size}
 }
 
-// nxmHeaders are the headers OVS writes in move actions, and the names
-// ovs-ofctl prints for them.
+// nxmHeaders are the headers OVS writes in move and learn actions, and the
+// names ovs-ofctl prints for them.
 var nxmHeaders = map[Field]nxmHeader{
 	EthDst: nxm("NXM_OF_ETH_DST", 0, 1, 6), EthSrc: nxm("NXM_OF_ETH_SRC", 0, 2, 6),
 	IPv4Src: nxm("NXM_OF_IP_SRC", 0, 7, 4), IPv4Dst: nxm("NXM_OF_IP_DST", 0, 8, 4),
+	EthType: nxm("NXM_OF_ETH_TYPE", 0, 3, 2), IPProto: nxm("NXM_OF_IP_PROTO", 0, 6, 1),
+	TCPSrc: nxm("NXM_OF_TCP_SRC", 0, 9, 2), TCPDst: nxm("NXM_OF_TCP_DST", 0, 10, 2),
+	UDPSrc: nxm("NXM_OF_UDP_SRC", 0, 11, 2), UDPDst: nxm("NXM_OF_UDP_DST", 0, 12, 2),
 	ARPOp: nxm("NXM_OF_ARP_OP", 0, 15, 2), ARPSpa: nxm("NXM_OF_ARP_SPA", 0, 16, 4), ARPTpa: nxm("NXM_OF_ARP_TPA", 0, 17, 4),
 	Reg0: nxm("NXM_NX_REG0", 1, 0, 4), Reg1: nxm("NXM_NX_REG1", 1, 1, 4), Reg2: nxm("NXM_NX_REG2", 1, 2, 4),
 	Reg3: nxm("NXM_NX_REG3", 1, 3, 4), Reg4: nxm("NXM_NX_REG4", 1, 4, 4), Reg5: nxm("NXM_NX_REG5", 1, 5, 4),
