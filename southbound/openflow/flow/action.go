@@ -106,6 +106,9 @@ func (a Action) String() string {
 	if s := learnString(a.Raw); s != "" {
 		return s
 	}
+	if s := regLoadString(a.Raw); s != "" {
+		return s
+	}
 	return "raw(" + hex.EncodeToString([]byte(a.Raw)) + ")"
 }
 
