@@ -11,6 +11,7 @@ import (
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/loom-sdn/loom/topology"
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +101,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		c.byID[t.id] = t
 	}
 	return c, nil
+}
+
+// learnedFlow tells a flow the switch learned (a non-miss flow of a
+// learned table), which the reconciler leaves alone.
+func (c *Controller) learnedFlow(f *flow.Flow) bool {
+	t := c.byID[f.Table]
+	return t != nil && t.Learned && f.Priority != 0
 }
 
 // Tables returns the realized pipeline.

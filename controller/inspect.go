@@ -98,8 +98,9 @@ type FlowView struct {
 	Owner string `json:"owner"`
 	// State is "ok" (installed as desired), "missing" (desired, not
 	// installed), "differs" (installed with other actions, cookie or
-	// timeouts; Installed shows it) or "unexpected" (installed, not
-	// desired: the next audit removes it).
+	// timeouts; Installed shows it), "learned" (written by the switch in
+	// a learned table: kept) or "unexpected" (installed, not desired: the
+	// next audit removes it).
 	State     string `json:"state"`
 	Installed string `json:"installed,omitempty"`
 	Packets   uint64 `json:"packets"`
@@ -150,8 +151,12 @@ func (c *Controller) Flows(ctx context.Context, dpid uint64) ([]FlowView, error)
 		all = append(all, d)
 	}
 	for _, h := range have {
+		state := "unexpected"
+		if c.learnedFlow(h.f) {
+			state = "learned"
+		}
 		views[h.f] = FlowView{Flow: h.f.String(), Owner: c.ownerName(uint16(h.f.Cookie >> CookieShift)),
-			State: "unexpected", Packets: h.packets, Bytes: h.bytes}
+			State: state, Packets: h.packets, Bytes: h.bytes}
 		all = append(all, h.f)
 	}
 	sortFlows(all)

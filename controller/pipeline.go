@@ -67,9 +67,20 @@ var (
 	// a new connection to a VIP through its select group (DNAT to a
 	// backend), then the backend's MAC; a hairpin connection is also
 	// source-NATed to the VIP and sent back where it came from.
-	TableLB    = declareTable("lb", "loadbalancer", MissNext)
-	TableLBCT  = declareTable("lb-ct", "loadbalancer", MissNext)
-	TableLBOut = declareTable("lb-out", "loadbalancer", MissNext)
+	TableLB   = declareTable("lb", "loadbalancer", MissNext)
+	TableLBCT = declareTable("lb-ct", "loadbalancer", MissNext)
+	// TableLBAffinity holds the clients a load balancer with
+	// affinity_seconds has pinned: the switch learns them (a learn action
+	// in the backend's bucket), each one loading the backend's address
+	// into registers, and forgets them after affinity_seconds idle. lb
+	// looks them up by resubmit before conntrack; lb-ct sends a new
+	// connection of a pinned client to its backend.
+	TableLBAffinity = declareLearnedTable("lb-affinity", "loadbalancer")
+	// TableLBLearn pins a client (learn into lb-affinity) when a select
+	// group's bucket hands it the backend in reg4/reg2 by resubmit: OVS
+	// does not run a learn action inside a bucket.
+	TableLBLearn = declareSideTable("lb-learn", "loadbalancer")
+	TableLBOut   = declareTable("lb-out", "loadbalancer", MissNext)
 	// TableOverlayARP answers ARP requests for the network's known IP
 	// addresses on the local switch (ARP suppression).
 	TableOverlayARP = declareTable("overlay-arp", "overlay", MissNext)
@@ -154,11 +165,22 @@ const (
 	MissOwner
 )
 
+// A side table is reached only by resubmit, never by goto_table or a
+// miss (Next skips it), and misses with nothing (a drop, which in a
+// resubmit just returns). A learned table is a side table whose flows
+// the switch writes itself (learn actions): the reconciler keeps those
+// it did not ask for, and the flow views show them as "learned". They
+// expire by their own timeouts.
+
 // Table is one pipeline table.
 type Table struct {
 	Name  string
 	Owner string
 	Miss  Miss
+
+	// Side marks a side table, Learned a learned table (see
+	// declareSideTable and declareLearnedTable).
+	Side, Learned bool
 
 	id       uint8
 	realized bool
@@ -204,6 +226,18 @@ func declareTable(name, owner string, miss Miss) *Table {
 	return t
 }
 
+func declareSideTable(name, owner string) *Table {
+	t := declareTable(name, owner, MissDrop)
+	t.Side = true
+	return t
+}
+
+func declareLearnedTable(name, owner string) *Table {
+	t := declareSideTable(name, owner)
+	t.Learned = true
+	return t
+}
+
 // realize assigns table ids to the tables of active apps, in order.
 func realize(active map[string]bool) []*Table {
 	var out []*Table
@@ -217,9 +251,13 @@ func realize(active map[string]bool) []*Table {
 	var next *Table
 	for i := len(pipeline) - 1; i >= 0; i-- {
 		pipeline[i].next = next
-		if pipeline[i].realized {
+		if pipeline[i].realized && !pipeline[i].Side {
 			next = pipeline[i]
 		}
 	}
 	return out
 }
+
+// OwnerCookie is the cookie of app's flows with nothing in the app's own
+// low bits: what a learn action of the app gives the flows it learns.
+func OwnerCookie(app string) uint64 { return uint64(owners[app]) << CookieShift }

@@ -138,7 +138,7 @@ func (sw *Switch) diffFlows(actual map[flow.Key]*flow.Flow, initial bool) (mods 
 		}
 	}
 	for key, a := range actual {
-		if _, ok := sw.flows[key]; !ok {
+		if _, ok := sw.flows[key]; !ok && !sw.c.learnedFlow(a) {
 			mods = append(mods, flowMod{key, a, flow.CmdDeleteStrict})
 		}
 	}
