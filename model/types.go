@@ -134,6 +134,10 @@ type Backend struct {
 	IP     string `json:"ip"`
 	Port   int    `json:"port" doc:"1-65535 (default: the load balancer's port)"`
 	Weight *int   `json:"weight" doc:"1-256 (default 1)"`
+	// Status and Since are read only: a GET fills them from the load
+	// balancer app's health checks; what a client sends is ignored.
+	Status string     `json:"status,omitempty" enum:"up|down" doc:"read only: up or down, as the health checks see it"`
+	Since  *time.Time `json:"since,omitempty" doc:"read only: when a health check last changed the status"`
 }
 
 // HealthCheck probes backends.

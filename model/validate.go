@@ -936,6 +936,7 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 	}
 	for i := range lb.Backends {
 		b := &lb.Backends[i]
+		b.Status, b.Since = "", nil // read only
 		f := fmt.Sprintf("backends[%d].", i)
 		a, err := parseIP(f+"ip", &b.IP)
 		if err != nil {

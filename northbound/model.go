@@ -135,7 +135,7 @@ func (k kindRoutes) list(w http.ResponseWriter, req *http.Request) {
 		start = sort.Search(len(objs), func(i int) bool { return objs[i].Base().Name > after })
 	}
 	end := min(start+limit, len(objs))
-	page := ModelList{Items: objs[start:end]}
+	page := ModelList{Items: decorateAll(objs[start:end])}
 	if end < len(objs) {
 		q.Set("after", objs[end-1].Base().Name)
 		q.Set("limit", strconv.Itoa(limit))
@@ -221,7 +221,7 @@ func (k kindRoutes) reply(w http.ResponseWriter, status int, o model.Object, err
 		return
 	}
 	etag(w, o.Base().Revision)
-	WriteJSON(w, status, o)
+	WriteJSON(w, status, decorate(o))
 }
 
 func etag(w http.ResponseWriter, rev uint64) {
