@@ -2,17 +2,20 @@ package loadbalancer
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
 var meta = viewtest.Meta
 
-var testTables = Tables{LB: 4, CT: 5, Out: 6, AfterOut: 7, Reply: 12, AfterReply: 13}
+var testTables = Tables{LB: 4, CT: 5, Affinity: 14, Learn: 15, Out: 6, AfterOut: 7, Reply: 12, AfterReply: 13}
 
 func strs[F fmt.Stringer](v []F) []string {
 	out := make([]string, 0, len(v))
@@ -48,26 +51,27 @@ func newLab(t *testing.T) *viewtest.Lab {
 func TestCompile(t *testing.T) {
 	l := newLab(t)
 	lb, _ := l.Svc.Snapshot().LoadBalancers.ByName("web")
-	mac, gid := VIPMAC(lb.ID).String(), fmt.Sprint(GroupID(lb.ID))
+	mac, gid := VIPMAC(lb.ID).String(), fmt.Sprint(GroupID(lb.ID, lb.Network))
 	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
 	got := strs(flows)
 	const net = "metadata=0x1389/0x1ffffffff"
 	want := []string{
 		"table=12,priority=100,metadata=0x1389/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
-		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(table=5,zone=37769,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=ct(table=5,zone=37769,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=ct(table=5,zone=37769,nat)",
-		"table=4,priority=110," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080 actions=ct(table=4,zone=54153,nat)",
-		"table=4,priority=110," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080 actions=ct(table=4,zone=54153,nat)",
+		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=37769,nat)",
+		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=37769,nat)",
+		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=37769,nat)",
+		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=54153,nat)",
+		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=54153,nat)",
 		"table=4,priority=200," + net + ",dl_type=0x806,arp_op=1,arp_tpa=10.1.0.100 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + mac + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.100->arp_spa,IN_PORT",
 		"table=5,priority=100," + net + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + gid,
-		"table=6,priority=100," + net + ",dl_dst=" + mac + ",dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:0b->dl_dst,goto_table:7",
-		"table=6,priority=100," + net + ",dl_dst=" + mac + ",dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:02:00:00:00:01:0c->dl_dst,goto_table:7",
-		"table=6,priority=100," + net + ",dl_dst=" + mac + ",dl_type=0x800,nw_dst=10.1.0.13 actions=set_field:02:00:00:00:01:0d->dl_dst,goto_table:7",
-		"table=6,priority=120,in_port=1," + net + ",dl_dst=" + mac + ",dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0b->dl_dst,IN_PORT",
-		"table=6,priority=120,in_port=2," + net + ",dl_dst=" + mac + ",dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0c->dl_dst,IN_PORT",
-		"table=6,priority=130," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_dst=8080 actions=ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
-		"table=6,priority=130," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_dst=8080 actions=ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
+		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:0b->dl_dst,goto_table:7",
+		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:02:00:00:00:01:0c->dl_dst,goto_table:7",
+		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.13 actions=set_field:02:00:00:00:01:0d->dl_dst,goto_table:7",
+		// Hairpin: on to overlay-forward and the port's firewall, with in_port cleared.
+		"table=6,priority=120,in_port=1," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0b->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+		"table=6,priority=120,in_port=2," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
+		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("hv1 flows\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
@@ -101,7 +105,7 @@ func TestUDP(t *testing.T) {
 	l.Patch(model.KindLoadBalancer, "web", `{"protocol":"udp","port":53}`)
 	flows, _ := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
 	got := strings.Join(strs(flows), "\n")
-	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=ct(table=5,zone=37769,nat)") {
+	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=set_field:0x1->reg3,ct(table=5,zone=37769,nat)") {
 		t.Errorf("no udp VIP flow in\n%s", got)
 	}
 	// New UDP connections: 64 slots by source port, not the group.
@@ -129,22 +133,98 @@ func TestProbeFlows(t *testing.T) {
 func TestAffinity(t *testing.T) {
 	l := newLab(t)
 	l.Patch(model.KindLoadBalancer, "web", `{"affinity_seconds":600}`)
-	flows, _ := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
-	n := map[string]int{}
-	for _, f := range strs(flows) {
-		if strings.HasPrefix(f, "table=5,") {
-			if !strings.Contains(f, "/0.0.0.63") || strings.Contains(f, "group:") {
-				t.Errorf("affinity flow %s", f)
-			}
-			for _, ip := range []string{"10.1.0.11", "10.1.0.12", "10.1.0.13"} {
-				if strings.Contains(f, "nat(dst="+ip+":8080)") {
-					n[ip]++
-				}
-			}
+	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, func(_, ip string, _ int) bool { return ip != "10.1.0.13" })
+	got := strings.Join(strs(flows), "\n")
+	// The client's pinned backend is looked up before conntrack.
+	if !strings.Contains(got, "tcp_dst=80 actions=set_field:0x1->reg3,resubmit(,14),ct(table=5,zone=37769,nat)") {
+		t.Errorf("no lookup of the pinned backend in\n%s", got)
+	}
+	// A pinned client's new connection goes to its backend while it is
+	// up (b3 is down: no flow, the group picks another and re-pins).
+	for _, want := range []string{
+		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000b,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.11:8080))",
+		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000c,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.12:8080))",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %s in\n%s", want, got)
 		}
 	}
-	// Weights 3:1:1 over 64 slots.
-	if n["10.1.0.11"] < 37 || n["10.1.0.11"] > 40 || n["10.1.0.11"]+n["10.1.0.12"]+n["10.1.0.13"] != 64 {
-		t.Errorf("slots per backend: %v", n)
+	if strings.Contains(got, "reg4=0xa01000d") {
+		t.Errorf("a pinned flow for b3, which is down:\n%s", got)
+	}
+	// Each bucket hands its backend to lb-learn (table 15), which pins
+	// the client, then translates.
+	g := groups[0].String()
+	for _, b := range []string{"10.1.0.11", "10.1.0.12"} {
+		ip, _ := netip.ParseAddr(b)
+		v := ip.As4()
+		want := fmt.Sprintf("actions=set_field:0x%x->reg4,set_field:0x1f90->reg2,resubmit(,15),ct(commit,table=6,zone=37769,nat(dst=%s:8080))",
+			uint32(v[0])<<24|uint32(v[1])<<16|uint32(v[2])<<8|uint32(v[3]), b)
+		if !strings.Contains(g, want) {
+			t.Errorf("group\n %s\nwant a bucket with\n %s", g, want)
+		}
+	}
+	want := "table=15,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=" +
+		"learn(table=14,idle_timeout=600,priority=100,cookie=0x8000000000000,OXM_OF_METADATA[0..31],eth_type=0x800,nw_proto=6," +
+		"NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:NXM_NX_REG4[]->NXM_NX_REG4[],load:NXM_NX_REG2[0..15]->NXM_NX_REG2[0..15])"
+	if !strings.Contains(got, want) {
+		t.Errorf("missing the pinning flow\n %s\nin\n%s", want, got)
+	}
+}
+
+// TestRouted: clients and backends in a network routed to the load
+// balancer's (green, on router r1 with blue) are balanced too.
+func TestRouted(t *testing.T) {
+	l := newLab(t)
+	l.Create(
+		&model.Network{Meta: meta("green"), Type: "vxlan", VNI: 5002},
+		&model.Subnet{Meta: meta("green-a"), Network: "green", CIDR: "10.2.0.0/24", Gateway: "10.2.0.1"},
+		&model.Port{Meta: meta("g1"), Network: "green", MAC: "02:00:00:00:02:0b", IPs: []string{"10.2.0.11"}},
+		&model.Port{Meta: meta("g2"), Network: "green", MAC: "02:00:00:00:02:0c", IPs: []string{"10.2.0.12"}},
+	)
+	l.Bind("g1", "hv3", "tap-g1", 1)
+	l.Bind("g2", "hv3", "tap-g2", 2)
+	snap := l.Svc.Snapshot()
+	blueA, _ := snap.Subnets.ByName("blue-a")
+	greenA, _ := snap.Subnets.ByName("green-a")
+	l.Patch(model.KindLoadBalancer, "web", `{"backends":[{"ip":"10.1.0.11","port":8080},{"ip":"10.2.0.12","port":8080}]}`)
+	// Without a router green is not a client network: hv3 serves nothing.
+	if f, g := Compile(l.View.Snapshot(), l.DPID("hv3"), testTables, nil); len(f)+len(g) != 0 {
+		t.Fatalf("hv3 without a router: %v %v", strs(f), strs(g))
+	}
+	l.Create(&model.Router{Meta: meta("r1"), Subnets: []string{blueA.ID, greenA.ID}})
+	lb, _ := l.Svc.Snapshot().LoadBalancers.ByName("web")
+	blueGW, greenGW := flow.MACFrom(view.GatewayMAC(blueA.ID)).String(), flow.MACFrom(view.GatewayMAC(greenA.ID)).String()
+
+	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv3"), testTables, nil)
+	got := strings.Join(strs(flows), "\n")
+	const green = "metadata=0x138a/0x1ffffffff"
+	for _, want := range []string{
+		// green's clients, in green's zone (0x8000|5002)
+		"table=4,priority=100," + green + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=37770,nat)",
+		"table=5,priority=100," + green + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + fmt.Sprint(GroupID(lb.ID, greenA.Network)),
+		// to g2 in green directly, to b1 in blue through green's gateway
+		"table=6,priority=100," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:02:00:00:00:02:0c->dl_dst,goto_table:7",
+		"table=6,priority=90," + green + ",reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + greenGW + "->dl_dst,goto_table:7",
+		// replies un-NATed in green's zone
+		"table=12,priority=100,metadata=0x138a/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=37770,nat)",
+		// g2 is its own client through the VIP: the VIP's packets come from green's gateway
+		"table=6,priority=120,in_port=2," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:" + greenGW + "->dl_src,set_field:02:00:00:00:02:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hv3: missing\n %s\nin\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "arp_tpa=10.1.0.100") {
+		t.Errorf("hv3 answers ARP for the VIP in green (routed clients ARP for their gateway):\n%s", got)
+	}
+	if len(groups) != 1 || !strings.Contains(groups[0].String(), "nat(dst=10.1.0.11:8080)") || !strings.Contains(groups[0].String(), "nat(dst=10.2.0.12:8080)") {
+		t.Errorf("hv3 groups %v, want one with both backends", strs(groups))
+	}
+	// On hv1 (blue only), a connection to g2 goes to blue's gateway.
+	flows, _ = Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
+	want := "table=6,priority=90,metadata=0x1389/0x1ffffffff,reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + blueGW + "->dl_dst,goto_table:7"
+	if got := strings.Join(strs(flows), "\n"); !strings.Contains(got, want) {
+		t.Errorf("hv1: missing\n %s\nin\n%s", want, got)
 	}
 }

@@ -64,7 +64,7 @@ type health struct {
 	seq      uint64 // grows with every up/down change
 	seqPort  uint16
 	log      *slog.Logger
-	onChange func()
+	onChange func(lbID string)
 	events   *events.Bus // backend up/down, on /events (topic "loadbalancer")
 }
 
@@ -121,7 +121,7 @@ func (h *health) result(k hkey, s *hstate, hc checkParams, ok bool, now time.Tim
 		}
 		h.events.Publish(events.Event{Topic: "loadbalancer", Type: typ, Kind: "load_balancer", ID: k.lb,
 			Object: Status{LoadBalancer: k.lb, IP: k.ip, Port: k.port, Up: s.up, Since: s.since}})
-		go h.onChange()
+		go h.onChange(k.lb)
 	}
 }
 
@@ -173,71 +173,9 @@ type localBackend struct {
 	key    uint32 // the network's (metadata)
 }
 
-// checkedBackends lists the health-checked backends by the host they are
-// bound on, in one pass over the model: the app computes it once per view
-// snapshot for every switch.
-func checkedBackends(s *view.Snapshot) map[string][]localBackend {
-	m := s.Model
-	checked := false
-	for _, lb := range m.LoadBalancers.All() {
-		if _, ok := paramsOf(lb); ok {
-			checked = true
-			break
-		}
-	}
-	if !checked {
-		return nil // nothing to probe: no need to look at the ports
-	}
-	type portOf struct {
-		host   string
-		mac    flow.MAC
-		ofport uint32
-	}
-	byIP := map[string]map[netip.Addr]portOf{}
-	for _, p := range m.Ports.All() {
-		b, bound := s.Binding(p.Name)
-		mac, err := flow.ParseMAC(p.MAC)
-		if !bound || b.OFPort == 0 || err != nil {
-			continue
-		}
-		for _, a := range p.IPs {
-			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
-				if byIP[p.Network] == nil {
-					byIP[p.Network] = map[netip.Addr]portOf{}
-				}
-				byIP[p.Network][ip] = portOf{b.Host, mac, b.OFPort}
-			}
-		}
-	}
-	out := map[string][]localBackend{}
-	keys := overlay.NetworkKeys(m)
-	for _, lb := range m.LoadBalancers.Sorted() {
-		p, ok := paramsOf(lb)
-		vip, err := netip.ParseAddr(lb.VIP)
-		key, kok := keys[lb.Network]
-		if !ok || !kok || err != nil || !vip.Is4() {
-			continue
-		}
-		for _, b := range lb.Backends {
-			ip, err := netip.ParseAddr(b.IP)
-			po, bound := byIP[lb.Network][ip]
-			if err != nil || !bound {
-				continue
-			}
-			port := b.Port
-			if port == 0 {
-				port = lb.Port
-			}
-			out[po.host] = append(out[po.host], localBackend{k: hkey{lb.ID, ip.String(), port}, p: p, vip: vip,
-				vmac: VIPMAC(lb.ID), ip: ip, mac: po.mac, port: uint16(port), ofport: po.ofport, key: key})
-		}
-	}
-	return out
-}
-
 // probeFlows catches the answers to probes of the backends bound on host.
 func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
-	return probeFlowsOf(checkedBackends(s)[host], t)
+	return probeFlowsOf(buildIndex(s).checked[host], t)
 }
 
 // probeFlowsOf catches the answers to probes of backends.

@@ -31,7 +31,7 @@ func TestProbeFrame(t *testing.T) {
 }
 
 func TestFallRise(t *testing.T) {
-	h := &health{st: map[hkey]*hstate{}, log: slog.Default(), onChange: func() {}}
+	h := &health{st: map[hkey]*hstate{}, log: slog.Default(), onChange: func(string) {}}
 	k, p, now := hkey{"lb", "10.1.0.11", 80}, checkParams{fall: 3, rise: 2}, time.Now()
 	step := func(ok bool, wantUp bool) {
 		t.Helper()

@@ -1,34 +1,49 @@
 // Package loadbalancer is Loom's distributed load balancer: the model's
-// load balancers, served on every host that has a port in a load
-// balancer's network, by conntrack and an OpenFlow select group.
+// load balancers, served on every host that has a client port, by
+// conntrack and an OpenFlow select group.
 //
-// The VIP answers ARP on the local switch with a MAC of its own (VIPMAC).
-// A client's packets to VIP:port go through conntrack in the network's
+// A load balancer's clients are the ports of its network and of the
+// networks routed to it (with a subnet on a router that has one of its
+// network's); its backends are ports of those networks too. In its own
+// network the VIP answers ARP on the local switch with a MAC of its own
+// (VIPMAC); routed clients send to their gateway. A client's packets to
+// VIP:port are marked (reg3) and go through conntrack in its network's
 // load-balancer zone on the client's host; the first packet of a
-// connection picks a backend through the load balancer's select group
-// (one bucket per backend, with its weight: ct(commit, nat(dst=ip:port)))
-// and is sent to the backend's MAC, known from the model. Later packets
-// get the connection's translation from conntrack, so a connection stays
-// on its backend whatever happens to the group. The backend's replies are
+// connection picks a backend through the select group of the load
+// balancer and the client's network (one bucket per backend that is up,
+// with its weight: ct(commit, nat(dst=ip:port))) and is sent to the
+// backend's MAC, or to the gateway when the backend is in another network
+// (the router, further down the pipeline, routes it). Later packets get
+// the connection's translation from conntrack, so a connection stays on
+// its backend whatever happens to the group. The backend's replies are
 // un-NATed on the client's host, on their way to the client's port
 // (lb-reply, before the client's firewall), and reach the client from
 // VIP:port. A backend that is its own client (hairpin) is also
-// source-NATed to the VIP, in a second zone, and its packets go back out
-// of the port they came in.
+// source-NATed to the VIP, in a second zone, and both ways reach it
+// through its ingress firewall, with in_port cleared.
 //
-//	lb:       arp request for VIP (local port)        -> ARP reply from VIPMAC
-//	          ip,proto,nw_dst=VIP,tp_dst=PORT          -> ct(zone=Z,nat,table=lb-ct)
-//	          B:BP -> VIP (hairpin reply)              -> ct(zone=ZH,nat,table=lb)
-//	          B:BP -> B                                -> ct(zone=Z,nat,table=lb-ct)
-//	lb-ct:    +new+trk to VIP:PORT                     -> group LB (select: ct(commit,zone=Z,nat(dst=B:BP),table=lb-out))
-//	          (udp, or affinity: 64 flows by tp_src or nw_src & 63, each with a bucket's actions)
-//	lb-out:   B -> B:BP (hairpin, local B)             -> ct(commit,zone=ZH,nat(src=VIP),table=lb-out)
-//	          in_port=B,dl_dst=VIPMAC,nw_dst=B         -> dl_src=VIPMAC,dl_dst=B's MAC,IN_PORT
-//	          dl_dst=VIPMAC,nw_dst=B                   -> dl_dst=B's MAC, next (overlay-arp ... overlay-forward)
-//	lb-reply: ip,proto,nw_src=B,tp_src=BP              -> ct(zone=Z,nat,table=next)
+// With affinity_seconds, the bucket that takes a client's first
+// connection also puts its backend in reg4/reg2 and resubmits to
+// lb-learn, whose flow has the switch learn a flow in lb-affinity
+// (client address and VIP:port -> the backend in reg4/reg2,
+// idle_timeout affinity_seconds; OVS does not run learn inside a bucket);
+// lb looks it up, and lb-ct sends the client's new connections to that
+// backend while it is up.
 //
-// Clients are the ports of the load balancer's network (routed clients
-// from other networks are not balanced).
+//	lb:          arp request for VIP (own network)     -> ARP reply from VIPMAC
+//	             ip,proto,nw_dst=VIP,tp_dst=PORT        -> reg3=1, [resubmit(lb-affinity)], ct(zone=Z,nat,table=lb-ct)
+//	             B:BP -> VIP (hairpin reply), not yet   -> reg3=3, ct(zone=ZH,nat,table=lb)
+//	             B:BP -> B                              -> reg3=3, ct(zone=Z,nat,table=lb-ct)
+//	lb-ct:       +new+trk to VIP:PORT, reg4=B,reg2=BP   -> ct(commit,zone=Z,nat(dst=B:BP),table=lb-out)   (pinned)
+//	             +new+trk to VIP:PORT                   -> group (select: [reg4=B,reg2=BP,resubmit(lb-learn)], ct(commit,zone=Z,nat(dst=B:BP),table=lb-out))
+//	             (udp: 64 flows by tp_src & 63, each with a bucket's actions)
+//	lb-affinity: (learned) client, VIP:PORT             -> reg4=B, reg2=BP
+//	lb-learn:    to VIP:PORT                            -> learn(lb-affinity: client, VIP:PORT -> reg4, reg2)
+//	lb-out:      B -> B:BP (hairpin, local B), not yet  -> reg3=5, ct(commit,zone=ZH,nat(src=VIP),table=lb-out)
+//	             reg3=1,in_port=B,nw_dst=B              -> dl_src=VIPMAC,dl_dst=B's MAC,in_port=0, next
+//	             reg3=1,nw_dst=B (B in the network)     -> dl_dst=B's MAC, next (overlay-arp ... overlay-forward)
+//	             reg3=1 (routed network)                -> dl_dst=gateway MAC, next (to the router)
+//	lb-reply:    ip,proto,tp_src=BP                     -> ct(zone=Z,nat,table=next)
 package loadbalancer
 
 import (
@@ -49,12 +64,16 @@ const Name = "loadbalancer"
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env  controller.Env
-	snap atomic.Pointer[view.Snapshot]
-	// backends are snap's health-checked backends by host, computed once
-	// per snapshot for every switch.
-	backends atomic.Pointer[map[string][]localBackend]
-	health   *health
+	env    controller.Env
+	cur    atomic.Pointer[state]
+	health *health
+}
+
+// state is a view snapshot and its index, built once per snapshot for
+// every switch.
+type state struct {
+	snap *view.Snapshot
+	ix   *index
 }
 
 func newApp(env controller.Env) (controller.App, error) {
@@ -66,8 +85,7 @@ func newApp(env controller.Env) (controller.App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: func() { env.Refresh(controller.AllSwitches) },
-		events: env.Events}
+	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: a.healthChanged, events: env.Events}
 	a.store(env.View.Snapshot())
 	env.View.Follow(env.Context, a.digest)
 	running.Store(a)
@@ -102,25 +120,69 @@ func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
 	return out, true
 }
 
-// digest takes a new view snapshot and wakes every switch, unless there
-// was and is no load balancer (then nothing the app compiles changed).
+// digest takes a new view snapshot and wakes the switches whose load
+// balancer flows it may change: those of the hosts serving, before or
+// after, a load balancer that changed or that has a client network whose
+// ports changed (any change to networks, subnets or routers: every
+// serving host).
 func (a *app) digest(snap *view.Snapshot) {
-	old := a.snap.Load()
-	if old != nil && old.Seq == snap.Seq {
+	prev := a.cur.Load()
+	if prev != nil && prev.snap.Seq == snap.Seq {
 		return
 	}
-	a.store(snap)
-	if old != nil && old.Model.LoadBalancers.Len() == 0 && snap.Model.LoadBalancers.Len() == 0 {
-		return
+	var old *view.Snapshot
+	oldIx := &index{}
+	if prev != nil {
+		old, oldIx = prev.snap, prev.ix
 	}
-	a.env.Refresh(controller.AllSwitches)
+	ix := a.store(snap)
+	if len(oldIx.lbs) == 0 && len(ix.lbs) == 0 {
+		return // there was and is no load balancer: nothing to compile
+	}
+	hosts := map[string]bool{}
+	c := view.Diff(old, snap)
+	if c.All || c.Kinds[model.KindLoadBalancer] || c.Kinds[model.KindNetwork] || c.Kinds[model.KindSubnet] ||
+		c.Kinds[model.KindRouter] {
+		for _, x := range []*index{oldIx, ix} {
+			for h := range x.byHost {
+				hosts[h] = true
+			}
+		}
+	} else {
+		for _, s := range []*view.Snapshot{old, snap} { // old is not nil: Diff would say All
+			for name := range c.Ports {
+				if p, ok := s.Model.Ports.ByName(name); ok {
+					hostsServing(oldIx.byNet[p.Network], hosts)
+					hostsServing(ix.byNet[p.Network], hosts)
+				}
+			}
+		}
+	}
+	for _, dpid := range snap.Datapaths(hosts) {
+		a.env.Refresh(dpid)
+	}
 }
 
-// store makes snap the app's snapshot, with its health-checked backends.
-func (a *app) store(snap *view.Snapshot) {
-	bes := checkedBackends(snap)
-	a.backends.Store(&bes)
-	a.snap.Store(snap)
+// healthChanged wakes the switches serving the load balancer whose
+// backend went up or down.
+func (a *app) healthChanged(lbID string) {
+	cur := a.cur.Load()
+	hosts := map[string]bool{}
+	for _, e := range cur.ix.lbs {
+		if e.lb.ID == lbID {
+			hostsServing([]*lbEntry{e}, hosts)
+		}
+	}
+	for _, dpid := range cur.snap.Datapaths(hosts) {
+		a.env.Refresh(dpid)
+	}
+}
+
+// store makes snap the app's snapshot, with its index.
+func (a *app) store(snap *view.Snapshot) *index {
+	ix := buildIndex(snap)
+	a.cur.Store(&state{snap, ix})
+	return ix
 }
 
 func (a *app) Name() string { return Name }
@@ -136,7 +198,8 @@ func PipelineTables() Tables {
 		n, _ := t.Next() // the overlay's tables follow lb-out and lb-reply
 		return n.ID()
 	}
-	return Tables{LB: controller.TableLB.ID(), CT: controller.TableLBCT.ID(), Out: controller.TableLBOut.ID(),
+	return Tables{LB: controller.TableLB.ID(), CT: controller.TableLBCT.ID(), Affinity: controller.TableLBAffinity.ID(),
+		Learn: controller.TableLBLearn.ID(), Out: controller.TableLBOut.ID(),
 		AfterOut: after(controller.TableLBOut), Reply: controller.TableLBReply.ID(), AfterReply: after(controller.TableLBReply)}
 }
 
@@ -145,19 +208,20 @@ type switchApp struct {
 	dpid      uint64
 	seq, hseq uint64 // view and health changes last compiled
 	set       controller.FlowSet
-	// The health-checked backends bound on this switch, as of view
-	// snapshot checkedSeq.
-	checkedSeq  uint64
-	checkedList []localBackend
+}
+
+// host is the switch's host in snap.
+func (s *switchApp) host(snap *view.Snapshot) string {
+	if h, ok := snap.HostByDatapath(s.dpid); ok {
+		return h.Name
+	}
+	return ""
 }
 
 // checked returns the health-checked backends bound on this switch.
 func (s *switchApp) checked() []localBackend {
-	host, ok := s.a.snap.Load().HostByDatapath(s.dpid)
-	if !ok {
-		return nil
-	}
-	return (*s.a.backends.Load())[host.Name]
+	cur := s.a.cur.Load()
+	return cur.ix.checked[s.host(cur.snap)]
 }
 
 // TickInterval paces the health checks' probes and timeouts.
@@ -188,7 +252,8 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 }
 
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	snap := s.a.snap.Load()
+	cur := s.a.cur.Load()
+	snap := cur.snap
 	s.a.health.mu.Lock()
 	hseq := s.a.health.seq
 	s.a.health.mu.Unlock()
@@ -197,7 +262,8 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	s.seq, s.hseq = snap.Seq, hseq
 	t := PipelineTables()
-	flows, groups := Compile(snap, s.dpid, t, s.a.health.up)
-	flows = append(flows, probeFlowsOf(s.checked(), t)...)
+	ix, host := cur.ix, s.host(snap)
+	flows, groups := compileHost(ix, host, t, s.a.health.up)
+	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	s.set.Sync(ctx, flows, groups)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,14 +21,16 @@ import (
 
 const (
 	// httpClient makes argv[3] HTTP requests to argv[1]:argv[2], each on a new
-	// connection, and prints a JSON object: the answers' counts by body
-	// ("" for failures), and the connections per second.
+	// connection (timeout argv[4] seconds, default 2), and prints a JSON
+	// object: the answers' counts by body ("" for failures), and the
+	// connections per second.
 	httpClient = `import http.client, json, sys, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 2
 counts, start = {}, time.time()
 for i in range(n):
     try:
-        c = http.client.HTTPConnection(host, port, timeout=2)
+        c = http.client.HTTPConnection(host, port, timeout=timeout)
         c.request("GET", "/name")
         body = c.getresponse().read().decode().strip()
         c.close()
@@ -71,10 +74,11 @@ type httpResult struct {
 	Rate   float64        `json:"rate"`
 }
 
-func httpRequests(t *testing.T, v *ovslab.VM, host string, port, n int) httpResult {
+func httpRequests(t *testing.T, v *ovslab.VM, host string, port, n int, timeout ...string) httpResult {
 	t.Helper()
 	var r httpResult
-	if err := json.Unmarshal([]byte(py(t, v, httpClient, host, strconv.Itoa(port), strconv.Itoa(n))), &r); err != nil {
+	args := append([]string{host, strconv.Itoa(port), strconv.Itoa(n)}, timeout...)
+	if err := json.Unmarshal([]byte(py(t, v, httpClient, args...)), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -95,7 +99,7 @@ func background(t *testing.T, v *ovslab.VM, argv ...string) *exec.Cmd {
 // until owner (t or a parent of t) ends.
 func httpServe(t, owner *testing.T, v *ovslab.VM) *exec.Cmd {
 	t.Helper()
-	dir := filepath.Join(owner.TempDir(), v.Name)
+	dir := servedDir(owner, v)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -264,18 +268,126 @@ func TestOVSLoadBalancer(t *testing.T) {
 		if got := tcp(t, clients[0], "10.1.0.11", 7000); !strings.HasPrefix(got, "TimeoutError") {
 			t.Errorf("c1 -> b1:7000 (closed by b1's group): %s", got)
 		}
-	})
-	t.Run("client affinity", func(t *testing.T) {
-		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":600}`)
+		// Hairpin connections reach the backend from the VIP, through
+		// its ingress firewall: open to the VIP, b1 reaches itself
+		// through it; open only to 10.1.0.0/27 (the ports, not the VIP),
+		// b1's requests that land on b2 and b3 pass and those that land
+		// on itself do not.
+		if r := httpRequests(t, b1, "10.1.0.100", 80, 20); r.Counts[""] != 0 || r.Counts["b1"] == 0 {
+			t.Errorf("b1 -> VIP -> b1 with 8080 open to all: %v", r.Counts)
+		}
+		o.patch("/api/v1/security-groups/backends", `{"rules":[{"direction":"ingress","protocol":"tcp","port_min":8080,"remote_cidr":"10.1.0.0/27"}]}`)
 		o.converged()
+		r := httpRequests(t, b1, "10.1.0.100", 80, 15, "0.3")
+		t.Logf("b1 through the VIP with 8080 closed to the VIP: %v", r.Counts)
+		if r.Counts["b1"] != 0 || r.Counts[""] == 0 || r.Counts["b2"]+r.Counts["b3"] == 0 {
+			t.Errorf("b1 -> VIP with 8080 closed to the VIP: %v, want the hairpin ones (to b1) refused, the others answered", r.Counts)
+		}
+		if r := httpRequests(t, clients[1], "10.1.0.100", 80, 15); r.Counts[""] != 0 {
+			t.Errorf("c2 -> VIP with 8080 open to 10.1.0.0/27: %v", r.Counts)
+		}
+		o.patch("/api/v1/security-groups/backends", `{"rules":[{"direction":"ingress","protocol":"tcp","port_min":8080}]}`)
+		o.converged()
+	})
+	// Affinity: the switch learns each client's backend (lb-affinity)
+	// and forgets it affinity_seconds after the client's last packet to
+	// the VIP. A pinned client stays on its backend when another backend
+	// leaves.
+	t.Run("client affinity", func(t *testing.T) {
+		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":4}`)
+		o.converged()
+		pinned := map[string]string{}
 		for _, c := range clients {
 			r := httpRequests(t, c, "10.1.0.100", 80, 30)
 			t.Logf("%s: %v", c.Name, r.Counts)
 			if len(r.Counts) != 1 || r.Counts[""] != 0 {
 				t.Errorf("%s with affinity: %v, want one backend", c.Name, r.Counts)
 			}
+			for b := range r.Counts {
+				pinned[c.Name] = b
+			}
 		}
-		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":0}`)
+		learned := func(host string) []string {
+			var out []string
+			for _, v := range o.flowViews(host) {
+				if v.State == "learned" {
+					out = append(out, v.Flow)
+				}
+			}
+			return out
+		}
+		if l := learned("hv1"); len(l) == 0 || !strings.Contains(strings.Join(l, "\n"), "idle_timeout=4") ||
+			!strings.Contains(strings.Join(l, "\n"), "nw_src=10.1.0.21") {
+			t.Errorf("hv1's learned flows: %v, want c1's pin with idle_timeout=4", l)
+		}
+		// Take a backend c1 is not pinned to out of the load balancer.
+		all := map[string]string{"b1": `{"ip":"10.1.0.11","port":8080,"weight":3}`, "b2": `{"ip":"10.1.0.12","port":8080}`, "b3": `{"ip":"10.1.0.13","port":8080}`}
+		var keep []string
+		out := ""
+		for _, b := range []string{"b1", "b2", "b3"} {
+			if out == "" && b != pinned["c1"] {
+				out = b
+				continue
+			}
+			keep = append(keep, all[b])
+		}
+		o.patch("/api/v1/load-balancers/web", `{"backends":[`+strings.Join(keep, ",")+`]}`)
+		o.converged()
+		if r := httpRequests(t, clients[0], "10.1.0.100", 80, 30); r.Counts[pinned["c1"]] != 30 {
+			t.Errorf("c1 pinned to %s, after %s left: %v", pinned["c1"], out, r.Counts)
+		}
+		for _, c := range clients[1:] {
+			if r := httpRequests(t, c, "10.1.0.100", 80, 10); len(r.Counts) != 1 || r.Counts[""] != 0 || r.Counts[out] != 0 {
+				t.Errorf("%s (pinned to %s) after %s left: %v, want one backend, not %s", c.Name, pinned[c.Name], out, r.Counts, out)
+			}
+		}
+		// Idle clients are forgotten.
+		expiry := waitForD(t, 15*time.Second, "the pins to expire", func() bool {
+			return len(learned("hv1"))+len(learned("hv2"))+len(learned("hv3")) == 0
+		})
+		t.Logf("pins forgotten %v after the clients' last request (affinity_seconds 4)", expiry.Round(100*time.Millisecond))
+		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":0,"backends":[`+strings.Join([]string{all["b1"], all["b2"], all["b3"]}, ",")+`]}`)
+		o.converged()
+	})
+	// A long download keeps its backend while the weights change: the
+	// connection's translation is in conntrack, not in the group.
+	t.Run("a long download keeps its backend while weights change", func(t *testing.T) {
+		for _, b := range []*ovslab.VM{b1, b2, b3} {
+			big := strings.Repeat(b.Name+"\n", 1<<20) // 3 MiB
+			if err := os.WriteFile(filepath.Join(servedDir(top, b), "big"), []byte(big), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan string, 1)
+		go func() {
+			out, err := clients[2].Exec(vmPython, "-c", slowDownload, "10.1.0.100", "80", "/big")
+			if err != nil {
+				out += err.Error()
+			}
+			done <- strings.TrimSpace(out)
+		}()
+		time.Sleep(500 * time.Millisecond)
+		for _, w := range []string{`[1,1,256]`, `[256,1,1]`, `[1,256,1]`} {
+			var ws []int
+			json.Unmarshal([]byte(w), &ws)
+			o.patch("/api/v1/load-balancers/web", fmt.Sprintf(`{"backends":[{"ip":"10.1.0.11","port":8080,"weight":%d},{"ip":"10.1.0.12","port":8080,"weight":%d},{"ip":"10.1.0.13","port":8080,"weight":%d}]}`, ws[0], ws[1], ws[2]))
+			time.Sleep(300 * time.Millisecond)
+		}
+		got := <-done
+		t.Logf("download across three weight changes: %s", got)
+		var res struct {
+			Backend string  `json:"backend"`
+			Bytes   int     `json:"bytes"`
+			Mixed   bool    `json:"mixed"`
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.Unmarshal([]byte(got), &res); err != nil {
+			t.Fatalf("download: %s", got)
+		}
+		if res.Mixed || res.Bytes != 3<<20 || res.Seconds < 1.5 {
+			t.Errorf("download %+v: want 3 MiB from one backend over more than 1.5 s", res)
+		}
+		o.patch("/api/v1/load-balancers/web", `{"backends":[{"ip":"10.1.0.11","port":8080,"weight":3},{"ip":"10.1.0.12","port":8080},{"ip":"10.1.0.13","port":8080}]}`)
 		o.converged()
 	})
 	t.Run("health checks: a stopped backend leaves, a restarted one comes back", func(t *testing.T) {
@@ -295,15 +407,7 @@ func TestOVSLoadBalancer(t *testing.T) {
 				return true
 			}
 		}
-		status := func() map[string]bool {
-			var st northbound.LoadBalancerStatus
-			getJSON(t, o.api, "/api/v1/load-balancers/web/status", &st)
-			up := map[string]bool{}
-			for _, b := range st.Backends {
-				up[b.IP] = b.Up
-			}
-			return up
-		}
+		status := func() map[string]bool { return backendStatus(t, o.api, "web") }
 		waitForD(t, 5*time.Second, "all three up", allOK("b1", "b2", "b3"))
 		evs := sseLines(t, o.api, "/api/v1/events?topic=loadbalancer")
 		servers["b2"].Process.Kill()
@@ -326,7 +430,14 @@ func TestOVSLoadBalancer(t *testing.T) {
 			}
 		})
 		if up := status(); up["10.1.0.12"] || !up["10.1.0.11"] || !up["10.1.0.13"] {
-			t.Errorf("GET /load-balancers/web/status after b2 stopped: %v", up)
+			t.Errorf("GET /load-balancers/web after b2 stopped: %v", up)
+		}
+		var st northbound.LoadBalancerStatus
+		getJSON(t, o.api, "/api/v1/load-balancers/web/status", &st)
+		for _, b := range st.Backends {
+			if b.Up != (b.IP != "10.1.0.12") || !b.Checked {
+				t.Errorf("GET /load-balancers/web/status after b2 stopped: %+v", b)
+			}
 		}
 		r := httpRequests(t, clients[2], "10.1.0.100", 80, 60)
 		if r.Counts[""] != 0 || r.Counts["b2"] != 0 {
@@ -336,7 +447,37 @@ func TestOVSLoadBalancer(t *testing.T) {
 		back := waitForD(t, 5*time.Second, "b2 answering again", allOK("b2"))
 		t.Logf("b2's server restarted -> b2 answers again: %v", back.Round(time.Millisecond))
 		if up := status(); !up["10.1.0.12"] {
-			t.Errorf("GET /load-balancers/web/status after b2 restarted: %v", up)
+			t.Errorf("GET /load-balancers/web after b2 restarted: %v", up)
+		}
+	})
+	// A network routed to blue (green, on router r1): its clients reach
+	// the VIP through their gateway, and a backend in it is reached
+	// through blue's gateway, both ways through the distributed router.
+	t.Run("routed clients and backends", func(t *testing.T) {
+		o.create("networks", "name=green", "type=vxlan", "vni=5002")
+		o.create("subnets", "name=green-a", "network=green", "cidr=10.2.0.0/24", "gateway=10.2.0.1")
+		o.create("routers", "name=r1", `subnets=["blue-a","green-a"]`)
+		g1 := o.port("g1", "green", "02:00:00:00:02:15", "10.2.0.21", "hv3")
+		g2 := o.port("g2", "green", "02:00:00:00:02:0c", "10.2.0.12", "hv2")
+		for vm, gw := range map[*ovslab.VM]string{g1: "10.2.0.1", g2: "10.2.0.1", b3: "10.1.0.1", clients[0]: "10.1.0.1"} {
+			if out, err := vm.Exec("ip", "route", "replace", "default", "via", gw); err != nil {
+				t.Fatalf("%s: %v %s", vm.Name, err, out)
+			}
+		}
+		httpServe(t, top, g2)
+		o.create("load-balancers", "name=mixed", "network=blue", "vip=10.1.0.102", "protocol=tcp", "port=80",
+			`backends=[{"ip":"10.1.0.13","port":8080},{"ip":"10.2.0.12","port":8080}]`)
+		o.converged()
+		for _, c := range []*ovslab.VM{clients[0], g1} {
+			var r httpResult
+			waitForD(t, 5*time.Second, c.Name+" answered through the VIP", func() bool {
+				r = httpRequests(t, c, "10.1.0.102", 80, 30)
+				return r.Counts[""] == 0
+			}, func() string { return fmt.Sprint(r.Counts) })
+			t.Logf("%s (%s) -> 10.1.0.102: %v", c.Name, c.IP, r.Counts)
+			if r.Counts["b3"] == 0 || r.Counts["g2"] == 0 {
+				t.Errorf("%s through the VIP: %v, want both b3 (blue) and g2 (green)", c.Name, r.Counts)
+			}
 		}
 	})
 	t.Run("every client reaches the restarted backend", func(t *testing.T) {
@@ -349,6 +490,65 @@ func TestOVSLoadBalancer(t *testing.T) {
 			}
 		}
 	})
+}
+
+// slowDownload fetches argv[3] from argv[1]:argv[2] over one connection,
+// reading 64 KiB every 50 ms, and prints a JSON object: the backend whose
+// name fills the body, the bytes, whether another name showed up, and the
+// seconds it took.
+const slowDownload = `import http.client, json, sys, time
+start = time.time()
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
+c.request("GET", sys.argv[3])
+r = c.getresponse()
+body = b""
+while True:
+    d = r.read(65536)
+    if not d:
+        break
+    body += d
+    time.sleep(0.05)
+names = set(body.split(b"\n")) - {b""}
+print(json.dumps({"backend": b",".join(sorted(names)).decode(), "bytes": len(body), "mixed": len(names) != 1, "seconds": time.time() - start}))
+`
+
+var servedDirs sync.Map // owner test name + VM name -> directory
+
+// servedDir is the directory httpServe serves v's files from: one per VM
+// and owner test.
+func servedDir(owner *testing.T, v *ovslab.VM) string {
+	key := owner.Name() + "/" + v.Name
+	if d, ok := servedDirs.Load(key); ok {
+		return d.(string)
+	}
+	d := filepath.Join(owner.TempDir(), v.Name)
+	servedDirs.Store(key, d)
+	return d
+}
+
+// backendStatus reads a load balancer's object and returns its backends'
+// status (up or not) by address.
+func backendStatus(t *testing.T, api, lb string) map[string]bool {
+	t.Helper()
+	var obj struct {
+		Backends []struct {
+			IP     string     `json:"ip"`
+			Status string     `json:"status"`
+			Since  *time.Time `json:"since"`
+		} `json:"backends"`
+	}
+	getJSON(t, api, "/api/v1/load-balancers/"+lb, &obj)
+	up := map[string]bool{}
+	for _, b := range obj.Backends {
+		if b.Status != "up" && b.Status != "down" {
+			t.Errorf("GET /load-balancers/%s: backend %s has status %q", lb, b.IP, b.Status)
+		}
+		if b.Status == "down" && b.Since == nil {
+			t.Errorf("GET /load-balancers/%s: backend %s is down with no since", lb, b.IP)
+		}
+		up[b.IP] = b.Status == "up"
+	}
+	return up
 }
 
 // sseLines streams the lines of a Server-Sent Events response until the
