@@ -781,3 +781,22 @@ func TestStatusRoutes(t *testing.T) {
 	}
 	e.must(404, "GET", "/api/v1/ports/nope/status", "")
 }
+
+// TestBackendStatusReadOnly: a load balancer's backend status and since
+// are read only: what a client sends (a GET's body PUT back) is accepted
+// and ignored, never stored.
+func TestBackendStatusReadOnly(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+	body := `{"name":"lb2","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,` +
+		`"backends":[{"ip":"10.1.0.11","status":"down","since":"2026-01-02T03:04:05Z"}]}`
+	r := e.must(201, "POST", "/api/v1/load-balancers", body)
+	if strings.Contains(string(r.body), `"status"`) || strings.Contains(string(r.body), `"since"`) {
+		t.Errorf("POST stored the read-only status: %s", r.body)
+	}
+	e.must(200, "PUT", "/api/v1/load-balancers/lb2", strings.Replace(body, "10.1.0.101", "10.1.0.102", 1))
+	r = e.must(200, "GET", "/api/v1/load-balancers/lb2", "")
+	if strings.Contains(string(r.body), `"down"`) || !strings.Contains(string(r.body), "10.1.0.102") {
+		t.Errorf("GET after a PUT with a status: %s", r.body)
+	}
+}
