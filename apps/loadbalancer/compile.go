@@ -103,9 +103,9 @@ func compileHost(ix *index, host string, t Tables, up Up) ([]*flow.Flow, []*flow
 		}
 	}
 	var groups []*flow.Group
-	for _, e := range ix.byHost[host] {
+	for _, e := range ix.lbs {
 		for _, cn := range e.nets {
-			if cn.n.local[host] {
+			if cn.n.local[host] > 0 {
 				groups = append(groups, compileNet(e, cn, host, t, up, add))
 			}
 		}

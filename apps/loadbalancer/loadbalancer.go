@@ -86,7 +86,8 @@ func newApp(env controller.Env) (controller.App, error) {
 		log = slog.Default()
 	}
 	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: a.healthChanged, events: env.Events}
-	a.store(env.View.Snapshot())
+	snap := env.View.Snapshot()
+	a.cur.Store(&state{snap, buildIndex(snap)})
 	env.View.Follow(env.Context, a.digest)
 	running.Store(a)
 	return a, nil
@@ -122,37 +123,28 @@ func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
 
 // digest takes a new view snapshot and wakes the switches whose load
 // balancer flows it may change: those of the hosts serving, before or
-// after, a load balancer that changed or that has a client network whose
-// ports changed (any change to networks, subnets or routers: every
-// serving host).
+// after, a load balancer that uses a network whose ports changed (any
+// other change to the model: every host serving a load balancer).
 func (a *app) digest(snap *view.Snapshot) {
 	prev := a.cur.Load()
-	if prev != nil && prev.snap.Seq == snap.Seq {
+	if prev.snap.Seq == snap.Seq {
 		return
 	}
-	var old *view.Snapshot
-	oldIx := &index{}
-	if prev != nil {
-		old, oldIx = prev.snap, prev.ix
-	}
-	ix := a.store(snap)
-	if len(oldIx.lbs) == 0 && len(ix.lbs) == 0 {
-		return // there was and is no load balancer: nothing to compile
+	c := view.Diff(prev.snap, snap)
+	ix := prev.ix.update(prev.snap, snap, c)
+	a.cur.Store(&state{snap, ix})
+	if ix == prev.ix {
+		return // nothing the load balancers use changed
 	}
 	hosts := map[string]bool{}
-	c := view.Diff(old, snap)
-	if c.All || c.Kinds[model.KindLoadBalancer] || c.Kinds[model.KindNetwork] || c.Kinds[model.KindSubnet] ||
-		c.Kinds[model.KindRouter] {
-		for _, x := range []*index{oldIx, ix} {
-			for h := range x.byHost {
-				hosts[h] = true
-			}
-		}
+	if !portsOnly(c) {
+		hostsServing(prev.ix.lbs, hosts)
+		hostsServing(ix.lbs, hosts)
 	} else {
-		for _, s := range []*view.Snapshot{old, snap} { // old is not nil: Diff would say All
+		for _, s := range []*view.Snapshot{prev.snap, snap} {
 			for name := range c.Ports {
 				if p, ok := s.Model.Ports.ByName(name); ok {
-					hostsServing(oldIx.byNet[p.Network], hosts)
+					hostsServing(prev.ix.byNet[p.Network], hosts)
 					hostsServing(ix.byNet[p.Network], hosts)
 				}
 			}
@@ -176,13 +168,6 @@ func (a *app) healthChanged(lbID string) {
 	for _, dpid := range cur.snap.Datapaths(hosts) {
 		a.env.Refresh(dpid)
 	}
-}
-
-// store makes snap the app's snapshot, with its index.
-func (a *app) store(snap *view.Snapshot) *index {
-	ix := buildIndex(snap)
-	a.cur.Store(&state{snap, ix})
-	return ix
 }
 
 func (a *app) Name() string { return Name }

@@ -20,7 +20,8 @@ import (
 )
 
 // The data-center fabric of the scale benchmarks: 1,000 hosts, 1,000
-// VXLAN networks of 10 ports each (10,000 ports), port p of network n
+// VXLAN networks of 10 ports each (10,000 ports) and a load balancer
+// each (its backends the network's first three ports), port p of network n
 // bound on host (10n+p) mod 1,000, so every host has 10 ports in 10
 // networks and every network spans 10 hosts.
 const (
@@ -58,15 +59,23 @@ func fabricModel(b *testing.B) *model.Snapshot {
 			return
 		}
 		start := time.Now()
-		for _, o := range scaleObjects(scaleHosts, scaleNets, scalePerNet) {
+		objs := scaleObjects(scaleHosts, scaleNets, scalePerNet)
+		// A load balancer in every network, its first three ports the
+		// backends (the port that moves in BenchmarkPortMove is one).
+		for n := range scaleNets {
+			objs = append(objs, &model.LoadBalancer{Meta: meta(fmt.Sprintf("lb%d", n)), Network: fmt.Sprintf("n%d", n),
+				VIP: "10.0.200.1", Protocol: "tcp", Port: 80,
+				Backends: []model.Backend{{IP: "10.0.0.2", Port: 8080}, {IP: "10.0.0.3", Port: 8080}, {IP: "10.0.0.4", Port: 8080}}})
+		}
+		for _, o := range objs {
 			if _, err := svc.Create(context.Background(), o); err != nil {
 				scaleErr = err
 				return
 			}
 		}
 		scaleModel = svc.Snapshot()
-		fmt.Printf("fabric model: %d hosts, %d networks, %d ports written in %v\n",
-			scaleHosts, scaleNets, scaleNets*scalePerNet, time.Since(start).Round(time.Millisecond))
+		fmt.Printf("fabric model: %d hosts, %d networks, %d ports, %d load balancers written in %v\n",
+			scaleHosts, scaleNets, scaleNets*scalePerNet, scaleNets, time.Since(start).Round(time.Millisecond))
 	})
 	if scaleErr != nil {
 		b.Fatal(scaleErr)
