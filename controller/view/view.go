@@ -42,6 +42,7 @@ type Snapshot struct {
 	Model *model.Snapshot
 
 	bindings *shards           // by port name, newest first
+	onHost   *hostShards       // ports by the host of their active binding
 	dpids    map[string]uint64 // host name → datapath id
 	hosts    map[uint64]*model.Host
 	// log is the ports whose bindings changed, with the Seq of the
@@ -89,6 +90,68 @@ func (sh *shards) with(port string, bs []Binding) *shards {
 	}
 	next[i] = m
 	return &next
+}
+
+// hostShards holds, by host name, the ports whose active binding is on
+// the host, sharded like shards: a change copies one shard and one host's
+// set.
+type hostShards [nShards]map[string]map[string]struct{}
+
+// move returns a copy of hs with port moved from host from to host to
+// (either may be "": not active anywhere).
+func (hs *hostShards) move(port, from, to string) *hostShards {
+	if from == to {
+		return hs
+	}
+	next := *hs
+	edit := func(host string, add bool) {
+		if host == "" {
+			return
+		}
+		i := shardOf(host)
+		shard := make(map[string]map[string]struct{}, len(next[i])+1)
+		for k, v := range next[i] {
+			shard[k] = v
+		}
+		set := make(map[string]struct{}, len(shard[host])+1)
+		for k := range shard[host] {
+			set[k] = struct{}{}
+		}
+		if add {
+			set[port] = struct{}{}
+		} else {
+			delete(set, port)
+		}
+		if len(set) == 0 {
+			delete(shard, host)
+		} else {
+			shard[host] = set
+		}
+		next[i] = shard
+	}
+	edit(from, false)
+	edit(to, true)
+	return &next
+}
+
+// PortsOn returns the ports whose active binding is on host, sorted by
+// name.
+func (s *Snapshot) PortsOn(host string) []string {
+	set := s.onHost[shardOf(host)][host]
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// activeHost is the host of the active binding in bs, or "".
+func activeHost(bs []Binding) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	return bs[0].Host
 }
 
 // BindingsChangedSince returns the ports whose bindings changed after the
@@ -153,7 +216,7 @@ type View struct {
 // New returns a view of an empty model with no bindings.
 func New() *View {
 	v := &View{}
-	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: &shards{},
+	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: &shards{}, onHost: &hostShards{},
 		dpids: map[string]uint64{}, hosts: map[uint64]*model.Host{}})
 	return v
 }
@@ -208,6 +271,7 @@ func (v *View) Bind(b Binding) {
 		}
 		slices.SortFunc(next, func(x, y Binding) int { return cmp.Compare(y.Seq, x.Seq) })
 		s.bindings = s.bindings.with(b.Port, next)
+		s.onHost = s.onHost.move(b.Port, activeHost(old), activeHost(next))
 		s.logChange(b.Port)
 		return true
 	})
@@ -222,7 +286,9 @@ func (v *View) Unbind(port, host, iface string) {
 		if i < 0 {
 			return false
 		}
-		s.bindings = s.bindings.with(port, slices.Delete(slices.Clone(old), i, i+1))
+		next := slices.Delete(slices.Clone(old), i, i+1)
+		s.bindings = s.bindings.with(port, next)
+		s.onHost = s.onHost.move(port, activeHost(old), activeHost(next))
 		s.logChange(port)
 		return true
 	})

@@ -1,6 +1,7 @@
 package view
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/loom-sdn/loom/model"
@@ -100,5 +101,32 @@ func TestBindingsChangedSince(t *testing.T) {
 	s := v.Snapshot()
 	if got, ok := s.BindingsChangedSince(s.Seq - 10); !ok || len(got) != 10 {
 		t.Errorf("last 10 changes: %d, %v", len(got), ok)
+	}
+}
+
+// TestPortsOn: a port is listed on the host of its active binding only,
+// and follows it through a migration and back.
+func TestPortsOn(t *testing.T) {
+	v := New()
+	on := func(host string) string { return strings.Join(v.Snapshot().PortsOn(host), ",") }
+	v.Bind(Binding{Port: "a", Host: "hv1", Interface: "tap-a", OFPort: 1})
+	v.Bind(Binding{Port: "b", Host: "hv1", Interface: "tap-b", OFPort: 2})
+	before := v.Snapshot()
+	v.Bind(Binding{Port: "a", Host: "hv2", Interface: "tap-a", OFPort: 7}) // migrating: the newer wins
+	if on("hv1") != "b" || on("hv2") != "a" {
+		t.Errorf("during the migration: hv1 %q hv2 %q", on("hv1"), on("hv2"))
+	}
+	if got := strings.Join(before.PortsOn("hv1"), ","); got != "a,b" {
+		t.Errorf("an older snapshot changed: hv1 %q", got)
+	}
+	v.Bind(Binding{Port: "a", Host: "hv2", Interface: "tap-a", OFPort: 8}) // same binding, new ofport
+	v.Unbind("a", "hv2", "tap-a")                                          // back: hv1's binding is active again
+	if on("hv1") != "a,b" || on("hv2") != "" {
+		t.Errorf("after the migration failed back: hv1 %q hv2 %q", on("hv1"), on("hv2"))
+	}
+	v.Unbind("a", "hv1", "tap-a")
+	v.Unbind("b", "hv1", "tap-b")
+	if on("hv1") != "" {
+		t.Errorf("after unbinding all: hv1 %q", on("hv1"))
 	}
 }
