@@ -79,8 +79,9 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables) State {
 	m := s.Model
 	ports := make([]*model.Port, 0)
 	ofports := map[*model.Port]uint32{}
-	for _, p := range m.Ports.All() {
-		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort != 0 {
+	for _, name := range s.PortsOn(host.Name) {
+		p, ok := m.Ports.ByName(name)
+		if b, bound := s.Binding(name); ok && bound && b.OFPort != 0 {
 			ports = append(ports, p)
 			ofports[p] = b.OFPort
 		}
