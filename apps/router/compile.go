@@ -2,6 +2,7 @@ package router
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -105,25 +106,19 @@ func (r *Router) subnetFor(a netip.Addr) (*subnet, bool) {
 // learned the outside's MACs, by IPv4 address, that the switch's ARP
 // requests found (gateway hosts only).
 func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned map[uint64]flow.MAC) State {
+	return compile(newIndex(s), dpid, t, sp, learned)
+}
+
+func compile(ix *index, dpid uint64, t Tables, sp SwitchPorts, learned map[uint64]flow.MAC) State {
+	s := ix.snap
 	host, ok := s.HostByDatapath(dpid)
-	if !ok {
+	if !ok || len(ix.routers) == 0 {
 		return State{}
 	}
 	m := s.Model
-	routers := Routers(m)
-	if len(routers) == 0 {
-		return State{}
-	}
-	local := map[string]bool{}          // networks with a port bound on the host
-	byNet := map[string][]*model.Port{} // every port, by network: one pass over the model
-	for _, p := range m.Ports.All() {
-		byNet[p.Network] = append(byNet[p.Network], p)
-		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort != 0 {
-			local[p.Network] = true
-		}
-	}
+	local := ix.localNets(host.Name)
 	var st State
-	for _, r := range routers {
+	for _, r := range ix.routers {
 		x := externalOf(r, m)
 		gateway := x != nil && x.host.ID == host.ID
 		here := gateway
@@ -133,7 +128,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned ma
 		if !here {
 			continue
 		}
-		compileRouter(&st, r, byNet, local, t)
+		compileRouter(&st, r, ix.byNet, local, t)
 		if x != nil {
 			compileDefault(&st, r, x, host, m, t, sp)
 		}
@@ -144,7 +139,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, sp SwitchPorts, learned ma
 	return st
 }
 
-func compileRouter(st *State, r *Router, byNet map[string][]*model.Port, local map[string]bool, t Tables) {
+func compileRouter(st *State, r *Router, byNet map[string]map[string]*model.Port, local map[string]bool, t Tables) {
 	add := func(f *flow.Flow) { st.Flows = append(st.Flows, f) }
 	toController := []flow.Action{flow.Output(flow.PortController)}
 	const ethIPv4, ethARP, protoICMP = packet.EtherTypeIPv4, packet.EtherTypeARP, packet.ProtoICMP
@@ -203,7 +198,8 @@ func compileRouter(st *State, r *Router, byNet map[string][]*model.Port, local m
 	// l3-resolve: every known address of the router's subnets.
 	for i := range r.subnets {
 		sn := &r.subnets[i]
-		for _, p := range byNet[sn.s.Network] {
+		for _, name := range slices.Sorted(maps.Keys(byNet[sn.s.Network])) {
+			p := byNet[sn.s.Network][name]
 			mac, err := flow.ParseMAC(p.MAC)
 			if err != nil {
 				continue
@@ -243,7 +239,7 @@ func withPrefix(m flow.Match, p netip.Prefix) flow.Match {
 
 // portMAC finds the MAC of the port with address a among a network's
 // ports.
-func portMAC(ports []*model.Port, a netip.Addr) (flow.MAC, bool) {
+func portMAC(ports map[string]*model.Port, a netip.Addr) (flow.MAC, bool) {
 	for _, p := range ports {
 		for _, s := range p.IPs {
 			if ip, err := netip.ParseAddr(s); err == nil && ip == a {

@@ -20,6 +20,7 @@ package router
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/overlay"
@@ -41,16 +42,16 @@ const ICMPRate = 100
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env  controller.Env
-	view *view.View
-	last *view.Snapshot // the snapshot digest saw last (its goroutine only)
+	env controller.Env
+	ix  atomic.Pointer[index] // of the snapshot digest saw last
 }
 
 func newApp(env controller.Env) (controller.App, error) {
 	if env.View == nil {
 		return nil, errors.New("the router needs the model view (controller.Config.View)")
 	}
-	a := &app{env: env, view: env.View, last: env.View.Snapshot()}
+	a := &app{env: env}
+	a.ix.Store(newIndex(env.View.Snapshot()))
 	env.View.Follow(env.Context, a.digest)
 	return a, nil
 }
@@ -60,9 +61,13 @@ func newApp(env controller.Env) (controller.App, error) {
 // l3-resolve flows list its address) and the routers' gateway hosts; a
 // change of anything but ports concerns all.
 func (a *app) digest(s *view.Snapshot) {
-	old := a.last
-	a.last = s
-	c := view.Diff(old, s)
+	prev := a.ix.Load()
+	if prev.snap.Seq == s.Seq {
+		return
+	}
+	c := view.Diff(prev.snap, s)
+	ix := prev.update(s, c)
+	a.ix.Store(ix)
 	for _, k := range []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindRouter, model.KindFloatingIP} {
 		if c.Kinds[k] {
 			c.All = true
@@ -74,24 +79,18 @@ func (a *app) digest(s *view.Snapshot) {
 	}
 	nets := map[string]bool{} // networks of the routers the changed ports are routed by
 	hosts := map[string]bool{}
-	for _, snap := range []*view.Snapshot{old, s} {
-		routerNets := map[string][]*Router{}
-		for _, r := range Routers(snap.Model) {
-			for _, sn := range r.subnets {
-				routerNets[sn.s.Network] = append(routerNets[sn.s.Network], r)
-			}
-		}
+	for _, x := range []*index{prev, ix} {
 		for name := range c.Ports {
-			p, ok := snap.Model.Ports.ByName(name)
+			p, ok := x.snap.Model.Ports.ByName(name)
 			if !ok {
 				continue
 			}
-			for _, r := range routerNets[p.Network] {
+			for _, r := range x.routerNets[p.Network] {
 				for _, sn := range r.subnets {
 					nets[sn.s.Network] = true
 				}
-				if x := externalOf(r, snap.Model); x != nil {
-					hosts[x.host.Name] = true
+				if ext := externalOf(r, x.snap.Model); ext != nil {
+					hosts[ext.host.Name] = true
 				}
 			}
 		}
@@ -99,10 +98,10 @@ func (a *app) digest(s *view.Snapshot) {
 	if len(nets) == 0 {
 		return
 	}
-	for _, snap := range []*view.Snapshot{old, s} {
-		for _, p := range snap.Model.Ports.All() {
-			if nets[p.Network] {
-				for _, b := range snap.Bindings(p.Name) {
+	for _, x := range []*index{prev, ix} {
+		for n := range nets {
+			for name := range x.byNet[n] {
+				for _, b := range x.snap.Bindings(name) {
 					hosts[b.Host] = true
 				}
 			}
@@ -180,13 +179,14 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 }
 
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	snap := s.a.view.Snapshot()
+	ix := s.a.ix.Load()
+	snap := ix.snap
 	sp := overlay.FindSwitchPorts(ctx, snap)
 	if !force && snap.Seq == s.seq && sp == s.ports {
 		return
 	}
 	s.seq, s.ports, s.dirty = snap.Seq, sp, false
-	st := Compile(snap, s.dpid, tables(), sp, s.learned)
+	st := compile(ix, s.dpid, tables(), sp, s.learned)
 	s.set.Sync(ctx, st.Flows, nil)
 }
 
@@ -245,13 +245,9 @@ func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	if !ok {
 		return
 	}
-	snap := s.a.view.Snapshot()
-	var r *Router
-	for _, rt := range Routers(snap.Model) {
-		if uint64(rt.key) == reg.Value {
-			r = rt
-		}
-	}
+	ix := s.a.ix.Load()
+	snap := ix.snap
+	r := ix.byKey[reg.Value]
 	if r == nil {
 		return
 	}
@@ -283,8 +279,9 @@ func senderMAC(s *view.Snapshot, dpid uint64, ofport uint32) (flow.MAC, bool) {
 	if !ok {
 		return 0, false
 	}
-	for _, p := range s.Model.Ports.All() {
-		if b, ok := s.Binding(p.Name); ok && b.Host == host.Name && b.OFPort == ofport {
+	for _, name := range s.PortsOn(host.Name) {
+		p, ok := s.Model.Ports.ByName(name)
+		if b, bound := s.Binding(name); ok && bound && b.OFPort == ofport {
 			mac, err := flow.ParseMAC(p.MAC)
 			return mac, err == nil
 		}
@@ -294,13 +291,14 @@ func senderMAC(s *view.Snapshot, dpid uint64, ofport uint32) (flow.MAC, bool) {
 
 // externals lists the ways out this switch is the gateway of.
 func (s *switchApp) externals() []*external {
-	snap := s.a.view.Snapshot()
+	ix := s.a.ix.Load()
+	snap := ix.snap
 	host, ok := snap.HostByDatapath(s.dpid)
 	if !ok {
 		return nil
 	}
 	var out []*external
-	for _, r := range Routers(snap.Model) {
+	for _, r := range ix.routers {
 		if x := externalOf(r, snap.Model); x != nil && x.host.ID == host.ID {
 			out = append(out, x)
 		}
