@@ -77,17 +77,18 @@ func newApp(env controller.Env) (controller.App, error) {
 	return a, nil
 }
 
-// digest indexes a new view snapshot once, for all switches, and wakes
-// the switches whose flows change. Packet-ins always read the latest
-// index.
+// digest indexes a new view snapshot once, for all switches, updating
+// the previous index with what changed, and wakes the switches whose
+// flows change (those whose served networks change). Packet-ins always
+// read the latest index.
 func (a *app) digest(snap *view.Snapshot) {
 	old := a.index.Load()
 	if snap.Seq == old.Seq {
 		return
 	}
-	x := NewIndex(snap)
+	x, changed := old.update(snap)
 	a.index.Store(x)
-	for _, dpid := range x.Changed(old) {
+	for _, dpid := range changed {
 		a.env.Refresh(dpid)
 	}
 }

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -51,67 +52,265 @@ type Port struct {
 type host struct {
 	keys  []uint32         // networks served on the host (a port bound there), sorted
 	ports map[uint32]*Port // by OpenFlow port, ports of served networks only
+	// What updates need: the ports counted in keys, by network key, and
+	// the ports that claim an OpenFlow port too but lose it to the one
+	// in ports (sorted by name; rare: two ports' active bindings on one
+	// OpenFlow port, the port with the smallest name wins).
+	count map[uint32]int
+	dups  map[uint32][]*Port
+}
+
+func newHost() *host { return &host{ports: map[uint32]*Port{}, count: map[uint32]int{}} }
+
+// clone is a copy of h to edit (h is published: never edited).
+func (h *host) clone() *host {
+	return &host{keys: slices.Clone(h.keys), ports: maps.Clone(h.ports), count: maps.Clone(h.count),
+		dups: maps.Clone(h.dups)}
+}
+
+func byName(p *Port, name string) int { return cmp.Compare(p.Name, name) }
+
+// add adds a port's claim to h (a host being built or a clone).
+func (h *host) add(c claim) {
+	if cur, ok := h.ports[c.ofport]; !ok {
+		h.ports[c.ofport] = c.port
+	} else {
+		win, lose := cur, c.port
+		if c.port.Name < cur.Name {
+			win, lose = c.port, cur
+		}
+		h.ports[c.ofport] = win
+		if h.dups == nil {
+			h.dups = map[uint32][]*Port{}
+		}
+		d := h.dups[c.ofport]
+		i, _ := slices.BinarySearchFunc(d, lose.Name, byName)
+		h.dups[c.ofport] = slices.Insert(slices.Clone(d), i, lose)
+	}
+	if c.keyed {
+		if h.count[c.key]++; h.count[c.key] == 1 {
+			i, _ := slices.BinarySearch(h.keys, c.key)
+			h.keys = slices.Insert(h.keys, i, c.key)
+		}
+	}
+}
+
+// remove takes a port's claim, as add added it, out of h (a clone).
+func (h *host) remove(c claim) {
+	d := h.dups[c.ofport]
+	if cur, ok := h.ports[c.ofport]; ok && cur.Name == c.port.Name {
+		if len(d) == 0 {
+			delete(h.ports, c.ofport)
+		} else {
+			h.ports[c.ofport] = d[0]
+			h.setDups(c.ofport, slices.Clone(d[1:]))
+		}
+	} else if i, ok := slices.BinarySearchFunc(d, c.port.Name, byName); ok {
+		h.setDups(c.ofport, slices.Delete(slices.Clone(d), i, i+1))
+	}
+	if c.keyed && h.count[c.key] > 0 {
+		if h.count[c.key]--; h.count[c.key] == 0 {
+			delete(h.count, c.key)
+			if i, ok := slices.BinarySearch(h.keys, c.key); ok {
+				h.keys = slices.Delete(h.keys, i, i+1)
+			}
+		}
+	}
+}
+
+func (h *host) setDups(ofport uint32, d []*Port) {
+	if len(d) == 0 {
+		delete(h.dups, ofport)
+	} else {
+		h.dups[ofport] = d
+	}
+}
+
+// nShards is the number of maps the hosts are spread over by datapath
+// id, so that an update copies the few small maps of the hosts it
+// changes, not a map of all hosts.
+const nShards = 64
+
+type hostShards [nShards]map[uint64]*host
+
+func shardOf(dpid uint64) int { return int(dpid % nShards) }
+
+func (hs *hostShards) get(dpid uint64) (*host, bool) {
+	h, ok := hs[shardOf(dpid)][dpid]
+	return h, ok
 }
 
 // Index is a view snapshot digested for the DHCP server: for each host
 // (by datapath id), the networks whose DHCP requests it answers and the
 // ports bound on it. It is immutable and shared by all switches.
+//
+// An index is built in full when hosts, networks, subnets or routers
+// change (or too many ports at once), else from the previous one (see
+// update), redoing only the ports whose model object or binding changed
+// and copying only the hosts they were or are bound on.
 type Index struct {
 	Seq   uint64 // the view snapshot's
-	hosts map[uint64]*host
+	snap  *view.Snapshot
+	nets  map[string][]*Subnet // DHCP-enabled IPv4 subnets by network, sorted by id
+	keys  map[string]uint32    // network keys (overlay.NetworkKeys)
+	hosts *hostShards
 }
 
 // NewIndex digests a view snapshot.
 func NewIndex(s *view.Snapshot) *Index {
 	m := s.Model
-	x := &Index{Seq: s.Seq, hosts: map[uint64]*host{}}
+	x := &Index{Seq: s.Seq, snap: s, nets: map[string][]*Subnet{}, keys: overlay.NetworkKeys(m), hosts: &hostShards{}}
 	routed := map[string]bool{}
 	for _, r := range m.Routers.All() {
 		for _, id := range r.Subnets {
 			routed[id] = true
 		}
 	}
-	nets := map[string][]*Subnet{} // DHCP-enabled IPv4 subnets by network, by id
 	for _, sn := range m.Subnets.All() {
 		if sub, ok := newSubnet(m, sn, routed[sn.ID]); ok {
-			nets[sn.Network] = append(nets[sn.Network], sub)
+			x.nets[sn.Network] = append(x.nets[sn.Network], sub)
 		}
 	}
-	for _, subs := range nets {
+	for _, subs := range x.nets {
 		slices.SortFunc(subs, func(a, b *Subnet) int { return cmp.Compare(a.ID, b.ID) })
 	}
-	keys := overlay.NetworkKeys(m)
 	for _, p := range m.Ports.All() {
-		subs := nets[p.Network]
-		if len(subs) == 0 {
-			continue
-		}
-		b, ok := s.Binding(p.Name)
-		if !ok || b.OFPort == 0 {
-			continue
-		}
-		dpid, ok := s.DatapathID(b.Host)
+		c, ok := x.claimOf(s, p)
 		if !ok {
 			continue
 		}
-		mac, err := flow.ParseMAC(p.MAC)
-		if err != nil {
-			continue
-		}
-		h := x.hosts[dpid]
+		shard := &x.hosts[shardOf(c.dpid)]
+		h := (*shard)[c.dpid]
 		if h == nil {
-			h = &host{ports: map[uint32]*Port{}}
-			x.hosts[dpid] = h
+			if *shard == nil {
+				*shard = map[uint64]*host{}
+			}
+			h = newHost()
+			(*shard)[c.dpid] = h
 		}
-		if key, ok := keys[p.Network]; ok && !slices.Contains(h.keys, key) {
-			h.keys = append(h.keys, key)
-		}
-		h.ports[b.OFPort] = newPort(p, packet.MAC(mac.Bytes()), subs)
-	}
-	for _, h := range x.hosts {
-		slices.Sort(h.keys)
+		h.add(c)
 	}
 	return x
+}
+
+// claim is a port as the index has it: on the host with datapath id
+// dpid, at OpenFlow port ofport, in the network with key key (if keyed).
+type claim struct {
+	dpid   uint64
+	ofport uint32
+	key    uint32
+	keyed  bool
+	port   *Port
+}
+
+// claimOf is p's claim in s, and false when the server does not know p
+// there: its network has no DHCP-enabled IPv4 subnet, it is not bound
+// (with an OpenFlow port) on a host, or its MAC is not one. It reads
+// only x's subnets and network keys, which hold for s.
+func (x *Index) claimOf(s *view.Snapshot, p *model.Port) (claim, bool) {
+	subs := x.nets[p.Network]
+	if len(subs) == 0 {
+		return claim{}, false
+	}
+	b, ok := s.Binding(p.Name)
+	if !ok || b.OFPort == 0 {
+		return claim{}, false
+	}
+	dpid, ok := s.DatapathID(b.Host)
+	if !ok {
+		return claim{}, false
+	}
+	mac, err := flow.ParseMAC(p.MAC)
+	if err != nil {
+		return claim{}, false
+	}
+	key, keyed := x.keys[p.Network]
+	return claim{dpid: dpid, ofport: b.OFPort, key: key, keyed: keyed,
+		port: newPort(p, packet.MAC(mac.Bytes()), subs)}, true
+}
+
+// rebuilds tells the changes after which an index is built in full:
+// those of what subnets, network keys and datapath ids come from, and
+// changes to more than half of the ports.
+func rebuilds(c view.Changes, s *view.Snapshot) bool {
+	return c.All || c.Kinds[model.KindHost] || c.Kinds[model.KindNetwork] || c.Kinds[model.KindSubnet] ||
+		c.Kinds[model.KindRouter] || len(c.Ports) > max(64, s.Model.Ports.Len()/2)
+}
+
+// update returns the index of s, a newer snapshot than x's, and the
+// datapath ids whose served networks differ from x's (what Changed
+// says). Unless it rebuilds (see rebuilds), it redoes only the ports
+// whose model object or binding changed: each one's claim in x's
+// snapshot is taken out of its host and its claim in s put in, on
+// copies of those hosts and of their shards; the rest is shared with x.
+func (x *Index) update(s *view.Snapshot) (*Index, []uint64) {
+	c := view.Diff(x.snap, s)
+	if rebuilds(c, s) {
+		nx := NewIndex(s)
+		return nx, nx.Changed(x)
+	}
+	nx := &Index{Seq: s.Seq, snap: s, nets: x.nets, keys: x.keys, hosts: x.hosts}
+	edited := map[uint64]*host{} // copies of the hosts changed, by dpid
+	edit := func(dpid uint64) *host {
+		h := edited[dpid]
+		if h == nil {
+			if o, ok := x.hosts.get(dpid); ok {
+				h = o.clone()
+			} else {
+				h = newHost()
+			}
+			edited[dpid] = h
+		}
+		return h
+	}
+	for name := range c.Ports {
+		var was, is claim
+		var had, has bool
+		if p, ok := x.snap.Model.Ports.ByName(name); ok {
+			was, had = x.claimOf(x.snap, p)
+		}
+		if p, ok := s.Model.Ports.ByName(name); ok {
+			is, has = x.claimOf(s, p)
+		}
+		if had && has && was.dpid == is.dpid && was.ofport == is.ofport && was.key == is.key &&
+			was.keyed == is.keyed && *was.port == *is.port {
+			continue // nothing the server uses changed (its state, its other fields)
+		}
+		if had {
+			edit(was.dpid).remove(was)
+		}
+		if has {
+			edit(is.dpid).add(is)
+		}
+	}
+	if len(edited) == 0 {
+		return nx, nil
+	}
+	hs := *x.hosts
+	var copied [nShards]bool
+	var changed []uint64
+	for dpid, h := range edited {
+		i := shardOf(dpid)
+		if !copied[i] {
+			copied[i] = true
+			hs[i] = maps.Clone(hs[i])
+			if hs[i] == nil {
+				hs[i] = map[uint64]*host{}
+			}
+		}
+		o, had := x.hosts[i][dpid]
+		has := len(h.ports) > 0
+		if has {
+			hs[i][dpid] = h
+		} else {
+			delete(hs[i], dpid)
+		}
+		if has != had || has && !slices.Equal(o.keys, h.keys) {
+			changed = append(changed, dpid)
+		}
+	}
+	nx.hosts = &hs
+	return nx, changed
 }
 
 func newSubnet(m *model.Snapshot, sn *model.Subnet, routed bool) (*Subnet, bool) {
@@ -182,9 +381,10 @@ func newPort(p *model.Port, mac packet.MAC, subs []*Subnet) *Port {
 }
 
 // Port returns the port bound to OpenFlow port ofport of the switch
-// with datapath id dpid, if it is in a network the server serves.
+// with datapath id dpid, if it is in a network the server serves (of two
+// ports bound there at once, the one with the smaller name).
 func (x *Index) Port(dpid uint64, ofport uint32) (*Port, bool) {
-	h, ok := x.hosts[dpid]
+	h, ok := x.hosts.get(dpid)
 	if !ok {
 		return nil, false
 	}
@@ -196,7 +396,7 @@ func (x *Index) Port(dpid uint64, ofport uint32) (*Port, bool) {
 // dpid serves, sorted: those with a DHCP-enabled IPv4 subnet and a port
 // bound on its host. The slice must not be modified.
 func (x *Index) Networks(dpid uint64) []uint32 {
-	if h, ok := x.hosts[dpid]; ok {
+	if h, ok := x.hosts.get(dpid); ok {
 		return h.keys
 	}
 	return nil
@@ -206,14 +406,18 @@ func (x *Index) Networks(dpid uint64) []uint32 {
 // old and x (the only change that changes flows).
 func (x *Index) Changed(old *Index) []uint64 {
 	var out []uint64
-	for dpid, h := range x.hosts {
-		if o, ok := old.hosts[dpid]; !ok || !slices.Equal(o.keys, h.keys) {
-			out = append(out, dpid)
+	for i := range x.hosts {
+		for dpid, h := range x.hosts[i] {
+			if o, ok := old.hosts[i][dpid]; !ok || !slices.Equal(o.keys, h.keys) {
+				out = append(out, dpid)
+			}
 		}
 	}
-	for dpid := range old.hosts {
-		if _, ok := x.hosts[dpid]; !ok {
-			out = append(out, dpid)
+	for i := range old.hosts {
+		for dpid := range old.hosts[i] {
+			if _, ok := x.hosts[i][dpid]; !ok {
+				out = append(out, dpid)
+			}
 		}
 	}
 	return out

@@ -1,9 +1,13 @@
 package dhcp
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/loom-sdn/loom/controller/view"
@@ -187,4 +191,166 @@ func TestDefaultRouteNotDoubled(t *testing.T) {
 	if !ok || len(sub.Routes) != 1 || sub.Routes[0].Gateway != netip.MustParseAddr("10.5.0.254") || sub.MTU != MTU {
 		t.Errorf("%+v", sub)
 	}
+}
+
+// hostDump is all of an index's host, for comparing indexes.
+type hostDump struct {
+	Keys  []uint32
+	Ports map[uint32]Port
+	Count map[uint32]int
+	Dups  map[uint32][]string
+}
+
+func dump(x *Index) map[uint64]hostDump {
+	out := map[uint64]hostDump{}
+	for i := range x.hosts {
+		for dpid, h := range x.hosts[i] {
+			if shardOf(dpid) != i {
+				panic("host in the wrong shard")
+			}
+			d := hostDump{Keys: h.keys, Ports: map[uint32]Port{}}
+			if len(d.Keys) == 0 {
+				d.Keys = nil
+			}
+			for ofport, p := range h.ports {
+				d.Ports[ofport] = *p
+			}
+			for k, n := range h.count {
+				if d.Count == nil {
+					d.Count = map[uint32]int{}
+				}
+				d.Count[k] = n
+			}
+			for ofport, ps := range h.dups {
+				if d.Dups == nil {
+					d.Dups = map[uint32][]string{}
+				}
+				for _, p := range ps {
+					d.Dups[ofport] = append(d.Dups[ofport], p.Name)
+				}
+			}
+			out[dpid] = d
+		}
+	}
+	return out
+}
+
+// TestIndexUpdate: the index updated from port and binding changes is the
+// one built from scratch (OpenFlow ports claimed twice included), the
+// index it was updated from is left as it was, and the switches digest
+// wakes are those whose served networks changed, every switch whose
+// flows changed among them.
+func TestIndexUpdate(t *testing.T) {
+	l := newModel(t)
+	l.Create(&model.Host{Meta: meta("hv3"), OVSDB: "unix:/c", VTEPIP: "10.200.0.3"})
+	hosts := []string{"hv1", "hv2", "hv3"}
+	nets := []struct{ name, prefix string }{{"blue", "10.1.0."}, {"red", "10.1.0."}, {"v100", "10.3.0."},
+		{"v100", "10.4.0."}, {"green", "10.2.0."}}
+	compileAll := func(x *Index) map[string][]string {
+		out := map[string][]string{}
+		for _, h := range hosts {
+			for _, f := range x.Compile(l.DPID(h), table, MeterID) {
+				out[h] = append(out[h], f.String())
+			}
+		}
+		return out
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	prev := l.View.Snapshot()
+	ix := NewIndex(prev)
+	created, updated := 0, 0
+	for step := range 400 {
+		ports := prev.Model.Ports.Sorted()
+		p := ports[rng.IntN(len(ports))]
+		host, ofport := hosts[rng.IntN(len(hosts))], uint32(rng.IntN(5)) // a few OpenFlow ports: clashes
+		n := nets[rng.IntN(len(nets))]
+		ip := n.prefix + strconv.Itoa(10+rng.IntN(20))
+		switch op := rng.IntN(20); {
+		case op < 5: // a new port, bound
+			created++
+			name := fmt.Sprintf("x%d", created)
+			if _, err := l.Svc.Create(ctx, &model.Port{Meta: meta(name), Network: n.name,
+				MAC: fmt.Sprintf("02:00:00:00:09:%02x", created%256), IPs: []string{ip}}); err == nil {
+				l.View.SetModel(l.Svc.Snapshot())
+				l.bind(name, host, ofport)
+			}
+		case op < 10: // a port moves (or is bound again, or gets its OpenFlow port)
+			l.View.Bind(view.Binding{Port: p.Name, Host: host, Interface: fmt.Sprintf("mv%d", step), OFPort: ofport})
+		case op < 12: // a binding goes: the one before, if any, is active again
+			if bs := prev.Bindings(p.Name); len(bs) > 0 {
+				b := bs[rng.IntN(len(bs))]
+				l.View.Unbind(p.Name, b.Host, b.Interface)
+			}
+		case op < 14: // a port goes
+			if _, err := l.Svc.Delete(ctx, model.KindPort, p.Name, 0); err == nil {
+				l.View.SetModel(l.Svc.Snapshot())
+			}
+		case op < 17: // a port's addresses or MAC change
+			patch := `{"ips":["` + ip + `"]}`
+			switch rng.IntN(4) {
+			case 0:
+				patch = `{"ips":[]}`
+			case 1:
+				patch = fmt.Sprintf(`{"mac":"02:00:00:00:0a:%02x"}`, step%256)
+			}
+			if _, err := l.Svc.Patch(ctx, model.KindPort, p.Name, []byte(patch), 0); err == nil {
+				l.View.SetModel(l.Svc.Snapshot())
+			}
+		case op < 18: // a port changes nothing the server uses
+			l.Svc.Patch(ctx, model.KindPort, p.Name, []byte(fmt.Sprintf(`{"description":"d%d"}`, step)), 0)
+			l.View.SetModel(l.Svc.Snapshot())
+		case op < 19: // a subnet's DHCP goes on or off: a full build
+			on := rng.IntN(2) == 0
+			l.Svc.Patch(ctx, model.KindSubnet, "v100-a", []byte(fmt.Sprintf(`{"dhcp":%t}`, on)), 0)
+			l.View.SetModel(l.Svc.Snapshot())
+		default: // a binding's state changes
+			if b, ok := prev.Binding(p.Name); ok {
+				b.Up = !b.Up
+				l.View.Bind(b)
+			}
+		}
+		snap := l.View.Snapshot()
+		if snap.Seq == prev.Seq {
+			continue
+		}
+		if !rebuilds(view.Diff(prev, snap), snap) {
+			updated++
+		}
+		nx, changed := ix.update(snap)
+		full := NewIndex(snap)
+		if got, want := dump(nx), dump(full); !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: updated index\n %+v\nfrom scratch\n %+v", step, got, want)
+		}
+		if nx.Seq != snap.Seq {
+			t.Fatalf("step %d: Seq %d, want %d", step, nx.Seq, snap.Seq)
+		}
+		if got, want := dump(ix), dump(NewIndex(prev)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: the index updated from was modified\n %+v\nwant\n %+v", step, got, want)
+		}
+		// Woken: what Changed says of the full builds, every switch whose
+		// flows changed among them.
+		slices.Sort(changed)
+		want := full.Changed(NewIndex(prev))
+		slices.Sort(want)
+		if !slices.Equal(changed, want) {
+			t.Fatalf("step %d: woken %x, want %x", step, changed, want)
+		}
+		before, after := compileAll(ix), compileAll(nx)
+		for _, h := range hosts {
+			if !slices.Equal(before[h], after[h]) && !slices.Contains(changed, l.DPID(h)) {
+				t.Fatalf("step %d: %s's flows changed but it is not woken", step, h)
+			}
+		}
+		prev, ix = snap, nx
+	}
+	if updated < 250 {
+		t.Errorf("only %d updates without a full build", updated)
+	}
+	clashes := 0
+	for _, d := range dump(ix) {
+		clashes += len(d.Dups)
+	}
+	t.Logf("%d ports, %d updates without a full build, %d OpenFlow ports claimed twice at the end",
+		prev.Model.Ports.Len(), updated, clashes)
 }
