@@ -71,7 +71,7 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 			switch {
 			case !ok:
 				err = mgr.Add(cfg)
-			case old != cfg:
+			case !old.Equal(cfg):
 				err = mgr.Update(cfg)
 			}
 			if err != nil {

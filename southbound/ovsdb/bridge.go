@@ -21,7 +21,9 @@ func ensureHost(t *txn, s *snapshot, cfg HostConfig) {
 	}
 	ensureBridge(t, s.bridge, cfg)
 	ensureController(t, s, cfg)
-	ensurePorts(t, s, cfg)
+	ports := ensurePorts(t, s, cfg)
+	ensureMirrors(t, s, cfg, ports)
+	ensureExports(t, s, cfg)
 }
 
 // bridgeOtherConfig returns the other_config keys Loom sets on the bridge.

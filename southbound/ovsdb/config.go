@@ -3,7 +3,9 @@ package ovsdb
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
+	"reflect"
 	"strings"
 )
 
@@ -54,6 +56,93 @@ type HostConfig struct {
 	Uplink string
 	// TunnelPort is vxlan0's ofport_request, DefaultTunnelPort if zero.
 	TunnelPort int
+
+	// Mirrors are the port mirrors on the bridge (mirror.go).
+	Mirrors []MirrorConfig
+	// SFlow, IPFIX and NetFlow, when set, export samples of the bridge's
+	// traffic or its flow records to collectors (export.go).
+	SFlow   *SFlowConfig
+	IPFIX   *IPFIXConfig
+	NetFlow *NetFlowConfig
+}
+
+// Equal tells whether two configurations ask for the same.
+func (c HostConfig) Equal(o HostConfig) bool { return reflect.DeepEqual(c, o) }
+
+// MirrorConfig is a port mirror: copies of what some VM ports send and
+// receive, to an analyzer port on the same host (SPAN) or in GRE to a
+// remote collector.
+type MirrorConfig struct {
+	// Name names the Mirror row (unique on the bridge).
+	Name string
+	// From and To select ports by iface-id (their interface's
+	// external_ids:iface-id, the model port's name): what the selected
+	// ports receive from their VM (From) and send to it (To) is copied.
+	// Iface-ids not bound on this host are left out; a mirror with no
+	// port selected here has no row.
+	From, To []string
+	// OutputIfaceID is the iface-id of the port the copies go to (on
+	// this host; without it here, the mirror has no row). OVS reserves a
+	// mirror's output port: nothing else is sent to it.
+	OutputIfaceID string
+	// RemoteIP, instead, sends the copies in GRE (key GREKey) to a
+	// collector, through a GRE port of the bridge (MirrorPortName).
+	RemoteIP string
+	GREKey   uint32
+}
+
+// MirrorPortName is the name of the GRE port of a remote mirror.
+func MirrorPortName(mirror string) string {
+	h := fnv.New32a()
+	h.Write([]byte(mirror))
+	return fmt.Sprintf("lmir%08x", h.Sum32())
+}
+
+// SFlowConfig exports sFlow samples of the bridge's traffic.
+type SFlowConfig struct {
+	Targets  []string // collectors, IP:PORT
+	Sampling int      // one packet in Sampling (0: OVS's default, 400)
+	Polling  int      // seconds between counter samples (0: OVS's default, 30)
+	Header   int      // bytes of each sampled packet (0: OVS's default, 128)
+	Agent    string   // the interface or IP the datagrams give as their agent (empty: OVS's choice)
+}
+
+// IPFIXConfig exports IPFIX flow records of sampled packets.
+type IPFIXConfig struct {
+	Targets            []string // collectors, IP:PORT
+	Sampling           int      // one packet in Sampling (0: OVS's default, 400)
+	ObsDomainID        int      // observation domain id (0: none)
+	CacheActiveTimeout int      // seconds a flow record is kept before it is exported (0: OVS's default)
+}
+
+// NetFlowConfig exports NetFlow v5 records of the bridge's flows.
+type NetFlowConfig struct {
+	Targets       []string // collectors, IP:PORT
+	ActiveTimeout int      // seconds between records of a long flow (0: OVS's default, 600)
+	EngineID      int      // 0-255 (0: none set)
+}
+
+func validIPv4(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is4()
+}
+
+func targetsOf(x any) []string {
+	switch e := x.(type) {
+	case *SFlowConfig:
+		if e != nil {
+			return e.Targets
+		}
+	case *IPFIXConfig:
+		if e != nil {
+			return e.Targets
+		}
+	case *NetFlowConfig:
+		if e != nil {
+			return e.Targets
+		}
+	}
+	return nil
 }
 
 // withDefaults returns c with defaults filled in, or an error saying which
@@ -98,6 +187,29 @@ func (c HostConfig) withDefaults() (HostConfig, error) {
 	}
 	if c.Uplink != "" && (c.Uplink == c.Bridge || c.Uplink == TunnelPortName) {
 		errs = append(errs, fmt.Errorf("Uplink %q: clashes with the bridge's own ports", c.Uplink))
+	}
+	names := map[string]bool{}
+	for i, m := range c.Mirrors {
+		f := fmt.Sprintf("Mirrors[%d]", i)
+		switch {
+		case m.Name == "" || names[m.Name]:
+			errs = append(errs, fmt.Errorf("%s: Name %q is empty or repeated", f, m.Name))
+		case (m.OutputIfaceID == "") == (m.RemoteIP == ""):
+			errs = append(errs, fmt.Errorf("%s: give exactly one of OutputIfaceID and RemoteIP", f))
+		case m.RemoteIP != "" && !validIPv4(m.RemoteIP):
+			errs = append(errs, fmt.Errorf("%s: RemoteIP %q is not an IPv4 address", f, m.RemoteIP))
+		}
+		names[m.Name] = true
+	}
+	for _, e := range []struct {
+		name    string
+		targets []string
+	}{{"SFlow", targetsOf(c.SFlow)}, {"IPFIX", targetsOf(c.IPFIX)}, {"NetFlow", targetsOf(c.NetFlow)}} {
+		for _, tgt := range e.targets {
+			if ap, err := netip.ParseAddrPort(tgt); err != nil || ap.Port() == 0 {
+				errs = append(errs, fmt.Errorf("%s target %q: want IP:PORT", e.name, tgt))
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("ovsdb: host %q: %w", c.Name, err)

@@ -2,6 +2,7 @@ package ovsdb
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -33,6 +34,16 @@ func portSpecs(cfg HostConfig) []portSpec {
 		// Any type: a system device, or for example dpdk.
 		specs = append(specs, portSpec{name: cfg.Uplink})
 	}
+	for _, m := range cfg.Mirrors {
+		if m.RemoteIP != "" {
+			// A remote mirror's GRE port (the mirror is its only user:
+			// OVS sends nothing else to a mirror's output port).
+			specs = append(specs, portSpec{name: MirrorPortName(m.Name), iface: vswitchd.Interface{
+				Type:    "gre",
+				Options: map[string]string{"remote_ip": m.RemoteIP, "key": strconv.FormatUint(uint64(m.GREKey), 10)},
+			}})
+		}
+	}
 	return specs
 }
 
@@ -49,8 +60,10 @@ func newPort(t *txn, spec portSpec) string {
 
 // ensurePorts adds the ports cfg asks for that the bridge lacks, fixes their
 // interfaces, and takes Loom's other ports off the bridge (unreferenced,
-// OVSDB deletes them with their interfaces).
-func ensurePorts(t *txn, s *snapshot, cfg HostConfig) {
+// OVSDB deletes them with their interfaces). It returns the UUIDs of the
+// ports cfg asks for, by name (a named UUID for a port it creates).
+func ensurePorts(t *txn, s *snapshot, cfg HostConfig) map[string]string {
+	uuids := map[string]string{}
 	br := s.bridge
 	onBridge := map[string]bool{}
 	for _, u := range br.Ports {
@@ -62,11 +75,13 @@ func ensurePorts(t *txn, s *snapshot, cfg HostConfig) {
 		want[spec.name] = true
 		switch p := s.portsByName[spec.name]; {
 		case p == nil:
-			add, added = append(add, newPort(t, spec)), append(added, spec.name)
+			u := newPort(t, spec)
+			add, added, uuids[spec.name] = append(add, u), append(added, spec.name), u
 		case !onBridge[p.UUID]:
 			t.fail(fmt.Errorf("port %s exists on another bridge", spec.name))
 		default:
 			ensureInterface(t, s, p, spec)
+			uuids[spec.name] = p.UUID
 		}
 	}
 	for _, u := range br.Ports {
@@ -93,6 +108,7 @@ func ensurePorts(t *txn, s *snapshot, cfg HostConfig) {
 		}
 		t.add("bridge "+br.Name+": "+strings.Join(what, ", "), ops, err)
 	}
+	return uuids
 }
 
 // ensureInterface fixes the columns of port p's interface that differ from
