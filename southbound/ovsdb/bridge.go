@@ -45,7 +45,7 @@ var bridgeProtocols = []vswitchd.BridgeProtocols{vswitchd.BridgeProtocolsOpenflo
 // bridge's flows.
 func createBridge(t *txn, s *snapshot, cfg HostConfig) {
 	ports := []string{newPort(t, portSpec{name: cfg.Bridge, iface: vswitchd.Interface{Type: "internal"}})}
-	for _, spec := range portSpecs(cfg) {
+	for _, spec := range portSpecs(cfg, nil) {
 		ports = append(ports, newPort(t, spec))
 	}
 	var ctls []string

@@ -18,19 +18,7 @@ import (
 // the ports cfg asks for (a remote mirror's GRE port), by name.
 func ensureMirrors(t *txn, s *snapshot, cfg HostConfig, ports map[string]string) {
 	br := s.bridge
-	// The bridge's ports by the iface-id of their interface.
-	byIfaceID := map[string]string{}
-	for _, u := range br.Ports {
-		p := s.ports[u]
-		if p == nil {
-			continue
-		}
-		for _, iu := range p.Interfaces {
-			if i := s.ifaces[iu]; i != nil && i.ExternalIDs["iface-id"] != "" {
-				byIfaceID[i.ExternalIDs["iface-id"]] = p.UUID
-			}
-		}
-	}
+	byIfaceID := s.boundPorts()
 	have := map[string]*vswitchd.Mirror{}
 	for _, u := range br.Mirrors {
 		if m := s.mirrors[u]; m != nil {
@@ -105,6 +93,37 @@ func ensureMirrors(t *txn, s *snapshot, cfg HostConfig, ports map[string]string)
 		ops, err := t.c.Where(b).Mutate(b, mutations...)
 		t.add(fmt.Sprintf("bridge %s: add %d mirrors, remove %d", br.Name, len(add), len(del)), ops, err)
 	}
+}
+
+// boundPorts returns the bridge's ports by the iface-id of their
+// interface.
+func (s *snapshot) boundPorts() map[string]string {
+	out := map[string]string{}
+	if s.bridge == nil {
+		return out
+	}
+	for _, u := range s.bridge.Ports {
+		p := s.ports[u]
+		if p == nil {
+			continue
+		}
+		for _, iu := range p.Interfaces {
+			if i := s.ifaces[iu]; i != nil && i.ExternalIDs["iface-id"] != "" {
+				out[i.ExternalIDs["iface-id"]] = p.UUID
+			}
+		}
+	}
+	return out
+}
+
+// selectsAny tells whether m selects a port bound here.
+func selectsAny(m MirrorConfig, bound map[string]string) bool {
+	for _, id := range append(slices.Clone(m.From), m.To...) {
+		if _, ok := bound[id]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func sorted(s []string) []string {

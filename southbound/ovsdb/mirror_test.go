@@ -84,13 +84,15 @@ func TestMirrorsAndExports(t *testing.T) {
 	if n := status(t, m, "hv1").Transactions - tx; n != 1 {
 		t.Errorf("the change took %d transactions, want 1", n)
 	}
-	// A selected port unplugged: the mirror follows.
+	// A selected port unplugged: the mirror follows, and its GRE port
+	// goes (a host with no port to copy has none).
 	if _, err := h.Vsctl("del-port", "br-int", "b"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "remote mirror gone with its only port", func() bool {
 		out, _ := h.Vsctl("--bare", "--columns=name", "list", "mirror")
-		return !strings.Contains(out, "remote")
+		ports, _ := h.Vsctl("list-ports", "br-int")
+		return !strings.Contains(out, "remote") && !strings.Contains(ports, gre)
 	})
 	// Everything off: Loom's rows and GRE port go, the other mirror stays.
 	cfg.Mirrors, cfg.SFlow, cfg.IPFIX, cfg.NetFlow = nil, nil, nil, nil

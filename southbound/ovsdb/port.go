@@ -20,7 +20,8 @@ type portSpec struct {
 }
 
 // portSpecs returns the ports cfg asks for besides the bridge's local port.
-func portSpecs(cfg HostConfig) []portSpec {
+// bound tells the iface-ids bound to a port of the bridge (nil: none).
+func portSpecs(cfg HostConfig, bound map[string]string) []portSpec {
 	var specs []portSpec
 	if cfg.VTEPIP != "" {
 		specs = append(specs, portSpec{name: TunnelPortName, iface: vswitchd.Interface{
@@ -35,7 +36,7 @@ func portSpecs(cfg HostConfig) []portSpec {
 		specs = append(specs, portSpec{name: cfg.Uplink})
 	}
 	for _, m := range cfg.Mirrors {
-		if m.RemoteIP != "" {
+		if m.RemoteIP != "" && selectsAny(m, bound) {
 			// A remote mirror's GRE port (the mirror is its only user:
 			// OVS sends nothing else to a mirror's output port).
 			specs = append(specs, portSpec{name: MirrorPortName(m.Name), iface: vswitchd.Interface{
@@ -71,7 +72,7 @@ func ensurePorts(t *txn, s *snapshot, cfg HostConfig) map[string]string {
 	}
 	want := map[string]bool{br.Name: true}
 	var add, del, added, deleted []string
-	for _, spec := range portSpecs(cfg) {
+	for _, spec := range portSpecs(cfg, s.boundPorts()) {
 		want[spec.name] = true
 		switch p := s.portsByName[spec.name]; {
 		case p == nil:
