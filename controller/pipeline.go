@@ -62,11 +62,13 @@ var (
 	// security groups for new connections (apps/firewall).
 	TableFirewallEgress      = declareTable("fw-egress", "firewall", MissNext)
 	TableFirewallEgressRules = declareTable("fw-egress-rules", "firewall", MissNext)
-	// TableLB, TableLBCT and TableLBOut are the load balancers of the
-	// packet's network (apps/loadbalancer): ARP for a VIP, conntrack,
-	// a new connection to a VIP through its select group (DNAT to a
-	// backend), then the backend's MAC; a hairpin connection is also
-	// source-NATed to the VIP and sent back where it came from.
+	// TableLB, TableLBCT and TableLBOut are the load balancers the
+	// packet's network is a client network of (apps/loadbalancer): ARP
+	// for a VIP, conntrack, a new connection to a VIP through its select
+	// group (DNAT to a backend), then the backend's MAC, or its gateway's
+	// when it is in another network (the router further down routes it);
+	// a hairpin connection is also source-NATed to the VIP and goes on
+	// to the backend's port through its ingress tables.
 	TableLB   = declareTable("lb", "loadbalancer", MissNext)
 	TableLBCT = declareTable("lb-ct", "loadbalancer", MissNext)
 	// TableLBAffinity holds the clients a load balancer with
