@@ -272,7 +272,8 @@ func (s *Set[T]) clone() {
 
 // Snapshot is the whole model at one revision. It is immutable and costs
 // nothing to take (Service.Snapshot); a write builds the next one, copying
-// only the set of the kind it changed.
+// only the set of the kind it changed (a batch, Service.Apply: the sets of
+// the kinds it changed, each once).
 type Snapshot struct {
 	// Revision is the store revision of the last model write.
 	Revision       uint64
@@ -290,9 +291,14 @@ type Snapshot struct {
 	// (shared between snapshots: only the newest appends).
 	changes     []Change
 	changesFrom uint64
+
+	// idx is the network index of a batch's working snapshot (nil in
+	// committed ones).
+	idx *netIndex
 }
 
-// Change is one write of the model.
+// Change is one object written: a single write is one Change, a batch
+// (Service.Apply) one per object it wrote, all at its revision.
 type Change struct {
 	Revision uint64
 	Kind     Kind
@@ -301,7 +307,7 @@ type Change struct {
 
 const changeLogSize = 4096
 
-// ChangesSince returns the writes after revision rev, oldest first, and
+// ChangesSince returns the changes after revision rev, oldest first, and
 // false when the snapshot's log does not reach back that far (callers
 // then compare whole snapshots).
 func (s *Snapshot) ChangesSince(rev uint64) ([]Change, bool) {
@@ -383,21 +389,20 @@ func (s *Snapshot) List(k Kind, filters map[string]string) ([]Object, error) {
 	return out, nil
 }
 
-// with returns a copy of s with o put (or, when del, removed) at rev.
-func (s *Snapshot) with(o Object, del bool, rev uint64) *Snapshot {
-	next := *s
-	next.Revision = rev
-	if len(next.changes) == changeLogSize {
-		next.changesFrom = next.changes[changeLogSize/2-1].Revision
-		next.changes = slices.Clone(next.changes[changeLogSize/2:])
+// appendChanges appends a write's changes (one revision) to a change log
+// that reaches back to revision from; past changeLogSize entries it keeps
+// the newest half, or the whole newest write if that is longer (a batch).
+// It returns the log and the revision it now reaches back to.
+func appendChanges(log []Change, from uint64, add []Change) ([]Change, uint64) {
+	log = append(log, add...)
+	if len(log) <= changeLogSize {
+		return log, from
 	}
-	next.changes = append(next.changes, Change{Revision: rev, Kind: o.Kind(), ID: o.Base().ID})
-	set := Info(o.Kind()).set(&next)
-	set.clone()
-	if del {
-		set.del(o.Base().ID)
-	} else {
-		set.put(o)
+	cut := min(len(log)-changeLogSize/2, len(log)-len(add))
+	if cut == 0 {
+		return log, from
 	}
-	return &next
+	// Every change after log[cut-1].Revision is kept (a write cut in two
+	// keeps its newer part: harmless, ChangesSince skips it).
+	return slices.Clone(log[cut:]), log[cut-1].Revision
 }

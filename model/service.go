@@ -7,7 +7,9 @@
 // must not overlap, references that must exist, objects still referenced
 // that must not be deleted) and commits it as one store transaction. Each
 // object's Revision is the store revision of its last write; writes may
-// require it (optimistic concurrency).
+// require it (optimistic concurrency). Apply does the same for a batch of
+// writes of any kinds: each validated against the state the ones before
+// it leave, all committed as one transaction, or none.
 //
 // Readers take a Snapshot: an immutable view of the whole model, by id and
 // by name, that costs nothing to take. Every change is published on the
@@ -160,38 +162,74 @@ func (s *Service) List(k Kind, filters map[string]string) ([]Object, error) {
 // returns it as stored: with its id, timestamps, revision, defaults, and
 // references as ids.
 func (s *Service) Create(ctx context.Context, o Object) (Object, error) {
-	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
-		n := clone(o)
-		m, now := n.Base(), s.now()
-		*m = Meta{ID: newID(cur, n.Kind()), Name: m.Name, CreatedAt: now, UpdatedAt: now}
-		if err := prepare(cur, n, nil); err != nil {
-			return nil, err
-		}
-		return &change{Created, nil, n}, nil
-	})
+	return s.single(ctx, Op{Op: OpCreate, Object: o})
 }
 
 // Update replaces the object of kind k named by idOrName with o (PUT); its
 // id and created_at stay. ifRevision, when not 0, must be its revision.
 func (s *Service) Update(ctx context.Context, k Kind, idOrName string, o Object, ifRevision uint64) (Object, error) {
-	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
-		old, err := current(cur, k, idOrName, ifRevision)
-		if err != nil {
-			return nil, err
-		}
-		if o.Kind() != k {
-			return nil, invalidf("", "a %s is not a %s", o.Kind(), k)
-		}
-		return s.replace(cur, old, clone(o))
-	})
+	return s.single(ctx, Op{Op: OpUpdate, Kind: k, ID: idOrName, Object: o, IfRevision: ifRevision})
 }
 
 // Patch applies a JSON merge patch (RFC 7396) to the object of kind k
 // named by idOrName: given fields replace the object's, null resets a
 // field to its default. The result is validated like a PUT.
 func (s *Service) Patch(ctx context.Context, k Kind, idOrName string, patch []byte, ifRevision uint64) (Object, error) {
-	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
-		old, err := current(cur, k, idOrName, ifRevision)
+	return s.single(ctx, Op{Op: OpPatch, Kind: k, ID: idOrName, Patch: patch, IfRevision: ifRevision})
+}
+
+// Delete removes the object of kind k named by idOrName, unless another
+// object still refers to it. It returns the object as it was.
+func (s *Service) Delete(ctx context.Context, k Kind, idOrName string, ifRevision uint64) (Object, error) {
+	return s.single(ctx, Op{Op: OpDelete, Kind: k, ID: idOrName, IfRevision: ifRevision})
+}
+
+// single commits one op and returns its object (for a delete, the object
+// as it was); errors name the object's fields, without an op index.
+func (s *Service) single(ctx context.Context, op Op) (Object, error) {
+	chs, err := s.commit(ctx, []Op{op}, false)
+	if err != nil {
+		return nil, err
+	}
+	return chs[0].obj, nil
+}
+
+// change computes what op does to cur, validated: the object it writes
+// (normalized: id, timestamps, defaults, references as ids) and the
+// object it replaces or deletes.
+func (s *Service) change(cur *Snapshot, op *Op, batch bool) (*change, *Error) {
+	if op.Op != OpCreate && batch && Info(op.Kind) == nil {
+		return nil, invalidf("kind", "no kind %q", op.Kind)
+	}
+	switch op.Op {
+	case OpCreate:
+		if op.Object == nil {
+			return nil, invalidf("object", "a create needs an object")
+		}
+		if op.Kind != "" && op.Kind != op.Object.Kind() {
+			return nil, invalidf("kind", "a %s is not a %s", op.Object.Kind(), op.Kind)
+		}
+		n := clone(op.Object)
+		m, now := n.Base(), s.now()
+		*m = Meta{ID: newID(cur, n.Kind()), Name: m.Name, CreatedAt: now, UpdatedAt: now}
+		if err := prepare(cur, n, nil); err != nil {
+			return nil, err
+		}
+		return &change{Created, nil, n}, nil
+	case OpUpdate:
+		old, err := current(cur, op.Kind, op.ID, op.IfRevision)
+		if err != nil {
+			return nil, err
+		}
+		if op.Object == nil {
+			return nil, invalidf("object", "an update needs an object")
+		}
+		if op.Object.Kind() != op.Kind {
+			return nil, invalidf("kind", "a %s is not a %s", op.Object.Kind(), op.Kind)
+		}
+		return s.replace(cur, old, clone(op.Object))
+	case OpPatch:
+		old, err := current(cur, op.Kind, op.ID, op.IfRevision)
 		if err != nil {
 			return nil, err
 		}
@@ -199,23 +237,17 @@ func (s *Service) Patch(ctx context.Context, k Kind, idOrName string, patch []by
 		if jerr != nil {
 			return nil, invalidf("", "%v", jerr)
 		}
-		merged, err := mergePatch(doc, patch)
+		merged, err := mergePatch(doc, op.Patch)
 		if err != nil {
 			return nil, err
 		}
-		n, err := decode(Info(k), merged)
+		n, err := decode(Info(op.Kind), merged)
 		if err != nil {
 			return nil, err
 		}
 		return s.replace(cur, old, n)
-	})
-}
-
-// Delete removes the object of kind k named by idOrName, unless another
-// object still refers to it. It returns the object as it was.
-func (s *Service) Delete(ctx context.Context, k Kind, idOrName string, ifRevision uint64) (Object, error) {
-	return s.write(ctx, func(cur *Snapshot) (*change, *Error) {
-		old, err := current(cur, k, idOrName, ifRevision)
+	case OpDelete:
+		old, err := current(cur, op.Kind, op.ID, op.IfRevision)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +255,8 @@ func (s *Service) Delete(ctx context.Context, k Kind, idOrName string, ifRevisio
 			return nil, err
 		}
 		return &change{Deleted, old, old}, nil
-	})
+	}
+	return nil, invalidf("op", "op %q is not create, update, patch or delete", op.Op)
 }
 
 func current(cur *Snapshot, k Kind, idOrName string, ifRevision uint64) (Object, *Error) {
@@ -234,8 +267,12 @@ func current(cur *Snapshot, k Kind, idOrName string, ifRevision uint64) (Object,
 	if !ok {
 		return nil, newErr(NotFound, "id", "no %s named or with id %q", k, idOrName)
 	}
-	if ifRevision != 0 && ifRevision != old.Base().Revision {
-		return nil, newErr(Precondition, "If-Match", "%s %s is at revision %d, not %d", k, old.Base().Name, old.Base().Revision, ifRevision)
+	switch rev := old.Base().Revision; {
+	case ifRevision == 0 || ifRevision == rev:
+	case rev == 0: // written by an earlier op of the batch
+		return nil, newErr(Precondition, "If-Match", "%s %s was written by an earlier op of this batch: it is no longer at revision %d", k, old.Base().Name, ifRevision)
+	default:
+		return nil, newErr(Precondition, "If-Match", "%s %s is at revision %d, not %d", k, old.Base().Name, rev, ifRevision)
 	}
 	return old, nil
 }
@@ -252,53 +289,6 @@ func (s *Service) replace(cur *Snapshot, old, n Object) (*change, *Error) {
 type change struct {
 	typ      string
 	old, obj Object // obj is old for a delete
-}
-
-// write runs fn against the current snapshot and commits the change it
-// returns in one transaction; when the store moved under it, it reloads
-// and runs fn again.
-func (s *Service) write(ctx context.Context, fn func(cur *Snapshot) (*change, *Error)) (Object, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		cur := s.snap.Load()
-		ch, verr := fn(cur)
-		if verr != nil {
-			return nil, verr
-		}
-		k, id := string(ch.obj.Kind()), ch.obj.Base().ID
-		var oldRev uint64
-		if ch.old != nil {
-			oldRev = ch.old.Base().Revision
-		}
-		op := store.Op{Kind: k, Key: id, Delete: ch.typ == Deleted}
-		if !op.Delete {
-			var err error
-			if op.Value, err = json.Marshal(ch.obj); err != nil {
-				return nil, err
-			}
-		}
-		rev, err := s.st.Txn(ctx, store.Txn{
-			Compares: []store.Compare{{Kind: fenceKind, Key: fenceKey, ModRevision: s.fence}, {Kind: k, Key: id, ModRevision: oldRev}},
-			Ops:      []store.Op{op, {Kind: fenceKind, Key: fenceKey, Value: []byte("{}")}},
-		})
-		if errors.Is(err, store.ErrCompareFailed) && attempt < 3 {
-			if err := s.load(ctx); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("model: store: %w", err)
-		}
-		s.fence = rev
-		if !op.Delete {
-			ch.obj.Base().Revision = rev
-		}
-		s.snap.Store(cur.with(ch.obj, op.Delete, rev))
-		s.bus.Publish(events.Event{Topic: Topic, Type: ch.typ, Kind: k, ID: id, Object: ch.obj})
-		return ch.obj, nil
-	}
 }
 
 // clone deep-copies o.

@@ -317,7 +317,7 @@ func hostAddr(s *Subnet, a netip.Addr) string {
 // it) in place of its stored version.
 func (c *check) subnetsOf(network string, self *Subnet) []*Subnet {
 	var out []*Subnet
-	for _, s := range c.cur.Subnets.All() {
+	for _, s := range c.cur.subnetsIn(network) {
 		if self != nil && s.ID == self.ID {
 			continue
 		}
@@ -599,27 +599,34 @@ func validatePort(c *check, p *Port) *Error {
 			return invalidf(f, "%s %s", a, why)
 		}
 	}
-	// One pass over the network's other ports for MAC and IP clashes (a
-	// generated MAC that clashes is drawn again, and the pass restarts).
-scan:
-	for _, o := range c.cur.Ports.All() {
-		if o.ID == p.ID || o.Network != p.Network {
-			continue
+	if x := c.cur.index(); x != nil {
+		// A batch: the network's MACs and IPs are indexed.
+		if err := x.portClash(p, generated); err != nil {
+			return err
 		}
-		if o.MAC == p.MAC && generated {
-			p.MAC = randomMAC()
-			goto scan
-		}
-		if o.MAC == p.MAC {
-			return conflictf("mac", "port %s already has mac %s in this network", o.Name, p.MAC)
-		}
-		for i, ip := range p.IPs {
-			if slices.Contains(o.IPs, ip) {
-				return conflictf(fmt.Sprintf("ips[%d]", i), "port %s already has ip %s in this network", o.Name, ip)
+	} else {
+		// One pass over the network's other ports for MAC and IP clashes (a
+		// generated MAC that clashes is drawn again, and the pass restarts).
+	scan:
+		for _, o := range c.cur.Ports.All() {
+			if o.ID == p.ID || o.Network != p.Network {
+				continue
+			}
+			if o.MAC == p.MAC && generated {
+				p.MAC = randomMAC()
+				goto scan
+			}
+			if o.MAC == p.MAC {
+				return conflictf("mac", "port %s already has mac %s in this network", o.Name, p.MAC)
+			}
+			for i, ip := range p.IPs {
+				if slices.Contains(o.IPs, ip) {
+					return conflictf(fmt.Sprintf("ips[%d]", i), "port %s already has ip %s in this network", o.Name, ip)
+				}
 			}
 		}
 	}
-	for _, lb := range c.cur.LoadBalancers.All() {
+	for _, lb := range c.cur.lbsIn(p.Network) {
 		if i := slices.Index(p.IPs, lb.VIP); i >= 0 && lb.Network == p.Network {
 			return conflictf(fmt.Sprintf("ips[%d]", i), "%s is the vip of load balancer %s", lb.VIP, lb.Name)
 		}
@@ -764,14 +771,14 @@ func (c *check) allocExternalIP(r *Router) (string, *Error) {
 	network := r.ExternalNetwork
 	ext, _ := c.cur.Networks.Get(network)
 	used := map[string]bool{}
-	for _, p := range c.cur.Ports.All() {
+	for _, p := range c.cur.portsIn(network) {
 		if p.Network == network {
 			for _, ip := range p.IPs {
 				used[ip] = true
 			}
 		}
 	}
-	for _, lb := range c.cur.LoadBalancers.All() {
+	for _, lb := range c.cur.lbsIn(network) {
 		if lb.Network == network {
 			used[lb.VIP] = true
 		}
@@ -915,15 +922,13 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 	if why := inNetwork(c.subnetsOf(lb.Network, nil), vip); why != "" {
 		return invalidf("vip", "vip %s %s", vip, why)
 	}
-	for _, p := range c.cur.Ports.All() {
-		if p.Network == lb.Network && slices.Contains(p.IPs, lb.VIP) {
-			return conflictf("vip", "%s is an address of port %s", vip, p.Name)
-		}
+	if p := c.cur.portWithIP(lb.Network, lb.VIP); p != nil {
+		return conflictf("vip", "%s is an address of port %s", vip, p.Name)
 	}
 	if who := natUser(c.cur, lb.Network, lb.VIP, ""); who != "" {
 		return conflictf("vip", "%s is %s", vip, who)
 	}
-	for _, o := range c.cur.LoadBalancers.All() {
+	for _, o := range c.cur.lbsIn(lb.Network) {
 		if o.ID != lb.ID && o.Network == lb.Network && o.VIP == lb.VIP && o.Protocol == lb.Protocol && o.Port == lb.Port {
 			return conflictf("vip", "load balancer %s already serves %s %s:%d", o.Name, lb.Protocol, vip, lb.Port)
 		}
@@ -1039,12 +1044,10 @@ func validateFloatingIP(c *check, f *FloatingIP) *Error {
 	if why := inNetwork(c.subnetsOf(f.Network, nil), a); why != "" {
 		return invalidf("ip", "ip %s %s", a, why)
 	}
-	for _, p := range c.cur.Ports.All() {
-		if p.Network == f.Network && slices.Contains(p.IPs, f.IP) {
-			return conflictf("ip", "%s is an address of port %s", a, p.Name)
-		}
+	if p := c.cur.portWithIP(f.Network, f.IP); p != nil {
+		return conflictf("ip", "%s is an address of port %s", a, p.Name)
 	}
-	for _, lb := range c.cur.LoadBalancers.All() {
+	for _, lb := range c.cur.lbsIn(f.Network) {
 		if lb.Network == f.Network && lb.VIP == f.IP {
 			return conflictf("ip", "%s is the vip of load balancer %s", a, lb.Name)
 		}
