@@ -76,13 +76,18 @@ const MaxBody = 1 << 20
 // JSON, the body at most MaxBody bytes, one value, and no unknown fields.
 // Type errors name the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) *APIError {
+	return decodeJSON(w, r, v, MaxBody)
+}
+
+// decodeJSON is DecodeJSON with a body of at most limit bytes.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *APIError {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "", "content type %q is not application/json", ct)
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -104,7 +109,7 @@ func jsonError(err error) *APIError {
 	)
 	switch {
 	case errors.As(err, &large):
-		return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "the body is larger than %d bytes", MaxBody)
+		return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "the body is larger than %d bytes", large.Limit)
 	case errors.As(err, &syn):
 		return Errorf(http.StatusBadRequest, CodeMalformed, "", "malformed JSON at byte %d: %v", syn.Offset, err)
 	case errors.As(err, &typ):

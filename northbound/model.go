@@ -28,6 +28,9 @@ import (
 // or *). Statuses: 400 malformed body or invalid field (the field named
 // as a JSON path), 404, 409 conflict with other objects or still
 // referenced, 412 If-Match mismatch, 413 body over 1 MiB, 415 not JSON.
+//
+// And POST /batch (batch.go): creates, updates, patches and deletes of
+// any kinds, committed together or not at all.
 
 // DefaultPageLimit and MaxPageLimit bound ?limit=.
 const (
@@ -80,6 +83,7 @@ func ModelRoutes(svc *model.Service) Mount {
 			mount(api, http.MethodDelete, item, k.delete, Description{Summary: "delete a " + title + " (refused while referenced)",
 				Status: http.StatusNoContent, Headers: ifMatch, Errors: []int{400, 404, 409, 412}})
 		}
+		batchRoutes(svc, api)
 	}
 }
 
@@ -231,7 +235,12 @@ func etag(w http.ResponseWriter, rev uint64) {
 // decodeBody is DecodeJSON, with the errors about the whole body naming
 // "body" (or "Content-Type") as their field.
 func decodeBody(w http.ResponseWriter, req *http.Request, v any) *APIError {
-	aerr := DecodeJSON(w, req, v)
+	return decodeBodyLimit(w, req, v, MaxBody)
+}
+
+// decodeBodyLimit is decodeBody with a body of at most limit bytes.
+func decodeBodyLimit(w http.ResponseWriter, req *http.Request, v any, limit int64) *APIError {
+	aerr := decodeJSON(w, req, v, limit)
 	if aerr != nil && aerr.Body.Field == "" {
 		aerr.Body.Field = "body"
 		if aerr.Status == http.StatusUnsupportedMediaType {

@@ -134,7 +134,7 @@ func OpenAPI(r *mux.Router) map[string]any {
 		"info": map[string]any{
 			"title":       "Loom API",
 			"version":     "1",
-			"description": "Loom SDN controller. Errors are {\"error\": code, \"field\": name, \"message\": text}. Writes answer 400 for a malformed body or an invalid field (the field is named, as a JSON path), 404 for an unknown object, 409 for a conflict with other objects (duplicate name, VNI, VLAN, MAC or IP; overlapping CIDRs; an object still referenced), 412 when If-Match is not the object's revision, 413 for a body over 1 MiB, 415 for a body that is not JSON.",
+			"description": "Loom SDN controller. Errors are {\"error\": code, \"field\": name, \"message\": text}. Writes answer 400 for a malformed body or an invalid field (the field is named, as a JSON path), 404 for an unknown object, 409 for a conflict with other objects (duplicate name, VNI, VLAN, MAC or IP; overlapping CIDRs; an object still referenced), 412 when If-Match is not the object's revision, 413 for a body over 1 MiB (POST /api/v1/batch: over 16 MiB or 10,000 ops), 415 for a body that is not JSON.",
 		},
 		"paths":      paths,
 		"components": map[string]any{"schemas": g.components},
