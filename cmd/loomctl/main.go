@@ -43,6 +43,11 @@ commands:
                                   vni=5001 dhcp=false ips='["10.1.0.11"]'); or -f FILE.json
   update KIND NAME|ID FIELD=VALUE...  change fields (PATCH); or -f FILE.json
   delete KIND NAME|ID             delete an object
+  batch FILE.json|-               creates, updates, patches and deletes of any kinds in one transaction, all
+                                  or nothing: {"ops": [{"op": "create", "kind": "ports", "object": {...}},
+                                  {"op": "patch", "kind": "ports", "id": "vm1", "patch": {...}},
+                                  {"op": "delete", "kind": "ports", "id": "vm2"}]} (or just the array);
+                                  - (or no FILE) reads stdin; also -f FILE.json
 kinds: hosts networks subnets ports port-groups routers security-groups load-balancers floating-ips`
 
 type options struct {
@@ -58,7 +63,7 @@ func run(args []string, out io.Writer) error {
 	token := fs.String("token", os.Getenv("LOOM_TOKEN"), "bearer token (env LOOM_TOKEN)")
 	o := options{out: out}
 	fs.StringVar(&o.format, "o", "table", "output: table or json")
-	fs.StringVar(&o.file, "f", "", "create/update: read the object from this JSON file (- for stdin)")
+	fs.StringVar(&o.file, "f", "", "create/update: read the object from this JSON file (- for stdin); batch: the ops")
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -200,6 +205,25 @@ func run(args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "deleted %s %s\n", rest[0], rest[1])
 		return nil
+	case "batch":
+		if len(rest) > 1 || len(rest) == 1 && o.file != "" {
+			return fmt.Errorf("batch: give one FILE.json, - or -f FILE.json\n%s", usage)
+		}
+		src := o.file
+		if len(rest) == 1 {
+			src = rest[0]
+		}
+		body, ops, err := batchBody(src)
+		if err != nil {
+			return err
+		}
+		// A batch of 10,000 ops is validated and written in one go.
+		o.c.http.Timeout = 2 * time.Minute
+		var v any
+		if err := o.c.do("POST", "/api/v1/batch", body, &v); err != nil {
+			return err
+		}
+		return o.render(v, func(v any) error { return batchTable(out, ops, v) })
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
@@ -247,6 +271,60 @@ func (o options) body(kvs []string) ([]byte, error) {
 		}
 	}
 	return json.Marshal(obj)
+}
+
+// batchBody reads a batch from src (a file; "-" or "" for stdin):
+// {"ops": [...]} or just the array of ops. It returns the request body and
+// the ops.
+func batchBody(src string) ([]byte, []map[string]any, error) {
+	name := src
+	var raw []byte
+	var err error
+	if src == "" || src == "-" {
+		name = "stdin"
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(src)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var doc struct {
+		Ops []map[string]any `json:"ops"`
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if bytes.HasPrefix(trimmed, []byte("[")) {
+		err = json.Unmarshal(trimmed, &doc.Ops)
+		raw = append(append([]byte(`{"ops":`), trimmed...), '}')
+	} else {
+		err = json.Unmarshal(trimmed, &doc)
+	}
+	if err != nil || doc.Ops == nil {
+		if err == nil {
+			err = fmt.Errorf("no ops")
+		}
+		return nil, nil, fmt.Errorf(`%s: want {"ops": [{"op": "create", "kind": "networks", "object": {...}}, ...]} or the array of ops: %v`, name, err)
+	}
+	return raw, doc.Ops, nil
+}
+
+// batchTable prints one row per op: what it did and the object it left.
+func batchTable(out io.Writer, ops []map[string]any, v any) error {
+	m, _ := v.(map[string]any)
+	objs, _ := m["objects"].([]any)
+	rows := [][]string{{"#", "OP", "KIND", "NAME", "ID", "REVISION"}}
+	for i, o := range objs {
+		var op map[string]any
+		if i < len(ops) {
+			op = ops[i]
+		}
+		row := []string{fmt.Sprint(i), cell(op["op"]), cell(op["kind"]), cell(op["id"]), "", ""}
+		if obj, ok := o.(map[string]any); ok {
+			row[3], row[4], row[5] = cell(obj["name"]), cell(obj["id"]), cell(obj["revision"])
+		}
+		rows = append(rows, row)
+	}
+	return table(out, rows)
 }
 
 // objectsTable prints one object (as FIELD VALUE lines) or a list of
