@@ -54,6 +54,8 @@ var kinds = []*KindInfo{
 	info[SecurityGroup](KindSecurityGroup, "security-groups", func(s *Snapshot) anySet { return &s.SecurityGroups }, validateSecurityGroup),
 	info[LoadBalancer](KindLoadBalancer, "load-balancers", func(s *Snapshot) anySet { return &s.LoadBalancers }, validateLoadBalancer),
 	info[FloatingIP](KindFloatingIP, "floating-ips", func(s *Snapshot) anySet { return &s.FloatingIPs }, validateFloatingIP),
+	info[Mirror](KindMirror, "mirrors", func(s *Snapshot) anySet { return &s.Mirrors }, validateMirror),
+	info[FlowExport](KindFlowExport, "flow-exports", func(s *Snapshot) anySet { return &s.FlowExports }, validateFlowExport),
 }
 
 // filterAliases maps a list filter to the reference field it reads.
@@ -286,6 +288,8 @@ type Snapshot struct {
 	SecurityGroups Set[*SecurityGroup]
 	LoadBalancers  Set[*LoadBalancer]
 	FloatingIPs    Set[*FloatingIP]
+	Mirrors        Set[*Mirror]
+	FlowExports    Set[*FlowExport]
 
 	// changes is the writes since Revision changesFrom, oldest first
 	// (shared between snapshots: only the newest appends).
