@@ -53,17 +53,22 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 	followModel(ctx, sub, model.KindPort, sync)
 }
 
-// manageHosts keeps the OVSDB manager's hosts equal to the model's:
-// level-triggered like declareEndpoints.
+// manageHosts keeps the OVSDB manager's hosts equal to the model's, with
+// the model's mirrors and flow exports: level-triggered like
+// declareEndpoints.
 func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, log *slog.Logger) {
 	sub := svc.Subscribe(1024)
 	defer sub.Close()
 	managed := map[string]ovsdb.HostConfig{}
 	sync := func() {
 		want := map[string]ovsdb.HostConfig{}
-		for _, h := range svc.Snapshot().Hosts.All() {
-			want[h.Name] = ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
-				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h)}
+		snap := svc.Snapshot()
+		mirrors := mirrorConfigs(snap)
+		for _, h := range snap.Hosts.All() {
+			cfg := ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
+				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h), Mirrors: mirrors}
+			cfg.SFlow, cfg.IPFIX, cfg.NetFlow = exportConfigs(snap, h.ID)
+			want[h.Name] = cfg
 		}
 		for name, cfg := range want {
 			old, ok := managed[name]
@@ -87,7 +92,9 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 		}
 		managed = want
 	}
-	followModel(ctx, sub, model.KindHost, sync)
+	// Hosts, and what their agents apply besides: mirrors (their ports
+	// by name) and flow exports.
+	followModel(ctx, sub, "", sync)
 }
 
 // feedView keeps the apps' view of the model current.
