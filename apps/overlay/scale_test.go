@@ -37,8 +37,8 @@ var (
 	scaleErr   error
 )
 
-// fabricModel builds the model once per test binary (10,000 writes to a
-// throw-away store).
+// fabricModel builds the model once per test binary (one batch of 13,000
+// objects written to a throw-away store).
 func fabricModel(b *testing.B) *model.Snapshot {
 	scaleOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "loom-scale-")
@@ -67,11 +67,13 @@ func fabricModel(b *testing.B) *model.Snapshot {
 				VIP: "10.0.200.1", Protocol: "tcp", Port: 80,
 				Backends: []model.Backend{{IP: "10.0.0.2", Port: 8080}, {IP: "10.0.0.3", Port: 8080}, {IP: "10.0.0.4", Port: 8080}}})
 		}
-		for _, o := range objs {
-			if _, err := svc.Create(context.Background(), o); err != nil {
-				scaleErr = err
-				return
-			}
+		ops := make([]model.Op, len(objs))
+		for i, o := range objs {
+			ops[i] = model.Op{Op: model.OpCreate, Object: o}
+		}
+		if _, err := svc.Apply(context.Background(), ops); err != nil {
+			scaleErr = err
+			return
 		}
 		scaleModel = svc.Snapshot()
 		fmt.Printf("fabric model: %d hosts, %d networks, %d ports, %d load balancers written in %v\n",
