@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -156,6 +157,15 @@ func TestCompileGateway(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("hv1:\n%s", hv1)
+	}
+	// A restarted controller takes the learned MACs back from these flows.
+	learned := map[uint64]flow.MAC{0xac180001: 0x0200000000ee, 0xac180009: 0x0200000000e9}
+	a := &app{}
+	a.ix.Store(newIndex(l.View.Snapshot()))
+	sw := &switchApp{a: a, learned: map[uint64]flow.MAC{}}
+	sw.adoptLearned(Compile(l.View.Snapshot(), d1, testTables, SwitchPorts{Tunnel: 1000, Uplink: 2}, learned).Flows, testTables.Out)
+	if !maps.Equal(sw.learned, learned) {
+		t.Errorf("adopted %v, want %v", sw.learned, learned)
 	}
 	// hv2 routes blue out through the tunnel to hv1.
 	d2, _ := l.View.Snapshot().DatapathID("hv2")

@@ -144,9 +144,13 @@ const ARPInterval = 10 * time.Second
 // TickInterval implements controller.Ticker.
 func (s *switchApp) TickInterval() time.Duration { return ARPInterval }
 
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
-	if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps,
-		Bands: []flow.Band{{Rate: ICMPRate}}}); err != nil {
+func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
+	s.adoptLearned(found, tables().Out)
+	// Flags and burst as OVS reports them back (a meter without
+	// burst and stats flags comes back with them, and would be sent again
+	// after every restart of loomd).
+	if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
+		Bands: []flow.Band{{Rate: ICMPRate, Burst: ICMPRate / 10}}}); err != nil {
 		ctx.Log().Error("cannot set the router's meter", "error", err)
 	}
 	for _, f := range []*flow.Flow{InputMiss(tables()), ResolveMiss(tables())} {
@@ -188,6 +192,39 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	s.seq, s.ports, s.dirty = snap.Seq, sp, false
 	st := compile(ix, s.dpid, tables(), sp, s.learned)
 	s.set.Sync(ctx, st.Flows, nil)
+}
+
+// adoptLearned takes the outside MACs a previous controller learned from
+// the l3-out flows it left on the switch (a restart or an upgrade of
+// loomd): the way out keeps working without waiting for ARP.
+func (s *switchApp) adoptLearned(found []*flow.Flow, out uint8) {
+	ix := s.a.ix.Load()
+	for _, f := range found {
+		if f.Table != out {
+			continue
+		}
+		var mac flow.MAC
+		for _, a := range f.Apply {
+			if a.Kind == flow.ActSetField && a.Field == flow.EthDst {
+				mac = flow.MAC(a.Value)
+			}
+		}
+		if mac == 0 {
+			continue
+		}
+		if dst, ok := f.Match.Get(flow.IPv4Dst); ok && f.Priority == prioGateway {
+			s.learned[dst.Value] = mac // an on-link outside address
+			continue
+		}
+		// The default route's: the router's external gateway.
+		if reg, ok := f.Match.Get(regRouter); ok && f.Priority == prioNonIP {
+			if r := ix.byKey[reg.Value]; r != nil {
+				if x := externalOf(r, ix.snap.Model); x != nil && x.gateway.IsValid() {
+					s.learned[ip4(x.gateway)] = mac
+				}
+			}
+		}
+	}
 }
 
 // packetIn answers a packet the router could not route with an ICMP
