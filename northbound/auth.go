@@ -66,11 +66,12 @@ func LoadTokens(path string) (Tokens, error) {
 	return t, nil
 }
 
-// Guard wraps h: every request but /healthz needs "Authorization: Bearer
-// TOKEN"; a viewer token may only GET (and HEAD).
+// Guard wraps h: every request but /healthz and the static page (/,
+// /ui/...: it holds no data and asks for a token itself) needs
+// "Authorization: Bearer TOKEN"; a viewer token may only GET (and HEAD).
 func (t Tokens) Guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" || (r.URL.Path == "/" || r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/")) && r.Method == http.MethodGet {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -23,6 +23,11 @@ func TestTokens(t *testing.T) {
 		want                int
 	}{
 		{"GET", "/healthz", "", 299},
+		{"GET", "/ui/", "", 299}, // the static page asks for a token itself
+		{"GET", "/", "", 299},
+		{"POST", "/ui/", "", 401},
+		{"GET", "/uix", "", 401},
+		{"GET", "/api/v1/fabric", "", 401},
 		{"GET", "/api/v1/networks", "", 401},
 		{"GET", "/metrics", "wrong-token-0123456789", 401},
 		{"GET", "/api/v1/networks", "viewer-token-0123456789", 299},

@@ -23,6 +23,7 @@ func Handler(c *controller.Controller, gatherer prometheus.Gatherer, mounts ...M
 		WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "switches": len(c.Switches())})
 	}).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	uiRoutes(r)
 	api := r.PathPrefix("/api/v1").Subrouter()
 	SwitchRoutes(c)(api)
 	for _, m := range mounts {

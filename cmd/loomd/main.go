@@ -123,7 +123,7 @@ func run(args []string) error {
 	var api *http.Server
 	if *apiListen != "" {
 		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second),
-			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl, v),
+			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl, v), northbound.FabricRoutes(hosts, ctl, v, topo),
 			northbound.OpenAPIRoutes())
 		addr := *apiListen
 		if *tokenFile != "" {
