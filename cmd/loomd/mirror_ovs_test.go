@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/northbound"
 )
 
 // udpCollector counts the datagrams on 127.0.0.1:argv[1] for argv[2]
@@ -70,6 +73,35 @@ func TestOVSMirrorAndExport(t *testing.T) {
 		out, _ := o.hosts[h].Vsctl("--bare", "--columns=name", "list", "mirror")
 		return strings.TrimSpace(out)
 	}
+
+	// The live page's data: every host up, the ports where they are
+	// bound, one tunnel (hv1-hv2, the only hosts with blue ports).
+	t.Run("the fabric view", func(t *testing.T) {
+		var f northbound.Fabric
+		getJSON(t, o.api, "/api/v1/fabric", &f)
+		for _, h := range f.Hosts {
+			if !h.OVSDBConnected || !h.BridgeReady || !h.OpenFlowConnected {
+				t.Errorf("host %+v, want connected and ready", h)
+			}
+		}
+		where := map[string]string{}
+		for _, p := range f.Ports {
+			where[p.Name] = p.Host
+		}
+		if where["a"] != "hv1" || where["mon"] != "hv1" || where["b"] != "hv2" || len(f.Hosts) != 3 {
+			t.Errorf("ports placed %v", where)
+		}
+		if len(f.Tunnels) != 1 || f.Tunnels[0].A != "hv1" || f.Tunnels[0].B != "hv2" {
+			t.Errorf("tunnels %+v, want hv1-hv2", f.Tunnels)
+		}
+		resp, err := http.Get("http://" + o.api + "/ui/")
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("GET /ui/: %v %v", resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	})
 
 	t.Run("SPAN to an analyzer port", func(t *testing.T) {
 		start := time.Now()
