@@ -21,8 +21,8 @@ import (
 // (host pairs that share a VXLAN network), the links LLDP found, the
 // routers and the load balancers. Every list is sorted.
 type Fabric struct {
-	Revision      uint64               `json:"revision"`  // the model's
-	ViewSeq       uint64               `json:"view_seq"`  // the view's (bindings)
+	Revision      uint64               `json:"revision"` // the model's
+	ViewSeq       uint64               `json:"view_seq"` // the view's (bindings)
 	Hosts         []FabricHost         `json:"hosts"`
 	Networks      []FabricNetwork      `json:"networks"`
 	Ports         []FabricPort         `json:"ports"`
