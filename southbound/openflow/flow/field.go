@@ -51,6 +51,8 @@ const (
 	UDPDst
 	ICMPv4Type
 	ICMPv4Code
+	ICMPv6Type
+	ICMPv6Code
 	numFields
 	// FieldRaw marks a TLV Loom has no name for.
 	FieldRaw Field = 0xff
@@ -112,6 +114,8 @@ var fields = [numFields]fieldInfo{
 	UDPDst:     {"udp_dst", 0x8000, 16, 2, fmtDec},
 	ICMPv4Type: {"icmp_type", 0x8000, 19, 1, fmtDec},
 	ICMPv4Code: {"icmp_code", 0x8000, 20, 1, fmtDec},
+	ICMPv6Type: {"icmpv6_type", 0x8000, 29, 1, fmtDec},
+	ICMPv6Code: {"icmpv6_code", 0x8000, 30, 1, fmtDec},
 }
 
 // byOXM maps (class<<8 | field) to the Field.
