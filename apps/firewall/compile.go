@@ -42,21 +42,30 @@ func Zone(ofport uint32) uint16 {
 
 // Priorities in fw-egress and fw-ingress.
 const (
-	prioPort = 100 // a port with security groups: its IPv4 goes through its conntrack zone
+	prioPort = 100 // a port with security groups: its IPv4 and IPv6 go through its conntrack zone
 	prioSkip = 1   // any other packet skips the rules table
 )
 
-// Priorities in fw-egress-rules and fw-ingress-rules, which only see IPv4
-// of ports with groups, just looked up in the port's zone.
+// Priorities in fw-egress-rules and fw-ingress-rules, which only see the
+// IPv4 and IPv6 of ports with groups, just looked up in the port's zone.
+// Rules are IPv4's only: IPv6 gets the connection states, neighbour
+// discovery, the open egress of a port without egress rules, and the
+// default deny.
 const (
 	prioStateless = 400 // stateless rules: whatever the connection state
 	prioInvalid   = 300 // +inv: drop
 	prioReply     = 290 // +est+rpl and +rel: replies and related packets of allowed connections
 	prioDHCP      = 200 // DHCP: client requests out, server replies in
+	prioND        = 200 // IPv6 neighbour discovery (ICMPv6 133-136)
 	prioRule      = 100 // stateful rules, for new connections and the originator's later packets
 	prioOpen      = 10  // egress of a port with no egress rule: allowed
 	prioDeny      = 5   // everything else: dropped
 )
+
+// ndTypes are the ICMPv6 types of neighbour discovery: router
+// solicitation and advertisement, neighbour solicitation and
+// advertisement.
+var ndTypes = []uint64{133, 134, 135, 136}
 
 // Conntrack states (ct_state bits).
 const (
@@ -86,6 +95,7 @@ func (x *Index) Compile(dpid uint64, t Tables, o Options) []*flow.Flow {
 	}
 	b := &builder{flows: map[flow.Key]*flow.Flow{}, clauses: map[*flow.Flow]bool{}}
 	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
+	ip6 := flow.Match{}.EthType(packet.EtherTypeIPv6)
 	skip := func(table uint8, after int16) {
 		b.add(next(flow.New(table, prioSkip, nil), after))
 	}
@@ -93,18 +103,26 @@ func (x *Index) Compile(dpid uint64, t Tables, o Options) []*flow.Flow {
 	skip(t.Ingress, t.AfterIngress)
 	for _, p := range h.ports {
 		zone := Zone(p.ofport)
-		b.add(flow.New(t.Egress, prioPort, ip.InPort(p.ofport)).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.EgressRules})))
-		b.add(flow.New(t.Ingress, prioPort, ip.Set(flow.Reg7, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
+		for _, m := range []flow.Match{ip, ip6} {
+			b.add(flow.New(t.Egress, prioPort, m.InPort(p.ofport)).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.EgressRules})))
+			b.add(flow.New(t.Ingress, prioPort, m.Set(flow.Reg7, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
+		}
 	}
 	for _, d := range []struct {
 		table   uint8
 		after   int16
 		ingress bool
 	}{{t.EgressRules, t.AfterEgress, false}, {t.IngressRules, t.AfterIngress, true}} {
-		state := func(s uint64) flow.Match { return ip.SetMasked(flow.CTState, s|ctTrk, s|ctTrk) }
-		b.add(flow.New(d.table, prioInvalid, state(ctInv)))
-		b.add(next(flow.New(d.table, prioReply, state(ctEst|ctRpl)), d.after))
-		b.add(next(flow.New(d.table, prioReply, state(ctRel)), d.after))
+		for _, m := range []flow.Match{ip, ip6} {
+			state := func(s uint64) flow.Match { return m.SetMasked(flow.CTState, s|ctTrk, s|ctTrk) }
+			b.add(flow.New(d.table, prioInvalid, state(ctInv)))
+			b.add(next(flow.New(d.table, prioReply, state(ctEst|ctRpl)), d.after))
+			b.add(next(flow.New(d.table, prioReply, state(ctRel)), d.after))
+		}
+		// IPv6 neighbour discovery passes both ways, as ARP does.
+		for _, typ := range ndTypes {
+			b.add(next(flow.New(d.table, prioND, ip6.IPProto(packet.ProtoICMPv6).Set(flow.ICMPv6Type, typ)), d.after))
+		}
 		dhcp := ip.IPProto(packet.ProtoUDP).Set(flow.UDPSrc, packet.DHCPClientPort).Set(flow.UDPDst, packet.DHCPServerPort)
 		if d.ingress {
 			dhcp = ip.IPProto(packet.ProtoUDP).Set(flow.UDPSrc, packet.DHCPServerPort).Set(flow.UDPDst, packet.DHCPClientPort)
@@ -211,6 +229,7 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 		}
 		if !deny {
 			b.add(commit(flow.New(table, prioOpen, ip.InPort(p.ofport)), after))
+			b.add(commit(flow.New(table, prioOpen, flow.Match{}.EthType(packet.EtherTypeIPv6).InPort(p.ofport)), after))
 		}
 	}
 	for stateful, ports := range open {

@@ -110,7 +110,8 @@ func newModel(t testing.TB) *lab {
 
 // TestCompile: the flows of a host with two firewalled ports and one
 // without, in ovs-ofctl syntax (ct_state 0x21 is +new+trk, 0x2a
-// +est+rpl+trk, 0x24 +rel+trk, 0x30 +inv+trk).
+// +est+rpl+trk, 0x24 +rel+trk, 0x30 +inv+trk). IPv6 (dl_type 0x86dd)
+// has no rules: replies, neighbour discovery, open egress, else dropped.
 func TestCompile(t *testing.T) {
 	l := newModel(t)
 	web := l.groupID("web")
@@ -125,6 +126,8 @@ func TestCompile(t *testing.T) {
 		// everything else past the rules.
 		"table=2,priority=100,in_port=5,dl_type=0x800 actions=ct(table=3,zone=5)",
 		"table=2,priority=100,in_port=7,dl_type=0x800 actions=ct(table=3,zone=7)",
+		"table=2,priority=100,in_port=5,dl_type=0x86dd actions=ct(table=3,zone=5)",
+		"table=2,priority=100,in_port=7,dl_type=0x86dd actions=ct(table=3,zone=7)",
 		"table=2,priority=1 actions=goto_table:4",
 		// fw-egress-rules: stateless udp 53 to the subnet for l1, state,
 		// DHCP, tcp 443 anywhere for l1, w1's open egress, the rest dropped.
@@ -135,15 +138,26 @@ func TestCompile(t *testing.T) {
 		"table=3,priority=300,ct_state=0x30/0x30,dl_type=0x800 actions=drop",
 		"table=3,priority=290,ct_state=0x2a/0x2a,dl_type=0x800 actions=goto_table:4",
 		"table=3,priority=290,ct_state=0x24/0x24,dl_type=0x800 actions=goto_table:4",
+		// IPv6: connection states and neighbour discovery; no rules.
+		"table=3,priority=300,ct_state=0x30/0x30,dl_type=0x86dd actions=drop",
+		"table=3,priority=290,ct_state=0x2a/0x2a,dl_type=0x86dd actions=goto_table:4",
+		"table=3,priority=290,ct_state=0x24/0x24,dl_type=0x86dd actions=goto_table:4",
+		"table=3,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=133 actions=goto_table:4",
+		"table=3,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=134 actions=goto_table:4",
+		"table=3,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=135 actions=goto_table:4",
+		"table=3,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=136 actions=goto_table:4",
 		"table=3,priority=200,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=goto_table:4",
 		fmt.Sprintf("table=3,priority=100,in_port=7,dl_type=0x800 actions=conjunction(%d,1/2)", tcp443),
 		fmt.Sprintf("table=3,priority=100,dl_type=0x800,nw_proto=6,tcp_dst=443 actions=conjunction(%d,2/2)", tcp443),
 		fmt.Sprintf("table=3,priority=100,conj_id=%d,dl_type=0x800 actions=%s,goto_table:4", tcp443, commit),
 		"table=3,priority=10,in_port=5,dl_type=0x800 actions=" + commit + ",goto_table:4",
+		"table=3,priority=10,in_port=5,dl_type=0x86dd actions=" + commit + ",goto_table:4",
 		"table=3,priority=5 actions=drop",
 		// fw-ingress.
 		"table=10,priority=100,reg7=0x5,dl_type=0x800 actions=ct(table=11,zone=5)",
 		"table=10,priority=100,reg7=0x7,dl_type=0x800 actions=ct(table=11,zone=7)",
+		"table=10,priority=100,reg7=0x5,dl_type=0x86dd actions=ct(table=11,zone=5)",
+		"table=10,priority=100,reg7=0x7,dl_type=0x86dd actions=ct(table=11,zone=7)",
 		"table=10,priority=1 actions=goto_table:12",
 		// fw-ingress-rules: icmp from web's three members (one rule of
 		// both groups: one conjunction), tcp 80, tcp 8000-8003 (one
@@ -151,6 +165,13 @@ func TestCompile(t *testing.T) {
 		"table=11,priority=300,ct_state=0x30/0x30,dl_type=0x800 actions=drop",
 		"table=11,priority=290,ct_state=0x2a/0x2a,dl_type=0x800 actions=goto_table:12",
 		"table=11,priority=290,ct_state=0x24/0x24,dl_type=0x800 actions=goto_table:12",
+		"table=11,priority=300,ct_state=0x30/0x30,dl_type=0x86dd actions=drop",
+		"table=11,priority=290,ct_state=0x2a/0x2a,dl_type=0x86dd actions=goto_table:12",
+		"table=11,priority=290,ct_state=0x24/0x24,dl_type=0x86dd actions=goto_table:12",
+		"table=11,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=133 actions=goto_table:12",
+		"table=11,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=134 actions=goto_table:12",
+		"table=11,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=135 actions=goto_table:12",
+		"table=11,priority=200,dl_type=0x86dd,nw_proto=58,icmpv6_type=136 actions=goto_table:12",
 		"table=11,priority=200,dl_type=0x800,nw_proto=17,udp_src=67,udp_dst=68 actions=goto_table:12",
 		"table=11,priority=100,reg7=0x5,dl_type=0x800 actions=" + conjs(icmpWeb, 1, 3, tcp80, 1, 2, tcp8000, 1, 3),
 		"table=11,priority=100,reg7=0x7,dl_type=0x800 actions=" + conjs(icmpWeb, 1, 3, tcp80, 1, 2, tcp8000, 1, 3),

@@ -31,8 +31,12 @@
 //   - DHCP passes: a port's requests (UDP 68 -> 67) out, server replies
 //     (67 -> 68) in. ARP and other non-IP traffic is not filtered (port
 //     security, apps/portpolicy, is what keeps a VM to its own addresses).
-//     IPv6 is not filtered yet: IPv6 rules are ignored and IPv6 packets
-//     pass.
+//   - IPv6 goes through the port's zone too, but rules are IPv4's only
+//     (rules of ethertype ipv6 are not enforced yet): a port with groups
+//     gets the replies of the IPv6 connections it opens (its egress is
+//     open unless its groups have egress rules) and IPv6 neighbour
+//     discovery (ICMPv6 133-136) both ways; any other IPv6 is dropped.
+//     Fail closed: before, IPv6 passed unfiltered.
 //
 // Each port's connections live in its own conntrack zone (Zone: the
 // OpenFlow port number, clear of the router's zones): two VMs of one host

@@ -151,7 +151,7 @@ func newGroup(sg *model.SecurityGroup) *group {
 	hs := fnv.New64a()
 	for _, r := range sg.Rules {
 		if r.Ethertype != "" && r.Ethertype != "ipv4" {
-			continue // IPv6 is not filtered (see the package doc)
+			continue // IPv6 rules are not enforced yet (see the package doc)
 		}
 		cr := rule{ingress: r.Direction == "ingress", stateful: r.Stateful == nil || *r.Stateful,
 			proto: r.Protocol.Number(), group: r.RemoteGroup}

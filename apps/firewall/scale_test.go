@@ -67,10 +67,12 @@ func (s *scaleLab) flows(cross bool) int {
 // matches and, for comparison, as the cross product of the rules'
 // dimensions. With conjunctions the count is exactly
 //
-//	4L + 12 + M·(1 + [remote group]) + M + [remote group]·N
+//	7L + 26 + M·(1 + [remote group]) + M + [remote group]·N
 //
-// for L local ports (fw-egress, fw-ingress, their egress-open and port
-// clause flows: 4L; 12 fixed), one protocol flow and one conj_id flow per
+// for L local ports (fw-egress and fw-ingress for IPv4 and IPv6, their
+// egress-open flows for both, and port clause flows: 7L; 26 fixed, 14
+// of them IPv6's connection states and neighbour discovery), one
+// protocol flow and one conj_id flow per
 // rule, and one flow per member address for the remote group: O(N+M).
 // Without conjunctions a remote-group rule costs L×N flows: O(L·N·M).
 func TestFlowsPerHost(t *testing.T) {
@@ -89,16 +91,16 @@ func TestFlowsPerHost(t *testing.T) {
 				} else {
 					got[remote][1] = -1
 				}
-				want := 4*l + 12 + 2*m
+				want := 7*l + 26 + 2*m
 				if remote == 1 {
 					want += n
 				}
 				if got[remote][0] != want {
 					t.Errorf("N=%d M=%d remote group %v: %d flows with conjunctions, want %d", n, m, remote == 1, got[remote][0], want)
 				}
-				cross := 3*l + 12 + l*m // no conjunction: L ports × M rules (× N members)
+				cross := 6*l + 26 + l*m // no conjunction: L ports × M rules (× N members)
 				if remote == 1 {
-					cross = 3*l + 12 + l*m*n
+					cross = 6*l + 26 + l*m*n
 				}
 				if got[remote][1] >= 0 && got[remote][1] != cross {
 					t.Errorf("N=%d M=%d remote group %v: %d flows as a cross product, want %d", n, m, remote == 1, got[remote][1], cross)
@@ -131,12 +133,12 @@ func TestFiveHundredPortsInOneRemoteGroup(t *testing.T) {
 	cross := len(x.Compile(s.DPID("hv1"), testTables, Options{CrossProduct: true}))
 	t.Logf("500 ports in group web (50 per host), 3 rules (2 from web): %d flows per host with conjunctions, %d without; index %v, compile %v",
 		conj, cross, indexed.Round(time.Microsecond), compiled.Round(time.Microsecond))
-	// 4×50 + 12 + 3 protocol + 3 conj_id + 500 member flows (shared by the two remote-group rules).
-	if want := 4*50 + 12 + 3 + 3 + 500; conj != want {
+	// 7×50 + 26 + 3 protocol + 3 conj_id + 500 member flows (shared by the two remote-group rules).
+	if want := 7*50 + 26 + 3 + 3 + 500; conj != want {
 		t.Errorf("%d flows with conjunctions, want %d", conj, want)
 	}
-	// 3×50 + 12 + 50 ports × (500 + 500 + 1).
-	if want := 3*50 + 12 + 50*(500+500+1); cross != want {
+	// 6×50 + 26 + 50 ports × (500 + 500 + 1).
+	if want := 6*50 + 26 + 50*(500+500+1); cross != want {
 		t.Errorf("%d flows without, want %d", cross, want)
 	}
 }
