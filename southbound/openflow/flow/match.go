@@ -128,8 +128,8 @@ func (m Match) String() string {
 
 func (f MatchField) String() string {
 	if f.Field == FieldRaw {
-		if r := []byte(f.Raw); len(r) == 20 && r[0] == 0x80 && r[1] == 0 && r[2] == 26<<1 && r[3] == 16 {
-			return "ipv6_src=" + netip.AddrFrom16([16]byte(r[4:])).String()
+		if s := ipv6String([]byte(f.Raw)); s != "" {
+			return s
 		}
 		return "oxm(" + hex.EncodeToString([]byte(f.Raw)) + ")"
 	}
@@ -180,4 +180,61 @@ const oxmIPv6Src = 0x8000<<16 | 26<<9 | 16
 func (m Match) IPv6Src(a [16]byte) Match {
 	b := binary.BigEndian.AppendUint32(make([]byte, 0, 20), oxmIPv6Src)
 	return m.With(MatchField{Field: FieldRaw, Raw: string(append(b, a[:]...))})
+}
+
+// OXM IPV6_DST (field 27); the hasmask bit of an OXM header.
+const (
+	oxmIPv6Dst  = 0x8000<<16 | 27<<9 | 16
+	oxmHasMask  = 1 << 8
+	oxmIPv6Mask = 0xffffffff &^ 0xff // header bits without the length
+)
+
+// IPv6Prefix matches the IPv6 source (or destination, dst) within p (needs
+// dl_type=0x86dd), encoded as Open vSwitch reports it back: nothing for
+// /0, an exact match for /128, else the masked field with the address's
+// host bits cleared.
+func (m Match) IPv6Prefix(dst bool, p netip.Prefix) Match {
+	hdr := uint32(oxmIPv6Src)
+	if dst {
+		hdr = oxmIPv6Dst
+	}
+	p = p.Masked()
+	a := p.Addr().As16()
+	switch p.Bits() {
+	case 0:
+		return m
+	case 128:
+		b := binary.BigEndian.AppendUint32(make([]byte, 0, 20), hdr)
+		return m.With(MatchField{Field: FieldRaw, Raw: string(append(b, a[:]...))})
+	}
+	var mask [16]byte
+	for i := range p.Bits() {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 36), hdr&oxmIPv6Mask|oxmHasMask|32)
+	b = append(append(b, a[:]...), mask[:]...)
+	return m.With(MatchField{Field: FieldRaw, Raw: string(b)})
+}
+
+// ipv6String renders a raw IPv6 address field as ovs-ofctl does, or "".
+func ipv6String(r []byte) string {
+	if len(r) < 4 || r[0] != 0x80 || r[1] != 0 {
+		return ""
+	}
+	name := map[byte]string{26: "ipv6_src", 27: "ipv6_dst"}[r[2]>>1]
+	switch {
+	case name == "":
+		return ""
+	case r[2]&1 == 0 && r[3] == 16 && len(r) == 20:
+		return name + "=" + netip.AddrFrom16([16]byte(r[4:])).String()
+	case r[2]&1 == 1 && r[3] == 32 && len(r) == 36:
+		bits := 0
+		for _, c := range r[20:] {
+			for c&0x80 != 0 {
+				bits, c = bits+1, c<<1
+			}
+		}
+		return name + "=" + netip.PrefixFrom(netip.AddrFrom16([16]byte(r[4:20])), bits).String()
+	}
+	return ""
 }
