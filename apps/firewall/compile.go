@@ -2,7 +2,9 @@ package firewall
 
 import (
 	"cmp"
+	"encoding/hex"
 	"hash/fnv"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -48,9 +50,6 @@ const (
 
 // Priorities in fw-egress-rules and fw-ingress-rules, which only see the
 // IPv4 and IPv6 of ports with groups, just looked up in the port's zone.
-// Rules are IPv4's only: IPv6 gets the connection states, neighbour
-// discovery, the open egress of a port without egress rules, and the
-// default deny.
 const (
 	prioStateless = 400 // stateless rules: whatever the connection state
 	prioInvalid   = 300 // +inv: drop
@@ -162,7 +161,12 @@ func (r *rule) key() string {
 	k = append(k, '-')
 	k = strconv.AppendUint(k, uint64(r.portMax), 10)
 	k = append(k, '|')
-	k = strconv.AppendUint(k, uint64(r.cidr), 16)
+	if r.v6 {
+		k = append(k, "v6:"...)
+		k = hex.AppendEncode(k, r.cidr6[:])
+	} else {
+		k = strconv.AppendUint(k, uint64(r.cidr), 16)
+	}
 	k = append(k, '/')
 	k = strconv.AppendInt(k, int64(r.cidrBits), 10)
 	k = append(k, '|')
@@ -198,11 +202,18 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 		portField, remoteField = flow.Reg7, flow.IPv4Src
 	}
 	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
+	ip6 := flow.Match{}.EthType(packet.EtherTypeIPv6)
+	family := func(r *rule) flow.Match {
+		if r.v6 {
+			return ip6
+		}
+		return ip
+	}
 	sigs := map[string]*sig{}
-	// open[stateful]: ports that some rule allows everything in this
-	// direction (any protocol from anywhere): one flow each, and no
-	// conjunction clause for them.
-	open := [2]map[uint32]bool{{}, {}}
+	// open[v6][stateful]: ports that some rule allows everything of a
+	// family in this direction (any protocol from anywhere): one flow
+	// each, and no conjunction clause for them.
+	open := [2][2]map[uint32]bool{{{}, {}}, {{}, {}}}
 	for _, p := range h.ports {
 		deny := ingress
 		for _, g := range p.groups {
@@ -213,7 +224,7 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 					continue
 				}
 				if r.anyRemote() && r.anyProto() {
-					open[b2i(r.stateful)][p.ofport] = true
+					open[b2i(r.v6)][b2i(r.stateful)][p.ofport] = true
 					continue
 				}
 				k := r.key()
@@ -232,13 +243,16 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 			b.add(commit(flow.New(table, prioOpen, flow.Match{}.EthType(packet.EtherTypeIPv6).InPort(p.ofport)), after))
 		}
 	}
-	for stateful, ports := range open {
-		for _, p := range sortedKeys(ports) {
-			f := flow.New(table, prio(stateful == 1), ip.Set(portField, uint64(p)))
-			if stateful == 1 {
-				b.add(commit(f, after))
-			} else {
-				b.add(next(f, after))
+	for v6, byState := range open {
+		fam := []flow.Match{ip, ip6}[v6]
+		for stateful, ports := range byState {
+			for _, p := range sortedKeys(ports) {
+				f := flow.New(table, prio(stateful == 1), fam.Set(portField, uint64(p)))
+				if stateful == 1 {
+					b.add(commit(f, after))
+				} else {
+					b.add(next(f, after))
+				}
 			}
 		}
 	}
@@ -268,7 +282,12 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 	}
 	for _, s := range list {
 		r := &s.r
-		ports := slices.DeleteFunc(slices.Clone(s.ports), func(p uint32) bool { return open[b2i(r.stateful)][p] })
+		ip := family(r)
+		fam := "4|"
+		if r.v6 {
+			fam = "6|"
+		}
+		ports := slices.DeleteFunc(slices.Clone(s.ports), func(p uint32) bool { return open[b2i(r.v6)][b2i(r.stateful)][p] })
 		if len(ports) == 0 {
 			continue
 		}
@@ -282,16 +301,27 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 		if !r.anyRemote() {
 			if r.group != "" {
 				g := x.groups[r.group]
-				if g == nil || len(g.members) == 0 {
+				if g == nil || (!r.v6 && len(g.members) == 0) || (r.v6 && len(g.members6) == 0) {
 					continue // a remote group without addresses: nothing matches
 				}
-				dims = append(dims, dimension{"group|" + g.id, func() []flow.Match {
+				dims = append(dims, dimension{"group|" + fam + g.id, func() []flow.Match {
+					if r.v6 {
+						out := make([]flow.Match, len(g.members6))
+						for i, a := range g.members6 {
+							out[i] = ip.IPv6Prefix(!ingress, netip.PrefixFrom(netip.AddrFrom16(a), 128))
+						}
+						return out
+					}
 					out := make([]flow.Match, len(g.members))
 					for i, a := range g.members {
 						out[i] = ip.Set(remoteField, uint64(a))
 					}
 					return out
 				}})
+			} else if r.v6 {
+				p := netip.PrefixFrom(netip.AddrFrom16(r.cidr6), r.cidrBits)
+				dims = append(dims, dimension{"cidr|" + p.String(),
+					func() []flow.Match { return []flow.Match{ip.IPv6Prefix(!ingress, p)} }})
 			} else {
 				mask := uint64(^uint32(0) << (32 - r.cidrBits))
 				dims = append(dims, dimension{"cidr|" + strconv.FormatUint(uint64(r.cidr), 16) + "/" + strconv.Itoa(r.cidrBits),
@@ -299,7 +329,7 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 			}
 		}
 		if !r.anyProto() {
-			dims = append(dims, dimension{"l4|" + strconv.Itoa(r.proto) + "|" + strconv.Itoa(int(r.portMin)) + "-" + strconv.Itoa(int(r.portMax)),
+			dims = append(dims, dimension{"l4|" + fam + strconv.Itoa(r.proto) + "|" + strconv.Itoa(int(r.portMin)) + "-" + strconv.Itoa(int(r.portMax)),
 				func() []flow.Match {
 					base := ip.IPProto(uint8(r.proto))
 					if r.portMin == 0 {
@@ -344,7 +374,7 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 		id, n := ids[s.key], 1+len(dims)
 		a := flow.Conjunction(id, 1, n)
 		for _, p := range ports {
-			for _, f := range clauses("port|"+strconv.Itoa(int(p)), pr, portFrag(p)) {
+			for _, f := range clauses("port|"+fam+strconv.Itoa(int(p)), pr, portFrag(p)) {
 				f.Apply = append(f.Apply, a)
 			}
 		}

@@ -26,17 +26,17 @@
 //     destination port range for tcp and udp (in both directions: the
 //     port of the side that accepts the connection; 1-65535 is any), and
 //     the remote end: the source of ingress, the destination of egress,
-//     as a CIDR or a remote group, which stands for the IPv4 addresses of
-//     every port in that group, on any host, bound or not.
+//     as a CIDR or a remote group, which stands for the addresses (of the
+//     rule's family) of every port in that group, on any host, bound or
+//     not.
 //   - DHCP passes: a port's requests (UDP 68 -> 67) out, server replies
 //     (67 -> 68) in. ARP and other non-IP traffic is not filtered (port
 //     security, apps/portpolicy, is what keeps a VM to its own addresses).
-//   - IPv6 goes through the port's zone too, but rules are IPv4's only
-//     (rules of ethertype ipv6 are not enforced yet): a port with groups
-//     gets the replies of the IPv6 connections it opens (its egress is
-//     open unless its groups have egress rules) and IPv6 neighbour
-//     discovery (ICMPv6 133-136) both ways; any other IPv6 is dropped.
-//     Fail closed: before, IPv6 passed unfiltered.
+//   - IPv6 is filtered the same way, in the same zone, by the rules of
+//     ethertype ipv6 (icmp is ICMPv6; a remote group stands for its
+//     members' IPv6 addresses); IPv6 neighbour discovery (ICMPv6
+//     133-136) passes both ways, as ARP does. An IPv4 rule never opens
+//     IPv6, nor an IPv6 rule IPv4.
 //
 // Each port's connections live in its own conntrack zone (Zone: the
 // OpenFlow port number, clear of the router's zones): two VMs of one host

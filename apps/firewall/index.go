@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"hash/fnv"
@@ -11,26 +12,30 @@ import (
 	"github.com/loom-sdn/loom/model"
 )
 
-// rule is a security group rule as the compiler uses it: IPv4 only.
+// rule is a security group rule as the compiler uses it.
 type rule struct {
 	ingress  bool
 	stateful bool
-	proto    int    // IP protocol, -1 for any
+	v6       bool   // an IPv6 rule (ethertype ipv6)
+	proto    int    // IP protocol, -1 for any (icmp is 58 for IPv6)
 	portMin  uint16 // tcp and udp destination ports; 0: any
 	portMax  uint16
-	// The remote end: a prefix (cidrBits 0 with no group: anywhere) or
-	// the addresses of a security group's ports.
+	// The remote end: a prefix (cidrBits 0 with no group: anywhere; cidr
+	// for IPv4, cidr6 for IPv6) or the addresses of a security group's
+	// ports.
 	cidr     uint32
+	cidr6    [16]byte
 	cidrBits int
 	group    string // remote group id
 }
 
-// group is a security group: its IPv4 rules and its members' addresses.
+// group is a security group: its rules and its members' addresses.
 type group struct {
-	id      string
-	rules   []rule
-	egress  bool     // it has an IPv4 egress rule: its ports' egress is default-deny
-	members []uint32 // IPv4 addresses of the group's ports (any host, bound or not), sorted, unique
+	id       string
+	rules    []rule
+	egress   bool       // it has an egress rule: its ports' egress is default-deny
+	members  []uint32   // IPv4 addresses of the group's ports (any host, bound or not), sorted, unique
+	members6 [][16]byte // their IPv6 addresses, sorted, unique
 	// rulesSum and membersSum digest rules and members, for telling
 	// which hosts a change affects.
 	rulesSum, membersSum uint64
@@ -82,15 +87,19 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 			continue
 		}
 		var ips []uint32
+		var ip6s [][16]byte
 		for _, a := range p.IPs {
 			if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() {
 				ips = append(ips, binary.BigEndian.Uint32(addr.AsSlice()))
+			} else if err == nil && addr.Is6() {
+				ip6s = append(ip6s, addr.As16())
 			}
 		}
 		lp := lport{id: p.ID}
 		for _, gid := range p.SecurityGroups {
 			if g := x.groups[gid]; g != nil {
 				g.members = append(g.members, ips...)
+				g.members6 = append(g.members6, ip6s...)
 				lp.groups = append(lp.groups, g)
 			}
 		}
@@ -117,9 +126,14 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 	for _, g := range x.groups {
 		slices.Sort(g.members)
 		g.members = slices.Compact(g.members)
+		slices.SortFunc(g.members6, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+		g.members6 = slices.Compact(g.members6)
 		hs := fnv.New64a()
 		for _, ip := range g.members {
 			hs.Write(binary.BigEndian.AppendUint32(nil, ip))
+		}
+		for _, ip := range g.members6 {
+			hs.Write(ip[:])
 		}
 		g.membersSum = hs.Sum64()
 	}
@@ -150,11 +164,11 @@ func newGroup(sg *model.SecurityGroup) *group {
 	g := &group{id: sg.ID}
 	hs := fnv.New64a()
 	for _, r := range sg.Rules {
-		if r.Ethertype != "" && r.Ethertype != "ipv4" {
-			continue // IPv6 rules are not enforced yet (see the package doc)
-		}
 		cr := rule{ingress: r.Direction == "ingress", stateful: r.Stateful == nil || *r.Stateful,
-			proto: r.Protocol.Number(), group: r.RemoteGroup}
+			v6: r.Ethertype == "ipv6", proto: r.Protocol.Number(), group: r.RemoteGroup}
+		if cr.v6 && cr.proto == 1 {
+			cr.proto = 58 // icmp of an IPv6 rule: ICMPv6
+		}
 		if cr.proto == 6 || cr.proto == 17 {
 			cr.portMin, cr.portMax = uint16(r.PortMin), uint16(max(r.PortMax, r.PortMin))
 			if cr.portMin <= 1 && cr.portMax == 65535 {
@@ -163,11 +177,15 @@ func newGroup(sg *model.SecurityGroup) *group {
 		}
 		if r.RemoteCIDR != "" {
 			p, err := netip.ParsePrefix(r.RemoteCIDR)
-			if err != nil || !p.Addr().Is4() {
+			if err != nil || p.Addr().Is4() == cr.v6 {
 				continue
 			}
 			p = p.Masked()
-			cr.cidr, cr.cidrBits = binary.BigEndian.Uint32(p.Addr().AsSlice()), p.Bits()
+			if cr.v6 {
+				cr.cidr6, cr.cidrBits = p.Addr().As16(), p.Bits()
+			} else {
+				cr.cidr, cr.cidrBits = binary.BigEndian.Uint32(p.Addr().AsSlice()), p.Bits()
+			}
 		}
 		g.egress = g.egress || !cr.ingress
 		g.rules = append(g.rules, cr)
