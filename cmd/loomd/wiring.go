@@ -126,9 +126,14 @@ func bindView(v *view.View) func(ovsdb.BindingEvent) {
 }
 
 // followModel runs sync now and again after every change of kind (any
-// kind if kind is "") or a gap in the feed, until ctx ends.
+// kind if kind is "") or a gap in the feed, until ctx ends. Level
+// triggered: the events already queued are taken together, so a batch of
+// 10,000 writes costs one sync, not 10,000.
 func followModel(ctx context.Context, sub *events.Subscription, kind model.Kind, sync func()) {
 	sync()
+	relevant := func(e events.Event) bool {
+		return kind == "" && e.Topic == model.Topic || e.Kind == string(kind) || e.Type == events.Gap
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,7 +142,19 @@ func followModel(ctx context.Context, sub *events.Subscription, kind model.Kind,
 			if !ok {
 				return
 			}
-			if kind == "" && e.Topic == model.Topic || e.Kind == string(kind) || e.Type == events.Gap {
+			due := relevant(e)
+			for more := true; more; {
+				select {
+				case e, ok := <-sub.C:
+					if !ok {
+						return
+					}
+					due = due || relevant(e)
+				default:
+					more = false
+				}
+			}
+			if due {
 				sync()
 			}
 		}
