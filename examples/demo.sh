@@ -271,5 +271,8 @@ cat <<EOF
   curl -s $api/api/v1/hosts/host1/status; curl -s $api/api/v1/ports/blue-1/status
   bin/loomctl create ports name=blue-3 network=blue mac=02:00:00:00:01:03 'ips=["10.1.0.13"]'
   examples/lab/lab.sh vm-add host2 blue-3 02:00:00:00:01:03 10.1.0.13/24
+  bin/loomctl create load-balancers name=web network=blue vip=10.1.0.100 protocol=tcp port=80 \
+      'backends=[{"ip":"10.1.0.11"},{"ip":"10.1.0.12"}]'   # a VIP on both hosts
+  http://$api/ui/              # the live fabric page (a browser on this machine)
 EOF
 wait "$(cat "$run/loomd.pid")"
