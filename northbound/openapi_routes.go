@@ -15,10 +15,16 @@ func init() {
 	DescribeRoute(get, "/metrics", Description{Summary: "Prometheus metrics (loom_*)", ContentType: "text/plain",
 		ResponseSchema: map[string]any{"type": "string"}})
 	DescribeRoute(get, "/api/v1/openapi.json", Description{Summary: "this document", Response: map[string]any{}})
+	page := Description{Summary: "the live fabric page: static HTML that draws /api/v1/fabric after every event (no token needed)",
+		ContentType: "text/html", ResponseSchema: map[string]any{"type": "string"}}
+	DescribeRoute(get, "/ui/", page)
+	redirect := Description{Summary: "redirects to /ui/", ContentType: "text/html", ResponseSchema: map[string]any{"type": "string"}}
+	DescribeRoute(get, "/ui", redirect)
+	DescribeRoute(get, "/", redirect)
 	DescribeRoute(get, "/api/v1/switches", Description{Summary: "connected switches", Response: []Switch{}})
 	DescribeRoute(get, "/api/v1/switches/{dpid}", Description{Summary: "one switch: ports, desired flows with owners, groups, meters",
 		Response: SwitchDetail{}, Errors: []int{400, 404, 503}})
-	DescribeRoute(get, "/api/v1/switches/{dpid}/flows", Description{Summary: "desired against installed flows: ok, missing, differs, unexpected, with counters",
+	DescribeRoute(get, "/api/v1/switches/{dpid}/flows", Description{Summary: "desired against installed flows: ok, missing, differs, learned, unexpected, with counters",
 		Response: []controller.FlowView{}, Errors: []int{400, 404, 503}})
 	DescribeRoute(get, "/api/v1/events", Description{Summary: "Server-Sent Events of every change (id: seq, event: topic.type, data: the event)",
 		Query:       []Param{{Name: "topic", Description: "comma-separated topics: model, topology, switch, port, ..."}},
