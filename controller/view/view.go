@@ -103,7 +103,10 @@ func (hs *hostShards) move(port, from, to string) *hostShards {
 	if from == to {
 		return hs
 	}
-	next := *hs
+	var next hostShards
+	if hs != nil {
+		next = *hs
+	}
 	edit := func(host string, add bool) {
 		if host == "" {
 			return
@@ -137,6 +140,9 @@ func (hs *hostShards) move(port, from, to string) *hostShards {
 // PortsOn returns the ports whose active binding is on host, sorted by
 // name.
 func (s *Snapshot) PortsOn(host string) []string {
+	if s.onHost == nil {
+		return nil
+	}
 	set := s.onHost[shardOf(host)][host]
 	out := make([]string, 0, len(set))
 	for p := range set {
