@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -145,9 +146,35 @@ func targetsOf(x any) []string {
 	return nil
 }
 
-// withDefaults returns c with defaults filled in, or an error saying which
-// field is wrong.
+// clone returns c with its own copies of everything it refers to, so
+// that the agent never shares memory with the caller.
+func (c HostConfig) clone() HostConfig {
+	c.Mirrors = slices.Clone(c.Mirrors)
+	for i := range c.Mirrors {
+		c.Mirrors[i].From, c.Mirrors[i].To = slices.Clone(c.Mirrors[i].From), slices.Clone(c.Mirrors[i].To)
+	}
+	if c.SFlow != nil {
+		sf := *c.SFlow
+		sf.Targets = slices.Clone(sf.Targets)
+		c.SFlow = &sf
+	}
+	if c.IPFIX != nil {
+		ip := *c.IPFIX
+		ip.Targets = slices.Clone(ip.Targets)
+		c.IPFIX = &ip
+	}
+	if c.NetFlow != nil {
+		nf := *c.NetFlow
+		nf.Targets = slices.Clone(nf.Targets)
+		c.NetFlow = &nf
+	}
+	return c
+}
+
+// withDefaults returns a copy of c (clone) with defaults filled in, or an
+// error saying which field is wrong.
 func (c HostConfig) withDefaults() (HostConfig, error) {
+	c = c.clone()
 	if c.Bridge == "" {
 		c.Bridge = DefaultBridge
 	}
