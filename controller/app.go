@@ -53,6 +53,14 @@ type Tick struct{ Now time.Time }
 
 func (Tick) event() {}
 
+// GroupAdopter is implemented by a SwitchApp that rebuilds state from the
+// groups a switch already has (left by an earlier run of the controller):
+// FoundGroups gets every group the switch reported, right before Start.
+// Groups the app does not declare again are removed, as flows are.
+type GroupAdopter interface {
+	FoundGroups(groups []*flow.Group)
+}
+
 // SwitchApp is an app's presence on one switch.
 type SwitchApp interface {
 	// Start declares the app's desired state on a switch that just

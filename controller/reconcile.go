@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,14 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 				if uint16(f.Cookie>>CookieShift) == a.id {
 					found = append(found, f)
 				}
+			}
+			if ga, ok := a.handler.(GroupAdopter); ok {
+				all := make([]*flow.Group, 0, len(groups))
+				for _, g := range groups {
+					all = append(all, g)
+				}
+				slices.SortFunc(all, func(x, y *flow.Group) int { return cmp.Compare(x.ID, y.ID) })
+				ga.FoundGroups(all)
 			}
 			a.handler.Start(&a.ctx, found)
 		}
