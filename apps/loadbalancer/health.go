@@ -77,6 +77,17 @@ func (h *health) state(k hkey, now time.Time) *hstate {
 	return s
 }
 
+// adoptDown records a backend an earlier loomd had taken down, unless
+// this one knows it already.
+func (h *health) adoptDown(k hkey, p checkParams, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.st[k] == nil {
+		h.st[k] = &hstate{up: false, since: now, fail: p.fall}
+		h.log.Info("load balancer backend down, as the switch's group says", "load_balancer", k.lb, "backend", k.ip, "port", k.port)
+	}
+}
+
 // up tells whether a backend takes new connections.
 func (h *health) up(lb, ip string, port int) bool {
 	h.mu.Lock()

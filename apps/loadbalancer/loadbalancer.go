@@ -49,6 +49,7 @@ package loadbalancer
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -216,6 +217,39 @@ func (s *switchApp) TickInterval() time.Duration { return 50 * time.Millisecond 
 func (a *app) Statuses() []Status { return a.health.Statuses() }
 
 func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
+
+// FoundGroups takes back, from the select groups an earlier loomd left on
+// the switch (a restart, an upgrade), which health-checked backends were
+// down: a backend of the model missing from its group starts down (until
+// rise successes), instead of taking new connections until fall probes
+// fail again.
+func (s *switchApp) FoundGroups(groups []*flow.Group) {
+	cur := s.a.cur.Load()
+	host, t := s.host(cur.snap), PipelineTables()
+	byID := make(map[uint32]*flow.Group, len(groups))
+	for _, g := range groups {
+		byID[g.ID] = g
+	}
+	now := time.Now()
+	for _, e := range cur.ix.lbs {
+		p, checked := paramsOf(e.lb)
+		if !checked {
+			continue
+		}
+		for _, cn := range e.nets {
+			g := byID[GroupID(e.lb.ID, cn.n.id)]
+			if g == nil || cn.n.local[host] == 0 {
+				continue
+			}
+			for _, be := range e.backends {
+				dnat := flow.CT(flow.CTSpec{Commit: true, Zone: Zone(cn.n.key), Table: t.Out, NAT: flow.NATDst, Addr: uint32(be.ip), Port: be.port})
+				if !slices.ContainsFunc(g.Buckets, func(b flow.Bucket) bool { return slices.Contains(b.Actions, dnat) }) {
+					s.a.health.adoptDown(hkey{e.lb.ID, formatIP(be.ip), int(be.port)}, p, now)
+				}
+			}
+		}
+	}
+}
 
 func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	switch ev := ev.(type) {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/northbound"
 )
 
 // TestOVSUpgradeUnderTraffic restarts loomd (an upgrade: SIGTERM, then a
@@ -13,8 +15,9 @@ import (
 // through the router's SNAT (whose next hop's MAC the old loomd had
 // learned by ARP), and a TCP connection through a load balancer's VIP to
 // a backend behind a security group. Nothing may be lost, the connection
-// must go on, and the new loomd must find every switch as it wants it: no
-// flow, group or meter sent.
+// must go on, a backend its health check had taken down stays out, and
+// the new loomd must find every switch as it wants it: no flow, group or
+// meter sent.
 func TestOVSUpgradeUnderTraffic(t *testing.T) {
 	requireTools(t, vmPython)
 	const apps = "lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer"
@@ -41,6 +44,22 @@ func TestOVSUpgradeUnderTraffic(t *testing.T) {
 	o.patch("/api/v1/ports/b1", `{"port_group":"gold"}`)
 	o.create("load-balancers", "name=echo", "network=blue", "vip=10.1.0.100", "protocol=tcp", "port=7000", `backends=[{"ip":"10.1.0.12"}]`)
 	listen(t, b2, 7000)
+	// A health-checked load balancer with one backend down (nothing on
+	// 7001): after the upgrade it must stay out at once, not take new
+	// connections until its probes fail again (interval 3 s).
+	o.create("load-balancers", "name=checked", "network=blue", "vip=10.1.0.101", "protocol=tcp", "port=7000",
+		`backends=[{"ip":"10.1.0.12","port":7000},{"ip":"10.1.0.12","port":7001}]`,
+		`health_check={"interval_ms":3000,"timeout_ms":500,"fall":1,"rise":2}`)
+	waitForD(t, 10*time.Second, "10.1.0.12:7001 down", func() bool {
+		var st northbound.LoadBalancerStatus
+		getJSON(t, o.api, "/api/v1/load-balancers/checked/status", &st)
+		for _, b := range st.Backends {
+			if b.Port == 7001 {
+				return !b.Up
+			}
+		}
+		return false
+	})
 	o.converged()
 	// Warm up: the way out learns its next hop's MAC, every path works.
 	waitForD(t, 10*time.Second, "g3 reaching the outside", func() bool { return g3.Ping("172.24.0.1", 1, time.Second) == nil })
@@ -61,6 +80,18 @@ func TestOVSUpgradeUnderTraffic(t *testing.T) {
 	o.loomd = startLoomd(t, o.loomd.sock, o.loomd.data, "--api-listen", o.api, "--apps", apps)
 	ready := o.loomd.waitLog(`msg="switch ready"`, 3, 20*time.Second)
 	t.Logf("loomd stopped and started again: 3 switches ready %v later", time.Since(start).Round(time.Millisecond))
+	// At once: every new connection through the checked VIP reaches
+	// 7000, none is refused by 7001, and the status says it is down.
+	for i := range 20 {
+		if got := tcp(t, b1, "10.1.0.101", 7000); got != "ok" {
+			t.Errorf("connection %d through the checked VIP right after the upgrade: %s", i, got)
+			break
+		}
+	}
+	if up := backendStatus(t, o.api, "checked"); up["10.1.0.12"] {
+		// (both backends share the IP: the map holds the last, 7001's)
+		t.Errorf("10.1.0.12:7001 up after the upgrade: %v", up)
+	}
 	for _, l := range ready {
 		t.Logf("  %s", field(l, "since_connect"))
 	}
