@@ -57,6 +57,21 @@ func (c *Context) AddFlow(f *flow.Flow) error {
 	return nil
 }
 
+// ForgetLearned deletes, in one of the app's learned tables, the flows
+// the switch learned with exactly this cookie (its owner bits must be the
+// app's): learned flows an app no longer wants, which the reconciler
+// leaves alone.
+func (c *Context) ForgetLearned(table uint8, cookie uint64) error {
+	t := c.sw.c.byID[table]
+	if t == nil || !t.Learned || t.Owner != c.app.name || cookie>>CookieShift != c.app.cookie>>CookieShift {
+		return fmt.Errorf("app %s may not forget flows with cookie %#x in table %d", c.app.name, cookie, table)
+	}
+	f := flow.New(table, 0, nil)
+	f.Cookie = cookie
+	c.sw.emitFlow(f, flow.CmdDelete)
+	return nil
+}
+
 // DeleteFlow removes the flow with f's table, priority and match from the
 // desired state, if the app owns it.
 func (c *Context) DeleteFlow(f *flow.Flow) {
