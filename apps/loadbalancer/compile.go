@@ -5,10 +5,12 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 )
@@ -230,6 +232,18 @@ func compileNet(e *lbEntry, cn clientNet, host string, t Tables, up Up, add func
 	return g
 }
 
+// PinCookie is the cookie of the pins a load balancer's clients get: the
+// app's owner bits and a hash of the load balancer and its
+// affinity_seconds, so that the pins of a load balancer that changed its
+// affinity or went away can be forgotten (controller.Context.ForgetLearned).
+func PinCookie(lb *model.LoadBalancer) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(lb.ID))
+	h.Write([]byte{'/'})
+	h.Write([]byte(strconv.Itoa(lb.AffinitySeconds)))
+	return controller.OwnerCookie(Name) | max(h.Sum64()&controller.CookieLowMask, 1)
+}
+
 // pin is the learn action that pins a client to the backend in
 // regAffIP/regAffPort: a flow in lb-affinity, matching the client's
 // network, address and the VIP:port, that loads the backend into the
@@ -237,7 +251,7 @@ func compileNet(e *lbEntry, cn clientNet, host string, t Tables, up Up, add func
 func pin(e *lbEntry, t Tables) flow.Action {
 	return flow.Learn(flow.LearnSpec{
 		Table: t.Affinity, Priority: prioLearned, IdleTimeout: uint16(min(e.lb.AffinitySeconds, 0xffff)),
-		Cookie: controller.OwnerCookie(Name),
+		Cookie: PinCookie(e.lb),
 		Specs: []flow.LearnField{
 			flow.LearnMatchBits(flow.Metadata, 0, 32),
 			flow.LearnMatchValue(flow.EthType, packet.EtherTypeIPv4),

@@ -164,8 +164,18 @@ func TestAffinity(t *testing.T) {
 			t.Errorf("group\n %s\nwant a bucket with\n %s", g, want)
 		}
 	}
+	lb, _ := l.Svc.Snapshot().LoadBalancers.ByName("web")
+	cookie := PinCookie(lb)
+	if cookie>>48 != 8 || cookie&(1<<48-1) == 0 {
+		t.Errorf("pin cookie %#x: want the load balancer app's owner bits and a tag", cookie)
+	}
+	l.Patch(model.KindLoadBalancer, "web", `{"affinity_seconds":601}`)
+	lb2, _ := l.Svc.Snapshot().LoadBalancers.ByName("web")
+	if PinCookie(lb2) == cookie {
+		t.Errorf("the pin cookie does not change with affinity_seconds")
+	}
 	want := "table=15,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=" +
-		"learn(table=14,idle_timeout=600,priority=100,cookie=0x8000000000000,OXM_OF_METADATA[0..31],eth_type=0x800,nw_proto=6," +
+		fmt.Sprintf("learn(table=14,idle_timeout=600,priority=100,cookie=%#x,OXM_OF_METADATA[0..31],eth_type=0x800,nw_proto=6,", cookie) +
 		"NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:NXM_NX_REG4[]->NXM_NX_REG4[],load:NXM_NX_REG2[0..15]->NXM_NX_REG2[0..15])"
 	if !strings.Contains(got, want) {
 		t.Errorf("missing the pinning flow\n %s\nin\n%s", want, got)

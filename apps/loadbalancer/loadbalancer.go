@@ -174,7 +174,7 @@ func (a *app) healthChanged(lbID string) {
 func (a *app) Name() string { return Name }
 
 func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID}
+	return &switchApp{a: a, dpid: sw.DatapathID, pins: map[uint64]bool{}}
 }
 
 // PipelineTables are the load balancer's tables as the runtime realized
@@ -194,6 +194,11 @@ type switchApp struct {
 	dpid      uint64
 	seq, hseq uint64 // view and health changes last compiled
 	set       controller.FlowSet
+	// pins are the cookies (PinCookie) of the load balancers with
+	// affinity this switch serves: their clients' pins are in
+	// lb-affinity. A cookie that goes (affinity changed, load balancer
+	// gone) has its pins forgotten.
+	pins map[uint64]bool
 }
 
 // host is the switch's host in snap.
@@ -216,7 +221,17 @@ func (s *switchApp) TickInterval() time.Duration { return 50 * time.Millisecond 
 // Statuses returns the health of the health-checked backends.
 func (a *app) Statuses() []Status { return a.health.Statuses() }
 
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
+func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
+	// The pins an earlier loomd's clients learned: kept if their load
+	// balancer still has the same affinity, else forgotten by sync.
+	aff := PipelineTables().Affinity
+	for _, f := range found {
+		if f.Table == aff && f.Priority != 0 {
+			s.pins[f.Cookie] = true
+		}
+	}
+	s.sync(ctx, true)
+}
 
 // FoundGroups takes back, from the select groups an earlier loomd left on
 // the switch (a restart, an upgrade), which health-checked backends were
@@ -285,4 +300,18 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	flows, groups := compileHost(ix, host, t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	s.set.Sync(ctx, flows, groups)
+	pins := map[uint64]bool{}
+	for _, e := range ix.lbs {
+		if e.lb.AffinitySeconds > 0 && e.serves(host) {
+			pins[PinCookie(e.lb)] = true
+		}
+	}
+	for c := range s.pins {
+		if !pins[c] {
+			if err := ctx.ForgetLearned(t.Affinity, c); err != nil {
+				ctx.Log().Error("cannot forget a load balancer's pins", "error", err)
+			}
+		}
+	}
+	s.pins = pins
 }

@@ -294,8 +294,28 @@ func TestOVSLoadBalancer(t *testing.T) {
 	// the VIP. A pinned client stays on its backend when another backend
 	// leaves.
 	t.Run("client affinity", func(t *testing.T) {
+		learned := func(host string) []string {
+			var out []string
+			for _, v := range o.flowViews(host) {
+				if v.State == "learned" {
+					out = append(out, v.Flow)
+				}
+			}
+			return out
+		}
+		// Pins for 600 s, then affinity_seconds changed to 4: the old
+		// pins are forgotten at once, the new ones last 4 s.
+		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":600}`)
+		o.converged()
+		httpRequests(t, clients[0], "10.1.0.100", 80, 3)
+		if l := learned("hv1"); !strings.Contains(strings.Join(l, "\n"), "idle_timeout=600") {
+			t.Errorf("hv1's learned flows with affinity 600: %v", l)
+		}
 		o.patch("/api/v1/load-balancers/web", `{"affinity_seconds":4}`)
 		o.converged()
+		waitForD(t, 2*time.Second, "the 600 s pins forgotten", func() bool {
+			return !strings.Contains(strings.Join(learned("hv1"), "\n"), "idle_timeout=600")
+		})
 		pinned := map[string]string{}
 		for _, c := range clients {
 			r := httpRequests(t, c, "10.1.0.100", 80, 30)
@@ -306,15 +326,6 @@ func TestOVSLoadBalancer(t *testing.T) {
 			for b := range r.Counts {
 				pinned[c.Name] = b
 			}
-		}
-		learned := func(host string) []string {
-			var out []string
-			for _, v := range o.flowViews(host) {
-				if v.State == "learned" {
-					out = append(out, v.Flow)
-				}
-			}
-			return out
 		}
 		if l := learned("hv1"); len(l) == 0 || !strings.Contains(strings.Join(l, "\n"), "idle_timeout=4") ||
 			!strings.Contains(strings.Join(l, "\n"), "nw_src=10.1.0.21") {
