@@ -90,6 +90,11 @@ type MirrorConfig struct {
 	// collector, through a GRE port of the bridge (MirrorPortName).
 	RemoteIP string
 	GREKey   uint32
+	// Receive makes the mirror the end of other hosts' remote mirrors:
+	// a GRE port (MirrorPortName; any remote, key GREKey) receives their
+	// copies and the mirror copies what it receives to OutputIfaceID.
+	// From and To are not used.
+	Receive bool
 }
 
 // MirrorPortName is the name of the GRE port of a remote mirror.
@@ -225,6 +230,8 @@ func (c HostConfig) withDefaults() (HostConfig, error) {
 			errs = append(errs, fmt.Errorf("%s: give exactly one of OutputIfaceID and RemoteIP", f))
 		case m.RemoteIP != "" && !validIPv4(m.RemoteIP):
 			errs = append(errs, fmt.Errorf("%s: RemoteIP %q is not an IPv4 address", f, m.RemoteIP))
+		case m.Receive && m.OutputIfaceID == "":
+			errs = append(errs, fmt.Errorf("%s: a receiving mirror needs OutputIfaceID", f))
 		}
 		names[m.Name] = true
 	}

@@ -39,6 +39,12 @@ func ensureMirrors(t *txn, s *snapshot, cfg HostConfig, ports map[string]string)
 	var add []string
 	for _, mc := range cfg.Mirrors {
 		src, dst := selected(mc.From), selected(mc.To)
+		if mc.Receive {
+			src, dst = nil, nil
+			if u, ok := ports[MirrorPortName(mc.Name)]; ok {
+				src = []string{u}
+			}
+		}
 		out, ok := byIfaceID[mc.OutputIfaceID], mc.OutputIfaceID != ""
 		if mc.RemoteIP != "" {
 			out, ok = ports[MirrorPortName(mc.Name)]

@@ -26,6 +26,7 @@ func TestMirrorsAndExports(t *testing.T) {
 			{Name: "span", From: []string{"a", "elsewhere"}, To: []string{"a", "b"}, OutputIfaceID: "mon"},
 			{Name: "remote", From: []string{"b"}, RemoteIP: "10.200.0.99", GREKey: 7},
 			{Name: "idle", From: []string{"elsewhere"}, OutputIfaceID: "mon"}, // no port here: no row
+			{Name: "in", Receive: true, GREKey: 9, OutputIfaceID: "mon"},      // other hosts' copies, in GRE
 		},
 		SFlow:   &SFlowConfig{Targets: []string{"127.0.0.1:6343"}, Sampling: 1, Polling: 10},
 		IPFIX:   &IPFIXConfig{Targets: []string{"127.0.0.1:4739"}, Sampling: 2, ObsDomainID: 9},
@@ -37,7 +38,8 @@ func TestMirrorsAndExports(t *testing.T) {
 	gre := MirrorPortName("remote")
 	waitFor(t, 5*time.Second, "mirrors and exports", func() bool {
 		out, _ := h.Vsctl("--bare", "--columns=name", "list", "mirror")
-		return strings.Contains(out, "span") && strings.Contains(out, "remote") && get(t, h, "get", "bridge", "br-int", "netflow") != "[]"
+		return strings.Contains(out, "span") && strings.Contains(out, "remote") && strings.Contains(out, "in") &&
+			get(t, h, "get", "bridge", "br-int", "netflow") != "[]"
 	})
 	checks := [][2]string{
 		{"get mirror span select_src_port", "[" + uuid("port", "a") + "]"},
@@ -46,6 +48,9 @@ func TestMirrorsAndExports(t *testing.T) {
 		{"get mirror remote select_src_port", "[" + uuid("port", "b") + "]"},
 		{"get mirror remote select_dst_port", "[]"},
 		{"get mirror remote output_port", uuid("port", gre)},
+		{"get mirror in select_src_port", "[" + uuid("port", MirrorPortName("in")) + "]"},
+		{"get mirror in output_port", uuid("port", "mon")},
+		{"get interface " + MirrorPortName("in") + " options", `{key="9", remote_ip=flow}`},
 		{"get interface " + gre + " type", "gre"},
 		{"get interface " + gre + " options", `{key="7", remote_ip="10.200.0.99"}`},
 		{"--bare --columns=targets,sampling,polling,external_ids list sflow", "127.0.0.1:6343\n1\n10\nloom-owner=loom"},

@@ -36,6 +36,14 @@ func portSpecs(cfg HostConfig, bound map[string]string) []portSpec {
 		specs = append(specs, portSpec{name: cfg.Uplink})
 	}
 	for _, m := range cfg.Mirrors {
+		if _, out := bound[m.OutputIfaceID]; m.Receive && out {
+			// The end of other hosts' remote mirrors: GRE from anywhere
+			// with the mirror's key, whose packets the mirror copies.
+			specs = append(specs, portSpec{name: MirrorPortName(m.Name), iface: vswitchd.Interface{
+				Type:    "gre",
+				Options: map[string]string{"remote_ip": "flow", "key": strconv.FormatUint(uint64(m.GREKey), 10)},
+			}})
+		}
 		if m.RemoteIP != "" && selectsAny(m, bound) {
 			// A remote mirror's GRE port (the mirror is its only user:
 			// OVS sends nothing else to a mirror's output port).
