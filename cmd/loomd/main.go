@@ -93,7 +93,7 @@ func run(args []string) error {
 	pub, bind := publishBinding(bus), bindView(v)
 	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) }})
 	defer hosts.Close()
-	go manageHosts(ctx, svc, hosts, log)
+	go manageHosts(ctx, svc, hosts, v, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{

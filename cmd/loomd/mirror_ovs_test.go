@@ -120,6 +120,23 @@ func TestOVSMirrorAndExport(t *testing.T) {
 		}
 	})
 
+	// SPAN of a source on another host: hv2 sends b's copies in GRE to
+	// hv1's VTEP, where a receiving mirror hands them to mon.
+	t.Run("SPAN from another host", func(t *testing.T) {
+		loomctl(t, o.api, "delete", "mirrors", "span")
+		o.create("mirrors", "name=xspan", `sources=["b"]`, "output_port=mon")
+		waitForD(t, 5*time.Second, "the mirrors on hv1 and hv2", func() bool {
+			return mirrors("hv1") == "loom-in:xspan" && mirrors("hv2") == "loom-xspan"
+		}, func() string { return mirrors("hv1") + " / " + mirrors("hv2") })
+		var out string
+		waitForD(t, 15*time.Second, "b's packets at the analyzer on hv1", func() bool {
+			out = captureN(t, mon.NS, "eth0", 2, []string{"icmp"}, func() { a.Ping("10.1.0.12", 3, 3*time.Second) })
+			return strings.Contains(out, "10.1.0.11 > 10.1.0.12: ICMP echo request") && strings.Contains(out, "10.1.0.12 > 10.1.0.11: ICMP echo reply")
+		}, func() string { return out })
+		t.Logf("mon (hv1) captured b's (hv2) traffic:\n%s", out)
+		loomctl(t, o.api, "delete", "mirrors", "xspan")
+	})
+
 	t.Run("remote mirroring in GRE", func(t *testing.T) {
 		ul := o.lab.Prefix + "-ul"
 		if out, err := exec.Command("ip", "-n", ul, "addr", "add", "10.200.0.250/24", "dev", "ul-br").CombinedOutput(); err != nil {
@@ -191,7 +208,7 @@ func TestOVSMirrorAndExport(t *testing.T) {
 	})
 
 	t.Run("deleting them removes them from the hosts", func(t *testing.T) {
-		for _, p := range [][2]string{{"mirrors", "span"}, {"mirrors", "remote"}, {"flow-exports", "sf"}, {"flow-exports", "ipfix"}, {"flow-exports", "nf"}} {
+		for _, p := range [][2]string{{"mirrors", "remote"}, {"flow-exports", "sf"}, {"flow-exports", "ipfix"}, {"flow-exports", "nf"}} {
 			loomctl(t, o.api, "delete", p[0], p[1])
 		}
 		waitForD(t, 5*time.Second, "no mirrors or exports left", func() bool {

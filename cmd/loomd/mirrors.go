@@ -1,15 +1,20 @@
 package main
 
 import (
+	"hash/fnv"
 	"slices"
 
+	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 )
 
-// mirrorConfigs are the model's mirrors as every host's OVSDB agent
-// applies them: each host's agent selects the source ports bound there.
-func mirrorConfigs(m *model.Snapshot) []ovsdb.MirrorConfig {
+// mirrorConfigs are the model's mirrors as host's OVSDB agent applies
+// them (each agent selects the source ports bound on its bridge). A SPAN
+// mirror is local on its analyzer's host; every other host sends its
+// sources' copies in GRE to the analyzer host's VTEP, where a receiving
+// mirror (its GRE port) copies them to the analyzer too.
+func mirrorConfigs(m *model.Snapshot, v *view.Snapshot, host string) []ovsdb.MirrorConfig {
 	var out []ovsdb.MirrorConfig
 	name := func(id string) string {
 		if p, ok := m.Ports.Get(id); ok {
@@ -25,18 +30,43 @@ func mirrorConfigs(m *model.Snapshot) []ovsdb.MirrorConfig {
 			}
 		}
 		mc := ovsdb.MirrorConfig{Name: "loom-" + mr.Name, RemoteIP: mr.RemoteIP, GREKey: uint32(mr.GREKey)}
-		if mr.OutputPort != "" {
-			mc.OutputIfaceID = name(mr.OutputPort)
-		}
 		if mr.Direction != "to-port" {
 			mc.From = srcs
 		}
 		if mr.Direction != "from-port" {
 			mc.To = srcs
 		}
-		out = append(out, mc)
+		if mr.OutputPort == "" {
+			out = append(out, mc)
+			continue
+		}
+		analyzer := name(mr.OutputPort)
+		b, bound := v.Binding(analyzer)
+		switch {
+		case !bound:
+			continue // nowhere to send the copies yet
+		case b.Host == host:
+			mc.OutputIfaceID = analyzer
+			out = append(out, mc)
+			// The copies of the sources bound elsewhere come in GRE.
+			if slices.ContainsFunc(srcs, func(p string) bool { sb, ok := v.Binding(p); return ok && sb.Host != host }) {
+				out = append(out, ovsdb.MirrorConfig{Name: "loom-in:" + mr.Name, Receive: true, GREKey: spanKey(mr.ID), OutputIfaceID: analyzer})
+			}
+		default:
+			if h, ok := m.Hosts.ByName(b.Host); ok && h.VTEPIP != "" {
+				mc.RemoteIP, mc.GREKey = h.VTEPIP, spanKey(mr.ID)
+				out = append(out, mc)
+			}
+		}
 	}
 	return out
+}
+
+// spanKey is the GRE key of a SPAN mirror's copies between hosts.
+func spanKey(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()
 }
 
 // exportConfigs are the flow exports host (an id) takes part in.

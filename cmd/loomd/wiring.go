@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/loom-sdn/loom/controller/events"
 	"github.com/loom-sdn/loom/controller/view"
@@ -56,17 +57,20 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 // manageHosts keeps the OVSDB manager's hosts equal to the model's, with
 // the model's mirrors and flow exports: level-triggered like
 // declareEndpoints.
-func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, log *slog.Logger) {
+func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, log *slog.Logger) {
 	sub := svc.Subscribe(1024)
 	defer sub.Close()
 	managed := map[string]ovsdb.HostConfig{}
+	var mu sync.Mutex // sync runs on model changes and on binding changes
 	sync := func() {
+		mu.Lock()
+		defer mu.Unlock()
 		want := map[string]ovsdb.HostConfig{}
-		snap := svc.Snapshot()
-		mirrors := mirrorConfigs(snap)
+		snap, vs := svc.Snapshot(), v.Snapshot()
 		for _, h := range snap.Hosts.All() {
 			cfg := ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
-				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h), Mirrors: mirrors}
+				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h),
+				Mirrors: mirrorConfigs(snap, vs, h.Name)}
 			cfg.SFlow, cfg.IPFIX, cfg.NetFlow = exportConfigs(snap, h.ID)
 			want[h.Name] = cfg
 		}
@@ -93,7 +97,12 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, lo
 		managed = want
 	}
 	// Hosts, and what their agents apply besides: mirrors (their ports
-	// by name) and flow exports.
+	// by name, and where their analyzers are bound) and flow exports.
+	v.Follow(ctx, func(*view.Snapshot) {
+		if svc.Snapshot().Mirrors.Len() > 0 {
+			sync()
+		}
+	})
 	followModel(ctx, sub, "", sync)
 }
 
