@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,9 +70,11 @@ func TestOVSMirrorAndExport(t *testing.T) {
 	o.port("b", "blue", "02:00:00:00:01:0b", "10.1.0.12", "hv2")
 	mon := o.port("mon", "blue", "02:00:00:00:01:0c", "10.1.0.99", "hv1")
 	o.converged()
-	mirrors := func(h string) string {
+	mirrors := func(h string) string { // the names, sorted, comma-separated
 		out, _ := o.hosts[h].Vsctl("--bare", "--columns=name", "list", "mirror")
-		return strings.TrimSpace(out)
+		names := strings.Fields(out)
+		slices.Sort(names)
+		return strings.Join(names, ",")
 	}
 
 	// The live page's data: every host up, the ports where they are
@@ -134,6 +137,17 @@ func TestOVSMirrorAndExport(t *testing.T) {
 			return strings.Contains(out, "10.1.0.11 > 10.1.0.12: ICMP echo request") && strings.Contains(out, "10.1.0.12 > 10.1.0.11: ICMP echo reply")
 		}, func() string { return out })
 		t.Logf("mon (hv1) captured b's (hv2) traffic:\n%s", out)
+		// Sources on both hosts at once: two mirrors on hv1 with mon as
+		// their output (the local one, the receiving one).
+		o.patch("/api/v1/mirrors/xspan", `{"sources":["a","b"],"direction":"from-port"}`)
+		waitForD(t, 5*time.Second, "both mirrors on hv1", func() bool { return mirrors("hv1") == "loom-in:xspan,loom-xspan" },
+			func() string { return mirrors("hv1") })
+		// from-port: a's requests come from the local mirror, b's
+		// replies through GRE from hv2.
+		waitForD(t, 15*time.Second, "a's requests and b's replies at the analyzer", func() bool {
+			out = captureN(t, mon.NS, "eth0", 4, []string{"icmp"}, func() { a.Ping("10.1.0.12", 2, 2*time.Second) })
+			return strings.Contains(out, "10.1.0.11 > 10.1.0.12: ICMP echo request") && strings.Contains(out, "10.1.0.12 > 10.1.0.11: ICMP echo reply")
+		}, func() string { return out })
 		loomctl(t, o.api, "delete", "mirrors", "xspan")
 	})
 
