@@ -1,7 +1,6 @@
 package loadbalancer
 
 import (
-	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -224,7 +223,7 @@ func (h *health) tick(ctx *controller.Context, bes []localBackend, toVM uint8, n
 		}
 		h.seqPort++
 		sport := probePortBase + h.seqPort%1024
-		frame := appendTCP(nil, b.mac, b.vmac, b.vip, b.ip, sport, b.port, uint32(now.UnixNano()), packet.TCPSyn)
+		frame := packet.AppendIPv4TCP(nil, packet.MAC(b.mac.Bytes()), packet.MAC(b.vmac.Bytes()), b.vip, b.ip, sport, b.port, uint32(now.UnixNano()), packet.TCPSyn)
 		if b.p.udp {
 			frame = packet.AppendIPv4UDP(nil, packet.MAC(b.mac.Bytes()), packet.MAC(b.vmac.Bytes()), b.vip, b.ip, sport, b.port, []byte("loom health check\n"))
 		}
@@ -270,7 +269,7 @@ func (h *health) answer(ctx *controller.Context, bes []localBackend, toVM uint8,
 				h.result(b.k, st, b.p, true, now)
 				// Reset the half-open connection, which would otherwise
 				// hold a place in the server's backlog for a minute.
-				rst := appendTCP(nil, b.mac, b.vmac, b.vip, b.ip, f.TCP.DstPort, b.port, f.TCP.Ack, packet.TCPRst)
+				rst := packet.AppendIPv4TCP(nil, packet.MAC(b.mac.Bytes()), packet.MAC(b.vmac.Bytes()), b.vip, b.ip, f.TCP.DstPort, b.port, f.TCP.Ack, packet.TCPRst)
 				if err := ctx.PacketOut(flow.PortController, rst, b.toVM(toVM)...); err != nil {
 					ctx.Log().Warn("load balancer probe reset not sent", "error", err)
 				}
@@ -286,46 +285,4 @@ func (h *health) answer(ctx *controller.Context, bes []localBackend, toVM uint8,
 // to-VM tables (table toVM on), as overlay-forward would.
 func (b localBackend) toVM(toVM uint8) []flow.Action {
 	return []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(flow.Reg7, uint64(b.ofport)), flow.Resubmit(toVM)}
-}
-
-// appendTCP appends an Ethernet/IPv4/TCP frame (no payload, no options)
-// with valid checksums.
-func appendTCP(b []byte, dstMAC, srcMAC flow.MAC, src, dst netip.Addr, sport, dport uint16, seq uint32, flags uint8) []byte {
-	d, sm := dstMAC.Bytes(), srcMAC.Bytes()
-	b = append(b, d[:]...)
-	b = append(b, sm[:]...)
-	b = append(b, 0x08, 0x00)
-	ip := len(b)
-	s4, d4 := src.As4(), dst.As4()
-	b = append(b, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, packet.ProtoTCP, 0, 0)
-	b = append(b, s4[:]...)
-	b = append(b, d4[:]...)
-	binary.BigEndian.PutUint16(b[ip+10:], csum(0, b[ip:ip+20]))
-	t := len(b)
-	b = binary.BigEndian.AppendUint16(b, sport)
-	b = binary.BigEndian.AppendUint16(b, dport)
-	b = binary.BigEndian.AppendUint32(b, seq)
-	b = append(b, 0, 0, 0, 0, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
-	pseudo := uint32(packet.ProtoTCP) + 20
-	for i := 0; i < 8; i += 2 {
-		pseudo += uint32(b[ip+12+i])<<8 | uint32(b[ip+13+i])
-	}
-	binary.BigEndian.PutUint16(b[t+16:], csum(pseudo, b[t:]))
-	for len(b) < 60 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-func csum(s uint32, b []byte) uint16 {
-	for ; len(b) >= 2; b = b[2:] {
-		s += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }

@@ -59,6 +59,22 @@ func AppendIPv4UDP(dst []byte, dstMAC, srcMAC MAC, srcIP, dstIP netip.Addr, srcP
 	return pad(dst, start)
 }
 
+// AppendIPv4TCP appends an Ethernet/IPv4/TCP segment with no payload and
+// no options (a SYN, a RST: ack 0, window 65535) and valid checksums,
+// zero-padded to the 60-byte Ethernet minimum.
+func AppendIPv4TCP(dst []byte, dstMAC, srcMAC MAC, srcIP, dstIP netip.Addr, srcPort, dstPort uint16, seq uint32, flags uint8) []byte {
+	start := len(dst)
+	dst = AppendEthernet(dst, dstMAC, srcMAC, EtherTypeIPv4)
+	dst = appendIPv4Header(dst, srcIP, dstIP, ProtoTCP, 20)
+	t := len(dst)
+	dst = append(dst, byte(srcPort>>8), byte(srcPort), byte(dstPort>>8), byte(dstPort),
+		byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq), 0, 0, 0, 0, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
+	// The pseudo-header: addresses (already in the IPv4 header), protocol
+	// and TCP length.
+	be.PutUint16(dst[t+16:], checksum(sum(uint32(ProtoTCP)+20, dst[t-8:])))
+	return pad(dst, start)
+}
+
 // AppendIPv4ICMPEcho appends an Ethernet/IPv4/ICMP echo frame of the given
 // type (ICMPv4EchoRequest or ICMPv4EchoReply) with valid checksums,
 // zero-padded to the 60-byte Ethernet minimum. The payload is truncated to
