@@ -213,23 +213,7 @@ func TestOVSPortPolicy(t *testing.T) {
 // and returns what it printed.
 func capture(t *testing.T, ns, iface string, args []string, trigger func()) string {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "tcpdump", "-n", "-c", "1", "-i", iface}, args...)...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	trigger()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-	return out.String()
+	return captureN(t, ns, iface, 1, args, trigger)
 }
 
 // iperf measures TCP from client to server (or back, reverse) in Mbit/s,
