@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -35,24 +34,7 @@ func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 // parts (or, with want false, none such).
 func (f *fabric) has(host string, want bool, parts ...string) {
 	f.t.Helper()
-	match := func() bool {
-	flows:
-		for s := range f.sws[host].Flows() {
-			for _, p := range parts {
-				if !strings.Contains(s, p) {
-					continue flows
-				}
-			}
-			return true
-		}
-		return false
-	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if match() == want {
-			return
-		}
-	}
-	f.t.Fatalf("%s: flow with %q present: %v, want %v", host, parts, !want, want)
+	controllertest.WaitFlow(f.t, f.sws[host], host, want, parts...)
 }
 
 // TestFirewallFollowsTheView: switches get their ports' flows from the

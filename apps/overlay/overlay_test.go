@@ -2,7 +2,6 @@ package overlay
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,24 +41,7 @@ func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 // parts (or, with want false, none such).
 func (f *fabric) has(host string, want bool, parts ...string) {
 	f.T.Helper()
-	match := func() bool {
-	flows:
-		for s := range f.sws[host].Flows() {
-			for _, p := range parts {
-				if !strings.Contains(s, p) {
-					continue flows
-				}
-			}
-			return true
-		}
-		return false
-	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if match() == want {
-			return
-		}
-	}
-	f.T.Fatalf("%s: flow with %q present: %v, want %v", host, parts, !want, want)
+	controllertest.WaitFlow(f.T, f.sws[host], host, want, parts...)
 }
 
 func (f *fabric) compiles() uint64 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,29 @@ func (e *Env) Ready(dpid uint64) {
 		}
 	}
 	e.T.Fatalf("switch %016x never became ready", dpid)
+}
+
+// WaitFlow waits until the emulated switch sw (called name in the
+// failure) has a flow whose text contains every one of parts, or, with
+// want false, none such; it fails the test after 5 s.
+func WaitFlow(t testing.TB, sw *emu.Switch, name string, want bool, parts ...string) {
+	t.Helper()
+	match := func() bool {
+	flows:
+		for s := range sw.Flows() {
+			for _, p := range parts {
+				if !strings.Contains(s, p) {
+					continue flows
+				}
+			}
+			return true
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if match() == want {
+			return
+		}
+	}
+	t.Fatalf("%s: flow with %q present: %v, want %v", name, parts, !want, want)
 }
