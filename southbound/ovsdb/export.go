@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ovn-org/libovsdb/model"
+
 	"github.com/loom-sdn/loom/southbound/ovsdb/vswitchd"
 )
 
@@ -17,77 +19,86 @@ func ensureExports(t *txn, s *snapshot, cfg HostConfig) {
 	b := &vswitchd.Bridge{UUID: br.UUID}
 	var fields []any
 	var what []string
-	set := func(field any, change string) { fields, what = append(fields, field), append(what, change) }
+	// ensure keeps one of the bridge's optional rows: ref is the bridge's
+	// column, cur the row it names (nil: none), owned whether Loom made
+	// it, want the row cfg asks for (nil: none) with uuid and ids its
+	// _uuid and external_ids, same whether cur already has want's
+	// columns, and columns want's columns to update.
+	ensure := func(name string, ref **string, cur, want model.Model, owned bool, uuid *string, ids *map[string]string,
+		same bool, columns ...any) {
+		switch {
+		case want != nil && cur == nil:
+			*uuid, *ids = t.newName(name), ownerIDs()
+			ops, err := t.c.Create(want)
+			t.add("create "+name, ops, err)
+			*ref = uuid
+			fields, what = append(fields, ref), append(what, name)
+		case want != nil && !same:
+			ops, err := t.c.Where(want).Update(want, columns...)
+			t.add("set "+name, ops, err)
+		case want == nil && cur != nil && owned:
+			*ref = nil
+			fields, what = append(fields, ref), append(what, "no "+name)
+		}
+	}
 
-	// sFlow
-	cur := rowOf(s.sflows, br.Sflow)
-	if w := cfg.SFlow; w != nil {
-		row := vswitchd.SFlow{Targets: sorted(w.Targets), Sampling: optInt(w.Sampling), Polling: optInt(w.Polling),
+	if cur, w := rowOf(s.sflows, br.Sflow), cfg.SFlow; w != nil {
+		row := &vswitchd.SFlow{Targets: sorted(w.Targets), Sampling: optInt(w.Sampling), Polling: optInt(w.Polling),
 			Header: optInt(w.Header), Agent: optString(w.Agent)}
-		if cur == nil {
-			row.UUID, row.ExternalIDs = t.newName("sflow"), ownerIDs()
-			ops, err := t.c.Create(&row)
-			t.add("create sflow", ops, err)
-			b.Sflow = &row.UUID
-			set(&b.Sflow, "sflow")
-		} else if !slices.Equal(sorted(cur.Targets), row.Targets) || !eqInt(cur.Sampling, row.Sampling) ||
-			!eqInt(cur.Polling, row.Polling) || !eqInt(cur.Header, row.Header) || !eqString(cur.Agent, row.Agent) {
+		same := cur != nil && slices.Equal(sorted(cur.Targets), row.Targets) && eqInt(cur.Sampling, row.Sampling) &&
+			eqInt(cur.Polling, row.Polling) && eqInt(cur.Header, row.Header) && eqString(cur.Agent, row.Agent)
+		if cur != nil {
 			row.UUID = cur.UUID
-			ops, err := t.c.Where(&row).Update(&row, &row.Targets, &row.Sampling, &row.Polling, &row.Header, &row.Agent)
-			t.add(fmt.Sprintf("set sflow targets %v sampling %d", row.Targets, w.Sampling), ops, err)
 		}
-	} else if cur != nil && owned(cur.ExternalIDs) {
-		b.Sflow = nil
-		set(&b.Sflow, "no sflow")
+		ensure("sflow", &b.Sflow, modelOf(cur), row, false, &row.UUID, &row.ExternalIDs, same,
+			&row.Targets, &row.Sampling, &row.Polling, &row.Header, &row.Agent)
+	} else if cur != nil {
+		ensure("sflow", &b.Sflow, cur, nil, owned(cur.ExternalIDs), nil, nil, false)
 	}
 
-	// IPFIX
-	curI := rowOf(s.ipfixes, br.IPFIX)
-	if w := cfg.IPFIX; w != nil {
-		row := vswitchd.IPFIX{Targets: sorted(w.Targets), Sampling: optInt(w.Sampling), ObsDomainID: optInt(w.ObsDomainID),
+	if cur, w := rowOf(s.ipfixes, br.IPFIX), cfg.IPFIX; w != nil {
+		row := &vswitchd.IPFIX{Targets: sorted(w.Targets), Sampling: optInt(w.Sampling), ObsDomainID: optInt(w.ObsDomainID),
 			CacheActiveTimeout: optInt(w.CacheActiveTimeout)}
-		if curI == nil {
-			row.UUID, row.ExternalIDs = t.newName("ipfix"), ownerIDs()
-			ops, err := t.c.Create(&row)
-			t.add("create ipfix", ops, err)
-			b.IPFIX = &row.UUID
-			set(&b.IPFIX, "ipfix")
-		} else if !slices.Equal(sorted(curI.Targets), row.Targets) || !eqInt(curI.Sampling, row.Sampling) ||
-			!eqInt(curI.ObsDomainID, row.ObsDomainID) || !eqInt(curI.CacheActiveTimeout, row.CacheActiveTimeout) {
-			row.UUID = curI.UUID
-			ops, err := t.c.Where(&row).Update(&row, &row.Targets, &row.Sampling, &row.ObsDomainID, &row.CacheActiveTimeout)
-			t.add(fmt.Sprintf("set ipfix targets %v sampling %d", row.Targets, w.Sampling), ops, err)
+		same := cur != nil && slices.Equal(sorted(cur.Targets), row.Targets) && eqInt(cur.Sampling, row.Sampling) &&
+			eqInt(cur.ObsDomainID, row.ObsDomainID) && eqInt(cur.CacheActiveTimeout, row.CacheActiveTimeout)
+		if cur != nil {
+			row.UUID = cur.UUID
 		}
-	} else if curI != nil && owned(curI.ExternalIDs) {
-		b.IPFIX = nil
-		set(&b.IPFIX, "no ipfix")
+		ensure("ipfix", &b.IPFIX, modelOf(cur), row, false, &row.UUID, &row.ExternalIDs, same,
+			&row.Targets, &row.Sampling, &row.ObsDomainID, &row.CacheActiveTimeout)
+	} else if cur != nil {
+		ensure("ipfix", &b.IPFIX, cur, nil, owned(cur.ExternalIDs), nil, nil, false)
 	}
 
-	// NetFlow
-	curN := rowOf(s.netflows, br.Netflow)
-	if w := cfg.NetFlow; w != nil {
-		row := vswitchd.NetFlow{Targets: sorted(w.Targets), ActiveTimeout: w.ActiveTimeout, EngineID: optInt(w.EngineID)}
-		if curN == nil {
-			row.UUID, row.ExternalIDs = t.newName("netflow"), ownerIDs()
-			ops, err := t.c.Create(&row)
-			t.add("create netflow", ops, err)
-			b.Netflow = &row.UUID
-			set(&b.Netflow, "netflow")
-		} else if !slices.Equal(sorted(curN.Targets), row.Targets) || curN.ActiveTimeout != row.ActiveTimeout ||
-			!eqInt(curN.EngineID, row.EngineID) {
-			row.UUID = curN.UUID
-			ops, err := t.c.Where(&row).Update(&row, &row.Targets, &row.ActiveTimeout, &row.EngineID)
-			t.add(fmt.Sprintf("set netflow targets %v", row.Targets), ops, err)
+	if cur, w := rowOf(s.netflows, br.Netflow), cfg.NetFlow; w != nil {
+		row := &vswitchd.NetFlow{Targets: sorted(w.Targets), ActiveTimeout: w.ActiveTimeout, EngineID: optInt(w.EngineID)}
+		same := cur != nil && slices.Equal(sorted(cur.Targets), row.Targets) && cur.ActiveTimeout == row.ActiveTimeout &&
+			eqInt(cur.EngineID, row.EngineID)
+		if cur != nil {
+			row.UUID = cur.UUID
 		}
-	} else if curN != nil && owned(curN.ExternalIDs) {
-		b.Netflow = nil
-		set(&b.Netflow, "no netflow")
+		ensure("netflow", &b.Netflow, modelOf(cur), row, false, &row.UUID, &row.ExternalIDs, same,
+			&row.Targets, &row.ActiveTimeout, &row.EngineID)
+	} else if cur != nil {
+		ensure("netflow", &b.Netflow, cur, nil, owned(cur.ExternalIDs), nil, nil, false)
 	}
 
 	if len(fields) > 0 {
 		ops, err := t.c.Where(b).Update(b, fields...)
 		t.add(fmt.Sprintf("set bridge %s %v", br.Name, what), ops, err)
 	}
+}
+
+// modelOf is p as a model.Model, or a nil interface for a nil p (a typed
+// nil pointer in an interface is not nil).
+func modelOf[T any, PT interface {
+	*T
+	model.Model
+}](p PT) model.Model {
+	if p == nil {
+		return nil
+	}
+	return p
 }
 
 // rowOf is the row a bridge's optional reference names, nil if none.
