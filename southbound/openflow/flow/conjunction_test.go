@@ -3,9 +3,6 @@ package flow
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -152,10 +149,7 @@ func equalBlocks(a, b [][2]uint64) bool {
 // ovs-ofctl ofp-parse (when installed): OVS decodes the conjunction
 // action, conj_id and masked ports to what Loom prints.
 func TestOfctlParsesConjunctiveFlows(t *testing.T) {
-	ofctl, err := exec.LookPath("ovs-ofctl")
-	if err != nil {
-		t.Skip("no ovs-ofctl")
-	}
+	ofctl(t)
 	base := Match{}.SetMasked(CTState, 0x21, 0x21).EthType(0x0800)
 	flows := []*Flow{
 		New(9, 1000, base.Set(Reg7, 3)).Act(Conjunction(7, 1, 3), Conjunction(8, 1, 2)),
@@ -173,19 +167,13 @@ func TestOfctlParsesConjunctiveFlows(t *testing.T) {
 	}
 	var b []byte
 	for _, f := range flows {
+		var err error
 		if b, err = f.AppendFlowMod(b, CmdAdd, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	file := filepath.Join(t.TempDir(), "flowmods")
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(ofctl, "ofp-parse", file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovs-ofctl ofp-parse: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	out := ofpParse(t, b)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(want) {
 		t.Fatalf("ovs-ofctl read %d messages:\n%s", len(lines), out)
 	}

@@ -2,9 +2,6 @@ package flow
 
 import (
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,30 +26,19 @@ func TestIPv6Prefix(t *testing.T) {
 			t.Errorf("%v %s: %s, want %s", c.dst, c.p, got, c.want)
 		}
 	}
-	ofctl, err := exec.LookPath("ovs-ofctl")
-	if err != nil {
-		if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-			t.Fatal("no ovs-ofctl and LOOM_REQUIRE_OVS=1")
-		}
-		t.Skip("no ovs-ofctl")
-	}
 	var b []byte
 	for i, m := range []Match{
 		ip6.IPv6Prefix(false, netip.MustParsePrefix("fd00:9::/32")),
 		ip6.IPv6Prefix(true, netip.MustParsePrefix("fd00::12/128")),
 	} {
+		var err error
 		if b, err = New(3, 100, m).AppendFlowMod(b, CmdAdd, uint32(i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	file := filepath.Join(t.TempDir(), "mods")
-	os.WriteFile(file, b, 0o644)
-	out, err := exec.Command(ofctl, "ofp-parse", file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovs-ofctl ofp-parse: %v\n%s", err, out)
-	}
+	out := ofpParse(t, b)
 	for _, want := range []string{"ipv6,ipv6_src=fd00:9::/32", "ipv6,ipv6_dst=fd00::12"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("ovs-ofctl read\n%s\nwant %s", out, want)
 		}
 	}

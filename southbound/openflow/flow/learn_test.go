@@ -168,13 +168,7 @@ func TestLearnPanics(t *testing.T) {
 // difference as extra lines). Then a FLOW_MOD and a select GROUP_MOD
 // carrying the load balancer's learn action go through ofp-parse.
 func TestOfctlParsesLearn(t *testing.T) {
-	ofctl, err := exec.LookPath("ovs-ofctl")
-	if err != nil {
-		if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-			t.Fatal("no ovs-ofctl [LOOM_REQUIRE_OVS=1]")
-		}
-		t.Skip("no ovs-ofctl")
-	}
+	ofctl := ofctl(t)
 	var in strings.Builder
 	for _, c := range learnCases {
 		in.WriteString(hex.EncodeToString([]byte(Learn(c.s).Raw)) + "\n")

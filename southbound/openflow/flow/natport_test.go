@@ -1,9 +1,6 @@
 package flow
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -26,10 +23,6 @@ func TestCTNATPortString(t *testing.T) {
 // nat(dst=A:P) to ovs-ofctl ofp-parse (when installed): OVS decodes the
 // port range as Loom encodes it.
 func TestOfctlParsesNATPort(t *testing.T) {
-	ofctl, err := exec.LookPath("ovs-ofctl")
-	if err != nil {
-		t.Skip("no ovs-ofctl")
-	}
 	f := New(4, 100, Match{}.EthType(0x0800)).Act(CT(CTSpec{Commit: true, Zone: 9, Table: 5, NAT: NATDst, Addr: 0x0a00000c, Port: 8080}))
 	g := &Group{ID: 7, Type: GroupSelect, Buckets: []Bucket{
 		{Weight: 3, WatchPort: PortAny, WatchGroup: 0xffffffff, Actions: []Action{CT(CTSpec{Commit: true, Zone: 9, Table: 5, NAT: NATDst, Addr: 0x0a00000c, Port: 8080})}},
@@ -42,15 +35,7 @@ func TestOfctlParsesNATPort(t *testing.T) {
 	if b, err = g.AppendMod(b, ModAdd, 2); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "mods")
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(ofctl, "ofp-parse", file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovs-ofctl ofp-parse: %v\n%s", err, out)
-	}
-	s := string(out)
+	s := ofpParse(t, b)
 	for _, want := range []string{
 		"actions=ct(commit,table=5,zone=9,nat(dst=10.0.0.12:8080))",
 		"type=select,bucket=weight:3,actions=ct(commit,table=5,zone=9,nat(dst=10.0.0.12:8080))",
