@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,7 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 	if initial {
 		sw.syncing = true
 		sw.setRuntimeState()
+		var foundGroups []*flow.Group // sorted by id, for the GroupAdopters
 		for _, a := range sw.apps {
 			var found []*flow.Flow
 			for _, f := range actual {
@@ -56,12 +58,10 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 				}
 			}
 			if ga, ok := a.handler.(GroupAdopter); ok {
-				all := make([]*flow.Group, 0, len(groups))
-				for _, g := range groups {
-					all = append(all, g)
+				if foundGroups == nil {
+					foundGroups = slices.SortedFunc(maps.Values(groups), func(x, y *flow.Group) int { return cmp.Compare(x.ID, y.ID) })
 				}
-				slices.SortFunc(all, func(x, y *flow.Group) int { return cmp.Compare(x.ID, y.ID) })
-				ga.FoundGroups(all)
+				ga.FoundGroups(foundGroups)
 			}
 			a.handler.Start(&a.ctx, found)
 		}
