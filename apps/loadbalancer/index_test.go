@@ -86,21 +86,11 @@ func TestIndexUpdate(t *testing.T) {
 			}
 		}
 		// Every host whose flows changed is woken.
-		woken := map[string]bool{}
-		if portsOnly(c) {
-			for _, s := range []*view.Snapshot{prev, snap} {
-				for name := range c.Ports {
-					if p, ok := s.Model.Ports.ByName(name); ok {
-						hostsServing(ix.byNet[p.Network], woken)
-						hostsServing(nx.byNet[p.Network], woken)
-					}
-				}
-			}
-			before := compileAll(ix)
-			for _, h := range hosts {
-				if !slices.Equal(before[h], got[h]) && !woken[h] {
-					t.Fatalf("step %d: %s's flows changed but it is not woken", step, h)
-				}
+		woken := woken(&state{prev, ix}, &state{snap, nx}, c)
+		before := compileAll(ix)
+		for _, h := range hosts {
+			if !slices.Equal(before[h], got[h]) && !woken[h] {
+				t.Fatalf("step %d: %s's flows changed but it is not woken", step, h)
 			}
 		}
 		prev, ix = snap, nx

@@ -137,23 +137,30 @@ func (a *app) digest(snap *view.Snapshot) {
 	if ix == prev.ix {
 		return // nothing the load balancers use changed
 	}
-	hosts := map[string]bool{}
-	if !portsOnly(c) {
-		hostsServing(prev.ix.lbs, hosts)
-		hostsServing(ix.lbs, hosts)
-	} else {
-		for _, s := range []*view.Snapshot{prev.snap, snap} {
-			for name := range c.Ports {
-				if p, ok := s.Model.Ports.ByName(name); ok {
-					hostsServing(prev.ix.byNet[p.Network], hosts)
-					hostsServing(ix.byNet[p.Network], hosts)
-				}
-			}
-		}
-	}
+	hosts := woken(prev, &state{snap, ix}, c)
 	for _, dpid := range snap.Datapaths(hosts) {
 		a.env.Refresh(dpid)
 	}
+}
+
+// woken are the hosts whose load balancer flows may differ from prev to
+// next, whose changes are c.
+func woken(prev, next *state, c view.Changes) map[string]bool {
+	hosts := map[string]bool{}
+	if !portsOnly(c) {
+		hostsServing(prev.ix.lbs, hosts)
+		hostsServing(next.ix.lbs, hosts)
+		return hosts
+	}
+	for _, s := range []*view.Snapshot{prev.snap, next.snap} {
+		for name := range c.Ports {
+			if p, ok := s.Model.Ports.ByName(name); ok {
+				hostsServing(prev.ix.byNet[p.Network], hosts)
+				hostsServing(next.ix.byNet[p.Network], hosts)
+			}
+		}
+	}
+	return hosts
 }
 
 // healthChanged wakes the switches serving the load balancer whose
