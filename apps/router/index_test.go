@@ -12,7 +12,8 @@ import (
 )
 
 // TestIndexUpdate: the index updated from port and binding changes
-// compiles every host exactly as one built from scratch.
+// compiles every host exactly as one built from scratch, and the hosts
+// whose flows changed are woken.
 func TestIndexUpdate(t *testing.T) {
 	l := newLab(t)
 	l.Create(
@@ -79,11 +80,20 @@ func TestIndexUpdate(t *testing.T) {
 			l.View.SetModel(l.Svc.Snapshot())
 		}
 		s := l.View.Snapshot()
-		nx := ix.update(s, view.Diff(ix.snap, s))
+		c := view.Diff(ix.snap, s)
+		nx := ix.update(s, c)
 		got, want := compileAll(nx), compileAll(newIndex(s))
 		for _, h := range hosts {
 			if !slices.Equal(got[h], want[h]) {
 				t.Fatalf("step %d: %s compiled from the updated index\n %v\nfrom scratch\n %v", step, h, got[h], want[h])
+			}
+		}
+		// Every host whose flows changed is woken.
+		all, woken := woken(ix, nx, c)
+		before := compileAll(ix)
+		for _, h := range hosts {
+			if !all && !woken[h] && !slices.Equal(before[h], got[h]) {
+				t.Fatalf("step %d: %s's flows changed but it is not woken", step, h)
 			}
 		}
 		ix = nx

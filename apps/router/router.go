@@ -68,18 +68,30 @@ func (a *app) digest(s *view.Snapshot) {
 	c := view.Diff(prev.snap, s)
 	ix := prev.update(s, c)
 	a.ix.Store(ix)
-	for _, k := range []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindRouter, model.KindFloatingIP} {
-		if c.Kinds[k] {
-			c.All = true
-		}
-	}
-	if c.All {
+	all, hosts := woken(prev, ix, c)
+	if all {
 		a.env.Refresh(controller.AllSwitches)
 		return
 	}
+	for _, dpid := range s.Datapaths(hosts) {
+		a.env.Refresh(dpid)
+	}
+}
+
+// woken tells the switches whose router flows may differ from prev to
+// next, whose changes are c: all of them, or those of hosts.
+func woken(prev, next *index, c view.Changes) (all bool, hosts map[string]bool) {
+	if c.All {
+		return true, nil
+	}
+	for _, k := range []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindRouter, model.KindFloatingIP} {
+		if c.Kinds[k] {
+			return true, nil
+		}
+	}
 	nets := map[string]bool{} // networks of the routers the changed ports are routed by
-	hosts := map[string]bool{}
-	for _, x := range []*index{prev, ix} {
+	hosts = map[string]bool{}
+	for _, x := range []*index{prev, next} {
 		for name := range c.Ports {
 			p, ok := x.snap.Model.Ports.ByName(name)
 			if !ok {
@@ -95,10 +107,7 @@ func (a *app) digest(s *view.Snapshot) {
 			}
 		}
 	}
-	if len(nets) == 0 {
-		return
-	}
-	for _, x := range []*index{prev, ix} {
+	for _, x := range []*index{prev, next} {
 		for n := range nets {
 			for name := range x.byNet[n] {
 				for _, b := range x.snap.Bindings(name) {
@@ -107,9 +116,7 @@ func (a *app) digest(s *view.Snapshot) {
 			}
 		}
 	}
-	for _, dpid := range s.Datapaths(hosts) {
-		a.env.Refresh(dpid)
-	}
+	return false, hosts
 }
 
 func (a *app) Name() string { return Name }
