@@ -152,6 +152,10 @@ func FabricOf(s *view.Snapshot, mgr *ovsdb.Manager, ctl *controller.Controller, 
 		}
 		f.Ports = append(f.Ports, fp)
 	}
+	cidrs := map[string][]string{} // by network, in subnet name order
+	for _, sn := range m.Subnets.Sorted() {
+		cidrs[sn.Network] = append(cidrs[sn.Network], sn.CIDR)
+	}
 	tunnels := map[[2]string][]string{}
 	for _, n := range m.Networks.Sorted() {
 		fn := FabricNetwork{Name: n.Name, Type: n.Type, Subnets: []string{}, Hosts: []string{}}
@@ -161,11 +165,7 @@ func FabricOf(s *view.Snapshot, mgr *ovsdb.Manager, ctl *controller.Controller, 
 		case "vlan":
 			fn.Segment = n.VLAN
 		}
-		for _, sn := range m.Subnets.Sorted() {
-			if sn.Network == n.ID {
-				fn.Subnets = append(fn.Subnets, sn.CIDR)
-			}
-		}
+		fn.Subnets = append(fn.Subnets, cidrs[n.ID]...)
 		for h := range hostsOf[n.ID] {
 			fn.Hosts = append(fn.Hosts, h)
 		}
