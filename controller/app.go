@@ -149,8 +149,8 @@ func Registered() []string {
 
 func lookup(name string) (Factory, error) {
 	regMu.Lock()
-	defer regMu.Unlock()
 	f, ok := registry[name]
+	regMu.Unlock() // before Registered, which locks regMu again
 	if !ok {
 		return nil, fmt.Errorf("unknown app %q (registered: %v)", name, Registered())
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 // Role is what a token may do.
@@ -50,7 +51,9 @@ func LoadTokens(path string) (Tokens, error) {
 		case "viewer":
 			role = Viewer
 		default:
-			return nil, fmt.Errorf("%s:%d: role %q is not admin or viewer", path, n, fields[0])
+			// Never print the field: a line with its fields swapped has
+			// the token there.
+			return nil, fmt.Errorf("%s:%d: the first field is not admin or viewer (want \"ROLE TOKEN\")", path, n)
 		}
 		if len(fields[1]) < 16 {
 			return nil, fmt.Errorf("%s:%d: token shorter than 16 characters", path, n)
@@ -75,18 +78,55 @@ func (t Tokens) Guard(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		role := t[sha256.Sum256([]byte(strings.TrimSpace(tok)))]
+		tok, ok := bearer(r.Header.Get("Authorization"))
+		role := t[sha256.Sum256([]byte(tok))]
 		switch {
 		case !ok || role == 0:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="loom"`)
-			WriteError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "", "a valid bearer token is required"))
+			refuse(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "", "a valid bearer token is required"))
 		case role == Viewer && r.Method != http.MethodGet && r.Method != http.MethodHead:
-			WriteError(w, Errorf(http.StatusForbidden, CodeForbidden, "", "a viewer token may only read"))
+			refuse(w, r, Errorf(http.StatusForbidden, CodeForbidden, "", "a viewer token may only read"))
 		default:
 			h.ServeHTTP(w, r)
 		}
 	})
+}
+
+// bearer returns the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 7235).
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// refuse answers a request that is not let in, and closes its connection
+// instead of draining a body nobody will read: a client that sends its
+// body slowly must not hold the connection past the answer.
+func refuse(w http.ResponseWriter, r *http.Request, err *APIError) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+		// net/http drains up to 256 KiB of an unread body before it
+		// closes; a deadline already past ends that at once.
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
+	WriteError(w, err)
+}
+
+// TokenFileWarning says why a token file's permissions are unsafe (it is
+// readable or writable by others than its owner), or "".
+func TokenFileWarning(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Sprintf("%s has mode %04o: tokens are readable by others than its owner (chmod 600 it)", path, perm)
+	}
+	return ""
 }
 
 // LoopbackOnly rewrites an API listen address to a loopback one (keeping

@@ -597,6 +597,7 @@ func TestModelAPIConcurrentPatch(t *testing.T) {
 					resp.Body.Close()
 					req, _ := http.NewRequest("PATCH", e.ts.URL+"/api/v1/port-groups/pg", strings.NewReader(fmt.Sprintf(`{"bandwidth_kbps":%d}`, pg.BandwidthKbps+1)))
 					req.Header.Set("If-Match", resp.Header.Get("ETag"))
+					req.Header.Set("Content-Type", "application/json")
 					resp, err = http.DefaultClient.Do(req)
 					if err != nil {
 						errs <- err.Error()

@@ -145,6 +145,9 @@ func OpenAPI(r *mux.Router) map[string]any {
 // without their patterns) of every route of h, a *mux.Router such as
 // Handler returns.
 func WalkRoutes(h http.Handler, fn func(method, path string)) error {
+	if a, ok := h.(apiHandler); ok {
+		h = a.router
+	}
 	r, ok := h.(*mux.Router)
 	if !ok {
 		return fmt.Errorf("northbound: %T is not a *mux.Router", h)

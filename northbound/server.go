@@ -16,7 +16,9 @@ import (
 type Mount func(api *mux.Router)
 
 // Handler returns the HTTP handler: /healthz, /metrics, and /api/v1 with
-// the switch routes and the given mounts.
+// the switch routes and the given mounts. Writes (POST, PUT, PATCH) need
+// Content-Type: application/json (415 otherwise); HEAD is served wherever
+// GET is.
 func Handler(c *controller.Controller, gatherer prometheus.Gatherer, mounts ...Mount) http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -37,5 +39,11 @@ func Handler(c *controller.Controller, gatherer prometheus.Gatherer, mounts ...M
 	})
 	r.NotFoundHandler, api.NotFoundHandler = notFound, notFound
 	r.MethodNotAllowedHandler, api.MethodNotAllowedHandler = notAllowed, notAllowed
-	return r
+	return apiHandler{Handler: headAsGet(requireJSON(r)), router: r}
+}
+
+// apiHandler is the API with its router at hand (for WalkRoutes).
+type apiHandler struct {
+	http.Handler
+	router *mux.Router
 }

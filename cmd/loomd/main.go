@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,9 +37,37 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(os.Stderr, "loomd:", err)
+			}
+			os.Exit(2)
+		}
 		fmt.Fprintln(os.Stderr, "loomd:", err)
 		os.Exit(1)
 	}
+}
+
+// usageError is a mistake on the command line: loomd exits 2 on it, as
+// on an unknown flag.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// checkApps refuses unknown app names before anything starts, naming the
+// apps this loomd has.
+func checkApps(names []string) error {
+	known := controller.Registered()
+	if len(names) == 0 {
+		return usageError{fmt.Errorf("--apps: no app named (registered: %s)", strings.Join(known, ", "))}
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return usageError{fmt.Errorf("--apps: unknown app %q (registered: %s)", n, strings.Join(known, ", "))}
+		}
+	}
+	return nil
 }
 
 func run(args []string) error {
@@ -59,7 +88,18 @@ func run(args []string) error {
 	bundles := fs.Bool("bundles", true, "apply reconciliations atomically with OpenFlow bundles where the switch supports them")
 	lldpInterval := fs.Duration("lldp-interval", lldp.Interval, "how often the lldp app probes every switch port")
 	echo := fs.Duration("echo-interval", 5*time.Second, "idle time before an ECHO_REQUEST; a switch silent for 3x this is dropped")
+	maxStreams := fs.Int("api-max-streams", northbound.DefaultMaxStreams, "most /api/v1/events streams open at once (503 beyond); -1 = no limit")
+	maxAPIConns := fs.Int("api-max-conns", northbound.DefaultMaxConns, "most HTTP connections open at once (more are closed at once); -1 = no limit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := checkApps(splitList(*apps)); err != nil {
 		return err
 	}
 	lldp.Interval = *lldpInterval
@@ -122,7 +162,7 @@ func run(args []string) error {
 	}
 	var api *http.Server
 	if *apiListen != "" {
-		handler := northbound.Handler(ctl, reg, northbound.EventRoutes(bus, 15*time.Second),
+		handler := northbound.Handler(ctl, reg, northbound.EventRoutesWith(bus, northbound.EventOptions{MaxStreams: *maxStreams}),
 			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl, v), northbound.FabricRoutes(hosts, ctl, v, topo),
 			northbound.OpenAPIRoutes())
 		addr := *apiListen
@@ -130,6 +170,9 @@ func run(args []string) error {
 			tokens, err := northbound.LoadTokens(*tokenFile)
 			if err != nil {
 				return fmt.Errorf("--api-token-file: %w", err)
+			}
+			if w := northbound.TokenFileWarning(*tokenFile); w != "" {
+				log.Warn("--api-token-file: " + w)
 			}
 			handler = tokens.Guard(handler)
 		} else {
@@ -142,15 +185,17 @@ func run(args []string) error {
 			} else {
 				log.Info("no --api-token-file: the API is unauthenticated and listens on loopback only")
 			}
+			handler = northbound.LocalOnly(addr, handler)
 		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		api = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		opts := northbound.ServerOptions{MaxConns: *maxAPIConns, Log: log}
+		api = northbound.NewServer(handler, opts)
 		log.Info("api listening", "addr", l.Addr().String())
 		go func() {
-			if err := api.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := api.Serve(northbound.LimitListener(l, opts)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
