@@ -5,9 +5,6 @@ SHELL    := /bin/bash
 GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
-# Debian packages the demo and the tests use.
-DEB_PKGS := openvswitch-switch iproute2 iputils-ping ethtool udhcpc udhcpd iperf3 tcpdump python3-scapy
-
 .PHONY: all build demo demo-check deps vet test test-unit fuzz bench bench-peers clean
 
 all: build
@@ -24,16 +21,10 @@ demo: build
 demo-check: build
 	examples/demo.sh --once
 
-# Install what the lab needs when it is missing (root).
+# Install what the demo and the tests need when it is missing (root):
+# the packages of .ci/packages, without recommended packages.
 deps:
-	@missing=""; for c in ovs-vswitchd:openvswitch-switch ip:iproute2 ping:iputils-ping ethtool:ethtool udhcpc:udhcpc \
-		udhcpd:udhcpd iperf3:iperf3 tcpdump:tcpdump scapy:python3-scapy; do \
-		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || \
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
-	fi
+	bash .ci/install
 
 vet:
 	$(GO) vet $(PKGS)

@@ -58,8 +58,8 @@ command -v osken-manager >/dev/null 2>&1 || [ -x /usr/bin/osken-manager ] || mis
 command -v ovs-testcontroller >/dev/null 2>&1 || missing="$missing openvswitch-testcontroller"
 if [ -n "$missing" ]; then
 	echo "installing:$missing"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing ||
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -q $missing ||
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -q $missing; }
 fi
 if [ ! -d /var/run/openvswitch ]; then # ovs-testcontroller exits without it
 	mkdir -p /var/run/openvswitch && MADE_OVS_RUNDIR=/var/run/openvswitch

@@ -86,8 +86,8 @@ _lab_need_tools() {
         command -v "$t" >/dev/null && continue
         echo "lab: $t is missing; installing $LAB_PACKAGES" >&2
         # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt-get install -y $LAB_PACKAGES ||
-            { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $LAB_PACKAGES; } ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $LAB_PACKAGES ||
+            { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $LAB_PACKAGES; } ||
             _lab_die "could not install $LAB_PACKAGES" || return 1
         break
     done
