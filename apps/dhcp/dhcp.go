@@ -18,11 +18,11 @@
 //	RELEASE, DECLINE -> nothing (the address belongs to the port)
 //
 // Replies come from the subnet's gateway (its address and
-// view.GatewayMAC) and carry the mask, the gateway as router when a
-// router is attached to the subnet, the DNS servers, the lease
+// view.GatewayMAC) and carry the mask, the gateway as router (whether
+// or not a router is attached yet), the DNS servers, the lease
 // (lease_seconds, default one day) with T1 and T2, the MTU (1450 on VXLAN
 // networks, 1500 otherwise) and the host routes as classless static
-// routes (with the default route via the gateway when routed: clients
+// routes (with the default route via the gateway: clients
 // ignore option 3 when option 121 is present).
 package dhcp
 

@@ -31,7 +31,7 @@ type Subnet struct {
 	ServerIP  netip.Addr // the gateway address: server id and source of replies
 	ServerMAC packet.MAC // view.GatewayMAC
 	Mask      netip.Addr
-	Router    netip.Addr // the gateway when a router is attached; invalid otherwise
+	Router    netip.Addr // the gateway
 	DNS       []netip.Addr
 	Lease     uint32
 	MTU       uint16
@@ -160,14 +160,8 @@ type Index struct {
 func NewIndex(s *view.Snapshot) *Index {
 	m := s.Model
 	x := &Index{Seq: s.Seq, snap: s, nets: map[string][]*Subnet{}, keys: overlay.NetworkKeys(m), hosts: &hostShards{}}
-	routed := map[string]bool{}
-	for _, r := range m.Routers.All() {
-		for _, id := range r.Subnets {
-			routed[id] = true
-		}
-	}
 	for _, sn := range m.Subnets.All() {
-		if sub, ok := newSubnet(m, sn, routed[sn.ID]); ok {
+		if sub, ok := newSubnet(m, sn); ok {
 			x.nets[sn.Network] = append(x.nets[sn.Network], sub)
 		}
 	}
@@ -313,7 +307,7 @@ func (x *Index) update(s *view.Snapshot) (*Index, []uint64) {
 	return nx, changed
 }
 
-func newSubnet(m *model.Snapshot, sn *model.Subnet, routed bool) (*Subnet, bool) {
+func newSubnet(m *model.Snapshot, sn *model.Subnet) (*Subnet, bool) {
 	if sn.DHCP != nil && !*sn.DHCP {
 		return nil, false
 	}
@@ -335,9 +329,10 @@ func newSubnet(m *model.Snapshot, sn *model.Subnet, routed bool) (*Subnet, bool)
 	if n, ok := m.Networks.Get(sn.Network); ok && n.Type == "vxlan" {
 		sub.MTU = MTUVXLAN
 	}
-	if routed {
-		sub.Router = gw
-	}
+	// The gateway is the router whether or not a router is attached yet,
+	// as Neutron and OVN announce it: a VM leased before its subnet joins
+	// a router routes as soon as it does, not when it renews.
+	sub.Router = gw
 	for _, d := range sn.DNSServers {
 		if a, err := netip.ParseAddr(d); err == nil && a.Is4() {
 			sub.DNS = append(sub.DNS, a)
@@ -355,7 +350,7 @@ func newSubnet(m *model.Snapshot, sn *model.Subnet, routed bool) (*Subnet, bool)
 	}
 	// A client that gets option 121 ignores option 3 (RFC 3442): the
 	// default route goes into 121 too.
-	if len(sub.Routes) > 0 && routed && !hasDefault {
+	if len(sub.Routes) > 0 && !hasDefault {
 		sub.Routes = append(sub.Routes, packet.DHCPRoute{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: gw})
 	}
 	return sub, true

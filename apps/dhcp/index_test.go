@@ -157,10 +157,10 @@ func TestSubnetOptions(t *testing.T) {
 	if p := port(6); p == nil || p.IP.IsValid() || p.Subnet.ID != blue.ID {
 		t.Errorf("bnoip: %+v", p)
 	}
-	// A VLAN network, not routed, no host routes: MTU 1500, no router,
+	// A VLAN network, not routed, no host routes: MTU 1500, the gateway as router,
 	// no option 121, the default lease.
 	v100 := &Subnet{ID: l.subnetID("v100-a"), Prefix: netip.MustParsePrefix("10.3.0.0/24"), ServerIP: ip("10.3.0.1"),
-		ServerMAC: view.GatewayMAC(l.subnetID("v100-a")), Mask: ip("255.255.255.0"), Lease: DefaultLease, MTU: MTU}
+		ServerMAC: view.GatewayMAC(l.subnetID("v100-a")), Mask: ip("255.255.255.0"), Router: ip("10.3.0.1"), Lease: DefaultLease, MTU: MTU}
 	if p := port(7); p == nil || p.IP != ip("10.3.0.11") || !reflect.DeepEqual(p.Subnet, v100) {
 		t.Errorf("v1: %+v\n%+v\nwant\n%+v", p, p.Subnet, v100)
 	}
@@ -187,7 +187,7 @@ func TestDefaultRouteNotDoubled(t *testing.T) {
 		&model.Router{Meta: meta("r"), Subnets: []string{"s"}},
 	)
 	sn, _ := l.Svc.Snapshot().Subnets.ByName("s")
-	sub, ok := newSubnet(l.Svc.Snapshot(), sn, true)
+	sub, ok := newSubnet(l.Svc.Snapshot(), sn)
 	if !ok || len(sub.Routes) != 1 || sub.Routes[0].Gateway != netip.MustParseAddr("10.5.0.254") || sub.MTU != MTU {
 		t.Errorf("%+v", sub)
 	}

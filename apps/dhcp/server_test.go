@@ -182,9 +182,14 @@ func TestServeOthers(t *testing.T) {
 			t.Errorf("port %d REQUEST: %v %+v", tc.port, res, d)
 		}
 	}
-	// The VLAN network: MTU 1500, no router (not routed), no routes.
+	// The VLAN network: MTU 1500, no routes, and its gateway as router
+	// although no router has its subnet yet (a lease taken now routes as
+	// soon as one does).
 	fr, offer, res := serve(t, x, hv1, 7, discover(v1))
-	if res != Offer || offer.MTU != 1500 || offer.Routers != nil || offer.StaticRoutes != nil || offer.LeaseTime != DefaultLease ||
+	if r := offer.RouterAddrs(); !reflect.DeepEqual(r, []netip.Addr{ip("10.3.0.1")}) {
+		t.Errorf("v1: router %v, want the gateway 10.3.0.1 although no router has the subnet", r)
+	}
+	if res != Offer || offer.MTU != 1500 || offer.StaticRoutes != nil || offer.LeaseTime != DefaultLease ||
 		offer.DNS != nil || fr.Src != packet.MAC(view.GatewayMAC(l.subnetID("v100-a"))) || offer.ServerID != ip("10.3.0.1") {
 		t.Errorf("v1: %v %+v", res, offer)
 	}

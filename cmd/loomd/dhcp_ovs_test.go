@@ -211,15 +211,24 @@ func TestOVSDHCP(t *testing.T) {
 			t.Errorf("g1: %s\n%s", rec, routes("g1"))
 		}
 	})
-	t.Run("VLAN subnet without a router: no default route", func(t *testing.T) {
+	t.Run("VLAN subnet without a router yet: the gateway as router, routed once attached without renewing", func(t *testing.T) {
 		rec := lease(t, "p1", "10.5.0.11/24")
-		if leaseField(rec, "router") != "" || leaseField(rec, "mtu") != "1500" || strings.Contains(routes("p1"), "default") {
-			t.Errorf("p1: %s\n%s", rec, routes("p1"))
+		if leaseField(rec, "router") != "10.5.0.1" || leaseField(rec, "mtu") != "1500" || !strings.Contains(routes("p1"), "default via 10.5.0.1 dev eth0") {
+			t.Errorf("p1 (the gateway is the router before any router has the subnet): %s\n%s", rec, routes("p1"))
 		}
 		lease(t, "p2", "10.5.0.12/24")
 		if err := o.ping("p2", "p1"); err != nil {
 			t.Error(err)
 		}
+		if o.vms["p1"].Ping("10.1.0.11", 1, time.Second) == nil {
+			t.Fatal("p1 reaches blue before its subnet is on a router")
+		}
+		// The subnet joins r1: p1 routes with the lease it has.
+		o.patch("/api/v1/routers/r1", `{"subnets":["blue-a","green-a","plain-a"]}`)
+		took := waitForD(t, 10*time.Second, "p1 routed to b1 without renewing its lease", func() bool {
+			return o.vms["p1"].Ping("10.1.0.11", 1, 500*time.Millisecond) == nil
+		})
+		t.Logf("p1 routed to b1 %v after its subnet joined r1, with the lease it took before", took.Round(time.Millisecond))
 	})
 	t.Run("a MAC that is not the port's gets nothing", func(t *testing.T) {
 		before := metric(t, o.api, `loom_dhcp_requests_total{result="unknown_mac"}`)
