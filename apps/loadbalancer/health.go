@@ -87,6 +87,32 @@ func (h *health) adoptDown(k hkey, p checkParams, now time.Time) {
 	}
 }
 
+// prune forgets the health of backends no longer checked: a load
+// balancer, a backend or a health check gone. A backend that comes back,
+// or whose load balancer gets a health check again, starts afresh (up);
+// one whose health check is removed takes connections again at once.
+func (h *health) prune(lbs []*lbEntry) {
+	keep := map[hkey]bool{}
+	for _, e := range lbs {
+		if _, ok := paramsOf(e.lb); !ok {
+			continue
+		}
+		for _, be := range e.backends {
+			keep[hkey{e.lb.ID, formatIP(be.ip), int(be.port)}] = true
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, s := range h.st {
+		if !keep[k] {
+			delete(h.st, k)
+			if !s.up {
+				h.seq++ // compiled without it: compile again
+			}
+		}
+	}
+}
+
 // up tells whether a backend takes new connections.
 func (h *health) up(lb, ip string, port int) bool {
 	h.mu.Lock()

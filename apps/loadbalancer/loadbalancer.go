@@ -137,6 +137,7 @@ func (a *app) digest(snap *view.Snapshot) {
 	if ix == prev.ix {
 		return // nothing the load balancers use changed
 	}
+	a.health.prune(ix.lbs)
 	hosts := woken(prev, &state{snap, ix}, c)
 	for _, dpid := range snap.Datapaths(hosts) {
 		a.env.Refresh(dpid)
@@ -201,6 +202,10 @@ type switchApp struct {
 	dpid      uint64
 	seq, hseq uint64 // view and health changes last compiled
 	set       controller.FlowSet
+	// probing are the backends whose probe answers the switch has a flow
+	// for (sent by the last sync): only those are probed, so a first
+	// probe's answer is never lost to a flow not there yet.
+	probing map[hkey]bool
 	// pins are the cookies (PinCookie) of the load balancers with
 	// affinity this switch serves: their clients' pins are in
 	// lb-affinity. A cookie that goes (affinity changed, load balancer
@@ -220,6 +225,24 @@ func (s *switchApp) host(snap *view.Snapshot) string {
 func (s *switchApp) checked() []localBackend {
 	cur := s.a.cur.Load()
 	return cur.ix.checked[s.host(cur.snap)]
+}
+
+// probed returns the health-checked backends bound on this switch whose
+// probe answers it has a flow for.
+func (s *switchApp) probed() []localBackend {
+	bes := s.checked()
+	for i, b := range bes {
+		if !s.probing[b.k] {
+			out := append([]localBackend(nil), bes[:i]...)
+			for _, b := range bes[i+1:] {
+				if s.probing[b.k] {
+					out = append(out, b)
+				}
+			}
+			return out
+		}
+	}
+	return bes
 }
 
 // TickInterval paces the health checks' probes and timeouts.
@@ -278,7 +301,7 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	case controller.Update:
 		s.sync(ctx, false)
 	case controller.Tick:
-		s.a.health.tick(ctx, s.checked(), controller.TableLBReply.ID(), ev.Now)
+		s.a.health.tick(ctx, s.probed(), controller.TableLBReply.ID(), ev.Now)
 	case controller.PacketIn:
 		if ev.Frame != nil {
 			s.a.health.answer(ctx, s.checked(), controller.TableLBReply.ID(), ev.Frame, time.Now())
@@ -307,6 +330,11 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	flows, groups := compileHost(ix, host, t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	s.set.Sync(ctx, flows, groups)
+	// The flows are sent: probes sent from now on find their answers'.
+	s.probing = map[hkey]bool{}
+	for _, b := range ix.checked[host] {
+		s.probing[b.k] = true
+	}
 	pins := map[uint64]bool{}
 	for _, e := range ix.lbs {
 		if e.lb.AffinitySeconds > 0 && e.serves(host) {
