@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/loom-sdn/loom/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,13 +54,7 @@ type dhcpVM struct {
 // busybox's udhcpc.
 func requireUdhcpc(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("udhcpc"); err != nil {
-		msg := "no udhcpc (Debian: apt-get install -y udhcpc)"
-		if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-			t.Fatal(msg + " [LOOM_REQUIRE_OVS=1]")
-		}
-		t.Skip(msg)
-	}
+	testenv.RequireTools(t, "udhcpc")
 }
 
 func newDHCPVM(t *testing.T, v *ovslab.VM) *dhcpVM {

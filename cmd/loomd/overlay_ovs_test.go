@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,18 +189,7 @@ func (o *overlayLab) converged() {
 
 func waitForD(t *testing.T, d time.Duration, what string, cond func() bool, detail ...func() string) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for deadline := start.Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return time.Since(start)
-		}
-	}
-	var more string
-	for _, f := range detail {
-		more += "\n" + f()
-	}
-	t.Fatalf("timed out after %v waiting for %s%s", d, what, more)
-	return 0
+	return testenv.WaitFor(t, d, what, cond, detail...)
 }
 
 func TestOVSOverlay(t *testing.T) {

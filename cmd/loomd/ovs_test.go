@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/loom-sdn/loom/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -251,12 +252,7 @@ func TestOVSThreeVMsPing(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testenv.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // pingRun pings for a while in the background and reports the loss.

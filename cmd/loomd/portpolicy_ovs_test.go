@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,15 +18,7 @@ import (
 // attack and measurement tools.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			msg := "no " + tool + " (Debian: apt-get install -y iperf3 tcpdump python3-scapy udhcpd udhcpc)"
-			if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-				t.Fatal(msg + " [LOOM_REQUIRE_OVS=1]")
-			}
-			t.Skip(msg)
-		}
-	}
+	testenv.RequireTools(t, tools...)
 }
 
 // scapy runs a Python/scapy script in a VM with Debian's python3 (the one

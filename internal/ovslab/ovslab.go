@@ -50,6 +50,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,10 +104,7 @@ func Require(t testing.TB) {
 // skipOrFail skips the test with msg, or fails it if LOOM_REQUIRE_OVS=1.
 func skipOrFail(t testing.TB, msg string) {
 	t.Helper()
-	if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-		t.Fatal(msg + " [LOOM_REQUIRE_OVS=1]")
-	}
-	t.Skip(msg)
+	testenv.SkipOrFail(t, msg)
 }
 
 // A Lab is a set of simulated hosts and VMs that is torn down when its test

@@ -2,6 +2,7 @@ package ovsdb
 
 import (
 	"fmt"
+	"github.com/loom-sdn/loom/internal/testenv"
 	osexec "os/exec"
 	"strconv"
 	"strings"
@@ -31,14 +32,7 @@ func get(t *testing.T, h *ovslab.Host, args ...string) string {
 // took; it fails the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not after %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testenv.WaitFor(t, timeout, what, cond)
 }
 
 // newTestManager returns a Manager whose binding events go to the returned

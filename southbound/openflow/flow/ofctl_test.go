@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,14 +12,7 @@ import (
 // fails when LOOM_REQUIRE_OVS=1 (CI).
 func ofctl(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("ovs-ofctl")
-	if err != nil {
-		if os.Getenv("LOOM_REQUIRE_OVS") == "1" {
-			t.Fatal("no ovs-ofctl and LOOM_REQUIRE_OVS=1")
-		}
-		t.Skip("no ovs-ofctl")
-	}
-	return path
+	return testenv.Tool(t, "ovs-ofctl")
 }
 
 // ofpParse hands encoded OpenFlow messages to ovs-ofctl ofp-parse and
