@@ -583,3 +583,37 @@ func TestApplyMatchesSingleWrites(t *testing.T) {
 	}
 	t.Logf("%d of %d batches failed; final model:\n%s", failed, rounds, state(batch.Snapshot()))
 }
+
+// networkOps creates n networks: half vxlan, half vlan (while VLANs last,
+// then flat).
+func networkOps(n int) []model.Op {
+	ops := make([]model.Op, n)
+	for i := range n {
+		nw := &model.Network{Meta: named(fmt.Sprintf("n%d", i)), Type: "vxlan", VNI: 1 + i}
+		if i%2 == 1 {
+			nw = &model.Network{Meta: named(fmt.Sprintf("n%d", i)), Type: "vlan", VLAN: 1 + i/2}
+		}
+		if i%2 == 1 && i >= 2*4094 {
+			nw = &model.Network{Meta: named(fmt.Sprintf("n%d", i)), Type: "flat"}
+		}
+		ops[i] = create(nw)
+	}
+	return ops
+}
+
+// BenchmarkBatchNetworks10k writes 10,000 networks (vxlan, vlan and flat)
+// as one batch into an empty model.
+func BenchmarkBatchNetworks10k(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		st, svc := open(b, b.TempDir())
+		ops := networkOps(10000)
+		b.StartTimer()
+		if _, err := svc.Apply(ctx, ops); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		st.Close()
+		b.StartTimer()
+	}
+}
