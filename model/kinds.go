@@ -122,15 +122,20 @@ func (ki *KindInfo) refKind(f string) Kind {
 }
 
 // ref is one reference field of an object: its JSON path, the kind it
-// refers to and the field itself.
+// refers to and the field itself. An entry of a list (list) must never be
+// empty; a scalar one must not be when it is required (struct tag
+// required:"true"), and else empty means none.
 type ref struct {
-	path string
-	kind Kind
-	id   *string
+	path     string
+	kind     Kind
+	id       *string
+	list     bool
+	required bool
 }
 
-// walkRefs calls fn for every non-empty reference (struct tag ref:"kind")
-// of o, in field order.
+// walkRefs calls fn for every reference (struct tag ref:"kind") of o, in
+// field order: each scalar reference field, empty or not, and each entry
+// of a list of references (null entries decode as empty ones).
 func walkRefs(o Object, fn func(ref)) {
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {
@@ -149,10 +154,10 @@ func walkRefs(o Object, fn func(ref)) {
 			k := Kind(sf.Tag.Get("ref"))
 			switch {
 			case k != "" && fv.Kind() == reflect.String:
-				fn(ref{p, k, fv.Addr().Interface().(*string)})
+				fn(ref{p, k, fv.Addr().Interface().(*string), false, sf.Tag.Get("required") == "true"})
 			case k != "" && fv.Kind() == reflect.Slice:
 				for j := range fv.Len() {
-					fn(ref{p + "[" + strconv.Itoa(j) + "]", k, fv.Index(j).Addr().Interface().(*string)})
+					fn(ref{p + "[" + strconv.Itoa(j) + "]", k, fv.Index(j).Addr().Interface().(*string), true, false})
 				}
 			case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
 				for j := range fv.Len() {

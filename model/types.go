@@ -32,11 +32,11 @@ type Object interface {
 // Host is a hypervisor running Open vSwitch.
 type Host struct {
 	Meta
-	OVSDB        string `json:"ovsdb" doc:"OVSDB address: unix:/PATH or tcp:HOST:PORT"`
+	OVSDB        string `json:"ovsdb" doc:"OVSDB address: unix:/PATH or tcp:HOST:PORT (HOST an IPv4 address, [IPv6 address] or DNS name; PORT 1-65535; one target)"`
 	VTEPIP       string `json:"vtep_ip" doc:"local VXLAN tunnel endpoint address; unique among hosts"`
 	Bridge       string `json:"bridge" doc:"integration bridge (default br-int)"`
 	DatapathType string `json:"datapath_type" enum:"system|netdev" doc:"default system"`
-	Controller   string `json:"controller,omitempty" doc:"OpenFlow controller target for the bridge: tcp:HOST:PORT, ssl:HOST:PORT or unix:/PATH"`
+	Controller   string `json:"controller,omitempty" doc:"OpenFlow controller target for the bridge: tcp:HOST:PORT, ssl:HOST:PORT or unix:/PATH (as ovsdb; one target, no commas)"`
 	Uplink       string `json:"uplink,omitempty" doc:"physical interface added to the bridge (vlan and flat networks)"`
 }
 
@@ -61,7 +61,7 @@ type Route struct {
 // Subnet is an IP range of a network.
 type Subnet struct {
 	Meta
-	Network      string   `json:"network" ref:"network" doc:"network (name or id on input, id on output); cannot change"`
+	Network      string   `json:"network" ref:"network" required:"true" doc:"network (name or id on input, id on output); cannot change"`
 	CIDR         string   `json:"cidr" doc:"IPv4 (at most /30) or IPv6 (at most /126) prefix without host bits; must not overlap the network's other subnets nor the subnets of the routers it is attached to"`
 	Gateway      string   `json:"gateway" doc:"inside cidr, neither its network nor broadcast address (default: the first address)"`
 	DHCP         *bool    `json:"dhcp" doc:"default true"`
@@ -73,7 +73,7 @@ type Subnet struct {
 // Port is a VM interface on a network.
 type Port struct {
 	Meta
-	Network        string   `json:"network" ref:"network" doc:"network (name or id on input, id on output); cannot change"`
+	Network        string   `json:"network" ref:"network" required:"true" doc:"network (name or id on input, id on output); cannot change"`
 	MAC            string   `json:"mac" doc:"unicast, not all-zero, unique in the network (default: generated, 02:xx:xx:xx:xx:xx)"`
 	IPs            []string `json:"ips" doc:"each inside one of the network's subnets, not its gateway, network or broadcast address; unique in the network"`
 	PortGroup      string   `json:"port_group,omitempty" ref:"port_group"`
@@ -152,7 +152,7 @@ type HealthCheck struct {
 // LoadBalancer spreads connections to a virtual IP over backends.
 type LoadBalancer struct {
 	Meta
-	Network         string       `json:"network" ref:"network" doc:"network (name or id on input, id on output); cannot change"`
+	Network         string       `json:"network" ref:"network" required:"true" doc:"network (name or id on input, id on output); cannot change"`
 	VIP             string       `json:"vip" doc:"inside one of the network's subnets, not a port's address; vip, protocol and port are unique together"`
 	Protocol        string       `json:"protocol" enum:"tcp|udp"`
 	Port            int          `json:"port" doc:"1-65535"`

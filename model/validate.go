@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // check is the context of one validation: the state before the write and
@@ -34,8 +35,17 @@ func prepare(cur *Snapshot, o Object, old Object) *Error {
 	}
 	var rerr *Error
 	walkRefs(o, func(r ref) {
-		if rerr != nil || *r.id == "" {
+		if rerr != nil {
 			return
+		}
+		if *r.id == "" {
+			switch {
+			case r.list:
+				rerr = invalidf(r.path, "%s is empty or null: each entry names a %s (name or id)", r.path, r.kind)
+			case r.required:
+				rerr = invalidf(r.path, "%s is required: a %s (name or id)", r.path, r.kind)
+			}
+			return // an empty optional reference: none
 		}
 		if r.kind == o.Kind() && (*r.id == m.ID || *r.id == m.Name) {
 			*r.id = m.ID // a reference to itself
@@ -358,24 +368,81 @@ func ifName(field, n string) *Error {
 }
 
 // target checks an OVS connection target: unix:/PATH or tcp:HOST:PORT
-// (and ssl:HOST:PORT when ssl).
+// (and ssl:HOST:PORT when ssl). HOST is an IPv4 address, an IPv6 address
+// in brackets ([2001:db8::1]) or a DNS name; PORT is 1-65535 in decimal.
+// It is one target: no commas (OVS would read a list), spaces or control
+// characters.
 func target(field, t string, ssl bool) *Error {
 	want := "unix:/PATH or tcp:HOST:PORT"
 	if ssl {
 		want = "tcp:HOST:PORT, ssl:HOST:PORT or unix:/PATH"
 	}
+	bad := func(why string) *Error { return invalidf(field, "%q is not %s: %s", t, want, why) }
+	if strings.ContainsFunc(t, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return bad("one target, without commas, spaces or control characters")
+	}
 	typ, rest, _ := strings.Cut(t, ":")
 	switch {
-	case typ == "unix" && strings.HasPrefix(rest, "/") && len(rest) > 1:
+	case typ == "unix":
+		if !strings.HasPrefix(rest, "/") || len(rest) < 2 {
+			return bad("the path must be absolute")
+		}
 		return nil
 	case typ == "tcp" || ssl && typ == "ssl":
-		host, port, err := net.SplitHostPort(rest)
-		n, perr := strconv.Atoi(port)
-		if err == nil && perr == nil && n >= 1 && n <= 65535 && host != "" && !strings.ContainsAny(host, " /") {
-			return nil
+	default:
+		return bad("unknown connection type")
+	}
+	var host, port string
+	if strings.HasPrefix(rest, "[") {
+		end := strings.Index(rest, "]")
+		if end < 0 || !strings.HasPrefix(rest[end+1:], ":") {
+			return bad("an IPv6 address in brackets must be followed by :PORT")
+		}
+		host, port = rest[1:end], rest[end+2:]
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return bad(fmt.Sprintf("[%s] is not an IPv6 address", host))
+		}
+	} else {
+		i := strings.LastIndex(rest, ":")
+		if i < 0 {
+			return bad("the port is missing")
+		}
+		host, port = rest[:i], rest[i+1:]
+		if strings.Contains(host, ":") {
+			return bad("an IPv6 address goes in brackets: [ADDRESS]:PORT")
+		}
+		if a, err := netip.ParseAddr(host); (err != nil || !a.Is4()) && !dnsName(host) {
+			return bad(fmt.Sprintf("%q is neither an IPv4 address nor a DNS name", host))
 		}
 	}
-	return invalidf(field, "%q is not %s", t, want)
+	n, err := strconv.Atoi(port)
+	if port == "" || strings.Trim(port, "0123456789") != "" || err != nil || n < 1 || n > 65535 {
+		return bad(fmt.Sprintf("the port %q is not 1-65535", port))
+	}
+	return nil
+}
+
+// dnsName says whether n is a DNS host name: labels of 1-63 letters,
+// digits and hyphens, not starting or ending with a hyphen, at most 253
+// characters (a trailing dot allowed); the last label is not all digits
+// (1.2.3 is a malformed address, not a name).
+func dnsName(n string) bool {
+	n = strings.TrimSuffix(n, ".")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	labels := strings.Split(n, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := range len(l) {
+			if !isAlnum(l[i]) && l[i] != '-' {
+				return false
+			}
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
 
 // --- kinds ---

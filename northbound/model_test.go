@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"
@@ -799,5 +801,211 @@ func TestBackendStatusReadOnly(t *testing.T) {
 	r = e.must(200, "GET", "/api/v1/load-balancers/lb2", "")
 	if strings.Contains(string(r.body), `"down"`) || !strings.Contains(string(r.body), "10.1.0.102") {
 		t.Errorf("GET after a PUT with a status: %s", r.body)
+	}
+}
+
+// Every reference field of every kind, found through the struct tags
+// (ref:"kind"): a null or empty entry of a list of references, and an
+// empty or null required reference (required:"true"), answer 400 naming
+// the field, in a POST, a PATCH and a batch (create and patch), and write
+// nothing. (Empty optional scalar references mean none.)
+func TestModelAPIEmptyReferences(t *testing.T) {
+	e := newModelEnv(t)
+	e.world()
+	e.must(201, "POST", "/api/v1/mirrors", `{"name":"m1","sources":["vm2"],"output_port":"vm3"}`)
+	e.must(201, "POST", "/api/v1/flow-exports", `{"name":"fe1","protocol":"sflow","targets":["192.0.2.50:6343"],"hosts":["hv1"]}`)
+	// A valid new object of each kind (name zz) and an existing one to
+	// patch: a nested reference field needs its parent's first element.
+	bases := map[model.Kind]struct{ create, existing string }{
+		model.KindHost:          {`{"name":"zz","ovsdb":"unix:/db","vtep_ip":"192.0.2.99"}`, "hv1"},
+		model.KindNetwork:       {`{"name":"zz","type":"flat"}`, "blue"},
+		model.KindSubnet:        {`{"name":"zz","network":"blue","cidr":"10.9.0.0/24"}`, "blue-v4"},
+		model.KindPort:          {`{"name":"zz","network":"blue","security_groups":["web"]}`, "vm1"},
+		model.KindPortGroup:     {`{"name":"zz"}`, "gold"},
+		model.KindRouter:        {`{"name":"zz","subnets":["ext-v4"]}`, "r1"},
+		model.KindSecurityGroup: {`{"name":"zz","rules":[{"direction":"ingress"}]}`, "web"},
+		model.KindLoadBalancer:  {`{"name":"zz","network":"blue","vip":"10.1.0.101","protocol":"tcp","port":80,"backends":[{"ip":"10.1.0.11"}]}`, "lb1"},
+		model.KindFloatingIP:    {`{"name":"zz","ip":"203.0.113.60"}`, "fip2"},
+		model.KindMirror:        {`{"name":"zz","sources":["vm2"],"output_port":"vm1"}`, "m1"},
+		model.KindFlowExport:    {`{"name":"zz","protocol":"ipfix","targets":["192.0.2.50:4739"],"hosts":["hv2"]}`, "fe1"},
+	}
+	type bad struct {
+		field string // the JSON path of the field ("rules[0].x", "subnets[0]")
+		value any    // what it is set to
+	}
+	// second stands for the base object's list with an empty second entry.
+	second := &struct{}{}
+	// refs lists the bad values of the reference fields of t, under path.
+	var refs func(t reflect.Type, path string) []bad
+	refs = func(typ reflect.Type, path string) []bad {
+		var out []bad
+		for i := range typ.NumField() {
+			sf := typ.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if sf.Anonymous || name == "-" {
+				continue
+			}
+			p := path + name
+			ft := sf.Type
+			switch {
+			case sf.Tag.Get("ref") != "" && ft.Kind() == reflect.Slice:
+				out = append(out, bad{p + "[0]", []any{nil}}, bad{p + "[0]", []any{""}}, bad{p + "[1]", second})
+			case sf.Tag.Get("ref") != "" && sf.Tag.Get("required") == "true":
+				out = append(out, bad{p, ""}, bad{p, nil})
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				out = append(out, refs(ft.Elem(), p+"[0].")...)
+			case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct && ft.Elem() != reflect.TypeFor[time.Time]():
+				out = append(out, refs(ft.Elem(), p+".")...)
+			}
+		}
+		return out
+	}
+	// set returns obj (JSON) with the field at path set to v, and the
+	// top-level field it changed.
+	set := func(t *testing.T, obj string, path string, v any) (map[string]any, string) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(obj), &m); err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(path, ".")
+		top, _, _ := strings.Cut(parts[0], "[")
+		cur := m
+		for _, part := range parts[:len(parts)-1] {
+			name, _, _ := strings.Cut(part, "[")
+			list, _ := cur[name].([]any)
+			if len(list) == 0 {
+				t.Fatalf("the base object %s has no %s[0]: give it one so that %s is checked", obj, name, path)
+			}
+			cur = list[0].(map[string]any)
+		}
+		last, _, _ := strings.Cut(parts[len(parts)-1], "[")
+		if v == second {
+			list, _ := cur[last].([]any)
+			if len(list) == 0 {
+				return nil, ""
+			}
+			v = []any{list[0], ""}
+		}
+		cur[last] = v
+		return m, top
+	}
+	n := 0
+	for _, ki := range model.Kinds() {
+		base, ok := bases[ki.Kind]
+		if !ok {
+			t.Fatalf("no base object for %s: add one", ki.Kind)
+		}
+		for _, b := range refs(ki.Type, "") {
+			obj, top := set(t, base.create, b.field, b.value)
+			if obj == nil {
+				continue // no valid first entry to put before an empty one
+			}
+			n++
+			body, _ := json.Marshal(obj)
+			patch, _ := json.Marshal(map[string]any{top: obj[top]})
+			opCreate := fmt.Sprintf(`{"op":"create","kind":%q,"object":%s}`, ki.Path, body)
+			opPatch := fmt.Sprintf(`{"op":"patch","kind":%q,"id":%q,"patch":%s}`, ki.Path, base.existing, patch)
+			for _, c := range []struct{ method, path, body, field string }{
+				{"POST", "/api/v1/" + ki.Path, string(body), b.field},
+				{"PATCH", "/api/v1/" + ki.Path + "/" + base.existing, string(patch), b.field},
+				{"POST", "/api/v1/batch", batchBody([]string{opCreate}), "ops[0]." + b.field},
+				{"POST", "/api/v1/batch", batchBody([]string{`{"op":"create","kind":"networks","object":{"name":"yy","type":"flat"}}`, opPatch}), "ops[1]." + b.field},
+			} {
+				before := e.dump()
+				r := e.do(c.method, c.path, c.body)
+				if er := r.err(); r.status != 400 || er.Code != northbound.CodeInvalid || er.Field != c.field {
+					t.Errorf("%s %s %s: %d %s, want 400 invalid %s", c.method, c.path, c.body, r.status, r.body, c.field)
+				}
+				if !bytes.Equal(before, e.dump()) {
+					t.Errorf("%s %s %s: the store changed", c.method, c.path, c.body)
+				}
+			}
+		}
+	}
+	if n < 18 {
+		t.Errorf("only %d bad references checked", n)
+	}
+	// Empty optional scalar references still mean none.
+	e.must(201, "POST", "/api/v1/ports", `{"name":"opt","network":"blue","port_group":"","security_groups":[]}`)
+	e.must(201, "POST", "/api/v1/routers", `{"name":"opt","external_network":"","gateway_host":""}`)
+}
+
+// Host addresses by their grammar: ovsdb and controller targets are one
+// tcp:HOST:PORT, ssl:HOST:PORT (controller) or unix:/PATH; vtep_ip one
+// unicast address.
+func TestHostAddresses(t *testing.T) {
+	e := newModelEnv(t)
+	host := func(field, v string) string {
+		h := map[string]string{"name": "h", "ovsdb": "unix:/db", "vtep_ip": "192.0.2.9"}
+		h[field] = v
+		b, _ := json.Marshal(h)
+		return string(b)
+	}
+	for _, c := range []struct{ field, value string }{
+		{"controller", "tcp:10.0.0.1:6653,tcp:10.0.0.2:6653"},
+		{"controller", "tcp:10.0.0.1,10.0.0.2:6653"},
+		{"controller", "tcp:10.0.0.1"},
+		{"controller", "tcp:10.0.0.1:"},
+		{"controller", "tcp:10.0.0.1:0"},
+		{"controller", "tcp:10.0.0.1:70000"},
+		{"controller", "tcp:10.0.0.1:+80"},
+		{"controller", "tcp:10.0.0.1:66 53"},
+		{"controller", "tcp: 10.0.0.1:6653"},
+		{"controller", "tcp:10.0.0.1:6653 "},
+		{"controller", "tcp:ctl\texample:6653"},
+		{"controller", "tcp::6653"},
+		{"controller", "tcp:2001:db8::1:6653"},
+		{"controller", "tcp:[2001:db8::1]"},
+		{"controller", "tcp:[10.0.0.1]:6653"},
+		{"controller", "tcp:[fe80::1%eth0]:6653"},
+		{"controller", "tcp:10.0.0:6653"},
+		{"controller", "tcp:10.0.0.256:6653"},
+		{"controller", "tcp:-ctl.example.com:6653"},
+		{"controller", "tcp:ctl_1.example.com:6653"},
+		{"controller", "tcp:ctl..example.com:6653"},
+		{"controller", "udp:10.0.0.1:6653"},
+		{"controller", "ptcp:6653"},
+		{"controller", "unix:"},
+		{"controller", "unix:relative.sock"},
+		{"controller", "unix:/"},
+		{"controller", "unix:/a b"},
+		{"ovsdb", "ssl:10.0.0.1:6640"},
+		{"ovsdb", "tcp:10.0.0.1:6640,unix:/db"},
+		{"ovsdb", "tcp:10.0.0.1:0"},
+		{"ovsdb", "unix:"},
+		{"ovsdb", ""},
+		{"vtep_ip", ""},
+		{"vtep_ip", "0.0.0.0"},
+		{"vtep_ip", "::"},
+		{"vtep_ip", "224.0.0.5"},
+		{"vtep_ip", "ff02::1"},
+		{"vtep_ip", "255.255.255.255"},
+		{"vtep_ip", "fe80::1%eth0"},
+		{"vtep_ip", "192.0.2.9,192.0.2.10"},
+		{"vtep_ip", "192.0.2.9/24"},
+	} {
+		before := e.dump()
+		r := e.do("POST", "/api/v1/hosts", host(c.field, c.value))
+		if er := r.err(); r.status != 400 || er.Field != c.field {
+			t.Errorf("%s %q: %d %s, want 400 on %s", c.field, c.value, r.status, r.body, c.field)
+		}
+		if !bytes.Equal(before, e.dump()) {
+			t.Errorf("%s %q: the store changed", c.field, c.value)
+		}
+	}
+	for i, c := range []struct{ field, value string }{
+		{"controller", "tcp:10.0.0.1:6653"},
+		{"controller", "ssl:[2001:db8::1]:6653"},
+		{"controller", "tcp:ctl-1.example.com:1"},
+		{"controller", "ssl:ctl.example.com.:65535"},
+		{"controller", "unix:/var/run/openvswitch/ctl.sock"},
+		{"controller", ""},
+		{"ovsdb", "tcp:[::1]:6640"},
+		{"ovsdb", "tcp:hv1:6640"},
+		{"vtep_ip", "2001:db8::9"},
+	} {
+		b := strings.Replace(host(c.field, c.value), `"192.0.2.9"`, fmt.Sprintf(`"192.0.2.%d"`, 10+i), 1)
+		b = strings.Replace(b, `"name":"h"`, fmt.Sprintf(`"name":"h%d"`, i), 1)
+		e.must(201, "POST", "/api/v1/hosts", b)
 	}
 }
