@@ -104,15 +104,27 @@ func (s *Service) commit(ctx context.Context, ops []Op, batch bool) ([]*change, 
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		cur := s.snap.Load()
-		st, err := s.stage(ctx, cur, ops, batch)
+		// The index is s.idx again once it describes a snapshot: if
+		// anything panics on the way, the next write builds a new one.
+		x := s.idx
+		if x == nil || x.at != cur {
+			x = newIndex(cur)
+		}
+		s.idx = nil
+		st, err := s.stage(ctx, cur, x, ops, batch)
 		if err != nil {
+			s.idx = x // stage reverted its changes
 			return nil, err
 		}
 		txn, err := st.txn(s.fence)
-		if err != nil {
-			return nil, err
+		var rev uint64
+		if err == nil {
+			rev, err = s.st.Txn(ctx, txn)
 		}
-		rev, err := s.st.Txn(ctx, txn)
+		if err != nil {
+			x.revert(st.changes)
+			s.idx = x
+		}
 		if errors.Is(err, store.ErrCompareFailed) && attempt < 3 {
 			if err := s.load(ctx); err != nil {
 				return nil, err
@@ -123,7 +135,9 @@ func (s *Service) commit(ctx context.Context, ops []Op, batch bool) ([]*change, 
 			return nil, fmt.Errorf("model: store: %w", err)
 		}
 		s.fence = rev
-		s.snap.Store(st.finish(cur, rev))
+		next := st.finish(cur, rev)
+		x.at, s.idx = next, x
+		s.snap.Store(next)
 		for _, ch := range st.changes {
 			s.bus.Publish(events.Event{Topic: Topic, Type: ch.typ, Kind: string(ch.obj.Kind()), ID: ch.obj.Base().ID, Object: ch.obj})
 		}
@@ -132,13 +146,17 @@ func (s *Service) commit(ctx context.Context, ops []Op, batch bool) ([]*change, 
 }
 
 // stage validates ops in order, each against the state the ones before
-// it produce, and builds that state.
-func (s *Service) stage(ctx context.Context, cur *Snapshot, ops []Op, batch bool) (*staged, error) {
+// it produce, and builds that state, updating x (the index of cur) as it
+// goes; when it fails, it reverts x.
+func (s *Service) stage(ctx context.Context, cur *Snapshot, x *index, ops []Op, batch bool) (_ *staged, err error) {
 	next := *cur
-	if batch {
-		next.idx = &netIndex{}
-	}
+	next.idx = x
 	st := &staged{next: &next, changes: make([]*change, 0, len(ops)), before: make(map[key]uint64, len(ops))}
+	defer func() {
+		if err != nil {
+			x.revert(st.changes)
+		}
+	}()
 	owned := map[Kind]bool{} // kinds whose sets next has copied
 	for i := range ops {
 		if batch && i%256 == 255 {
@@ -172,7 +190,7 @@ func (s *Service) stage(ctx context.Context, cur *Snapshot, ops []Op, batch bool
 		} else {
 			set.put(ch.obj)
 		}
-		next.idx.update(ch)
+		x.update(ch)
 		st.changes = append(st.changes, ch)
 	}
 	return st, nil

@@ -301,9 +301,9 @@ type Snapshot struct {
 	changes     []Change
 	changesFrom uint64
 
-	// idx is the network index of a batch's working snapshot (nil in
+	// idx is the index of a write's working snapshot (see index; nil in
 	// committed ones).
-	idx *netIndex
+	idx *index
 }
 
 // Change is one object written: a single write is one Change, a batch

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -75,10 +76,8 @@ func validateMirror(c *check, m *Mirror) *Error {
 		if m.GREKey != 0 {
 			return invalidf("gre_key", "gre_key goes with remote_ip")
 		}
-		for _, o := range c.cur.Mirrors.All() {
-			if o.ID != m.ID && o.OutputPort == m.OutputPort {
-				return conflictf("output_port", "port %s is already mirror %s's output", m.OutputPort, o.Name)
-			}
+		if o := c.cur.index().outputs[m.OutputPort]; o != nil && o.ID != m.ID {
+			return conflictf("output_port", "port %s is already mirror %s's output", m.OutputPort, o.Name)
 		}
 	default:
 		a, err := parseIP("remote_ip", &m.RemoteIP)
@@ -137,20 +136,48 @@ func validateFlowExport(c *check, f *FlowExport) *Error {
 			return invalidf(fmt.Sprintf("hosts[%d]", i), "host %s is listed twice", h)
 		}
 	}
-	// One flow export of a protocol per host.
-	covers := func(o *FlowExport, h string) bool { return len(o.Hosts) == 0 || slices.Contains(o.Hosts, h) }
-	for _, o := range c.cur.FlowExports.Sorted() {
-		if o.ID == f.ID || o.Protocol != f.Protocol {
-			continue
-		}
-		for _, h := range c.cur.Hosts.Sorted() {
-			if covers(f, h.ID) && covers(o, h.ID) {
-				return conflictf("hosts", "host %s already exports %s for flow export %s", h.Name, f.Protocol, o.Name)
+	// One flow export of a protocol per host: the first (by name) other
+	// flow export of the protocol that covers a host f covers clashes.
+	// Without hosts, f clashes with every other; with hosts, with those
+	// that list one of them or have none.
+	x := c.cur.index()
+	clash := map[string]*FlowExport{}
+	if len(f.Hosts) == 0 {
+		clash = x.exports[f.Protocol]
+	} else {
+		for _, h := range f.Hosts {
+			if o := x.exportHosts[f.Protocol][h]; o != nil {
+				clash[o.ID] = o
 			}
 		}
-		if len(f.Hosts) == 0 && len(o.Hosts) == 0 {
-			return conflictf("hosts", "flow export %s already exports %s from every host", o.Name, f.Protocol)
+		maps.Copy(clash, x.exportAll[f.Protocol])
+	}
+	var o *FlowExport
+	for _, e := range clash {
+		if e.ID != f.ID && (o == nil || e.Name < o.Name) {
+			o = e
 		}
 	}
-	return nil
+	if o == nil {
+		return nil
+	}
+	// The first host by name they both cover.
+	covers := func(e *FlowExport, h string) bool { return len(e.Hosts) == 0 || slices.Contains(e.Hosts, h) }
+	hosts := f.Hosts
+	switch {
+	case len(hosts) == 0 && len(o.Hosts) == 0:
+		hosts = slices.Collect(maps.Keys(c.cur.Hosts.byID))
+	case len(hosts) == 0:
+		hosts = o.Hosts
+	}
+	var shared *Host
+	for _, id := range hosts {
+		if h, ok := c.cur.Hosts.Get(id); ok && covers(f, id) && covers(o, id) && (shared == nil || h.Name < shared.Name) {
+			shared = h
+		}
+	}
+	if shared == nil {
+		return conflictf("hosts", "flow export %s already exports %s from every host", o.Name, f.Protocol)
+	}
+	return conflictf("hosts", "host %s already exports %s for flow export %s", shared.Name, f.Protocol, o.Name)
 }

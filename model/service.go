@@ -62,6 +62,9 @@ type Service struct {
 	mu    sync.Mutex // serializes writes
 	fence uint64     // mod revision of the fence key
 	snap  atomic.Pointer[Snapshot]
+	// idx is the index of snap's state (nil: built on the next write);
+	// under mu.
+	idx *index
 }
 
 // New loads the model from st. Changes are published on bus; with a nil
@@ -109,6 +112,7 @@ func (s *Service) load(ctx context.Context) error {
 		if again == fence {
 			s.fence = fence
 			s.snap.Store(snap)
+			s.idx = nil
 			return nil
 		}
 	}

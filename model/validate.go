@@ -85,24 +85,8 @@ func isAlnum(c byte) bool {
 // checkDelete refuses to delete o while something refers to it.
 func checkDelete(cur *Snapshot, o Object) *Error {
 	m := o.Base()
-	var err *Error
-	for _, ki := range kinds {
-		for _, by := range ki.set(cur).sorted() {
-			if err != nil {
-				return err
-			}
-			if by.Base().ID == m.ID && by.Kind() == o.Kind() {
-				continue
-			}
-			walkRefs(by, func(r ref) {
-				if err == nil && r.kind == o.Kind() && *r.id == m.ID {
-					err = conflictf("", "%s %s is still used by %s %s (%s)", o.Kind(), m.Name, by.Kind(), by.Base().Name, r.path)
-				}
-			})
-		}
-	}
-	if err != nil {
-		return err
+	if by, path := cur.referrer(o); by != nil {
+		return conflictf("", "%s %s is still used by %s %s (%s)", o.Kind(), m.Name, by.Kind(), by.Base().Name, path)
 	}
 	if r, ok := o.(*Router); ok {
 		if f, why := fipBroken(cur, r, nil); f != nil {
@@ -126,10 +110,8 @@ func checkDelete(cur *Snapshot, o Object) *Error {
 // reason becomes a conflict on the field it names, naming the user of the
 // address.
 func ipsInUse(cur *Snapshot, network string, bad func(netip.Addr) (field, why string)) *Error {
-	for _, p := range cur.Ports.Sorted() {
-		if p.Network != network {
-			continue
-		}
+	x := cur.index()
+	for _, p := range byName(x.ports[network]) {
 		for _, s := range p.IPs {
 			a, _ := netip.ParseAddr(s)
 			if field, why := bad(a); why != "" {
@@ -137,26 +119,20 @@ func ipsInUse(cur *Snapshot, network string, bad func(netip.Addr) (field, why st
 			}
 		}
 	}
-	for _, lb := range cur.LoadBalancers.Sorted() {
-		if lb.Network != network {
-			continue
-		}
+	for _, lb := range byName(x.lbs[network]) {
 		a, _ := netip.ParseAddr(lb.VIP)
 		if field, why := bad(a); why != "" {
 			return conflictf(field, "%s load balancer %s (vip %s)", why, lb.Name, lb.VIP)
 		}
 	}
-	for _, f := range cur.FloatingIPs.Sorted() {
-		if f.Network != network {
-			continue
-		}
+	for _, f := range byName(x.fips[network]) {
 		a, _ := netip.ParseAddr(f.IP)
 		if field, why := bad(a); why != "" {
 			return conflictf(field, "%s floating ip %s (%s)", why, f.Name, f.IP)
 		}
 	}
-	for _, r := range cur.Routers.Sorted() {
-		if r.ExternalNetwork != network || r.ExternalIP == "" {
+	for _, r := range byName(x.extRouters[network]) {
+		if r.ExternalIP == "" {
 			continue
 		}
 		a, _ := netip.ParseAddr(r.ExternalIP)
@@ -170,15 +146,12 @@ func ipsInUse(cur *Snapshot, network string, bad func(netip.Addr) (field, why st
 // natUser names the floating IP or router whose address (ip, external_ip)
 // in network is a ("" if none), skipping the object with id self.
 func natUser(cur *Snapshot, network, a, self string) string {
-	for _, f := range cur.FloatingIPs.All() {
-		if f.ID != self && f.Network == network && f.IP == a {
-			return "the address of floating ip " + f.Name
-		}
+	x := cur.index()
+	if f := x.fipIPs[network][a]; f != nil && f.ID != self {
+		return "the address of floating ip " + f.Name
 	}
-	for _, r := range cur.Routers.All() {
-		if r.ID != self && r.ExternalNetwork == network && r.ExternalIP == a {
-			return "the external_ip of router " + r.Name
-		}
+	if r := x.extIPs[network][a]; r != nil && r.ID != self {
+		return "the external_ip of router " + r.Name
 	}
 	return ""
 }
@@ -210,8 +183,9 @@ func fipBroken(cur *Snapshot, old, r *Router) (*FloatingIP, string) {
 	if old.ExternalNetwork == "" {
 		return nil, ""
 	}
+	// The routers to the floating IPs' network: the others, and r.
 	var routers []*Router
-	for _, o := range cur.Routers.Sorted() {
+	for _, o := range cur.routersOut(old.ExternalNetwork) {
 		if o.ID != old.ID {
 			routers = append(routers, o)
 		}
@@ -219,10 +193,7 @@ func fipBroken(cur *Snapshot, old, r *Router) (*FloatingIP, string) {
 	if r != nil {
 		routers = append(routers, r)
 	}
-	for _, f := range cur.FloatingIPs.Sorted() {
-		if f.Network != old.ExternalNetwork {
-			continue
-		}
+	for _, f := range byName(cur.index().fips[old.ExternalNetwork]) {
 		ext, _ := cur.Networks.Get(f.Network)
 		if natRouter(cur, routers, f.Network, "") == nil {
 			return f, fmt.Sprintf("network %s would no longer be any router's external_network", ext.Name)
@@ -457,10 +428,8 @@ func validateHost(c *check, h *Host) *Error {
 	if _, err := parseIP("vtep_ip", &h.VTEPIP); err != nil {
 		return err
 	}
-	for _, o := range c.cur.Hosts.Sorted() {
-		if o.ID != h.ID && o.VTEPIP == h.VTEPIP {
-			return conflictf("vtep_ip", "host %s already has vtep_ip %s", o.Name, h.VTEPIP)
-		}
+	if o := c.cur.index().vteps[h.VTEPIP]; o != nil && o.ID != h.ID {
+		return conflictf("vtep_ip", "host %s already has vtep_ip %s", o.Name, h.VTEPIP)
 	}
 	if h.Bridge == "" {
 		h.Bridge = "br-int"
@@ -516,14 +485,12 @@ func validateNetwork(c *check, n *Network) *Error {
 			return err
 		}
 	}
-	for _, o := range c.cur.Networks.Sorted() {
-		switch {
-		case o.ID == n.ID || o.Type != n.Type:
-		case n.Type == "vxlan" && o.VNI == n.VNI:
-			return conflictf("vni", "network %s already has vni %d", o.Name, n.VNI)
-		case n.Type == "vlan" && o.VLAN == n.VLAN:
-			return conflictf("vlan", "network %s already has vlan %d", o.Name, n.VLAN)
-		}
+	x := c.cur.index()
+	if o := x.vnis[n.VNI]; n.Type == "vxlan" && o != nil && o.ID != n.ID {
+		return conflictf("vni", "network %s already has vni %d", o.Name, n.VNI)
+	}
+	if o := x.vlans[n.VLAN]; n.Type == "vlan" && o != nil && o.ID != n.ID {
+		return conflictf("vlan", "network %s already has vlan %d", o.Name, n.VLAN)
 	}
 	return nil
 }
@@ -602,10 +569,7 @@ func validateSubnet(c *check, s *Subnet) *Error {
 	if c.old == nil {
 		return nil
 	}
-	for _, r := range c.cur.Routers.Sorted() {
-		if !slices.Contains(r.Subnets, s.ID) {
-			continue
-		}
+	if r := c.cur.index().attached[s.ID]; r != nil {
 		for _, id := range r.Subnets {
 			if o, ok := c.cur.Subnets.Get(id); ok && id != s.ID && p.Overlaps(netip.MustParsePrefix(o.CIDR)) {
 				return conflictf("cidr", "%s overlaps subnet %s (%s) of router %s", s.CIDR, o.Name, o.CIDR, r.Name)
@@ -666,35 +630,11 @@ func validatePort(c *check, p *Port) *Error {
 			return invalidf(f, "%s %s", a, why)
 		}
 	}
-	if x := c.cur.index(); x != nil {
-		// A batch: the network's MACs and IPs are indexed.
-		if err := x.portClash(p, generated); err != nil {
-			return err
-		}
-	} else {
-		// One pass over the network's other ports for MAC and IP clashes (a
-		// generated MAC that clashes is drawn again, and the pass restarts).
-	scan:
-		for _, o := range c.cur.Ports.All() {
-			if o.ID == p.ID || o.Network != p.Network {
-				continue
-			}
-			if o.MAC == p.MAC && generated {
-				p.MAC = randomMAC()
-				goto scan
-			}
-			if o.MAC == p.MAC {
-				return conflictf("mac", "port %s already has mac %s in this network", o.Name, p.MAC)
-			}
-			for i, ip := range p.IPs {
-				if slices.Contains(o.IPs, ip) {
-					return conflictf(fmt.Sprintf("ips[%d]", i), "port %s already has ip %s in this network", o.Name, ip)
-				}
-			}
-		}
+	if err := c.cur.index().portClash(p, generated); err != nil {
+		return err
 	}
-	for _, lb := range c.cur.lbsIn(p.Network) {
-		if i := slices.Index(p.IPs, lb.VIP); i >= 0 && lb.Network == p.Network {
+	for i, ip := range p.IPs {
+		if lb := c.cur.vipUser(p.Network, ip); lb != nil {
 			return conflictf(fmt.Sprintf("ips[%d]", i), "%s is the vip of load balancer %s", lb.VIP, lb.Name)
 		}
 	}
@@ -748,10 +688,8 @@ func validateRouter(c *check, r *Router) *Error {
 			return invalidf(f, "subnet %s is listed twice", id)
 		}
 		s, _ := c.cur.Subnets.Get(id)
-		for _, o := range c.cur.Routers.Sorted() {
-			if o.ID != r.ID && slices.Contains(o.Subnets, id) {
-				return conflictf(f, "subnet %s is already attached to router %s", s.Name, o.Name)
-			}
+		if o := c.cur.index().attached[id]; o != nil && o.ID != r.ID {
+			return conflictf(f, "subnet %s is already attached to router %s", s.Name, o.Name)
 		}
 		p := netip.MustParsePrefix(s.CIDR)
 		for _, a := range attached {
@@ -785,11 +723,8 @@ func validateRouter(c *check, r *Router) *Error {
 		}
 	}
 	if r.ExternalNetwork != "" && r.GatewayHost == "" {
-		for _, h := range c.cur.Hosts.Sorted() {
-			if h.Uplink != "" {
-				r.GatewayHost = h.ID
-				break
-			}
+		if h := first(c.cur.index().uplinks); h != nil {
+			r.GatewayHost = h.ID
 		}
 	}
 	reachable := slices.Clone(attached)
@@ -837,28 +772,13 @@ func validateRouter(c *check, r *Router) *Error {
 func (c *check) allocExternalIP(r *Router) (string, *Error) {
 	network := r.ExternalNetwork
 	ext, _ := c.cur.Networks.Get(network)
-	used := map[string]bool{}
-	for _, p := range c.cur.portsIn(network) {
-		if p.Network == network {
-			for _, ip := range p.IPs {
-				used[ip] = true
-			}
+	x := c.cur.index()
+	used := func(a string) bool {
+		if x.ips[network][a] != nil || len(x.vips[network][a]) > 0 || x.fipIPs[network][a] != nil {
+			return true
 		}
-	}
-	for _, lb := range c.cur.lbsIn(network) {
-		if lb.Network == network {
-			used[lb.VIP] = true
-		}
-	}
-	for _, f := range c.cur.FloatingIPs.All() {
-		if f.Network == network {
-			used[f.IP] = true
-		}
-	}
-	for _, o := range c.cur.Routers.All() {
-		if o.ID != r.ID && o.ExternalNetwork == network && o.ExternalIP != "" {
-			used[o.ExternalIP] = true
-		}
+		o := x.extIPs[network][a]
+		return o != nil && o.ID != r.ID
 	}
 	var v4 []*Subnet
 	for _, s := range c.subnetsOf(network, nil) {
@@ -876,7 +796,7 @@ func (c *check) allocExternalIP(r *Router) (string, *Error) {
 	for _, s := range v4 {
 		p := netip.MustParsePrefix(s.CIDR)
 		for a := p.Addr().Next(); p.Contains(a); a = a.Next() {
-			if hostAddr(s, a) == "" && !used[a.String()] {
+			if hostAddr(s, a) == "" && !used(a.String()) {
 				return a.String(), nil
 			}
 		}
@@ -995,8 +915,8 @@ func validateLoadBalancer(c *check, lb *LoadBalancer) *Error {
 	if who := natUser(c.cur, lb.Network, lb.VIP, ""); who != "" {
 		return conflictf("vip", "%s is %s", vip, who)
 	}
-	for _, o := range c.cur.lbsIn(lb.Network) {
-		if o.ID != lb.ID && o.Network == lb.Network && o.VIP == lb.VIP && o.Protocol == lb.Protocol && o.Port == lb.Port {
+	for _, o := range byName(c.cur.index().vips[lb.Network][lb.VIP]) {
+		if o.ID != lb.ID && o.Protocol == lb.Protocol && o.Port == lb.Port {
 			return conflictf("vip", "load balancer %s already serves %s %s:%d", o.Name, lb.Protocol, vip, lb.Port)
 		}
 	}
@@ -1079,21 +999,30 @@ func validateFloatingIP(c *check, f *FloatingIP) *Error {
 	if !a.Is4() {
 		return invalidf("ip", "%s is not an IPv4 address", a)
 	}
-	routers := c.cur.Routers.Sorted()
 	if f.Network == "" {
-		// The external network with a subnet containing ip.
-		var found []*Network
-		for _, r := range routers {
-			n, ok := c.cur.Networks.Get(r.ExternalNetwork)
-			if !ok || slices.Contains(found, n) {
+		// The external network with a subnet containing ip (in the order
+		// of their first routers by name).
+		type ext struct {
+			n      *Network
+			router string
+		}
+		var exts []ext
+		for id, rs := range c.cur.index().extRouters {
+			n, ok := c.cur.Networks.Get(id)
+			if !ok {
 				continue
 			}
 			for _, s := range c.subnetsOf(n.ID, nil) {
 				if netip.MustParsePrefix(s.CIDR).Contains(a) {
-					found = append(found, n)
+					exts = append(exts, ext{n, first(rs).Name})
 					break
 				}
 			}
+		}
+		slices.SortFunc(exts, func(a, b ext) int { return cmp.Compare(a.router, b.router) })
+		var found []*Network
+		for _, e := range exts {
+			found = append(found, e.n)
 		}
 		switch len(found) {
 		case 0:
@@ -1105,6 +1034,7 @@ func validateFloatingIP(c *check, f *FloatingIP) *Error {
 		}
 	}
 	ext, _ := c.cur.Networks.Get(f.Network)
+	routers := c.cur.routersOut(f.Network)
 	if natRouter(c.cur, routers, f.Network, "") == nil {
 		return invalidf("network", "network %s is not an external network: no router has it as external_network", ext.Name)
 	}
@@ -1114,10 +1044,8 @@ func validateFloatingIP(c *check, f *FloatingIP) *Error {
 	if p := c.cur.portWithIP(f.Network, f.IP); p != nil {
 		return conflictf("ip", "%s is an address of port %s", a, p.Name)
 	}
-	for _, lb := range c.cur.lbsIn(f.Network) {
-		if lb.Network == f.Network && lb.VIP == f.IP {
-			return conflictf("ip", "%s is the vip of load balancer %s", a, lb.Name)
-		}
+	if lb := c.cur.vipUser(f.Network, f.IP); lb != nil {
+		return conflictf("ip", "%s is the vip of load balancer %s", a, lb.Name)
 	}
 	if who := natUser(c.cur, f.Network, f.IP, f.ID); who != "" {
 		return conflictf("ip", "%s is %s", a, who)
@@ -1134,10 +1062,8 @@ func validateFloatingIP(c *check, f *FloatingIP) *Error {
 		return invalidf("port", "port %s cannot have a floating ip of network %s: no subnet of its network %s is attached to a router whose external_network is %s, so the NAT cannot work",
 			p.Name, ext.Name, pn.Name, ext.Name)
 	}
-	for _, o := range c.cur.FloatingIPs.Sorted() {
-		if o.ID != f.ID && o.Port == f.Port {
-			return conflictf("port", "port %s already has floating ip %s (%s)", p.Name, o.Name, o.IP)
-		}
+	if o := c.cur.index().fipPorts[f.Port]; o != nil && o.ID != f.ID {
+		return conflictf("port", "port %s already has floating ip %s (%s)", p.Name, o.Name, o.IP)
 	}
 	return nil
 }
