@@ -3,7 +3,9 @@ package northbound
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -29,7 +31,8 @@ import (
 // patch directly after the index; "ops[3].id", "ops[3].if_match", ... for
 // the op's own). The whole body is decoded before any op is validated, so
 // a malformed op answers before an invalid one. At most MaxBatchOps ops
-// and MaxBatchBody bytes (413).
+// and MaxBatchBody bytes (413): the ops are counted as they are read, and
+// the one past MaxBatchOps answers 413 without reading the rest.
 
 // MaxBatchOps and MaxBatchBody bound a batch.
 const (
@@ -92,20 +95,9 @@ func describeBatch() {
 }
 
 func postBatch(svc *model.Service, w http.ResponseWriter, req *http.Request) {
-	var body struct {
-		Ops *[]json.RawMessage `json:"ops"`
-	}
-	if aerr := decodeBodyLimit(w, req, &body, MaxBatchBody); aerr != nil {
+	raws, aerr := decodeBatch(w, req)
+	if aerr != nil {
 		WriteError(w, aerr)
-		return
-	}
-	if body.Ops == nil {
-		WriteError(w, Errorf(http.StatusBadRequest, CodeInvalid, "ops", `ops is required: {"ops": [{"op": "create", "kind": "networks", "object": {...}}, ...]}`))
-		return
-	}
-	raws := *body.Ops
-	if len(raws) > MaxBatchOps {
-		WriteError(w, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "ops", "a batch holds at most %d ops, not %d", MaxBatchOps, len(raws)))
 		return
 	}
 	ops := make([]model.Op, len(raws))
@@ -127,6 +119,116 @@ func postBatch(svc *model.Service, w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	WriteJSON(w, http.StatusOK, BatchResult{Objects: objs})
+}
+
+// decodeBatch reads the body of POST /batch, {"ops": [...]}, as a stream:
+// it counts the ops as it reads them and stops at the one past
+// MaxBatchOps (413) without reading the rest. The ops are kept as JSON
+// (decodeOp reads each). Errors are those of decodeBody: 400 malformed
+// (field body), 400 invalid naming the field (ops, an unknown one), 413
+// (body, or ops), 415 (Content-Type).
+func decodeBatch(w http.ResponseWriter, req *http.Request) ([]json.RawMessage, *APIError) {
+	if aerr := contentType(req); aerr != nil {
+		aerr.Body.Field = "Content-Type"
+		return nil, aerr
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, MaxBatchBody))
+	// fail is a JSON error; inside the body, its end is a cut.
+	inside := false
+	fail := func(err error) *APIError {
+		if inside && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		aerr := jsonError(err)
+		if aerr.Body.Field == "" {
+			aerr.Body.Field = "body"
+		}
+		return aerr
+	}
+	invalid := func(field, format string, args ...any) ([]json.RawMessage, *APIError) {
+		return nil, Errorf(http.StatusBadRequest, CodeInvalid, field, format, args...)
+	}
+	required := func() ([]json.RawMessage, *APIError) {
+		return invalid("ops", `ops is required: {"ops": [{"op": "create", "kind": "networks", "object": {...}}, ...]}`)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fail(err)
+	}
+	inside = true
+	if tok == nil {
+		return required()
+	}
+	if tok != json.Delim('{') {
+		return invalid("body", "the body must be a JSON object, not a JSON %s", tokenType(tok))
+	}
+	var ops []json.RawMessage
+	seen := false
+	for dec.More() {
+		if tok, err = dec.Token(); err != nil {
+			return nil, fail(err)
+		}
+		if k, _ := tok.(string); k != "ops" {
+			return invalid(k, "unknown field %q", k)
+		}
+		if seen {
+			return invalid("ops", "ops is given twice")
+		}
+		seen = true
+		if tok, err = dec.Token(); err != nil {
+			return nil, fail(err)
+		}
+		switch tok {
+		case nil:
+		case json.Delim('['):
+			ops = []json.RawMessage{}
+			for dec.More() {
+				if len(ops) == MaxBatchOps {
+					return nil, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "ops", "a batch holds at most %d ops: this one has more", MaxBatchOps)
+				}
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return nil, fail(err)
+				}
+				ops = append(ops, raw)
+			}
+			if _, err := dec.Token(); err != nil { // ]
+				return nil, fail(err)
+			}
+		default:
+			return invalid("ops", "ops must be an array of ops, not a JSON %s", tokenType(tok))
+		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return nil, fail(err)
+	}
+	inside = false
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			return nil, Errorf(http.StatusBadRequest, CodeMalformed, "body", "the body holds more than one JSON value")
+		}
+		return nil, fail(err)
+	}
+	if ops == nil {
+		return required()
+	}
+	return ops, nil
+}
+
+// tokenType names the JSON type of a value that starts with tok.
+func tokenType(tok json.Token) string {
+	switch tok.(type) {
+	case json.Delim:
+		if tok == json.Delim('[') {
+			return "array"
+		}
+		return "object"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	}
+	return "number"
 }
 
 // decodeOp reads one op; error fields are the op's (inOp prefixes them).

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -198,8 +200,44 @@ func TestBatchAPIBadInput(t *testing.T) {
 	if er := r.err(); er.Field != "ops" || !strings.Contains(er.Message, "10000") {
 		t.Errorf("too many ops: %s", r.body)
 	}
-	e.must(413, "POST", "/api/v1/batch", `{"ops":[],"pad":"`+strings.Repeat("a", northbound.MaxBatchBody)+`"}`)
+	// (An unknown field is named as soon as it is read: the bytes over
+	// the limit are in an op.)
+	if r := e.do("POST", "/api/v1/batch", `{"ops":[{"op":"create","kind":"networks","object":{"name":"x","type":"flat","pad":"`+strings.Repeat("a", northbound.MaxBatchBody)+`"}}]}`); r.status != 413 || r.err().Field != "body" {
+		t.Errorf("a body over the limit: %d %.200s", r.status, r.body)
+	}
 	e.must(415, "POST", "/api/v1/batch", "{}", "Content-Type", "text/plain")
+}
+
+// A batch of a million ops answers 413 as soon as it has read one op more
+// than MaxBatchOps: the rest of the body is never read.
+func TestBatchAPIManyOpsStopsEarly(t *testing.T) {
+	e := newModelEnv(t)
+	body := `{"ops":[{}` + strings.Repeat(`,{}`, 1_000_000-1) + `]}`
+	rd := &countingReader{r: strings.NewReader(body)}
+	req := httptest.NewRequest("POST", "/api/v1/batch", rd)
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	e.handler().ServeHTTP(w, req)
+	var er northbound.Error
+	json.Unmarshal(w.Body.Bytes(), &er)
+	if w.Code != 413 || er.Field != "ops" || er.Code != northbound.CodeTooLarge || !strings.Contains(er.Message, "10000") {
+		t.Errorf("%d %s", w.Code, w.Body)
+	}
+	// 10,001 ops are 30 kB; the decoder reads ahead a little.
+	if rd.n > 256<<10 {
+		t.Errorf("%d bytes of %d read before the 413", rd.n, len(body))
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // A batch at the limit: 10,000 ports in one request, over the single-write

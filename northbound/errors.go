@@ -81,11 +81,8 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) *APIError {
 
 // decodeJSON is DecodeJSON with a body of at most limit bytes.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *APIError {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "", "content type %q is not application/json", ct)
-		}
+	if aerr := contentType(r); aerr != nil {
+		return aerr
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
@@ -97,6 +94,18 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *API
 			return Errorf(http.StatusBadRequest, CodeMalformed, "", "the body holds more than one JSON value")
 		}
 		return jsonError(err)
+	}
+	return nil
+}
+
+// contentType checks that a request body is JSON (when it says what it
+// is): else 415.
+func contentType(r *http.Request) *APIError {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "", "content type %q is not application/json", ct)
+		}
 	}
 	return nil
 }
