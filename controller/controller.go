@@ -24,9 +24,17 @@ type Config struct {
 	// PacketInRate is the rate (packets/s) of the meter on table-miss
 	// flows that go to the controller; 0 disables the meter.
 	PacketInRate uint32
-	// MaxQueuedPacketIns bounds the packet-ins waiting for one switch's
-	// goroutine; more are dropped.
-	MaxQueuedPacketIns int
+	// MaxQueuedPacketIns and MaxQueuedPacketInBytes bound the packet-ins
+	// waiting for one switch's goroutine (default 4096 and 4 MiB); more
+	// are dropped.
+	MaxQueuedPacketIns     int
+	MaxQueuedPacketInBytes int
+	// MaxQueuedBytes bounds the other messages from one switch (PORT_STATUS,
+	// FLOW_REMOVED, ERROR, BARRIER_REPLY) waiting for its goroutine
+	// (default 4 MiB). They cannot be dropped without losing state, so a
+	// switch that sends more than its goroutine handles is disconnected
+	// (loom_openflow_sessions_closed_total{reason="queue_overflow"}).
+	MaxQueuedBytes int
 	// AuditInterval is how often every switch is re-read and repaired; 0
 	// disables audits.
 	AuditInterval time.Duration
@@ -73,6 +81,12 @@ type Controller struct {
 func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
 	if cfg.MaxQueuedPacketIns == 0 {
 		cfg.MaxQueuedPacketIns = 4096
+	}
+	if cfg.MaxQueuedPacketInBytes == 0 {
+		cfg.MaxQueuedPacketInBytes = 4 << 20
+	}
+	if cfg.MaxQueuedBytes == 0 {
+		cfg.MaxQueuedBytes = 4 << 20
 	}
 	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), metrics: newMetrics(reg)}
 	active := map[string]bool{}
@@ -153,12 +167,28 @@ func (c *Controller) Message(s *openflow.Session, h wire.Header, msg []byte) {
 	sw := s.Value.(*Switch)
 	switch h.Type {
 	case wire.TypePacketIn:
-		if !sw.q.push(h.Type, msg, true) {
+		if sw.q.push(h.Type, msg, true) == dropped {
 			c.metrics.packetInsDropped.Inc()
 		}
 	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
-		sw.q.push(h.Type, msg, false)
+		if sw.q.push(h.Type, msg, false) == overflowed {
+			c.metrics.sessionsClosed.WithLabelValues(ReasonQueueOverflow).Inc()
+			sw.log.Warn("switch sends more than its goroutine handles; closing the session",
+				"reason", ReasonQueueOverflow, "type", wire.TypeName(h.Type), "max_queued_bytes", c.cfg.MaxQueuedBytes)
+			s.Close(fmt.Errorf("%s: more than %d bytes of messages waiting (last %s)", ReasonQueueOverflow,
+				c.cfg.MaxQueuedBytes, wire.TypeName(h.Type)))
+		}
 	}
+}
+
+// ReasonQueueOverflow labels the sessions closed because their switch
+// sent more than the controller could queue (Config.MaxQueuedBytes).
+const ReasonQueueOverflow = "queue_overflow"
+
+// SessionRefused counts a session the OpenFlow server refused or closed
+// by policy (openflow.PolicyObserver).
+func (c *Controller) SessionRefused(reason string) {
+	c.metrics.sessionsClosed.WithLabelValues(reason).Inc()
 }
 
 // Disconnected forgets the switch. Its flows stay on the switch; they are

@@ -6,6 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,6 +74,10 @@ func (t *testSwitch) Handle(ctx *Context, ev Event) {
 	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 666 {
 		panic("the test app trips over port 666")
 	}
+	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 777 {
+		<-stall // a switch goroutine that falls behind its switch
+		return
+	}
 	if pi, ok := ev.(PacketIn); ok {
 		// Learn the in_port as a flow and echo the packet back.
 		f := flow.New(testTable.ID(), 10, flow.Match{}.InPort(pi.Msg.InPort)).Act(flow.Output(flow.PortInPort))
@@ -82,6 +89,9 @@ func (t *testSwitch) Handle(ctx *Context, ev Event) {
 	default: // a storm test: nobody is looking
 	}
 }
+
+// stall holds the handler of a packet-in from port 777 until it is closed.
+var stall = make(chan struct{})
 
 var testAppInstance = &testApp{found: map[uint64][]string{}, events: make(chan Event, 100)}
 
@@ -588,4 +598,91 @@ func TestSwitchEventsArePublished(t *testing.T) {
 	if e := next(); e.Topic != "switch" || e.Type != "down" {
 		t.Errorf("down: %+v", e)
 	}
+}
+
+// heapInuse is the heap in use after a GC.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// rssKB is the process's resident set (VmRSS), 0 where /proc is missing.
+func rssKB() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+// A switch that floods 65,535-byte ERRORs faster than its goroutine
+// handles them is disconnected once its queue holds MaxQueuedBytes; the
+// heap stays bounded, the metric counts it, and other switches are served.
+func TestErrorFloodIsBounded(t *testing.T) {
+	const maxQueued = 4 << 20 // the default
+	h := newHarness(t, Config{}, openflow.Config{})
+	testAppInstance.start = nil
+	var outs sync.WaitGroup
+	flood := h.dial(emu.Options{DatapathID: 20, Ports: ports(1)})
+	good := h.dial(emu.Options{DatapathID: 21, Ports: ports(1), OnPacketOut: func([]byte) { outs.Done() }})
+	h.ready(20)
+	h.ready(21)
+	// The flooded switch's goroutine stalls (as a slow app would), so
+	// nothing drains its queue.
+	unstall := sync.OnceFunc(func() { close(stall) }) // one test only: stall stays closed
+	t.Cleanup(unstall)
+	flood.PacketIn(777, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	fsw, _ := h.ctl.Switch(20)
+	eventually(t, "the stalled packet-in to be taken", func() bool { n, _ := fsw.q.queuedBytes(); return n == 0 })
+
+	before, rssBefore := heapInuse(), rssKB()
+	msg := make([]byte, wire.MaxMessageLen) // an ERROR for no request, with 65,523 bytes of data
+	wire.PutHeader(msg, wire.TypeError, wire.MaxMessageLen, 0)
+	msg[9] = byte(wire.ErrBadRequest)
+	var sent, peak int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sent < 400<<20/len(msg) { // 400 MB, as the attacker sent
+			select {
+			case <-fsw.sess.Done():
+				return
+			default:
+			}
+			flood.Send(msg)
+			sent++
+			if _, b := fsw.q.queuedBytes(); b > peak {
+				peak = b
+			}
+		}
+	}()
+	select {
+	case <-flood.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a switch flooding ERRORs must be disconnected")
+	}
+	<-done
+	during, rssDuring := heapInuse(), rssKB()
+	t.Logf("ERROR flood: %d messages (%d MB) written before the controller closed the session; queue peak %d bytes (cap %d); heap in use %d MB before, %d MB after (+%d KB); RSS %d MB before, %d MB after",
+		sent, sent*len(msg)>>20, peak, maxQueued, before>>20, during>>20, (int64(during)-int64(before))>>10, rssBefore>>10, rssDuring>>10)
+	if peak > maxQueued {
+		t.Errorf("queue held %d bytes, cap %d", peak, maxQueued)
+	}
+	if grown := int64(during) - int64(before); grown > 3*maxQueued {
+		t.Errorf("heap grew %d MB under the flood", grown>>20)
+	}
+	if n := testutil.ToFloat64(h.ctl.metrics.sessionsClosed.WithLabelValues(ReasonQueueOverflow)); n != 1 {
+		t.Errorf("sessions closed for queue overflow: %v", n)
+	}
+	// Closed even though its goroutine is still stalled; the other switch is served.
+	eventually(t, "the flooding switch to be forgotten", func() bool { _, ok := h.ctl.Switch(20); return !ok })
+	outs.Add(1)
+	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	outs.Wait()
+	unstall()
 }

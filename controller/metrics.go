@@ -17,6 +17,7 @@ type metrics struct {
 	flowMods         [flow.CmdDeleteStrict + 1]prometheus.Counter
 	reconciles       prometheus.Counter
 	reconcileSeconds prometheus.Histogram
+	sessionsClosed   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +39,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Full reconciliations of a switch (on connect and audits)."}),
 		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_seconds",
 			Help: "Time to dump, diff and repair one switch, confirmed by barrier.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
+		sessionsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "openflow_sessions_closed_total",
+			Help: "OpenFlow connections closed or refused by policy, by reason (queue_overflow, max_conns, max_conns_per_source, duplicate_dpid, cert_dpid_mismatch)."},
+			[]string{"reason"}),
 	}
 	fm := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "flow_mods_total",
 		Help: "FLOW_MOD messages sent, by command."}, []string{"command"})
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flowMods[cmd] = fm.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds)
+		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds, m.sessionsClosed)
 	}
 	return m
 }

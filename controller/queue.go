@@ -9,31 +9,70 @@ type queued struct {
 	fn  func() // a call to run on the switch goroutine (typ unused)
 }
 
+// itemOverhead is what a queued message costs besides its bytes (the
+// queued entry and its slot in items), counted against the byte caps so
+// that a flood of tiny messages is bounded too.
+const itemOverhead = 48
+
+// pushResult is what push did with a message.
+type pushResult int
+
+const (
+	pushed     pushResult = iota
+	dropped               // a packet-in beyond the packet-in caps
+	overflowed            // another message beyond maxBytes: the session must end (reported once)
+	discarded             // the queue overflowed before: everything is ignored
+)
+
 // eventQueue carries messages from a session's reader to its switch
 // goroutine. It never blocks the reader (which must keep delivering
-// replies the switch goroutine may be waiting for); packet-ins beyond
-// maxPacketIns are dropped instead, so a storm costs only that switch.
+// replies the switch goroutine may be waiting for). Everything a switch
+// sends is bounded in bytes: packet-ins beyond maxPacketIns or
+// maxPacketInBytes are dropped, so a storm costs only that switch; any
+// other message beyond maxBytes overflows the queue (those messages
+// cannot be dropped without losing state, so the session is closed).
+// Calls queued by the runtime itself (call) are never dropped nor
+// counted: they come from the controller, not from the switch.
 type eventQueue struct {
-	mu           sync.Mutex
-	items        []queued
-	packetIns    int
-	maxPacketIns int
-	signal       chan struct{}
+	mu               sync.Mutex
+	items            []queued
+	packetIns        int
+	packetInBytes    int
+	bytes            int // queued bytes of messages other than packet-ins
+	maxPacketIns     int
+	maxPacketInBytes int
+	maxBytes         int
+	full             bool // overflowed: nothing more is queued
+	signal           chan struct{}
 }
 
-func newEventQueue(maxPacketIns int) *eventQueue {
-	return &eventQueue{maxPacketIns: maxPacketIns, signal: make(chan struct{}, 1)}
+func newEventQueue(maxPacketIns, maxPacketInBytes, maxBytes int) *eventQueue {
+	return &eventQueue{maxPacketIns: maxPacketIns, maxPacketInBytes: maxPacketInBytes, maxBytes: maxBytes,
+		signal: make(chan struct{}, 1)}
 }
 
-// push queues a message; it reports false when a packet-in was dropped.
-func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) bool {
+// push queues a message from the switch.
+func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
+	n := len(msg) + itemOverhead
 	q.mu.Lock()
-	if packetIn {
-		if q.packetIns >= q.maxPacketIns {
+	switch {
+	case q.full:
+		q.mu.Unlock()
+		return discarded
+	case packetIn:
+		if q.packetIns >= q.maxPacketIns || q.packetInBytes+n > q.maxPacketInBytes {
 			q.mu.Unlock()
-			return false
+			return dropped
 		}
 		q.packetIns++
+		q.packetInBytes += n
+	default:
+		if q.bytes+n > q.maxBytes {
+			q.full = true
+			q.mu.Unlock()
+			return overflowed
+		}
+		q.bytes += n
 	}
 	q.items = append(q.items, queued{typ: typ, msg: msg})
 	q.mu.Unlock()
@@ -41,7 +80,14 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) bool {
 	case q.signal <- struct{}{}:
 	default:
 	}
-	return true
+	return pushed
+}
+
+// queuedBytes is what the switch's messages hold in the queue now.
+func (q *eventQueue) queuedBytes() (packetIns, others int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.packetInBytes, q.bytes
 }
 
 // call queues fn to run on the switch goroutine.
@@ -60,7 +106,7 @@ func (q *eventQueue) take(buf []queued) []queued {
 	q.mu.Lock()
 	items := q.items
 	q.items = buf[:0]
-	q.packetIns = 0
+	q.packetIns, q.packetInBytes, q.bytes = 0, 0, 0
 	q.mu.Unlock()
 	return items
 }

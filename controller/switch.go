@@ -84,7 +84,7 @@ func newSwitch(c *Controller, s *openflow.Session) *Switch {
 		flows:  make(map[flow.Key]*flow.Flow),
 		groups: make(ownedTable[*flow.Group]),
 		meters: make(ownedTable[*flow.Meter]),
-		q:      newEventQueue(c.cfg.MaxQueuedPacketIns),
+		q:      newEventQueue(c.cfg.MaxQueuedPacketIns, c.cfg.MaxQueuedPacketInBytes, c.cfg.MaxQueuedBytes),
 		ready:  make(chan struct{}),
 
 		connectedAt: time.Now(),
