@@ -112,7 +112,9 @@ func CheckHeader(h Header) error {
 }
 
 // ReadMessage reads one framed message from r into a new buffer of exactly
-// the message's length. The buffer belongs to the caller.
+// the message's length. The buffer belongs to the caller. It grows as the
+// bytes arrive (from readChunk), so a peer that announces 65,535 bytes and
+// sends a few costs only what it sent.
 func ReadMessage(r io.Reader) (Header, []byte, error) {
 	var hb [HeaderLen]byte
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
@@ -122,16 +124,27 @@ func ReadMessage(r io.Reader) (Header, []byte, error) {
 	if err := CheckHeader(h); err != nil {
 		return h, hb[:], err
 	}
-	msg := make([]byte, h.Length)
+	n := int(h.Length)
+	msg := make([]byte, HeaderLen, min(n, readChunk))
 	copy(msg, hb[:])
-	if _, err := io.ReadFull(r, msg[HeaderLen:]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for len(msg) < n {
+		if len(msg) == cap(msg) {
+			msg = append(make([]byte, 0, min(n, 2*cap(msg))), msg...)
 		}
-		return h, msg, err
+		m, err := io.ReadFull(r, msg[len(msg):cap(msg)])
+		msg = msg[:len(msg)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return h, msg, err
+		}
 	}
 	return h, msg, nil
 }
+
+// readChunk is the most ReadMessage allocates before the bytes arrive.
+const readChunk = 4 << 10
 
 // PutHeader writes an OpenFlow 1.3 header into b[0:8].
 func PutHeader(b []byte, typ uint8, length uint16, xid uint32) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -217,5 +218,23 @@ func TestReproducersDoNotPanic(t *testing.T) {
 		b, _ := hex.DecodeString(h)
 		decodeAll(b)
 		ReadMessage(bytes.NewReader(b))
+	}
+}
+
+// A peer that announces a 65,535-byte message and sends a few bytes costs
+// only a small buffer.
+func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
+	b := make([]byte, 8+100)
+	PutHeader(b, TypeError, MaxMessageLen, 1)
+	_, msg, err := ReadMessage(bytes.NewReader(b))
+	if err != io.ErrUnexpectedEOF || len(msg) != len(b) || cap(msg) > readChunk {
+		t.Errorf("err %v, len %d cap %d", err, len(msg), cap(msg))
+	}
+	full := make([]byte, MaxMessageLen)
+	PutHeader(full, TypeError, MaxMessageLen, 1)
+	full[MaxMessageLen-1] = 0xab
+	h, msg, err := ReadMessage(bytes.NewReader(full))
+	if err != nil || h.Length != MaxMessageLen || len(msg) != MaxMessageLen || cap(msg) != MaxMessageLen || !bytes.Equal(msg, full) {
+		t.Errorf("full message: err %v, len %d cap %d", err, len(msg), cap(msg))
 	}
 }
