@@ -41,7 +41,9 @@ func Start(t testing.TB, cfg controller.Config, reg prometheus.Registerer) *Env 
 		cancel()
 		t.Fatal(err)
 	}
-	srv := &openflow.Server{Handler: ctl, Log: log}
+	// Tests connect up to thousands of emulated switches over one unix
+	// socket, which is one source.
+	srv := &openflow.Server{Config: openflow.Config{MaxConns: -1, MaxConnsPerSource: -1}, Handler: ctl, Log: log}
 	go srv.Serve(ctx, l)
 	t.Cleanup(func() { cancel(); srv.Wait(); ctl.Wait() })
 	return &Env{T: t, Ctl: ctl, Sock: sock}

@@ -74,7 +74,7 @@ func (s *Session) handshake(ctx context.Context, br *bufio.Reader) error {
 		}
 		switch {
 		case h.Type == wire.TypeEchoRequest:
-			err = s.Send(wire.AppendEcho(nil, wire.TypeEchoReply, h.Xid, msg[wire.HeaderLen:]))
+			err = s.sendEchoReply(h.Xid, msg[wire.HeaderLen:])
 		case h.Type == wire.TypeFeaturesReply && h.Xid == fxid:
 			if s.Features, err = wire.DecodeFeatures(msg); err == nil && s.Features.AuxiliaryID != 0 {
 				return fmt.Errorf("handshake: auxiliary connection %d of %016x: Loom uses main connections only",

@@ -69,19 +69,116 @@ func tlsConfig(tf TLSFiles) (*tls.Config, error) {
 	}, nil
 }
 
-// Server accepts switch connections and runs a session for each.
+// Server accepts switch connections and runs a session for each. One
+// Server may serve several listeners; its limits cover them all.
 type Server struct {
 	Config  Config
 	Handler Handler
 	Log     *slog.Logger
 
 	wg sync.WaitGroup
+
+	mu        sync.Mutex
+	conns     int
+	perSource map[string]int
+	sessions  map[*Session]struct{}
+	refusals  refusalLog
+}
+
+// refusalLog rate-limits the log of refused connections: the first, then
+// at most one line per interval with the count of those not logged.
+type refusalLog struct {
+	last       time.Time
+	suppressed int
+}
+
+const refusalLogInterval = 10 * time.Second
+
+// source is the key a connection counts against MaxConnsPerSource: the
+// remote IP address, or the network for addresses without one (every
+// unix socket client is the same source).
+func source(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.String()
+	case *net.UDPAddr:
+		return a.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.Network()
+}
+
+// admit counts a new connection, or reports why it is over a limit.
+func (srv *Server) admit(src string, cfg *Config) string {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.perSource == nil {
+		srv.perSource = make(map[string]int)
+		srv.sessions = make(map[*Session]struct{})
+	}
+	switch {
+	case cfg.MaxConns > 0 && srv.conns >= cfg.MaxConns:
+		return ReasonMaxConns
+	case cfg.MaxConnsPerSource > 0 && srv.perSource[src] >= cfg.MaxConnsPerSource:
+		return ReasonMaxConnsPerSource
+	}
+	srv.conns++
+	srv.perSource[src]++
+	return ""
+}
+
+func (srv *Server) release(src string, s *Session) {
+	srv.mu.Lock()
+	srv.conns--
+	if srv.perSource[src]--; srv.perSource[src] <= 0 {
+		delete(srv.perSource, src)
+	}
+	delete(srv.sessions, s)
+	srv.mu.Unlock()
+}
+
+// refuse closes a connection over a limit at once, counts it and logs it
+// (rate-limited: a flood of connections must not flood the log).
+func (srv *Server) refuse(c net.Conn, reason string, cfg *Config) {
+	c.Close()
+	if o, ok := srv.Handler.(PolicyObserver); ok {
+		o.SessionRefused(reason)
+	}
+	srv.mu.Lock()
+	now := time.Now()
+	if now.Sub(srv.refusals.last) < refusalLogInterval {
+		srv.refusals.suppressed++
+		srv.mu.Unlock()
+		return
+	}
+	suppressed := srv.refusals.suppressed
+	srv.refusals = refusalLog{last: now}
+	conns := srv.conns
+	srv.mu.Unlock()
+	srv.Log.Warn("openflow connection refused: over the limit", "reason", reason, "remote", c.RemoteAddr().String(),
+		"connections", conns, "max_conns", cfg.MaxConns, "max_conns_per_source", cfg.MaxConnsPerSource,
+		"refused_since_last_report", suppressed)
+}
+
+// Sessions returns the sessions running now, handshake complete or not.
+func (srv *Server) Sessions() []*Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Serve accepts on l until ctx ends, then closes l. Sessions end with ctx.
 func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	cfg := srv.Config
+	cfg.defaults()
 	backoff := 5 * time.Millisecond
 	for {
 		c, err := l.Accept()
@@ -99,13 +196,22 @@ func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 			return fmt.Errorf("openflow accept on %s: %w", l.Addr(), err)
 		}
 		backoff = 5 * time.Millisecond
+		src := source(c.RemoteAddr())
+		if reason := srv.admit(src, &cfg); reason != "" {
+			srv.refuse(c, reason, &cfg)
+			continue
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
 		s := newSession(c, srv.Config, srv.Log.With("remote", c.RemoteAddr().String()), srv.Handler)
+		srv.mu.Lock()
+		srv.sessions[s] = struct{}{}
+		srv.mu.Unlock()
 		srv.wg.Add(1)
 		go func() {
 			defer srv.wg.Done()
+			defer srv.release(src, s)
 			s.serve(ctx)
 		}()
 	}

@@ -7,10 +7,12 @@ package openflow
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -34,7 +36,25 @@ type Config struct {
 	// MaxQueue is the most bytes queued for one switch before senders
 	// wait for the writer.
 	MaxQueue int
+	// MaxConns bounds the OpenFlow connections of a Server (default
+	// 4096), and MaxConnsPerSource those from one remote IP address
+	// (default 64; every unix socket client is one source). A connection
+	// over either limit is closed at once. Negative: no limit.
+	MaxConns          int
+	MaxConnsPerSource int
 }
+
+// Echo replies are not queued behind a peer that does not read: a session
+// holds at most one unsent echo reply, and none while more than
+// echoQueueLimit bytes wait for the socket.
+const echoQueueLimit = 64 << 10
+
+// Read buffers: small until the handshake is complete, so that a
+// connection that never completes it costs little.
+const (
+	handshakeReadBuffer = 1 << 10
+	sessionReadBuffer   = 64 << 10
+)
 
 func (c *Config) defaults() {
 	if c.EchoInterval == 0 {
@@ -52,6 +72,12 @@ func (c *Config) defaults() {
 	if c.MaxQueue == 0 {
 		c.MaxQueue = 8 << 20
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 4096
+	}
+	if c.MaxConnsPerSource == 0 {
+		c.MaxConnsPerSource = 64
+	}
 }
 
 // Handler receives what sessions report. Connected runs once the
@@ -64,6 +90,21 @@ type Handler interface {
 	Message(s *Session, h wire.Header, msg []byte)
 	Disconnected(s *Session, err error)
 }
+
+// PolicyObserver is an optional interface of a Handler: the Server tells it
+// of every connection it refuses or closes by policy (reason is one of the
+// Reason* labels) and of every echo reply it drops because the peer does
+// not read, for metrics. Calls must not block.
+type PolicyObserver interface {
+	SessionRefused(reason string)
+	EchoReplyDropped()
+}
+
+// Reasons a connection is refused or closed by policy.
+const (
+	ReasonMaxConns          = "max_conns"
+	ReasonMaxConnsPerSource = "max_conns_per_source"
+)
 
 // ProtocolError is a violation of the protocol by the switch. The session
 // that sees one is closed.
@@ -103,11 +144,14 @@ type Session struct {
 	xid      atomic.Uint32
 	activity atomic.Bool
 
-	wmu     sync.Mutex
-	wcond   *sync.Cond
-	pending []byte
-	spare   []byte
-	wsignal chan struct{}
+	wmu      sync.Mutex
+	wcond    *sync.Cond
+	pending  []byte
+	spare    []byte
+	writing  int  // bytes the writer is sending now
+	echoOut  bool // an echo reply is queued or being written
+	echoDrop int  // echo replies dropped
+	wsignal  chan struct{}
 
 	rmu     sync.Mutex
 	waiters map[uint32]*waiter
@@ -180,6 +224,42 @@ func (s *Session) Write(fn func(dst []byte) []byte) error {
 	return nil
 }
 
+// sendEchoReply queues the reply to an echo request, unless the peer is
+// not reading: an echo reply already waits, or the queue holds more than
+// echoQueueLimit bytes. A peer that sends echo requests and never reads
+// thus costs at most one reply.
+func (s *Session) sendEchoReply(xid uint32, data []byte) error {
+	s.wmu.Lock()
+	if s.isClosed() {
+		s.wmu.Unlock()
+		return ErrClosed
+	}
+	if s.echoOut || len(s.pending)+s.writing > echoQueueLimit {
+		s.echoDrop++
+		s.wmu.Unlock()
+		if o, ok := s.handler.(PolicyObserver); ok {
+			o.EchoReplyDropped()
+		}
+		return nil
+	}
+	s.pending = wire.AppendEcho(s.pending, wire.TypeEchoReply, xid, data)
+	s.echoOut = true
+	s.wmu.Unlock()
+	select {
+	case s.wsignal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// QueuedBytes is what waits to be written to the switch: queued, and
+// being written.
+func (s *Session) QueuedBytes() int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return len(s.pending) + s.writing
+}
+
 // Send queues one encoded message.
 func (s *Session) Send(msg []byte) error {
 	return s.Write(func(dst []byte) []byte { return append(dst, msg...) })
@@ -226,10 +306,15 @@ func (s *Session) writer() {
 			s.wmu.Lock()
 			buf := s.pending
 			s.pending = s.spare[:0]
+			s.spare = nil
+			s.writing = len(buf)
+			echo := s.echoOut // no other echo reply is queued until this one is written
 			s.wcond.Broadcast()
 			s.wmu.Unlock()
 			if len(buf) == 0 {
+				s.wmu.Lock()
 				s.spare = buf
+				s.wmu.Unlock()
 				break
 			}
 			s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
@@ -242,6 +327,10 @@ func (s *Session) writer() {
 			}
 			s.wmu.Lock()
 			s.spare = buf
+			s.writing = 0
+			if echo {
+				s.echoOut = false
+			}
 			s.wmu.Unlock()
 		}
 	}
@@ -321,13 +410,17 @@ func (s *Session) serve(ctx context.Context) {
 	go s.writer()
 	stop := context.AfterFunc(ctx, func() { s.Close(nil) })
 	defer stop()
-	br := bufio.NewReaderSize(s.conn, 64<<10)
+	br := bufio.NewReaderSize(s.conn, handshakeReadBuffer)
 	err := s.handshake(ctx, br)
 	if err != nil {
 		s.log.Warn("openflow handshake failed; closing", "error", err)
 		s.Close(err)
 		return
 	}
+	// A larger buffer from now on (fewer reads under a packet-in load),
+	// starting with what the small one holds.
+	rest, _ := br.Peek(br.Buffered())
+	br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn), sessionReadBuffer)
 	s.log = s.log.With("dpid", fmt.Sprintf("%016x", s.Features.DatapathID))
 	go s.keepalive()
 	s.handler.Connected(s)
@@ -367,7 +460,7 @@ func (s *Session) readLoop(br *bufio.Reader) (err error) {
 func (s *Session) dispatch(h wire.Header, msg []byte) error {
 	switch h.Type {
 	case wire.TypeEchoRequest:
-		return s.Send(wire.AppendEcho(nil, wire.TypeEchoReply, h.Xid, msg[wire.HeaderLen:]))
+		return s.sendEchoReply(h.Xid, msg[wire.HeaderLen:])
 	case wire.TypeEchoReply:
 		return nil
 	case wire.TypeHello:
