@@ -264,12 +264,15 @@ func TestReconcileIsIdempotent(t *testing.T) {
 }
 
 func TestReconnectSendsNothingWhenNothingChanged(t *testing.T) {
-	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{})
+	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{DuplicateProbe: 100 * time.Millisecond})
 	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
-	sw := h.dial(emu.Options{DatapathID: 3, Ports: ports(1)})
+	sw := h.dial(emu.Options{DatapathID: 3, Ports: ports(1), NoEcho: true})
 	h.ready(3)
 	flows := sw.Flows()
-	// Reconnect: a new emulated connection with the same tables.
+	// The switch loses its connection without noticing (silent, it answers
+	// no echo), then reconnects: a new emulated connection with the same
+	// tables, which replaces the dead session.
+	time.Sleep(150 * time.Millisecond) // silent for longer than the probe
 	sw2conn, err := net.Dial("unix", h.sock)
 	if err != nil {
 		t.Fatal(err)

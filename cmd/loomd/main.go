@@ -91,6 +91,7 @@ func run(args []string) error {
 	maxStreams := fs.Int("api-max-streams", northbound.DefaultMaxStreams, "most /api/v1/events streams open at once (503 beyond); -1 = no limit")
 	maxAPIConns := fs.Int("api-max-conns", northbound.DefaultMaxConns, "most HTTP connections open at once (more are closed at once); -1 = no limit")
 	maxConns := fs.Int("openflow-max-conns", 4096, "most OpenFlow connections at once (all listeners); more are closed at once; -1: no limit")
+	requireDPID := fs.Bool("ssl-require-dpid", false, "ssl: switches must present a certificate whose subject CN (or a DNS SAN) is their datapath id in 16 hex digits")
 	maxConnsPerSource := fs.Int("openflow-max-conns-per-source", 64, "most OpenFlow connections from one remote IP address (every unix socket client is one source); -1: no limit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -153,7 +154,7 @@ func run(args []string) error {
 	}
 
 	srv := &openflow.Server{Config: openflow.Config{EchoInterval: *echo,
-		MaxConns: *maxConns, MaxConnsPerSource: *maxConnsPerSource}, Handler: ctl, Log: log}
+		MaxConns: *maxConns, MaxConnsPerSource: *maxConnsPerSource, RequireCertDPID: *requireDPID}, Handler: ctl, Log: log}
 	errc := make(chan error, len(listens)+1)
 	for _, target := range listens {
 		l, err := openflow.Listen(target, tf)

@@ -3,8 +3,12 @@ package openflow
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
@@ -80,6 +84,14 @@ func (s *Session) handshake(ctx context.Context, br *bufio.Reader) error {
 				return fmt.Errorf("handshake: auxiliary connection %d of %016x: Loom uses main connections only",
 					s.Features.AuxiliaryID, s.Features.DatapathID)
 			}
+			if err == nil && s.cfg.RequireCertDPID {
+				if err := s.checkCertDPID(); err != nil {
+					if o, ok := s.handler.(PolicyObserver); ok {
+						o.SessionRefused(ReasonCertDPID)
+					}
+					return fmt.Errorf("handshake: %s: %w", ReasonCertDPID, err)
+				}
+			}
 			gotFeatures = true
 		case h.Type == wire.TypeMultipartReply && (h.Xid == pxid || h.Xid == dxid):
 			var mp wire.MultipartReply
@@ -116,4 +128,54 @@ func (s *Session) handshake(ctx context.Context, br *bufio.Reader) error {
 		}
 	}
 	return nil
+}
+
+// checkCertDPID checks that a TLS peer's certificate names the datapath id
+// the switch claims (Config.RequireCertDPID). Connections without TLS
+// (tcp:, unix:) are not checked.
+func (s *Session) checkCertDPID() error {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("no client certificate")
+	}
+	if !CertNamesDPID(certs[0], s.Features.DatapathID) {
+		return fmt.Errorf("the certificate (subject %q, DNS names %v) does not name datapath id %016x",
+			certs[0].Subject.String(), certs[0].DNSNames, s.Features.DatapathID)
+	}
+	return nil
+}
+
+// CertNamesDPID reports whether a switch certificate names dpid: its
+// subject CN or one of its DNS SANs is the datapath id in 16 hex digits,
+// with or without colons or a 0x prefix, in any case
+// ("0000000000000042", "00:00:00:00:00:00:00:42", "0x000000000000002A").
+func CertNamesDPID(cert *x509.Certificate, dpid uint64) bool {
+	for _, name := range append([]string{cert.Subject.CommonName}, cert.DNSNames...) {
+		if v, ok := parseDPID(name); ok && v == dpid {
+			return true
+		}
+	}
+	return false
+}
+
+func parseDPID(s string) (uint64, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "0x")
+	s = strings.ReplaceAll(s, ":", "")
+	if len(s) != 16 {
+		return 0, false
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v, true
 }

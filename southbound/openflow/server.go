@@ -82,7 +82,43 @@ type Server struct {
 	conns     int
 	perSource map[string]int
 	sessions  map[*Session]struct{}
+	byDPID    map[uint64]*Session // sessions past the handshake
 	refusals  refusalLog
+}
+
+// ErrDuplicateDPID refuses a session whose datapath id belongs to a live
+// session.
+var ErrDuplicateDPID = errors.New("openflow: datapath id already connected")
+
+// claim makes s the session of its datapath id. When another session has
+// it, that one is probed (Config.DuplicateProbe): alive, s is refused;
+// dead (a switch reconnecting after a network blip), it is closed and s
+// takes its place.
+func (srv *Server) claim(ctx context.Context, s *Session) error {
+	if srv == nil {
+		return nil
+	}
+	dpid := s.DatapathID()
+	for range 4 {
+		srv.mu.Lock()
+		if srv.byDPID == nil {
+			srv.byDPID = make(map[uint64]*Session)
+		}
+		old := srv.byDPID[dpid]
+		if old == nil || old.isClosed() {
+			srv.byDPID[dpid] = s
+			srv.mu.Unlock()
+			return nil
+		}
+		srv.mu.Unlock()
+		if old.alive(ctx, s.cfg.DuplicateProbe) {
+			return fmt.Errorf("%w: %016x is connected from %s, which answers", ErrDuplicateDPID, dpid, old.RemoteAddr())
+		}
+		old.log.Warn("openflow session replaced: a new connection claims its datapath id and it does not answer",
+			"new_remote", s.RemoteAddr(), "probe", s.cfg.DuplicateProbe)
+		old.Close(fmt.Errorf("replaced by a new connection from %s: no answer within %v", s.RemoteAddr(), s.cfg.DuplicateProbe))
+	}
+	return fmt.Errorf("%w: %016x: contended", ErrDuplicateDPID, dpid)
 }
 
 // refusalLog rate-limits the log of refused connections: the first, then
@@ -136,6 +172,9 @@ func (srv *Server) release(src string, s *Session) {
 		delete(srv.perSource, src)
 	}
 	delete(srv.sessions, s)
+	if srv.byDPID[s.DatapathID()] == s {
+		delete(srv.byDPID, s.DatapathID())
+	}
 	srv.mu.Unlock()
 }
 
@@ -205,6 +244,7 @@ func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 			tc.SetNoDelay(true)
 		}
 		s := newSession(c, srv.Config, srv.Log.With("remote", c.RemoteAddr().String()), srv.Handler)
+		s.srv = srv
 		srv.mu.Lock()
 		srv.sessions[s] = struct{}{}
 		srv.mu.Unlock()

@@ -182,3 +182,150 @@ func TestRequestMatchesRepliesAndErrors(t *testing.T) {
 		t.Errorf("want the switch's error, got %v", err)
 	}
 }
+
+// A connection that claims the datapath id of a live session (one that
+// answers an echo) is refused; one that claims the id of a dead session
+// (silent, not answering) replaces it, as a switch reconnecting after a
+// network blip must.
+func TestDuplicateDatapathID(t *testing.T) {
+	l := unixListener(t)
+	rec := newPolicyRecorder()
+	serve(t, l, Config{DuplicateProbe: 300 * time.Millisecond}, rec)
+	path := l.Addr().String()
+	connected := func() *Session {
+		t.Helper()
+		select {
+		case s := <-rec.up:
+			return s
+		case <-time.After(5 * time.Second):
+			t.Fatal("no session connected")
+			return nil
+		}
+	}
+	dial := func(opt emu.Options) *emu.Switch {
+		sw, err := emu.Dial("unix", path, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sw.Close)
+		return sw
+	}
+
+	live := dial(emu.Options{DatapathID: 0x77})
+	first := connected()
+	time.Sleep(400 * time.Millisecond) // idle longer than the probe: it must answer an echo
+	intruder := dial(emu.Options{DatapathID: 0x77})
+	select {
+	case <-intruder.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second connection claiming a live datapath id must be refused")
+	}
+	select {
+	case <-live.Done():
+		t.Fatal("the live session was dropped")
+	case s := <-rec.up:
+		t.Fatalf("the intruder was connected (%s)", s.RemoteAddr())
+	case <-time.After(100 * time.Millisecond):
+	}
+	if first.isClosed() || rec.count(ReasonDuplicateDPID) != 1 {
+		t.Errorf("first closed %v, duplicates counted %d", first.isClosed(), rec.count(ReasonDuplicateDPID))
+	}
+
+	dead := dial(emu.Options{DatapathID: 0x78, NoEcho: true})
+	old := connected()
+	time.Sleep(400 * time.Millisecond)
+	start := time.Now()
+	back := dial(emu.Options{DatapathID: 0x78})
+	s := connected()
+	if s == old || s.DatapathID() != 0x78 {
+		t.Fatalf("got session %p of %x, the old one is %p", s, s.DatapathID(), old)
+	}
+	t.Logf("a dead session was replaced in %v", time.Since(start))
+	select {
+	case <-dead.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the dead session must be closed")
+	}
+	select {
+	case <-back.Done():
+		t.Fatal("the reconnected switch was dropped")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := rec.count(ReasonDuplicateDPID); n != 1 {
+		t.Errorf("duplicates counted %d, want still 1", n)
+	}
+}
+
+// With RequireCertDPID, a TLS switch whose certificate does not name its
+// datapath id is refused after FEATURES_REPLY; one that does is served.
+func TestSSLRequireDPID(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, issue := pki(t, dir)
+	issue("controller")
+	good := issue("0000000000000042")
+	other := issue("0000000000000043")
+	l, err := Listen("ssl:127.0.0.1:0", TLSFiles{
+		Cert: filepath.Join(dir, "controller.pem"), Key: filepath.Join(dir, "controller-key.pem"), CA: filepath.Join(dir, "ca.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newPolicyRecorder()
+	serve(t, l, Config{RequireCertDPID: true}, rec)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	dial := func(cert tls.Certificate) *emu.Switch {
+		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw := emu.Run(c, emu.Options{DatapathID: 0x42})
+		t.Cleanup(sw.Close)
+		return sw
+	}
+	impostor := dial(other)
+	select {
+	case <-impostor.Done():
+	case s := <-rec.up:
+		t.Fatalf("a certificate for 0x43 was accepted for %x", s.DatapathID())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the impostor was neither refused nor connected")
+	}
+	if n := rec.count(ReasonCertDPID); n != 1 {
+		t.Errorf("certificate mismatches counted %d", n)
+	}
+	dial(good)
+	select {
+	case s := <-rec.up:
+		if s.DatapathID() != 0x42 {
+			t.Errorf("dpid %x", s.DatapathID())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the switch with the matching certificate was not connected")
+	}
+}
+
+func TestCertNamesDPID(t *testing.T) {
+	for _, tc := range []struct {
+		cn   string
+		dns  []string
+		want bool
+	}{
+		{"0000000000000042", nil, true},
+		{"00:00:00:00:00:00:00:42", nil, true},
+		{"0x000000000000002a", nil, false}, // 0x2a is not 0x42
+		{"0x0000000000000042", nil, true},
+		{"00000000000000AB", nil, false},
+		{"42", nil, false}, // 16 digits or nothing
+		{"switch", []string{"0000000000000042"}, true},
+		{"switch id:1234", []string{"sw.example"}, false},
+		{"000000000000004g", nil, false},
+	} {
+		cert := &x509.Certificate{Subject: pkix.Name{CommonName: tc.cn}, DNSNames: tc.dns}
+		if got := CertNamesDPID(cert, 0x42); got != tc.want {
+			t.Errorf("CN %q DNS %v: %v, want %v", tc.cn, tc.dns, got, tc.want)
+		}
+	}
+	if !CertNamesDPID(&x509.Certificate{Subject: pkix.Name{CommonName: "00000000000000ab"}}, 0xab) {
+		t.Error("lower case")
+	}
+}

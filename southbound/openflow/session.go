@@ -42,6 +42,17 @@ type Config struct {
 	// over either limit is closed at once. Negative: no limit.
 	MaxConns          int
 	MaxConnsPerSource int
+	// DuplicateProbe bounds the check of a session whose datapath id a new
+	// connection claims (default 1.5 s): the old session is alive if it
+	// sent anything during the last DuplicateProbe or answers an echo
+	// within it; then the new connection is refused, else the old one is
+	// closed and the new one takes its place.
+	DuplicateProbe time.Duration
+	// RequireCertDPID makes TLS sessions prove their datapath id: the
+	// switch's certificate must name it (subject CN or a DNS SAN: 16 hex
+	// digits, with or without colons or 0x, any case), else the session
+	// is refused after FEATURES_REPLY.
+	RequireCertDPID bool
 }
 
 // Echo replies are not queued behind a peer that does not read: a session
@@ -78,6 +89,9 @@ func (c *Config) defaults() {
 	if c.MaxConnsPerSource == 0 {
 		c.MaxConnsPerSource = 64
 	}
+	if c.DuplicateProbe == 0 {
+		c.DuplicateProbe = 1500 * time.Millisecond
+	}
 }
 
 // Handler receives what sessions report. Connected runs once the
@@ -104,6 +118,8 @@ type PolicyObserver interface {
 const (
 	ReasonMaxConns          = "max_conns"
 	ReasonMaxConnsPerSource = "max_conns_per_source"
+	ReasonDuplicateDPID     = "duplicate_dpid"
+	ReasonCertDPID          = "cert_dpid_mismatch"
 )
 
 // ProtocolError is a violation of the protocol by the switch. The session
@@ -132,6 +148,7 @@ type Session struct {
 	cfg     Config
 	log     *slog.Logger
 	handler Handler
+	srv     *Server // nil: no duplicate check
 
 	// Value is the handler's own state for the session, set in Connected.
 	Value any
@@ -143,6 +160,7 @@ type Session struct {
 
 	xid      atomic.Uint32
 	activity atomic.Bool
+	lastRx   atomic.Int64 // unix nanoseconds of the last message received
 
 	wmu      sync.Mutex
 	wcond    *sync.Cond
@@ -422,6 +440,15 @@ func (s *Session) serve(ctx context.Context) {
 	rest, _ := br.Peek(br.Buffered())
 	br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn), sessionReadBuffer)
 	s.log = s.log.With("dpid", fmt.Sprintf("%016x", s.Features.DatapathID))
+	s.lastRx.Store(time.Now().UnixNano())
+	if err := s.srv.claim(ctx, s); err != nil {
+		s.log.Warn("openflow session refused", "reason", ReasonDuplicateDPID, "error", err)
+		if o, ok := s.handler.(PolicyObserver); ok {
+			o.SessionRefused(ReasonDuplicateDPID)
+		}
+		s.Close(err)
+		return
+	}
 	go s.keepalive()
 	s.handler.Connected(s)
 	err = s.readLoop(br)
@@ -451,6 +478,7 @@ func (s *Session) readLoop(br *bufio.Reader) (err error) {
 			return err
 		}
 		s.activity.Store(true)
+		s.lastRx.Store(time.Now().UnixNano())
 		if err := s.dispatch(h, msg); err != nil {
 			return protoErr(err, msg)
 		}
@@ -462,7 +490,8 @@ func (s *Session) dispatch(h wire.Header, msg []byte) error {
 	case wire.TypeEchoRequest:
 		return s.sendEchoReply(h.Xid, msg[wire.HeaderLen:])
 	case wire.TypeEchoReply:
-		return nil
+		_, err := s.deliver(h, msg) // a liveness probe's, or a keepalive's
+		return err
 	case wire.TypeHello:
 		_, err := wire.DecodeHello(msg)
 		return err
@@ -500,4 +529,44 @@ func (s *Session) keepalive() {
 		}
 		_ = s.Send(wire.AppendEcho(nil, wire.TypeEchoRequest, s.NextXid(), nil))
 	}
+}
+
+// alive reports whether the session's peer is there: it sent a message
+// during the last timeout, or it answers an echo request within timeout.
+// The echo goes ahead of the write queue's limit (a full queue must not
+// stall the probe); the wait is bounded by timeout.
+func (s *Session) alive(ctx context.Context, timeout time.Duration) bool {
+	if s.isClosed() {
+		return false
+	}
+	if time.Since(time.Unix(0, s.lastRx.Load())) < timeout {
+		return true
+	}
+	xid := s.NextXid()
+	w := &waiter{done: make(chan struct{})}
+	s.rmu.Lock()
+	s.waiters[xid] = w
+	s.rmu.Unlock()
+	defer s.forget(xid)
+	s.wmu.Lock()
+	if s.isClosed() {
+		s.wmu.Unlock()
+		return false
+	}
+	s.pending = wire.AppendEcho(s.pending, wire.TypeEchoRequest, xid, nil)
+	s.wmu.Unlock()
+	select {
+	case s.wsignal <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.err == nil
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.closed:
+	}
+	return false
 }
