@@ -23,6 +23,14 @@ type options struct {
 	connectTimeout time.Duration
 	settle         time.Duration
 	answerTimeout  time.Duration
+
+	// Conditions a test knows to wait for, instead of trusting a quiet
+	// window or a fixed warm-up (nil in the command): the setup is over
+	// once setupDone holds for the counters seen so far, and the warm-up
+	// lasts until warmedUp holds, each for at most waitLimit.
+	setupDone func(setupResult) bool
+	warmedUp  func(loopResult) bool
+	waitLimit time.Duration
 }
 
 func (o *options) check() error {
@@ -277,6 +285,17 @@ func bench(o *options, logf func(string, ...any)) (*result, error) {
 		time.Sleep(time.Millisecond)
 	}
 	res.Setup.ConnectMs = ms(time.Since(start))
+	// ...then, in tests, what the setup must have done...
+	if o.setupDone != nil {
+		setupCounts(res, sws)
+		for limit := time.Now().Add(o.waitLimit); !o.setupDone(res.Setup); setupCounts(res, sws) {
+			if time.Now().After(limit) {
+				logf("warning: the setup condition did not hold within %v; measuring anyway", o.waitLimit)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	// ...then the controller's initial burst quiet for o.settle.
 	for {
 		var last int64
@@ -293,25 +312,27 @@ func bench(o *options, logf func(string, ...any)) (*result, error) {
 		}
 	}
 	res.Setup.SettleMs = ms(time.Since(start))
-	for _, sw := range sws {
-		c := &sw.c
-		res.Setup.FlowMods += c.flowMods.Load()
-		res.Setup.OtherMods += c.otherMods.Load()
-		res.Setup.Bundled += c.bundled.Load()
-		res.Setup.BundleCommits += c.commits.Load()
-		res.Setup.Barriers += c.barriers.Load()
-	}
-	res.Setup.MissTable = int(sws[0].missReport.Load()) - 1
+	setupCounts(res, sws)
 	logf("setup: %d switches connected in %.0f ms; controller quiet after %.0f ms (%d flow-mods, %d bundled, %d commits, %d barriers; table-miss in table %d)",
 		len(sws), res.Setup.ConnectMs, res.Setup.SettleMs, res.Setup.FlowMods, res.Setup.Bundled,
 		res.Setup.BundleCommits, res.Setup.Barriers, res.Setup.MissTable)
 
+	// The baseline is taken before traffic starts: taken after, it missed
+	// whatever the controller answered in between (in latency mode, a
+	// scheduling delay of a millisecond or two is every host learned).
+	first := take(sws)
 	for _, sw := range sws {
 		sw.setPhase(phaseTraffic)
 	}
-	first := take(sws)
 	if o.warmup > 0 {
 		end := measure(sws, first, o.warmup, 0)
+		for limit := time.Now().Add(o.waitLimit); o.warmedUp != nil && !o.warmedUp(end.r); {
+			if time.Now().After(limit) {
+				logf("warning: the warm-up condition did not hold within %v", o.waitLimit)
+				break
+			}
+			end = measure(sws, first, time.Since(first.at)+10*time.Millisecond, 0)
+		}
 		res.Warmup = &end.r
 		logf("warm-up %v: %.0f responses/s, %.0f answered/s", o.warmup, end.r.ResponsesPerSec, end.r.AnsweredPerSec)
 		first = end.snap
@@ -354,6 +375,20 @@ func bench(o *options, logf func(string, ...any)) (*result, error) {
 		}
 	}
 	return res, nil
+}
+
+// setupCounts sums what the switches were sent during the setup.
+func setupCounts(res *result, sws []*fakeSwitch) {
+	res.Setup.FlowMods, res.Setup.OtherMods, res.Setup.Bundled, res.Setup.BundleCommits, res.Setup.Barriers = 0, 0, 0, 0, 0
+	for _, sw := range sws {
+		c := &sw.c
+		res.Setup.FlowMods += c.flowMods.Load()
+		res.Setup.OtherMods += c.otherMods.Load()
+		res.Setup.Bundled += c.bundled.Load()
+		res.Setup.BundleCommits += c.commits.Load()
+		res.Setup.Barriers += c.barriers.Load()
+	}
+	res.Setup.MissTable = int(sws[0].missReport.Load()) - 1
 }
 
 type measured struct {

@@ -115,6 +115,14 @@ func TestAgainstLoomL2Switch(t *testing.T) {
 			if mode == "latency" {
 				o.switches = 1
 			}
+			// Wait for what the controller must do, not for a quiet
+			// window or a fixed warm-up: a loaded machine can pause
+			// longer than either (the test failed that way in a full run).
+			o.waitLimit = 30 * time.Second
+			o.setupDone = func(s setupResult) bool {
+				return s.BundleCommits >= int64(o.switches) && s.Barriers >= int64(o.switches) && s.MissTable >= 0
+			}
+			o.warmedUp = func(r loopResult) bool { return r.FlowMods >= int64(2*o.switches*o.macs) }
 			r, err := bench(o, t.Logf)
 			if err != nil {
 				t.Fatal(err)
