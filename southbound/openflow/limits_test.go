@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -279,4 +280,45 @@ func TestConnectionLimits(t *testing.T) {
 	if !greeted(t, u1) || greeted(t, u2) {
 		t.Error("a second unix client must be refused with MaxConnsPerSource 1")
 	}
+}
+
+// The cost of idle sessions: 1,000 clients complete the handshake and
+// stay connected, silent. The figures (heap in use, RSS, goroutines) are
+// logged for the record, not asserted; the clients hold only their socket
+// (no goroutine, no buffer), so the figures are the server's.
+func TestIdleSessionsFootprint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 connections")
+	}
+	const n = 1000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 2*n+100 {
+		lim.Cur = min(lim.Max, 2*n+100)
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	l := unixListener(t)
+	rec := newPolicyRecorder()
+	srv := serve(t, l, Config{MaxConnsPerSource: -1}, rec)
+	before, rssBefore, gBefore := heapInuse(), rssKB(), runtime.NumGoroutine()
+	for i := range n {
+		c, err := net.Dial("unix", l.Addr().String())
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := handshake(c, uint64(1000+i)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(srv.Sessions()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the last Connected calls
+	after, rssAfter, gAfter := heapInuse(), rssKB(), runtime.NumGoroutine()
+	if got := len(srv.Sessions()); got != n {
+		t.Fatalf("%d sessions, want %d", got, n)
+	}
+	t.Logf("%d idle sessions past the handshake: heap in use +%d KB (%d B each), RSS +%d MB (%d KB each), goroutines +%d",
+		n, (int64(after)-int64(before))>>10, (int64(after)-int64(before))/n, (rssAfter-rssBefore)>>10, (rssAfter-rssBefore)/n, gAfter-gBefore)
 }

@@ -64,7 +64,7 @@ const echoQueueLimit = 64 << 10
 // connection that never completes it costs little.
 const (
 	handshakeReadBuffer = 1 << 10
-	sessionReadBuffer   = 64 << 10
+	sessionReadBuffer   = 16 << 10
 )
 
 func (c *Config) defaults() {
