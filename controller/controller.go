@@ -185,11 +185,19 @@ func (c *Controller) Message(s *openflow.Session, h wire.Header, msg []byte) {
 // sent more than the controller could queue (Config.MaxQueuedBytes).
 const ReasonQueueOverflow = "queue_overflow"
 
+// The OpenFlow server reports its policy decisions to the controller's
+// metrics.
+var _ openflow.PolicyObserver = (*Controller)(nil)
+
 // SessionRefused counts a session the OpenFlow server refused or closed
 // by policy (openflow.PolicyObserver).
 func (c *Controller) SessionRefused(reason string) {
 	c.metrics.sessionsClosed.WithLabelValues(reason).Inc()
 }
+
+// EchoReplyDropped counts an echo reply not queued for a switch that does
+// not read (openflow.PolicyObserver).
+func (c *Controller) EchoReplyDropped() { c.metrics.echoRepliesDropped.Inc() }
 
 // Disconnected forgets the switch. Its flows stay on the switch; they are
 // reconciled when it comes back.

@@ -689,3 +689,36 @@ func TestErrorFloodIsBounded(t *testing.T) {
 	outs.Wait()
 	unstall()
 }
+
+// The OpenFlow server's policy decisions reach the controller's metrics:
+// a second connection claiming a live switch's datapath id is refused
+// and counted.
+func TestDuplicateDatapathIDIsCounted(t *testing.T) {
+	testAppInstance.start = nil
+	h := newHarness(t, Config{}, openflow.Config{DuplicateProbe: 200 * time.Millisecond})
+	live := h.dial(emu.Options{DatapathID: 22})
+	h.ready(22)
+	intruder := h.dial(emu.Options{DatapathID: 22})
+	select {
+	case <-intruder.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the intruder must be refused")
+	}
+	if n := testutil.ToFloat64(h.ctl.metrics.sessionsClosed.WithLabelValues(openflow.ReasonDuplicateDPID)); n != 1 {
+		t.Errorf("duplicate datapath ids counted: %v", n)
+	}
+	select {
+	case <-live.Done():
+		t.Fatal("the live switch was dropped")
+	default:
+	}
+	sw, ok := h.ctl.Switch(22)
+	if !ok {
+		t.Fatal("the live switch must stay connected")
+	}
+	select {
+	case <-sw.sess.Done():
+		t.Error("the live switch's session was closed")
+	default:
+	}
+}

@@ -8,16 +8,17 @@ import (
 )
 
 type metrics struct {
-	switches         prometheus.Gauge
-	packetIns        prometheus.Counter
-	packetInsDropped prometheus.Counter
-	packetOuts       prometheus.Counter
-	errors           prometheus.Counter
-	panics           prometheus.Counter
-	flowMods         [flow.CmdDeleteStrict + 1]prometheus.Counter
-	reconciles       prometheus.Counter
-	reconcileSeconds prometheus.Histogram
-	sessionsClosed   *prometheus.CounterVec
+	switches           prometheus.Gauge
+	packetIns          prometheus.Counter
+	packetInsDropped   prometheus.Counter
+	packetOuts         prometheus.Counter
+	errors             prometheus.Counter
+	panics             prometheus.Counter
+	flowMods           [flow.CmdDeleteStrict + 1]prometheus.Counter
+	reconciles         prometheus.Counter
+	reconcileSeconds   prometheus.Histogram
+	sessionsClosed     *prometheus.CounterVec
+	echoRepliesDropped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessionsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "openflow_sessions_closed_total",
 			Help: "OpenFlow connections closed or refused by policy, by reason (queue_overflow, max_conns, max_conns_per_source, duplicate_dpid, cert_dpid_mismatch)."},
 			[]string{"reason"}),
+		echoRepliesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "openflow_echo_replies_dropped_total",
+			Help: "ECHO_REPLY messages not queued because the switch was not reading (one was already waiting, or its write queue was long)."}),
 	}
 	fm := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "flow_mods_total",
 		Help: "FLOW_MOD messages sent, by command."}, []string{"command"})
@@ -49,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flowMods[cmd] = fm.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds, m.sessionsClosed)
+		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds, m.sessionsClosed, m.echoRepliesDropped)
 	}
 	return m
 }
