@@ -16,12 +16,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/loom-sdn/loom/topology"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

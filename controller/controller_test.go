@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"

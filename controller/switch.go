@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"

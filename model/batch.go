@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/events"
+	"github.com/loom-sdn/loom/store"
 )
 
 // OpType is what an Op does.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 )
 

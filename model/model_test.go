@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/store"
 )
 
 var ctx = context.Background()

@@ -28,8 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/store"
+	"github.com/loom-sdn/loom/events"
+	"github.com/loom-sdn/loom/store"
 )
 
 // Topic is the events topic of model changes.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 )
 
 // EventBuffer is how many events one /events client may fall behind

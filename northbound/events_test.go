@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/northbound"
 )
 

@@ -9,9 +9,9 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Fabric is GET /fabric: the distributed virtual switch in one answer,

@@ -14,9 +14,9 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"
-	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/view/viewtest"
 )
 
 // TestFabricOf: ports are placed on the host of their active binding,

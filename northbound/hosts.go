@@ -7,9 +7,9 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
+	"github.com/loom-sdn/loom/view"
 )
 
 // HostStatus is what Loom knows of a hypervisor beyond its model object.

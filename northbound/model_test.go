@@ -16,13 +16,13 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/store"
-	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
+	"github.com/loom-sdn/loom/store"
 	"github.com/loom-sdn/loom/topology"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

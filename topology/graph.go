@@ -40,7 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 )
 
 // Topic is the events topic of topology changes.

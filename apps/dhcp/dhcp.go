@@ -31,9 +31,9 @@ import (
 	"sync/atomic"
 
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -7,10 +7,10 @@ import (
 	"slices"
 
 	"github.com/loom-sdn/loom/apps/overlay"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Defaults of what the model leaves open.

@@ -6,8 +6,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 var (

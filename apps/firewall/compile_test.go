@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view/viewtest"
 )
 
 var meta = viewtest.Meta
 
-// lab is a model with a view of it (controller/view/viewtest).
+// lab is a model with a view of it (view/viewtest).
 type lab struct {
 	*viewtest.Lab
 	t testing.TB

@@ -78,8 +78,8 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view"
 )
 
 // rule is a security group rule as the compiler uses it.

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view"
-	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/view"
+	"github.com/loom-sdn/loom/view/viewtest"
 )
 
 var meta = viewtest.Meta

@@ -8,11 +8,11 @@ import (
 
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Health checks. The switch of a backend's host probes it: a TCP SYN from

@@ -6,10 +6,10 @@ import (
 	"slices"
 
 	"github.com/loom-sdn/loom/apps/overlay"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 // index is what the app compiles every switch from. It is built once per

@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Tables are the table ids the compiled flows use: the overlay's, and

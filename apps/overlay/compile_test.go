@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view"
-	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view"
+	"github.com/loom-sdn/loom/view/viewtest"
 )
 
-// lab is a model with a view of it (controller/view/viewtest).
+// lab is a model with a view of it (view/viewtest).
 type lab struct{ *viewtest.Lab }
 
 func newLab(t testing.TB) *lab { return &lab{viewtest.New(t)} }

@@ -30,9 +30,9 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -7,10 +7,10 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )

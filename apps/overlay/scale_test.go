@@ -11,12 +11,12 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"
-	"github.com/loom-sdn/loom/controller/store"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/store"
+	"github.com/loom-sdn/loom/view"
 )
 
 // The data-center fabric of the scale benchmarks: 1,000 hosts, 1,000

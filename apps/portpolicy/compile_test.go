@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view/viewtest"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view/viewtest"
 )
 
 var meta = viewtest.Meta

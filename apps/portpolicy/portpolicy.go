@@ -30,9 +30,9 @@ import (
 	"errors"
 
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Name is the app's registered name.

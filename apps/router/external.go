@@ -6,10 +6,10 @@ import (
 	"slices"
 
 	"github.com/loom-sdn/loom/apps/overlay"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
+	"github.com/loom-sdn/loom/view"
 )
 
 // The way out. A router with an external network has a gateway host,

@@ -3,8 +3,8 @@ package router
 import (
 	"maps"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view"
 )
 
 // index is what the router compiles every switch from and answers

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/view"
 )
 
 // TestIndexUpdate: the index updated from port and binding changes

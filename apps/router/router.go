@@ -25,11 +25,11 @@ import (
 
 	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Name is the app's registered name.

@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
-	"github.com/loom-sdn/loom/controller/store"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/store"
 )
 
 // fakeAPI answers like loomd and records the requests it got.

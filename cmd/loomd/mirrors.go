@@ -4,9 +4,9 @@ import (
 	"hash/fnv"
 	"slices"
 
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
+	"github.com/loom-sdn/loom/view"
 )
 
 // mirrorConfigs are the model's mirrors as host's OVSDB agent applies

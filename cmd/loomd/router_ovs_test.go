@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/view"
 )
 
 // patch sends a JSON merge patch to the API.

@@ -7,11 +7,11 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/loom-sdn/loom/controller/events"
-	"github.com/loom-sdn/loom/controller/view"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
+	"github.com/loom-sdn/loom/view"
 )
 
 // declareEndpoints keeps the topology's declared endpoints (source

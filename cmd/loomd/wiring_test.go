@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loom-sdn/loom/controller/events"
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 )
 

@@ -6,9 +6,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/loom-sdn/loom/controller/store"
-	"github.com/loom-sdn/loom/controller/view"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/store"
+	"github.com/loom-sdn/loom/view"
 )
 
 // Lab is a model service and a view of it.
