@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loom-sdn/loom/northbound/restapi"
 	"io"
 	"mime"
 	"net/http"
@@ -26,11 +27,7 @@ const (
 )
 
 // Error is the body of every error response.
-type Error struct {
-	Code    string `json:"error"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
+type Error = restapi.Error
 
 // APIError is an error that knows its HTTP status; handlers return it and
 // WriteError renders it.

@@ -1,9 +1,8 @@
 package northbound
 
 import (
+	"github.com/loom-sdn/loom/northbound/restapi"
 	"net/http"
-
-	"github.com/loom-sdn/loom/controller"
 )
 
 // Descriptions of the routes that Handler always serves and of the mounts
@@ -25,7 +24,7 @@ func init() {
 	DescribeRoute(get, "/api/v1/switches/{dpid}", Description{Summary: "one switch: ports, desired flows with owners, groups, meters",
 		Response: SwitchDetail{}, Errors: []int{400, 404, 503}})
 	DescribeRoute(get, "/api/v1/switches/{dpid}/flows", Description{Summary: "desired against installed flows: ok, missing, differs, learned, unexpected, with counters",
-		Response: []controller.FlowView{}, Errors: []int{400, 404, 503}})
+		Response: []restapi.FlowView{}, Errors: []int{400, 404, 503}})
 	DescribeRoute(get, "/api/v1/events", Description{Summary: "Server-Sent Events of every change (id: seq, event: topic.type, data: the event)",
 		Query:       []Param{{Name: "topic", Description: "comma-separated topics: model, topology, switch, port, ..."}},
 		ContentType: "text/event-stream", ResponseSchema: map[string]any{"type": "string"}})

@@ -3,6 +3,7 @@ package northbound
 import (
 	"errors"
 	"fmt"
+	"github.com/loom-sdn/loom/northbound/restapi"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,29 +13,13 @@ import (
 )
 
 // Switch is the REST view of a connected switch.
-type Switch struct {
-	DatapathID string `json:"datapath_id"`
-	Remote     string `json:"remote"`
-	Software   string `json:"software,omitempty"`
-	Tables     uint8  `json:"tables"`
-}
+type Switch = restapi.Switch
 
 // Port is the REST view of a switch port.
-type Port struct {
-	Number uint32 `json:"number"`
-	Name   string `json:"name"`
-	MAC    string `json:"mac"`
-	Up     bool   `json:"up"`
-}
+type Port = restapi.Port
 
 // SwitchDetail is a switch with its ports and desired state.
-type SwitchDetail struct {
-	Switch
-	Ports  []Port                 `json:"ports"`
-	Flows  []controller.OwnedFlow `json:"flows"`
-	Groups []string               `json:"groups"`
-	Meters []string               `json:"meters"`
-}
+type SwitchDetail = restapi.SwitchDetail
 
 // SwitchRoutes serves the connected switches: GET /switches,
 // /switches/{dpid} (ports and desired state) and /switches/{dpid}/flows
@@ -59,9 +44,12 @@ func SwitchRoutes(c *controller.Controller) Mount {
 				WriteError(w, switchError(dpid, err))
 				return
 			}
-			d := SwitchDetail{Switch: switchView(st.Info), Ports: []Port{}, Flows: st.Flows, Groups: st.Groups, Meters: st.Meters}
+			d := SwitchDetail{Switch: switchView(st.Info), Ports: []Port{}, Flows: make([]restapi.OwnedFlow, len(st.Flows)), Groups: st.Groups, Meters: st.Meters}
+			for i, f := range st.Flows {
+				d.Flows[i] = restapi.OwnedFlow(f)
+			}
 			for _, p := range st.Ports {
-				d.Ports = append(d.Ports, Port{p.PortNo, p.Name, macString(p.HWAddr), p.Up()})
+				d.Ports = append(d.Ports, Port{Number: p.PortNo, Name: p.Name, MAC: macString(p.HWAddr), Up: p.Up()})
 			}
 			WriteJSON(w, http.StatusOK, d)
 		}).Methods(http.MethodGet)
@@ -76,10 +64,11 @@ func SwitchRoutes(c *controller.Controller) Mount {
 				WriteError(w, switchError(dpid, err))
 				return
 			}
-			if flows == nil {
-				flows = []controller.FlowView{}
+			out := make([]restapi.FlowView, len(flows))
+			for i, f := range flows {
+				out[i] = restapi.FlowView(f)
 			}
-			WriteJSON(w, http.StatusOK, flows)
+			WriteJSON(w, http.StatusOK, out)
 		}).Methods(http.MethodGet)
 	}
 }
@@ -111,7 +100,7 @@ func ParseDPID(s string) (uint64, error) {
 }
 
 func switchView(s controller.SwitchInfo) Switch {
-	return Switch{fmt.Sprintf("%016x", s.DatapathID), s.Remote, s.Desc.Software, s.Features.NTables}
+	return Switch{DatapathID: fmt.Sprintf("%016x", s.DatapathID), Remote: s.Remote, Software: s.Desc.Software, Tables: s.Features.NTables}
 }
 
 func macString(b [6]byte) string {

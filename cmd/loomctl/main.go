@@ -19,8 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/northbound"
+	"github.com/loom-sdn/loom/northbound/restapi"
 )
 
 func main() {
@@ -93,7 +92,7 @@ func run(args []string, out io.Writer) error {
 		})
 	case "switches":
 		return o.show("/api/v1/switches", func(any) error {
-			var sws []northbound.Switch
+			var sws []restapi.Switch
 			if err := o.c.do("GET", "/api/v1/switches", nil, &sws); err != nil {
 				return err
 			}
@@ -109,7 +108,7 @@ func run(args []string, out io.Writer) error {
 		}
 		path := "/api/v1/switches/" + url.PathEscape(rest[0])
 		return o.show(path, func(any) error {
-			var d northbound.SwitchDetail
+			var d restapi.SwitchDetail
 			if err := o.c.do("GET", path, nil, &d); err != nil {
 				return err
 			}
@@ -137,7 +136,7 @@ func run(args []string, out io.Writer) error {
 		}
 		path := "/api/v1/switches/" + url.PathEscape(rest[0]) + "/flows"
 		return o.show(path, func(any) error {
-			var fv []controller.FlowView
+			var fv []restapi.FlowView
 			if err := o.c.do("GET", path, nil, &fv); err != nil {
 				return err
 			}
@@ -501,7 +500,7 @@ func (c client) do(method, path string, body []byte, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		var e northbound.Error
+		var e restapi.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		if e.Field != "" {
 			return fmt.Errorf("%s: %s (field %s)", resp.Status, e.Message, e.Field)
