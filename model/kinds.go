@@ -92,9 +92,9 @@ func info[T any, PT interface {
 	return ki
 }
 
-// Kinds returns the kinds in a fixed order (hosts, networks, subnets,
-// ports, port groups, routers, security groups, load balancers, floating
-// IPs).
+// Kinds returns the kinds in the fixed order of their declaration above:
+// the one list every other (the API's routes, its OpenAPI enum, loomctl's
+// help) derives from.
 func Kinds() []*KindInfo { return kinds }
 
 // Info returns the description of kind k, or nil.

@@ -48,7 +48,7 @@ type BatchRequest struct {
 // BatchOp is one op of a batch.
 type BatchOp struct {
 	Op   string `json:"op" enum:"create|update|patch|delete" doc:"update replaces the whole object (PUT), patch applies a JSON merge patch (PATCH)"`
-	Kind string `json:"kind" doc:"hosts, networks, subnets, ports, port-groups, routers, security-groups, load-balancers or floating-ips (as in the URLs)"`
+	Kind string `json:"kind" doc:"a kind of the model, as the URLs name it (the enum)"`
 	ID   string `json:"id,omitempty" doc:"update, patch, delete: the object's id or name, as the batch's earlier ops leave it"`
 	// Object and Patch are JSON objects.
 	Object  json.RawMessage `json:"object,omitempty" doc:"create, update: the object, as POST and PUT take it"`
@@ -77,10 +77,12 @@ func describeBatch() {
 	g.schema(reflect.TypeFor[BatchOp]())
 	op := g.components["BatchOp"].(map[string]any)
 	props := op["properties"].(map[string]any)
-	var kinds []any
+	var kinds, paths []any
 	for _, ki := range model.Kinds() {
 		kinds = append(kinds, SchemaRef(ki.Title))
+		paths = append(paths, ki.Path)
 	}
+	props["kind"] = map[string]any{"type": "string", "enum": paths, "description": props["kind"].(map[string]any)["description"]}
 	props["object"] = map[string]any{"oneOf": kinds, "description": props["object"].(map[string]any)["description"]}
 	props["patch"] = map[string]any{"type": "object", "description": props["patch"].(map[string]any)["description"]}
 	op["required"] = []any{"op", "kind"}

@@ -13,9 +13,7 @@ import (
 	"github.com/loom-sdn/loom/model"
 )
 
-// Model routes: for every kind of model.Kinds() (hosts, networks, subnets,
-// ports, port-groups, routers, security-groups, load-balancers,
-// floating-ips):
+// Model routes: for every kind of model.Kinds(), by its Path:
 //
 //	GET    /{kind}?name=&{ref}=&limit=&after=   a page of objects sorted by name
 //	POST   /{kind}                              create: 201, Location, ETag

@@ -29,7 +29,12 @@ func main() {
 	}
 }
 
-const usage = `usage: loomctl [--api URL] [--token TOKEN] [-o table|json] COMMAND
+// Kinds are the model's kinds as the API's URLs name them (model.Kinds();
+// TestKindsAreTheModels keeps them equal: loomctl links no model).
+var Kinds = []string{"hosts", "networks", "subnets", "ports", "port-groups", "routers", "security-groups",
+	"load-balancers", "floating-ips", "mirrors", "flow-exports"}
+
+var usage = `usage: loomctl [--api URL] [--token TOKEN] [-o table|json] COMMAND
 commands:
   health                          controller health
   switches                        connected switches
@@ -47,7 +52,7 @@ commands:
                                   {"op": "patch", "kind": "ports", "id": "vm1", "patch": {...}},
                                   {"op": "delete", "kind": "ports", "id": "vm2"}]} (or just the array);
                                   - (or no FILE) reads stdin; also -f FILE.json
-kinds: hosts networks subnets ports port-groups routers security-groups load-balancers floating-ips`
+kinds: `+strings.Join(Kinds, " ")
 
 type options struct {
 	out    io.Writer

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -206,4 +207,18 @@ func stdin(t *testing.T, s string) {
 	old := os.Stdin
 	os.Stdin = in
 	t.Cleanup(func() { os.Stdin = old; in.Close() })
+}
+
+// The kinds loomctl names are the model's, in its order.
+func TestKindsAreTheModels(t *testing.T) {
+	var want []string
+	for _, ki := range model.Kinds() {
+		want = append(want, ki.Path)
+	}
+	if !slices.Equal(Kinds, want) {
+		t.Errorf("loomctl kinds %v, the model's %v", Kinds, want)
+	}
+	if !strings.Contains(usage, "flow-exports") {
+		t.Error("the usage does not list every kind")
+	}
 }
