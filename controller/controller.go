@@ -129,6 +129,18 @@ func (c *Controller) Tables() []*Table { return c.tables }
 
 func (c *Controller) tableByID(id uint8) *Table { return c.byID[id] }
 
+// App returns the running app of that name, or nil: what a program
+// wires to the app's own API (loomd hands the load balancer's backend
+// health to the REST API).
+func (c *Controller) App(name string) App {
+	for _, a := range c.apps {
+		if a.name == name {
+			return a.app
+		}
+	}
+	return nil
+}
+
 func (c *Controller) appByID(id uint16) App {
 	for _, a := range c.apps {
 		if a.id == id {

@@ -63,9 +63,9 @@ type BatchResult struct {
 	Objects []model.Object `json:"objects"`
 }
 
-func batchRoutes(svc *model.Service, api *mux.Router) {
+func batchRoutes(svc *model.Service, dec decorator, api *mux.Router) {
 	describeBatch()
-	mount(api, http.MethodPost, "/batch", func(w http.ResponseWriter, req *http.Request) { postBatch(svc, w, req) },
+	mount(api, http.MethodPost, "/batch", func(w http.ResponseWriter, req *http.Request) { postBatch(svc, dec, w, req) },
 		Description{Summary: fmt.Sprintf("creates, updates, patches and deletes of any kinds, in order, committed together or not at all (at most %d ops)", MaxBatchOps),
 			RequestSchema: SchemaRef("BatchRequest"), ResponseSchema: SchemaRef("BatchResult"), Errors: []int{400, 404, 409, 412, 413, 415}})
 }
@@ -96,7 +96,7 @@ func describeBatch() {
 	}})
 }
 
-func postBatch(svc *model.Service, w http.ResponseWriter, req *http.Request) {
+func postBatch(svc *model.Service, dec decorator, w http.ResponseWriter, req *http.Request) {
 	raws, aerr := decodeBatch(w, req)
 	if aerr != nil {
 		WriteError(w, aerr)
@@ -117,7 +117,7 @@ func postBatch(svc *model.Service, w http.ResponseWriter, req *http.Request) {
 	}
 	for i, o := range objs {
 		if o != nil {
-			objs[i] = decorate(o)
+			objs[i] = dec.decorate(o)
 		}
 	}
 	WriteJSON(w, http.StatusOK, BatchResult{Objects: objs})

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/gorilla/mux"
-	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
 	"github.com/loom-sdn/loom/topology"
@@ -94,18 +93,18 @@ type FabricLoadBalancer struct {
 }
 
 // FabricRoutes serves GET /fabric.
-func FabricRoutes(mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View, topo *topology.Graph) Mount {
+func FabricRoutes(mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View, topo *topology.Graph, health BackendHealth) Mount {
 	Describe(http.MethodGet, "/api/v1/fabric", "The distributed virtual switch in one answer: hosts and their state, networks, ports and where they are bound, VXLAN tunnels in use, LLDP links, routers, load balancers")
 	return func(api *mux.Router) {
 		api.HandleFunc("/fabric", func(w http.ResponseWriter, _ *http.Request) {
-			WriteJSON(w, http.StatusOK, FabricOf(v.Snapshot(), mgr, ctl, topo))
+			WriteJSON(w, http.StatusOK, FabricOf(v.Snapshot(), mgr, ctl, topo, health))
 		}).Methods(http.MethodGet)
 	}
 }
 
 // FabricOf computes the fabric from a view snapshot and the southbound
 // state (any of mgr, ctl and topo may be nil).
-func FabricOf(s *view.Snapshot, mgr *ovsdb.Manager, ctl *controller.Controller, topo *topology.Graph) Fabric {
+func FabricOf(s *view.Snapshot, mgr *ovsdb.Manager, ctl *controller.Controller, topo *topology.Graph, health BackendHealth) Fabric {
 	m := s.Model
 	f := Fabric{Revision: m.Revision, ViewSeq: s.Seq, Hosts: []FabricHost{}, Networks: []FabricNetwork{}, Ports: []FabricPort{},
 		Tunnels: []FabricTunnel{}, Links: []TopologyLink{}, Routers: []FabricRouter{}, LoadBalancers: []FabricLoadBalancer{}}
@@ -204,7 +203,7 @@ func FabricOf(s *view.Snapshot, mgr *ovsdb.Manager, ctl *controller.Controller, 
 	for _, lb := range m.LoadBalancers.Sorted() {
 		fl := FabricLoadBalancer{Name: lb.Name, Network: netName(lb.Network), VIP: lb.VIP, Port: lb.Port, Protocol: lb.Protocol,
 			Backends: len(lb.Backends), Up: len(lb.Backends)}
-		if st, ok := loadbalancer.BackendStatus(lb); ok {
+		if st, ok := health.of(lb); ok {
 			fl.Up = 0
 			for _, b := range st {
 				if b.Up {

@@ -43,7 +43,7 @@ func TestFabricOf(t *testing.T) {
 	l.Bind("b2", "hv3", "tap-b2", 9) // migrating to hv3: the newer binding is active
 	l.Bind("r1", "hv1", "tap-r1", 7)
 	l.Bind("r2", "hv2", "tap-r2", 8)
-	f := northbound.FabricOf(l.View.Snapshot(), nil, nil, nil)
+	f := northbound.FabricOf(l.View.Snapshot(), nil, nil, nil, nil)
 	where := map[string]string{}
 	for _, p := range f.Ports {
 		where[p.Name] = p.Host

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
@@ -31,16 +30,16 @@ type PortStatus struct {
 }
 
 // LoadBalancerStatus is the health of a load balancer's backends
-// (apps/loadbalancer); Running is false when loomd does not run the app.
+// (BackendHealth); Running is false when loomd does not run the app.
 type LoadBalancerStatus struct {
-	LoadBalancer string                `json:"load_balancer"`
-	Running      bool                  `json:"running"`
-	Backends     []loadbalancer.Status `json:"backends"`
+	LoadBalancer string          `json:"load_balancer"`
+	Running      bool            `json:"running"`
+	Backends     []BackendStatus `json:"backends"`
 }
 
 // StatusRoutes serves GET /hosts/{id-or-name}/status and
 // GET /ports/{id-or-name}/status.
-func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View) Mount {
+func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Controller, v *view.View, health BackendHealth) Mount {
 	Describe(http.MethodGet, "/api/v1/hosts/{id}/status", "A host's OVSDB and OpenFlow state: connected, bridge ready, datapath id, last error")
 	Describe(http.MethodGet, "/api/v1/ports/{id}/status", "Where a port is bound: host, interface, ofport, MAC, admin and link state")
 	Describe(http.MethodGet, "/api/v1/load-balancers/{id}/status", "A load balancer's backends: up or down (health checks) and since when")
@@ -68,7 +67,10 @@ func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Contro
 				WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "id", "%v", err))
 				return
 			}
-			bes, running := loadbalancer.BackendStatus(lb)
+			bes, running := health.of(lb)
+			if bes == nil {
+				bes = []BackendStatus{}
+			}
 			WriteJSON(w, http.StatusOK, LoadBalancerStatus{LoadBalancer: lb.Name, Running: running, Backends: bes})
 		}).Methods(http.MethodGet)
 		api.HandleFunc("/ports/{id}/status", func(w http.ResponseWriter, r *http.Request) {

@@ -46,14 +46,19 @@ type ModelList struct {
 type kindRoutes struct {
 	svc *model.Service
 	ki  *model.KindInfo
+	dec decorator
 }
 
 // ModelRoutes serves the network model (see the table above); the routes
 // and their OpenAPI descriptions come from the same kind table.
-func ModelRoutes(svc *model.Service) Mount {
+func ModelRoutes(svc *model.Service, opts ...ModelOption) Mount {
+	var dec decorator
+	for _, o := range opts {
+		o(&dec)
+	}
 	return func(api *mux.Router) {
 		for _, ki := range model.Kinds() {
-			k := kindRoutes{svc, ki}
+			k := kindRoutes{svc, ki, dec}
 			title := strings.ReplaceAll(string(ki.Kind), "_", " ") // "floating ip"
 			DescribeSchema(ki.Title, schemaOf(ki))
 			DescribeSchema(ki.Title+"List", map[string]any{"type": "object", "properties": map[string]any{
@@ -81,7 +86,7 @@ func ModelRoutes(svc *model.Service) Mount {
 			mount(api, http.MethodDelete, item, k.delete, Description{Summary: "delete a " + title + " (refused while referenced)",
 				Status: http.StatusNoContent, Headers: ifMatch, Errors: []int{400, 404, 409, 412}})
 		}
-		batchRoutes(svc, api)
+		batchRoutes(svc, dec, api)
 	}
 }
 
@@ -137,7 +142,7 @@ func (k kindRoutes) list(w http.ResponseWriter, req *http.Request) {
 		start = sort.Search(len(objs), func(i int) bool { return objs[i].Base().Name > after })
 	}
 	end := min(start+limit, len(objs))
-	page := ModelList{Items: decorateAll(objs[start:end])}
+	page := ModelList{Items: k.dec.decorateAll(objs[start:end])}
 	if end < len(objs) {
 		q.Set("after", objs[end-1].Base().Name)
 		q.Set("limit", strconv.Itoa(limit))
@@ -223,7 +228,7 @@ func (k kindRoutes) reply(w http.ResponseWriter, status int, o model.Object, err
 		return
 	}
 	etag(w, o.Base().Revision)
-	WriteJSON(w, status, decorate(o))
+	WriteJSON(w, status, k.dec.decorate(o))
 }
 
 func etag(w http.ResponseWriter, rev uint64) {

@@ -56,7 +56,7 @@ func (e *modelEnv) handler() http.Handler {
 	return northbound.Handler(e.ctl, e.reg,
 		northbound.ModelRoutes(e.svc), northbound.OpenAPIRoutes(),
 		northbound.EventRoutes(e.bus, 0), northbound.TopologyRoutes(topology.New(topology.Options{Events: e.bus})),
-		northbound.StatusRoutes(e.svc, e.hosts, e.ctl, view.New()))
+		northbound.StatusRoutes(e.svc, e.hosts, e.ctl, view.New(), nil))
 }
 
 func (e *modelEnv) open() {

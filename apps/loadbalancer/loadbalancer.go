@@ -90,21 +90,14 @@ func newApp(env controller.Env) (controller.App, error) {
 	snap := env.View.Snapshot()
 	a.cur.Store(&state{snap, buildIndex(snap)})
 	env.View.Follow(env.Context, a.digest)
-	running.Store(a)
 	return a, nil
 }
 
-// running is the app of the running controller, for BackendStatus.
-var running atomic.Pointer[app]
-
-// BackendStatus returns the health of a load balancer's backends as the
-// running app sees them (every backend of the model, up unless its health
-// check took it down), and false when the app does not run.
-func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
-	a := running.Load()
-	if a == nil {
-		return nil, false
-	}
+// BackendStatus returns the health of a load balancer's backends as this
+// app sees them: every backend of the model, in its order, up unless its
+// health check took it down. loomd hands it to the API
+// (northbound.BackendHealth).
+func (a *app) BackendStatus(lb *model.LoadBalancer) []Status {
 	a.health.mu.Lock()
 	defer a.health.mu.Unlock()
 	out := []Status{}
@@ -119,7 +112,7 @@ func BackendStatus(lb *model.LoadBalancer) ([]Status, bool) {
 		}
 		out = append(out, st)
 	}
-	return out, true
+	return out
 }
 
 // digest takes a new view snapshot and wakes the switches whose load

@@ -166,8 +166,9 @@ func run(args []string) error {
 	}
 	var api *http.Server
 	if *apiListen != "" {
+		health := backendHealth(ctl)
 		handler := northbound.Handler(ctl, reg, northbound.EventRoutesWith(bus, northbound.EventOptions{MaxStreams: *maxStreams}),
-			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc), northbound.StatusRoutes(svc, hosts, ctl, v), northbound.FabricRoutes(hosts, ctl, v, topo),
+			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc, northbound.WithBackendHealth(health)), northbound.StatusRoutes(svc, hosts, ctl, v, health), northbound.FabricRoutes(hosts, ctl, v, topo, health),
 			northbound.OpenAPIRoutes())
 		addr := *apiListen
 		if *tokenFile != "" {

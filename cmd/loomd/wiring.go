@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"github.com/loom-sdn/loom/apps/loadbalancer"
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/northbound"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -176,5 +179,24 @@ func publishBinding(bus *events.Bus) func(ovsdb.BindingEvent) {
 		typ := map[ovsdb.BindingEventType]string{ovsdb.BindingAdded: "bound", ovsdb.BindingChanged: "changed",
 			ovsdb.BindingRemoved: "unbound"}[e.Type]
 		bus.Publish(events.Event{Topic: "port", Type: typ, Kind: "binding", ID: e.IfaceID, Object: e.Binding})
+	}
+}
+
+// backendHealth hands the running load balancer app's backend health to
+// the API (nil when the app does not run).
+func backendHealth(ctl *controller.Controller) northbound.BackendHealth {
+	lb, ok := ctl.App(loadbalancer.Name).(interface {
+		BackendStatus(*model.LoadBalancer) []loadbalancer.Status
+	})
+	if !ok {
+		return nil
+	}
+	return func(m *model.LoadBalancer) ([]northbound.BackendStatus, bool) {
+		st := lb.BackendStatus(m)
+		out := make([]northbound.BackendStatus, len(st))
+		for i, s := range st {
+			out[i] = northbound.BackendStatus(s)
+		}
+		return out, true
 	}
 }
