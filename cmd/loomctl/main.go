@@ -52,7 +52,7 @@ commands:
                                   {"op": "patch", "kind": "ports", "id": "vm1", "patch": {...}},
                                   {"op": "delete", "kind": "ports", "id": "vm2"}]} (or just the array);
                                   - (or no FILE) reads stdin; also -f FILE.json
-kinds: `+strings.Join(Kinds, " ")
+kinds: ` + strings.Join(Kinds, " ")
 
 type options struct {
 	out    io.Writer
