@@ -12,7 +12,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +22,6 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
-	"github.com/loom-sdn/loom/topology"
-	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -89,12 +89,10 @@ type Env struct {
 	Context context.Context
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
-	// Topology is the controller's shared topology graph
-	// (Config.Topology); nil when none was configured.
-	Topology *topology.Graph
-	// View is the model, port bindings and host datapaths
-	// (Config.View); nil when none was configured.
-	View *view.View
+	// Options are the app's own options (Config.AppOptions[name]): an
+	// app refuses keys it does not know (see CheckOptions).
+	Options  map[string]string
+	services map[string]any
 	// Events is the change feed behind /events (Config.Events); nil
 	// when none was configured (Publish on a nil Bus does nothing).
 	Events *events.Bus
@@ -104,6 +102,23 @@ type Env struct {
 	// event is handled coalesce into one: an app that recomputes from
 	// its inputs' latest state on Update can call it on every change.
 	Refresh func(dpid uint64)
+}
+
+// Service returns what the program shares under name
+// (Config.Services), or nil.
+func (e Env) Service(name string) any { return e.services[name] }
+
+// CheckOptions refuses an option key that is not one of known.
+func (e Env) CheckOptions(known ...string) error {
+	for k := range e.Options {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return fmt.Errorf("unknown option %q: the app takes none", k)
+			}
+			return fmt.Errorf("unknown option %q (options: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // AllSwitches addresses Env.Refresh to every connected switch.

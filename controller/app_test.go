@@ -26,3 +26,26 @@ func TestUnknownAppIsAnError(t *testing.T) {
 		t.Fatal("New with an unknown app hangs")
 	}
 }
+
+// Options reach their app, which refuses keys it does not know; options
+// for an app that does not run are an error.
+func TestAppOptions(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if _, err := New(context.Background(), Config{Apps: []string{"test-app"}, AppOptions: map[string]map[string]string{"other": {"k": "v"}}}, log, nil); err == nil ||
+		!strings.Contains(err.Error(), `"other"`) {
+		t.Errorf("options for an app that does not run: %v", err)
+	}
+	env := Env{Options: map[string]string{"interval": "1s", "typo": "x"}}
+	if err := env.CheckOptions("interval"); err == nil || !strings.Contains(err.Error(), `"typo"`) || !strings.Contains(err.Error(), "interval") {
+		t.Errorf("CheckOptions: %v", err)
+	}
+	if err := (Env{Options: map[string]string{"interval": "1s"}}).CheckOptions("interval"); err != nil {
+		t.Error(err)
+	}
+	if err := (Env{Options: map[string]string{"x": "1"}}).CheckOptions(); err == nil {
+		t.Error("an app without options took one")
+	}
+	if (Env{services: map[string]any{"a": 1}}).Service("a") != 1 || (Env{}).Service("a") != nil {
+		t.Error("Service")
+	}
+}

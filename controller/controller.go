@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,8 +14,6 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
-	"github.com/loom-sdn/loom/topology"
-	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,12 +47,15 @@ type Config struct {
 	// Observer, when set, is told of every switch connect and disconnect
 	// (on the session's goroutine; it must not block for long).
 	Observer func(info SwitchInfo, connected bool)
-	// Topology, when set, is the graph of switches, links and endpoints
-	// that apps share (the lldp app fills it); apps get it in Env.
-	Topology *topology.Graph
-	// View, when set, is the model/bindings view apps compute from; apps
-	// get it in Env.
-	View *view.View
+	// Services are what the program shares with its apps, by name, and
+	// the runtime passes on without looking (Env.Service): the model's
+	// view, the topology graph (apps/kit names them and has typed
+	// accessors), or a plugin's own.
+	Services map[string]any
+	// AppOptions are each app's options, by app name (loomd
+	// --app-opt NAME.KEY=VALUE); an app gets its own in Env.Options and
+	// refuses keys it does not know.
+	AppOptions map[string]map[string]string
 }
 
 type appEntry struct {
@@ -90,6 +93,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}
 	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), metrics: newMetrics(reg)}
 	active := map[string]bool{}
+	for name := range cfg.AppOptions {
+		if !slices.Contains(cfg.Apps, name) {
+			return nil, fmt.Errorf("options for app %q, which does not run (apps: %s)", name, strings.Join(cfg.Apps, ","))
+		}
+	}
 	for _, name := range cfg.Apps {
 		if active[name] {
 			return nil, fmt.Errorf("app %q listed twice", name)
@@ -102,8 +110,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if !ok {
 			return nil, fmt.Errorf("app %q has no owner id: declare one in controller/pipeline.go", name)
 		}
-		app, err := f(Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Topology: cfg.Topology, View: cfg.View, Events: cfg.Events,
-			Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
+		app, err := f(Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Events: cfg.Events, services: cfg.Services,
+			Options: cfg.AppOptions[name], Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}

@@ -27,7 +27,7 @@
 package dhcp
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
 
 	"github.com/loom-sdn/loom/controller"
@@ -59,21 +59,25 @@ type app struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("the DHCP server needs the model view (controller.Config.View)")
+	v, err := kit.View(env, "the DHCP server")
+	if err != nil {
+		return nil, err
 	}
-	a := &app{env: env, view: env.View}
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
+	}
+	a := &app{env: env, view: v}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loom_dhcp_requests_total",
 		Help: "DHCP requests by what the server made of them."}, []string{"result"})
-	vec, err := controller.RegisterCollector(env.Metrics, vec)
+	vec, err = controller.RegisterCollector(env.Metrics, vec)
 	if err != nil {
 		return nil, err
 	}
 	for r := range numResults {
 		a.requests[r] = vec.WithLabelValues(r.String())
 	}
-	a.index.Store(NewIndex(env.View.Snapshot()))
-	env.View.Follow(env.Context, a.digest)
+	a.index.Store(NewIndex(v.Snapshot()))
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"encoding/binary"
+	"github.com/loom-sdn/loom/apps/kit"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ type fabric struct {
 func newFabric(t testing.TB, l *lab, opt emu.Options) *fabric {
 	reg := prometheus.NewRegistry()
 	f := &fabric{lab: l, reg: reg, outs: make(chan []byte, 64)}
-	env := controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.View}, reg)
+	env := controllertest.Start(t, controller.Config{Apps: []string{Name}, Services: kit.Services(l.View, nil)}, reg)
 	opt.DatapathID = l.DPID("hv1")
 	if opt.OnPacketOut == nil {
 		opt.OnPacketOut = func(m []byte) { f.outs <- m }

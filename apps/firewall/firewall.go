@@ -73,7 +73,7 @@
 package firewall
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
 	"time"
 
@@ -95,16 +95,19 @@ type app struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("the firewall needs the model view (controller.Config.View)")
+	v, err := kit.View(env, "the firewall")
+	if err != nil {
+		return nil, err
+	}
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
 	}
 	a := &app{env: env}
-	var err error
 	if a.compile, err = controller.CompileHistogram(env.Metrics, "firewall", "firewall flows"); err != nil {
 		return nil, err
 	}
-	a.index.Store(NewIndex(env.View.Snapshot(), nil))
-	env.View.Follow(env.Context, a.digest)
+	a.index.Store(NewIndex(v.Snapshot(), nil))
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"github.com/loom-sdn/loom/apps/kit"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ type fabric struct {
 
 func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 	f := &fabric{lab: l, sws: map[string]*emu.Switch{},
-		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.View}, prometheus.NewRegistry())}
+		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, Services: kit.Services(l.View, nil)}, prometheus.NewRegistry())}
 	for _, h := range hosts {
 		dpid := l.DPID(h)
 		f.sws[h] = f.env.Dial(emu.Options{DatapathID: dpid})

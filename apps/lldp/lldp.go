@@ -28,7 +28,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
+	"fmt"
+	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -45,9 +46,10 @@ import (
 // Name is the app's registered name.
 const Name = "lldp"
 
-// Interval is how often the registered app probes every port. It is read
-// when the controller creates the app; tests shorten it.
-var Interval = 5 * time.Second
+// DefaultInterval is how often the app probes every port unless its
+// option "interval" (a Go duration: loomd --app-opt lldp.interval=2s)
+// says otherwise.
+const DefaultInterval = 5 * time.Second
 
 // Priorities in the discovery table.
 const (
@@ -66,10 +68,20 @@ const (
 
 func init() {
 	controller.Register(Name, func(env controller.Env) (controller.App, error) {
-		if env.Topology == nil {
-			return nil, errors.New("the lldp app needs a topology graph: set controller.Config.Topology")
+		g, err := kit.Topology(env, "the lldp app")
+		if err != nil {
+			return nil, err
 		}
-		return New(env.Topology, Interval, env.Log), nil
+		if err := env.CheckOptions("interval"); err != nil {
+			return nil, err
+		}
+		interval := DefaultInterval
+		if s, ok := env.Options["interval"]; ok {
+			if interval, err = time.ParseDuration(s); err != nil || interval <= 0 {
+				return nil, fmt.Errorf("option interval=%q: want a positive duration such as 5s", s)
+			}
+		}
+		return New(g, interval, env.Log), nil
 	})
 }
 

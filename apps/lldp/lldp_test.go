@@ -2,8 +2,8 @@ package lldp_test
 
 import (
 	"encoding/binary"
+	"github.com/loom-sdn/loom/apps/kit"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,10 +19,9 @@ import (
 	"github.com/loom-sdn/loom/topology"
 )
 
-func TestMain(m *testing.M) {
-	lldp.Interval = 100 * time.Millisecond // probes TTL: 1 s
-	os.Exit(m.Run())
-}
+// testInterval is the lldp app's interval in these tests (option
+// interval; probes' TTL: 1 s).
+const testInterval = 100 * time.Millisecond
 
 // net is a set of emulated switches joined by emulated cables: a probe
 // sent out of a cabled port arrives as a packet-in on the other end.
@@ -41,7 +40,8 @@ func newNet(t *testing.T, apps ...string) *net {
 	g := topology.New(topology.Options{})
 	n := &net{t: t, g: g, sws: map[uint64]*emu.Switch{}, cables: map[topology.PortRef]topology.PortRef{},
 		outs: map[topology.PortRef]int{}}
-	n.env = controllertest.Start(t, controller.Config{Apps: apps, Topology: g}, nil)
+	n.env = controllertest.Start(t, controller.Config{Apps: apps, Services: kit.Services(nil, g),
+		AppOptions: map[string]map[string]string{lldp.Name: {"interval": testInterval.String()}}}, nil)
 	return n
 }
 
@@ -144,7 +144,7 @@ func TestDiscoveryAgingPortDownSwitchDown(t *testing.T) {
 
 	n.plug(ref(1, 1), ref(2, 3))
 	d := n.waitFor("the link", 2*time.Second, linked(ref(1, 1), ref(2, 3)))
-	t.Logf("discovery (interval %v): %v", lldp.Interval, d.Round(time.Millisecond))
+	t.Logf("discovery (interval %v): %v", testInterval, d.Round(time.Millisecond))
 	if p, ok := n.g.Path(1, 2); !ok || len(p) != 2 || p[0].Out != 1 || p[1].In != 3 {
 		t.Errorf("path 1->2: %+v", p)
 	}

@@ -2,6 +2,7 @@ package lldp_test
 
 import (
 	"encoding/json"
+	"github.com/loom-sdn/loom/apps/kit"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -23,11 +24,10 @@ import (
 // the cable goes down or is pulled.
 func TestOVSLinkDiscovery(t *testing.T) {
 	ovslab.Require(t)
-	old := lldp.Interval
-	lldp.Interval = time.Second // the default, as loomd runs it
-	t.Cleanup(func() { lldp.Interval = old })
+	const interval = time.Second
 	g := topology.New(topology.Options{})
-	env := controllertest.Start(t, controller.Config{Apps: []string{"lldp", "l2switch"}, Topology: g, PacketInRate: 1000}, nil)
+	env := controllertest.Start(t, controller.Config{Apps: []string{"lldp", "l2switch"}, Services: kit.Services(nil, g), PacketInRate: 1000,
+		AppOptions: map[string]map[string]string{lldp.Name: {"interval": interval.String()}}}, nil)
 
 	lab := ovslab.New(t)
 	h1 := lab.AddHost("h1", ovslab.HostOptions{Controllers: []string{"unix:" + env.Sock}})
@@ -113,7 +113,7 @@ func TestOVSLinkDiscovery(t *testing.T) {
 	waitGraph(t, g, "h2 to return", 10*time.Second, func(s *topology.Snapshot) bool { _, ok := s.Switch(b.DPID); return ok })
 	d = waitGraph(t, g, "the link after h2 returned", 3*time.Second, linked(a, b))
 	t.Logf("OVS: link rediscovered %v after a reconnected switch joined the graph (probe interval %v)",
-		d.Round(time.Millisecond), lldp.Interval)
+		d.Round(time.Millisecond), interval)
 
 	// Pull the cable: the ports go, and the link with them.
 	start = time.Now()

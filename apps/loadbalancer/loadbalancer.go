@@ -47,7 +47,7 @@
 package loadbalancer
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -78,8 +78,12 @@ type state struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("the load balancer needs the model view (controller.Config.View)")
+	v, err := kit.View(env, "the load balancer")
+	if err != nil {
+		return nil, err
+	}
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
 	}
 	a := &app{env: env}
 	log := env.Log
@@ -87,9 +91,9 @@ func newApp(env controller.Env) (controller.App, error) {
 		log = slog.Default()
 	}
 	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: a.healthChanged, events: env.Events}
-	snap := env.View.Snapshot()
+	snap := v.Snapshot()
 	a.cur.Store(&state{snap, buildIndex(snap)})
-	env.View.Follow(env.Context, a.digest)
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

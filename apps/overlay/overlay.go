@@ -25,7 +25,7 @@
 package overlay
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
 	"time"
 
@@ -53,16 +53,19 @@ type app struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("the overlay needs the model view (controller.Config.View)")
+	v, err := kit.View(env, "the overlay")
+	if err != nil {
+		return nil, err
 	}
-	a := &app{env: env, view: env.View}
-	var err error
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
+	}
+	a := &app{env: env, view: v}
 	if a.compile, err = controller.CompileHistogram(env.Metrics, "overlay", "overlay flows and groups"); err != nil {
 		return nil, err
 	}
-	a.index.Store(NewIndex(env.View.Snapshot(), nil))
-	env.View.Follow(env.Context, a.digest)
+	a.index.Store(NewIndex(v.Snapshot(), nil))
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"fmt"
+	"github.com/loom-sdn/loom/apps/kit"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ type fabric struct {
 func newFabric(t *testing.T, l *lab, hosts ...string) *fabric {
 	reg := prometheus.NewRegistry()
 	f := &fabric{lab: l, reg: reg, sws: map[string]*emu.Switch{},
-		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, View: l.View}, reg)}
+		env: controllertest.Start(t, controller.Config{Apps: []string{Name}, Services: kit.Services(l.View, nil)}, reg)}
 	for _, h := range hosts {
 		dpid := l.DPID(h)
 		f.sws[h] = f.env.Dial(emu.Options{DatapathID: dpid, Ports: []wire.Port{

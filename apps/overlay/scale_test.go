@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"github.com/loom-sdn/loom/apps/kit"
 	"os"
 	"slices"
 	"sync"
@@ -138,7 +139,7 @@ func BenchmarkPortMoveAllApps(b *testing.B) { benchPortMove(b, allApps...) }
 
 func benchPortMove(b *testing.B, apps ...string) {
 	v := fabricView(b)
-	env := controllertest.Start(b, controller.Config{Apps: apps, View: v, MaxQueuedPacketIns: 16}, nil)
+	env := controllertest.Start(b, controller.Config{Apps: apps, Services: kit.Services(v, nil), MaxQueuedPacketIns: 16}, nil)
 	snap := v.Snapshot()
 	sws := make([]*emu.Switch, scaleHosts)
 	start := time.Now()

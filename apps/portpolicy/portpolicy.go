@@ -27,7 +27,7 @@
 package portpolicy
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
@@ -47,11 +47,15 @@ type app struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("port policies need the model view (controller.Config.View)")
+	v, err := kit.View(env, "port policies")
+	if err != nil {
+		return nil, err
 	}
-	a := &app{env: env, view: env.View, last: env.View.Snapshot()}
-	env.View.Follow(env.Context, a.digest)
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
+	}
+	a := &app{env: env, view: v, last: v.Snapshot()}
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

@@ -18,7 +18,7 @@
 package router
 
 import (
-	"errors"
+	"github.com/loom-sdn/loom/apps/kit"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -47,12 +47,16 @@ type app struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	if env.View == nil {
-		return nil, errors.New("the router needs the model view (controller.Config.View)")
+	v, err := kit.View(env, "the router")
+	if err != nil {
+		return nil, err
+	}
+	if err := env.CheckOptions(); err != nil {
+		return nil, err
 	}
 	a := &app{env: env}
-	a.ix.Store(newIndex(env.View.Snapshot()))
-	env.View.Follow(env.Context, a.digest)
+	a.ix.Store(newIndex(v.Snapshot()))
+	v.Follow(env.Context, a.digest)
 	return a, nil
 }
 

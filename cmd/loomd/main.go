@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,27 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
+// appOptions reads --app-opt NAME.KEY=VALUE flags into each app's
+// options; an option for an app that does not run is a usage error.
+func appOptions(flags []string, apps []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, f := range flags {
+		nk, v, ok := strings.Cut(f, "=")
+		name, key, ok2 := strings.Cut(nk, ".")
+		if !ok || !ok2 || name == "" || key == "" {
+			return nil, usageError{fmt.Errorf("--app-opt %q: want NAME.KEY=VALUE", f)}
+		}
+		if !slices.Contains(apps, name) {
+			return nil, usageError{fmt.Errorf("--app-opt %q: app %s does not run (--apps %s)", f, name, strings.Join(apps, ","))}
+		}
+		if out[name] == nil {
+			out[name] = map[string]string{}
+		}
+		out[name][key] = v
+	}
+	return out, nil
+}
+
 // checkApps refuses unknown app names before anything starts, naming the
 // apps this loomd has.
 func checkApps(names []string) error {
@@ -86,7 +108,9 @@ func run(args []string) error {
 	pktInRate := fs.Uint("packet-in-rate", 2000, "per-switch meter on table-miss packet-ins (packets/s); 0 disables it")
 	audit := fs.Duration("audit-interval", time.Minute, "how often each switch is re-read and repaired; 0 disables audits")
 	bundles := fs.Bool("bundles", true, "apply reconciliations atomically with OpenFlow bundles where the switch supports them")
-	lldpInterval := fs.Duration("lldp-interval", lldp.Interval, "how often the lldp app probes every switch port")
+	lldpInterval := fs.Duration("lldp-interval", lldp.DefaultInterval, "how often the lldp app probes every switch port (the same as --app-opt lldp.interval=DURATION)")
+	var appOpts listFlag
+	fs.Var(&appOpts, "app-opt", "an app's option, repeatable: NAME.KEY=VALUE (e.g. lldp.interval=2s); an app refuses keys it does not know")
 	echo := fs.Duration("echo-interval", 5*time.Second, "idle time before an ECHO_REQUEST; a switch silent for 3x this is dropped")
 	maxStreams := fs.Int("api-max-streams", northbound.DefaultMaxStreams, "most /api/v1/events streams open at once (503 beyond); -1 = no limit")
 	maxAPIConns := fs.Int("api-max-conns", northbound.DefaultMaxConns, "most HTTP connections open at once (more are closed at once); -1 = no limit")
@@ -105,7 +129,18 @@ func run(args []string) error {
 	if err := checkApps(splitList(*apps)); err != nil {
 		return err
 	}
-	lldp.Interval = *lldpInterval
+	options, err := appOptions(appOpts, splitList(*apps))
+	if err != nil {
+		return err
+	}
+	if slices.Contains(splitList(*apps), lldp.Name) && *lldpInterval != lldp.DefaultInterval {
+		if options[lldp.Name] == nil {
+			options[lldp.Name] = map[string]string{}
+		}
+		if _, set := options[lldp.Name]["interval"]; !set {
+			options[lldp.Name]["interval"] = lldpInterval.String()
+		}
+	}
 	if len(listens) == 0 {
 		listens = listFlag{"tcp:0.0.0.0:6653"}
 	}
@@ -146,8 +181,8 @@ func run(args []string) error {
 		Bundles:       *bundles,
 		Observer:      switchRecorder(st, log),
 		Events:        bus,
-		Topology:      topo,
-		View:          v,
+		Services:      kit.Services(v, topo),
+		AppOptions:    options,
 	}, log, reg)
 	if err != nil {
 		return err
