@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -152,14 +152,14 @@ type Index struct {
 	Seq   uint64 // the view snapshot's
 	snap  *view.Snapshot
 	nets  map[string][]*Subnet // DHCP-enabled IPv4 subnets by network, sorted by id
-	keys  map[string]uint32    // network keys (overlay.NetworkKeys)
+	keys  map[string]uint32    // network keys (kit.NetworkKeys)
 	hosts *hostShards
 }
 
 // NewIndex digests a view snapshot.
 func NewIndex(s *view.Snapshot) *Index {
 	m := s.Model
-	x := &Index{Seq: s.Seq, snap: s, nets: map[string][]*Subnet{}, keys: overlay.NetworkKeys(m), hosts: &hostShards{}}
+	x := &Index{Seq: s.Seq, snap: s, nets: map[string][]*Subnet{}, keys: kit.NetworkKeys(m), hosts: &hostShards{}}
 	for _, sn := range m.Subnets.All() {
 		if sub, ok := newSubnet(m, sn); ok {
 			x.nets[sn.Network] = append(x.nets[sn.Network], sub)

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -121,13 +121,13 @@ func compileNet(e *lbEntry, cn clientNet, host string, t Tables, up Up, add func
 	lb, key := e.lb, cn.n.key
 	own := cn.n == e.own
 	zone, hzone := Zone(key), HairpinZone(key)
-	net := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask)
+	net := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetadataMask)
 	ipm := net.EthType(packet.EtherTypeIPv4)
 	l4 := ipm.IPProto(e.proto)
 	flagged := ipm.SetMasked(regFlags, flagLB, flagLB)
 	// lb-reply sees replies from this host's ports and other hosts'
 	// (the remote bit set) alike.
-	anyHost := flow.Match{}.SetMasked(flow.Metadata, uint64(key), overlay.MetadataMask&^(1<<32)).
+	anyHost := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetadataMask&^(1<<32)).
 		EthType(packet.EtherTypeIPv4).IPProto(e.proto)
 	// Where the VIP's packets come from: its own MAC in its network, the
 	// gateway in a routed one.

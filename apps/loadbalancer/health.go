@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
@@ -218,12 +218,12 @@ func probeFlows(s *view.Snapshot, host string, t Tables) []*flow.Flow {
 func probeFlowsOf(bes []localBackend, t Tables) []*flow.Flow {
 	var out []*flow.Flow
 	for _, b := range bes {
-		m := flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
+		m := flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), kit.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoTCP).
 			Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.TCPSrc, uint64(b.port)).
 			SetMasked(flow.TCPDst, probePortBase, probePortBase)
 		if b.p.udp {
 			// What a closed UDP port answers: ICMP port unreachable.
-			m = flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), overlay.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoICMP).
+			m = flow.Match{}.SetMasked(flow.Metadata, uint64(b.key), kit.MetadataMask).EthType(packet.EtherTypeIPv4).IPProto(packet.ProtoICMP).
 				Set(flow.IPv4Src, ip4(b.ip)).Set(flow.IPv4Dst, ip4(b.vip)).Set(flow.ICMPv4Type, packet.ICMPv4DestUnreachable)
 		}
 		out = append(out, flow.New(t.LB, prioProbe, m).Act(flow.Output(flow.PortController)))

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -101,7 +101,7 @@ func buildIndex(s *view.Snapshot) *index {
 	if m.LoadBalancers.Len() == 0 {
 		return ix
 	}
-	keys := overlay.NetworkKeys(m)
+	keys := kit.NetworkKeys(m)
 
 	// The networks routed to each network, with their gateway MACs, from
 	// the routers (in name order: the first router linking two networks

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"cmp"
+	"github.com/loom-sdn/loom/apps/kit"
 	"maps"
 	"net/netip"
 	"slices"
@@ -20,20 +21,14 @@ import (
 // port (Deliver unless another app's table sits in between).
 type Tables struct{ Classify, AfterClassify, ARP, Forward, AfterForward, Deliver uint8 }
 
-// RegOutPort carries the local VM port a packet is for, from
-// overlay-forward to overlay-deliver.
-const RegOutPort = flow.Reg7
+// The definitions the apps share with the overlay are the kit's.
+const (
+	RegOutPort  = kit.RegOutPort
+	RegPriority = kit.RegPriority
+)
 
-// RegPriority is the 802.1p priority (0-7) of the port a packet comes
-// from, set by port policies; a VLAN tag the overlay pushes on the uplink
-// carries it as PCP.
-const RegPriority = flow.Reg5
-
-// SwitchPorts are the switch's own ports the overlay uses; 0 when absent.
-type SwitchPorts struct {
-	Tunnel uint32 // the flow-based VXLAN port
-	Uplink uint32 // the host's uplink (VLAN and flat networks)
-}
+// SwitchPorts are the switch's own ports the overlay uses.
+type SwitchPorts = kit.SwitchPorts
 
 // State is the overlay's desired state on one switch.
 type State struct {
@@ -41,25 +36,12 @@ type State struct {
 	Groups []*flow.Group
 }
 
-// Metadata layout: the network's key in the low 32 bits, and remoteBit
-// set on packets that came from another host (a tunnel or the uplink), so
-// that they are never sent back to one (split horizon).
+// Metadata layout (kit.MetadataMask): the network's key in the low 32
+// bits, and the remote bit on packets from another host.
 const (
-	remoteBit = 1 << 32
-	keyMask   = 1<<32 - 1
-	metaMask  = remoteBit | keyMask
-)
-
-// MetadataMask is the part of metadata the overlay owns: an app that
-// moves a packet to another network (the router) writes the network's key
-// (NetworkKeys) under this mask, which also clears the remote bit.
-const MetadataMask = metaMask
-
-// Network keys: the VNI for VXLAN networks; VLAN networks and flat
-// networks in their own ranges above 2^24.
-const (
-	keyVLAN = 1 << 24
-	keyFlat = 2 << 24
+	remoteBit = kit.RemoteBit
+	keyMask   = kit.KeyMask
+	metaMask  = kit.MetadataMask
 )
 
 // Priorities.
@@ -98,27 +80,8 @@ type network struct {
 	all    []port            // every port of the network with a MAC (for the ARP responder)
 }
 
-// NetworkKeys gives every network its key. Flat networks are numbered in
-// the order of their ids.
-func NetworkKeys(m *model.Snapshot) map[string]uint32 {
-	keys := make(map[string]uint32, m.Networks.Len())
-	var flat []*model.Network
-	for id, n := range m.Networks.All() {
-		switch n.Type {
-		case "vxlan":
-			keys[id] = uint32(n.VNI)
-		case "vlan":
-			keys[id] = keyVLAN | uint32(n.VLAN)
-		case "flat":
-			flat = append(flat, n)
-		}
-	}
-	slices.SortFunc(flat, func(a, b *model.Network) int { return cmp.Compare(a.ID, b.ID) })
-	for i, n := range flat {
-		keys[n.ID] = keyFlat | uint32(i+1)
-	}
-	return keys
-}
+// NetworkKeys gives every network its key (kit.NetworkKeys).
+func NetworkKeys(m *model.Snapshot) map[string]uint32 { return kit.NetworkKeys(m) }
 
 // Compile computes the overlay's flows and groups for the switch with
 // datapath id dpid. A switch that is no host's integration bridge gets
@@ -323,7 +286,7 @@ func segment(nets map[string]*netIndex, m *model.Snapshot, p *model.Port) *netIn
 		return n
 	}
 	n := &netIndex{net: &model.Network{Meta: model.Meta{ID: id, Name: id}, Type: "vlan", VLAN: vlan},
-		key: keyVLAN | uint32(vlan)}
+		key: kit.KeyVLAN | uint32(vlan)}
 	nets[id] = n
 	return n
 }
@@ -391,7 +354,7 @@ func (x *Index) derive(s *view.Snapshot) (*Index, bool) {
 			}
 			vlan, _ := strconv.Atoi(v)
 			old = &netIndex{net: &model.Network{Meta: model.Meta{ID: id, Name: id}, Type: "vlan", VLAN: vlan},
-				key: keyVLAN | uint32(vlan)} // the first port of a new segment
+				key: kit.KeyVLAN | uint32(vlan)} // the first port of a new segment
 		}
 		n := &netIndex{net: old.net, key: old.key, ports: make([]iport, 0, len(old.ports)+1)}
 		for _, p := range old.ports {

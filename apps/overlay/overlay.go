@@ -31,7 +31,6 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
-	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/loom-sdn/loom/view"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,7 +40,7 @@ const Name = "overlay"
 
 // TunnelPort is the name of the flow-based VXLAN port Loom creates on
 // every host (southbound/ovsdb).
-const TunnelPort = "vxlan0"
+const TunnelPort = kit.TunnelPort
 
 func init() { controller.Register(Name, newApp) }
 
@@ -132,29 +131,10 @@ func PipelineTables() Tables {
 		AfterForward: afterForward.ID(), Deliver: controller.TableOverlayDeliver.ID()}
 }
 
-// FindSwitchPorts finds the tunnel and the host's uplink among the
-// switch's ports, by name.
-func FindSwitchPorts(ctx *controller.Context, snap *view.Snapshot) SwitchPorts {
-	var sp SwitchPorts
-	uplink := ""
-	if h, ok := snap.HostByDatapath(ctx.DatapathID()); ok {
-		uplink = h.Uplink
-	}
-	ctx.Ports(func(p wire.Port) {
-		switch {
-		case p.Name == TunnelPort:
-			sp.Tunnel = p.PortNo
-		case uplink != "" && p.Name == uplink:
-			sp.Uplink = p.PortNo
-		}
-	})
-	return sp
-}
-
 // sync brings the switch's overlay state up to the current view.
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	x := s.a.index.Load()
-	sp := FindSwitchPorts(ctx, x.snap)
+	sp := kit.FindSwitchPorts(ctx, x.snap)
 	if !force && x.Seq == s.seq && sp == s.ports {
 		return
 	}

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -103,7 +103,7 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 			f.Act(flow.SetField(flow.IPDSCP, uint64(pol.DSCP)))
 		}
 		if pol.PCP > 0 {
-			f.Act(flow.SetField(overlay.RegPriority, uint64(pol.PCP)))
+			f.Act(flow.SetField(kit.RegPriority, uint64(pol.PCP)))
 		}
 		if pol.RateKbps > 0 {
 			f.WithMeter(meterFromVM + ofport)
@@ -115,7 +115,7 @@ func compilePort(st *State, p *model.Port, ofport uint32, pol Policy, t Tables) 
 		st.Meters = append(st.Meters,
 			&flow.Meter{ID: meterFromVM + ofport, Flags: flow.MeterKbps | flow.MeterBurst | flow.MeterStats, Bands: band},
 			&flow.Meter{ID: meterToVM + ofport, Flags: flow.MeterKbps | flow.MeterBurst | flow.MeterStats, Bands: band})
-		add(flow.New(t.Out, prioAllow, flow.Match{}.Set(overlay.RegOutPort, uint64(ofport))).
+		add(flow.New(t.Out, prioAllow, flow.Match{}.Set(kit.RegOutPort, uint64(ofport))).
 			WithMeter(meterToVM + ofport).Goto(t.AfterOut))
 	}
 	if pol.Isolate {

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -57,7 +57,7 @@ type Router struct {
 
 // Routers lists the model's routers, with keys, in id order.
 func Routers(m *model.Snapshot) []*Router {
-	keys := overlay.NetworkKeys(m)
+	keys := kit.NetworkKeys(m)
 	rs := make([]*model.Router, 0, m.Routers.Len())
 	for _, r := range m.Routers.All() {
 		rs = append(rs, r)
@@ -166,7 +166,7 @@ func compileRouter(st *State, r *Router, byNet map[string]map[string]*model.Port
 	// l3-route: connected subnets, then static routes, longest first.
 	reg := flow.Match{}.Set(regRouter, uint64(r.key)).EthType(ethIPv4)
 	toNetwork := func(f *flow.Flow, sn *subnet) *flow.Flow {
-		f.WriteMetadata, f.Metadata, f.MetadataMask = true, sn.netKey, overlay.MetadataMask
+		f.WriteMetadata, f.Metadata, f.MetadataMask = true, sn.netKey, kit.MetadataMask
 		return f
 	}
 	for i := range r.subnets {

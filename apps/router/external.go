@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/loom-sdn/loom/apps/overlay"
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -132,7 +132,7 @@ func externalOf(r *Router, m *model.Snapshot) *external {
 const vlanPresent = 0x1000
 
 // SwitchPorts are the switch's tunnel and uplink ports; 0 when absent.
-type SwitchPorts = overlay.SwitchPorts
+type SwitchPorts = kit.SwitchPorts
 
 // NextHop is the outside next hop for dst: dst itself when it is on an
 // external subnet, else the external gateway.

@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loom-sdn/loom/apps/overlay"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -196,7 +195,7 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	ix := s.a.ix.Load()
 	snap := ix.snap
-	sp := overlay.FindSwitchPorts(ctx, snap)
+	sp := kit.FindSwitchPorts(ctx, snap)
 	if !force && snap.Seq == s.seq && sp == s.ports {
 		return
 	}
