@@ -225,23 +225,68 @@ func FuzzFlowStats(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		wire.DecodeFlowStats(b, func(fs *wire.FlowStats) error {
 			fl, err := FromStats(fs)
-			if err == nil {
-				_ = fl.String()
-				_, err = fl.AppendFlowMod(nil, CmdAdd, 1)
+			if err != nil {
+				return err
 			}
-			return err
+			_ = fl.String()
+			fm, err := fl.AppendFlowMod(nil, CmdAdd, 1)
+			if err != nil {
+				return err
+			}
+			// Round trip: the flow-mod decodes to the same flow.
+			back, err := flowFromMod(fm)
+			if err != nil {
+				t.Fatalf("%s: its flow-mod does not decode: %v", fl, err)
+			}
+			if !back.Equal(fl) || back.String() != fl.String() {
+				t.Fatalf("round trip:\n%s\n%s", fl, back)
+			}
+			return nil
 		})
 	})
+}
+
+// flowFromMod decodes an ADD flow-mod, as a switch would read it.
+func flowFromMod(msg []byte) (*Flow, error) {
+	fm, err := wire.DecodeFlowMod(msg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeMatch(fm.Match)
+	if err != nil {
+		return nil, err
+	}
+	f := &Flow{Table: fm.TableID, Priority: fm.Priority, Match: m, Cookie: fm.Cookie,
+		IdleTimeout: fm.IdleTimeout, HardTimeout: fm.HardTimeout, Flags: fm.Flags}
+	f.Instructions, err = DecodeInstructions(fm.Instructions)
+	return f, err
 }
 
 func FuzzGroupMeter(f *testing.F) {
 	f.Add(unhex(f, "0020 0000 ffffffff ffffffff 00000000 0000 0010 00000001 0000 000000000000"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if g, err := GroupFromDesc(&wire.GroupDesc{Buckets: b}); err == nil {
+		if g, err := GroupFromDesc(&wire.GroupDesc{Type: GroupSelect, GroupID: 7, Buckets: b}); err == nil {
 			_ = g.String()
+			// Round trip: the group-mod decodes to the same group.
+			gm, err := g.AppendMod(nil, ModAdd, 1)
+			if err != nil {
+				t.Fatalf("%s: %v", g, err)
+			}
+			back, err := GroupFromDesc(&wire.GroupDesc{Type: gm[10], GroupID: binary.BigEndian.Uint32(gm[12:]), Buckets: gm[16:]})
+			if err != nil || !back.Equal(g) || back.String() != g.String() {
+				t.Fatalf("round trip: %v\n%s\n%v", err, g, back)
+			}
 		}
-		if m, err := MeterFromConfig(&wire.MeterConfig{Bands: b}); err == nil {
+		if m, err := MeterFromConfig(&wire.MeterConfig{Flags: MeterKbps, MeterID: 9, Bands: b}); err == nil {
 			_ = m.String()
+			mm, err := m.AppendMod(nil, ModAdd, 1)
+			if err != nil {
+				t.Fatalf("%s: %v", m, err)
+			}
+			back, err := MeterFromConfig(&wire.MeterConfig{Flags: binary.BigEndian.Uint16(mm[10:]), MeterID: binary.BigEndian.Uint32(mm[12:]), Bands: mm[16:]})
+			if err != nil || !back.Equal(m) || back.String() != m.String() {
+				t.Fatalf("round trip: %v\n%s\n%v", err, m, back)
+			}
 		}
 	})
 }
