@@ -531,16 +531,15 @@ func (s *Session) keepalive() {
 	}
 }
 
-// alive reports whether the session's peer is there: it sent a message
-// during the last timeout, or it answers an echo request within timeout.
-// The echo goes ahead of the write queue's limit (a full queue must not
-// stall the probe); the wait is bounded by timeout.
+// alive reports whether the session's peer is there: it answers an echo
+// request within timeout. Recent traffic is no proof: a switch that
+// reconnects has often just sent its last message on the old connection,
+// whose close the reader may not have seen yet. The echo goes ahead of
+// the write queue's limit (a full queue must not stall the probe); the
+// wait is bounded by timeout and ends early when the session closes.
 func (s *Session) alive(ctx context.Context, timeout time.Duration) bool {
 	if s.isClosed() {
 		return false
-	}
-	if time.Since(time.Unix(0, s.lastRx.Load())) < timeout {
-		return true
 	}
 	xid := s.NextXid()
 	w := &waiter{done: make(chan struct{})}
