@@ -91,7 +91,10 @@ type Env struct {
 	Metrics prometheus.Registerer
 	// Options are the app's own options (Config.AppOptions[name]): an
 	// app refuses keys it does not know (see CheckOptions).
-	Options  map[string]string
+	Options map[string]string
+	// Pipeline is the controller's realized pipeline: the ids of the
+	// tables the app declared (Pipeline.ID).
+	Pipeline *Pipeline
 	services map[string]any
 	// Events is the change feed behind /events (Config.Events); nil
 	// when none was configured (Publish on a nil Bus does nothing).

@@ -49,3 +49,43 @@ func TestAppOptions(t *testing.T) {
 		t.Error("Service")
 	}
 }
+
+// A second test app, declared as a plugin would: its table placed before
+// the test app's.
+var otherTable = DeclareTable("test-first", "test-other", MissNext, Place{Before: "test"})
+
+func init() {
+	DeclareOwner("test-other", 0x7f02)
+	Register("test-other", func(Env) (App, error) { return &testApp{}, nil })
+}
+
+// Two controllers in one process realize their own pipelines: each keeps
+// its table ids whatever the other runs (the ids were package state that
+// the second controller's realize overwrote).
+func TestTwoControllersTwoPipelines(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	other := otherTable
+	a, err := New(context.Background(), Config{Apps: []string{"test-app"}}, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(context.Background(), Config{Apps: []string{"test-other", "test-app"}}, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := a.Pipeline().ID(testTable); id != 0 {
+		t.Errorf("controller a: test is table %d, want 0", id)
+	}
+	if a.Pipeline().Realized(other) {
+		t.Error("controller a realized the other app's table")
+	}
+	if b.Pipeline().ID(other) != 0 || b.Pipeline().ID(testTable) != 1 {
+		t.Errorf("controller b: test-first %d, test %d; want 0 and 1 (placed before test)", b.Pipeline().ID(other), b.Pipeline().ID(testTable))
+	}
+	if id := a.Pipeline().ID(testTable); id != 0 {
+		t.Errorf("controller a's test table moved to %d when b realized its pipeline", id)
+	}
+	if n, ok := b.Pipeline().Next(other); !ok || n != testTable {
+		t.Errorf("b: after test-first comes %v", n)
+	}
+}

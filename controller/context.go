@@ -62,7 +62,7 @@ func (c *Context) AddFlow(f *flow.Flow) error {
 // app's): learned flows an app no longer wants, which the reconciler
 // leaves alone.
 func (c *Context) ForgetLearned(table uint8, cookie uint64) error {
-	t := c.sw.c.byID[table]
+	t := c.sw.c.pipe.Table(table)
 	if t == nil || !t.Learned || t.Owner != c.app.name || cookie>>CookieShift != c.app.cookie>>CookieShift {
 		return fmt.Errorf("app %s may not forget flows with cookie %#x in table %d", c.app.name, cookie, table)
 	}
@@ -106,6 +106,10 @@ func (c *Context) DeleteMeter(id uint32) { c.sw.deleteMeter(id, c.app.id) }
 func (c *Context) PacketOut(inPort uint32, data []byte, acts ...flow.Action) error {
 	return c.sw.packetOut(inPort, data, acts)
 }
+
+// Pipeline is the pipeline of the switch's controller: the ids of the
+// tables.
+func (c *Context) Pipeline() *Pipeline { return c.sw.c.pipe }
 
 func (c *Context) checkTable(id uint8) error {
 	t := c.sw.c.tableByID(id)

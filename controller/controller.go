@@ -69,8 +69,7 @@ type Controller struct {
 	cfg     Config
 	log     *slog.Logger
 	apps    []appEntry
-	tables  []*Table
-	byID    [256]*Table
+	pipe    *Pipeline
 	metrics *metrics
 	ctx     context.Context
 
@@ -98,7 +97,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			return nil, fmt.Errorf("options for app %q, which does not run (apps: %s)", name, strings.Join(cfg.Apps, ","))
 		}
 	}
-	for _, name := range cfg.Apps {
+	factories := make([]Factory, len(cfg.Apps))
+	ids := make([]uint16, len(cfg.Apps))
+	for i, name := range cfg.Apps {
 		if active[name] {
 			return nil, fmt.Errorf("app %q listed twice", name)
 		}
@@ -106,21 +107,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if err != nil {
 			return nil, err
 		}
+		declMu.Lock()
 		id, ok := owners[name]
+		declMu.Unlock()
 		if !ok {
-			return nil, fmt.Errorf("app %q has no owner id: declare one in controller/pipeline.go", name)
+			return nil, fmt.Errorf("app %q has no owner id: declare one (controller.DeclareOwner)", name)
 		}
-		app, err := f(Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Events: cfg.Events, services: cfg.Services,
-			Options: cfg.AppOptions[name], Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
+		active[name], factories[i], ids[i] = true, f, id
+	}
+	// The pipeline is realized before the apps are made: they get it in
+	// Env.
+	c.pipe = realize(active)
+	for i, name := range cfg.Apps {
+		id := ids[i]
+		app, err := factories[i](Env{Context: ctx, Log: log.With("app", name), Metrics: reg, Events: cfg.Events, services: cfg.Services,
+			Options: cfg.AppOptions[name], Pipeline: c.pipe, Refresh: func(dpid uint64) { c.refresh(id, dpid) }})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}
-		active[name] = true
 		c.apps = append(c.apps, appEntry{id: id, name: name, app: app})
-	}
-	c.tables = realize(active)
-	for _, t := range c.tables {
-		c.byID[t.id] = t
 	}
 	return c, nil
 }
@@ -128,14 +133,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 // learnedFlow tells a flow the switch learned (a non-miss flow of a
 // learned table), which the reconciler leaves alone.
 func (c *Controller) learnedFlow(f *flow.Flow) bool {
-	t := c.byID[f.Table]
+	t := c.pipe.Table(f.Table)
 	return t != nil && t.Learned && f.Priority != 0
 }
 
-// Tables returns the realized pipeline.
-func (c *Controller) Tables() []*Table { return c.tables }
+// Pipeline returns the pipeline this controller realized.
+func (c *Controller) Pipeline() *Pipeline { return c.pipe }
 
-func (c *Controller) tableByID(id uint8) *Table { return c.byID[id] }
+// Tables returns the realized pipeline's tables, in order.
+func (c *Controller) Tables() []*Table { return c.pipe.Tables() }
+
+func (c *Controller) tableByID(id uint8) *Table { return c.pipe.Table(id) }
 
 // App returns the running app of that name, or nil: what a program
 // wires to the app's own API (loomd hands the load balancer's backend

@@ -27,6 +27,9 @@ import (
 var (
 	testTable = declareTable("test", "test-app", MissController)
 	testOwner = declareOwner("test-app", 0x7f01)
+	// testTableID is testTable's id in the pipeline of the harness's
+	// controller (set by newHarness).
+	testTableID uint8
 )
 
 type testApp struct {
@@ -80,7 +83,7 @@ func (t *testSwitch) Handle(ctx *Context, ev Event) {
 	}
 	if pi, ok := ev.(PacketIn); ok {
 		// Learn the in_port as a flow and echo the packet back.
-		f := flow.New(testTable.ID(), 10, flow.Match{}.InPort(pi.Msg.InPort)).Act(flow.Output(flow.PortInPort))
+		f := flow.New(testTableID, 10, flow.Match{}.InPort(pi.Msg.InPort)).Act(flow.Output(flow.PortInPort))
 		ctx.AddFlow(f)
 		ctx.PacketOut(pi.Msg.InPort, pi.Msg.Data, flow.Output(flow.PortInPort))
 	}
@@ -122,6 +125,7 @@ func newHarness(t testing.TB, cfg Config, ocfg openflow.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testTableID = ctl.Pipeline().ID(testTable)
 	sock := filepath.Join(t.TempDir(), "of.sock")
 	l, err := openflow.Listen("unix:"+sock, openflow.TLSFiles{})
 	if err != nil {
@@ -182,12 +186,12 @@ func ports(n int) []wire.Port {
 
 func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 	h := newHarness(t, Config{PacketInRate: 100, Bundles: true}, openflow.Config{})
-	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+	testAppInstance.start = []*flow.Flow{flow.New(testTableID, 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
 
 	stale := flow.New(0, 7, flow.Match{}.InPort(9)).Act(flow.Output(1)) // cookie 0: nobody's
-	mine := flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))
+	mine := flow.New(testTableID, 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))
 	mine.Cookie = uint64(testOwner) << CookieShift // the test app's: adopted, then kept as is
-	old := flow.New(testTable.ID(), 60, flow.Match{}.EthType(0x0800)).Act(flow.Output(2))
+	old := flow.New(testTableID, 60, flow.Match{}.EthType(0x0800)).Act(flow.Output(2))
 	old.Cookie = uint64(testOwner)<<CookieShift | 5 // the test app's, not re-added: removed
 	sw := h.dial(emu.Options{DatapathID: 1, Ports: ports(2), EntriesPerPart: 1,
 		Flows:  []*flow.Flow{stale, mine, old},
@@ -229,7 +233,7 @@ func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 
 func TestReconcileIsIdempotent(t *testing.T) {
 	h := newHarness(t, Config{PacketInRate: 100, Bundles: true, AuditInterval: 20 * time.Millisecond}, openflow.Config{})
-	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+	testAppInstance.start = []*flow.Flow{flow.New(testTableID, 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
 	sw := h.dial(emu.Options{DatapathID: 2, Ports: ports(2)})
 	h.ready(2)
 	mods, meters := sw.Counters.FlowMods.Load(), sw.Counters.MeterMods.Load()
@@ -245,12 +249,12 @@ func TestReconcileIsIdempotent(t *testing.T) {
 	sw.FlowRemoved(testAppInstance.start[0], RemovedDelete)
 	eventually(t, "deleted flow restored", func() bool { _, ok := sw.Lookup(testAppInstance.start[0]); return ok })
 	// Silent drift: the next audit repairs it.
-	miss := flow.New(testTable.ID(), 0, nil).WithMeter(PacketInMeterID).Act(flow.Output(flow.PortController))
+	miss := flow.New(testTableID, 0, nil).WithMeter(PacketInMeterID).Act(flow.Output(flow.PortController))
 	sw.DeleteFlow(miss)
 	eventually(t, "audit to restore the miss flow", func() bool { _, ok := sw.Lookup(miss); return ok })
 	// A flow that expires is forgotten, and its owner told.
-	timed := flow.New(testTable.ID(), 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
-	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60)) // the app learns in_port=1
+	timed := flow.New(testTableID, 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
+	sw.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60)) // the app learns in_port=1
 	eventually(t, "learned flow", func() bool { _, ok := sw.Lookup(timed); return ok })
 	learned, _ := sw.Lookup(timed)
 	sw.FlowRemoved(learned, RemovedIdle)
@@ -265,7 +269,7 @@ func TestReconcileIsIdempotent(t *testing.T) {
 
 func TestReconnectSendsNothingWhenNothingChanged(t *testing.T) {
 	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{DuplicateProbe: 100 * time.Millisecond})
-	testAppInstance.start = []*flow.Flow{flow.New(testTable.ID(), 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
+	testAppInstance.start = []*flow.Flow{flow.New(testTableID, 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
 	sw := h.dial(emu.Options{DatapathID: 3, Ports: ports(1), NoEcho: true})
 	h.ready(3)
 	flows := sw.Flows()
@@ -315,7 +319,7 @@ func parseBack(t *testing.T, sw *emu.Switch, s string) *flow.Flow {
 
 func TestPacketInLearnsAndErrorsAreAttributed(t *testing.T) {
 	h := newHarness(t, Config{}, openflow.Config{})
-	bad := flow.New(testTable.ID(), 40, flow.Match{}.InPort(2)).Act(flow.RawAction([]byte{0xff, 0xff, 0, 4}))
+	bad := flow.New(testTableID, 40, flow.Match{}.InPort(2)).Act(flow.RawAction([]byte{0xff, 0xff, 0, 4}))
 	testAppInstance.start = []*flow.Flow{bad}
 	var outs sync.WaitGroup
 	outs.Add(1)
@@ -332,12 +336,12 @@ func TestPacketInLearnsAndErrorsAreAttributed(t *testing.T) {
 		t.Error("a rejected flow must leave the desired state")
 	}
 	frame := make([]byte, 60)
-	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, frame)
+	sw.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, frame)
 	if pi := waitEvent[PacketIn](t); pi.Msg.InPort != 1 {
 		t.Errorf("packet-in in_port %d", pi.Msg.InPort)
 	}
 	outs.Wait()
-	learned := flow.New(testTable.ID(), 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
+	learned := flow.New(testTableID, 10, flow.Match{}.InPort(1)).Act(flow.Output(flow.PortInPort))
 	eventually(t, "learned flow on the switch", func() bool { _, ok := sw.Lookup(learned); return ok })
 }
 
@@ -448,7 +452,7 @@ func TestGarbageClientsDoNotDisturbOthers(t *testing.T) {
 	}
 	wg.Wait()
 	outs.Add(1)
-	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	good.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	done := make(chan struct{})
 	go func() { outs.Wait(); close(done) }()
 	select {
@@ -500,13 +504,13 @@ func TestSlowSwitchDoesNotBlockOthers(t *testing.T) {
 	// The slow switch asks for megabytes of packet-outs it never reads.
 	frame := make([]byte, 1400)
 	for i := 0; i < 3000; i++ {
-		slow.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, frame)
+		slow.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, frame)
 	}
 	// Meanwhile the good switch is served promptly, every time.
 	for i := 0; i < 5; i++ {
 		outs.Add(1)
 		start := time.Now()
-		good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+		good.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 		done := make(chan struct{})
 		go func() { outs.Wait(); close(done) }()
 		select {
@@ -535,7 +539,7 @@ func TestPacketInStormIsBounded(t *testing.T) {
 	h.ready(14)
 	burst := make([]byte, 0, 1<<20)
 	for i := 0; i < 10000; i++ {
-		burst = emu.AppendPacketIn(burst, 0, 1, testTable.ID(), 0, 0, make([]byte, 60))
+		burst = emu.AppendPacketIn(burst, 0, 1, testTableID, 0, 0, make([]byte, 60))
 	}
 	go func() {
 		for i := 0; i < 5; i++ {
@@ -544,7 +548,7 @@ func TestPacketInStormIsBounded(t *testing.T) {
 	}()
 	outs.Add(1)
 	start := time.Now()
-	calm.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	calm.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	outs.Wait()
 	t.Logf("calm switch answered in %v during a 50,000 packet-in storm", time.Since(start))
 	eventually(t, "dropped packet-ins to be counted", func() bool {
@@ -560,14 +564,14 @@ func TestPanicInAppClosesOnlyThatSession(t *testing.T) {
 	good := h.dial(emu.Options{DatapathID: 16, OnPacketOut: func([]byte) { outs.Done() }})
 	h.ready(15)
 	h.ready(16)
-	bad.PacketIn(666, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	bad.PacketIn(666, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	select {
 	case <-bad.Done():
 	case <-time.After(3 * time.Second):
 		t.Fatal("a panic must close the session it happened on")
 	}
 	outs.Add(1)
-	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	good.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	outs.Wait()
 	if n := testutil.ToFloat64(h.ctl.metrics.panics); n != 1 {
 		t.Errorf("panics counted: %v", n)
@@ -639,7 +643,7 @@ func TestErrorFloodIsBounded(t *testing.T) {
 	// nothing drains its queue.
 	unstall := sync.OnceFunc(func() { close(stall) }) // one test only: stall stays closed
 	t.Cleanup(unstall)
-	flood.PacketIn(777, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	flood.PacketIn(777, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	fsw, _ := h.ctl.Switch(20)
 	eventually(t, "the stalled packet-in to be taken", func() bool { n, _ := fsw.q.queuedBytes(); return n == 0 })
 
@@ -685,7 +689,7 @@ func TestErrorFloodIsBounded(t *testing.T) {
 	// Closed even though its goroutine is still stalled; the other switch is served.
 	eventually(t, "the flooding switch to be forgotten", func() bool { _, ok := h.ctl.Switch(20); return !ok })
 	outs.Add(1)
-	good.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	good.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	outs.Wait()
 	unstall()
 }

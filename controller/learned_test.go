@@ -16,22 +16,19 @@ func TestLearnedTable(t *testing.T) {
 	l := &Table{Name: "l", Owner: "x", Miss: MissDrop, Side: true, Learned: true}
 	b := &Table{Name: "b", Owner: "x", Miss: MissNext}
 	pipeline = []*Table{a, l, b}
-	tables := realize(map[string]bool{"x": true})
-	if len(tables) != 3 || l.ID() != 1 {
-		t.Fatalf("realized %v", tables)
+	p := realize(map[string]bool{"x": true})
+	if len(p.Tables()) != 3 || p.ID(l) != 1 {
+		t.Fatalf("realized %v", p.Tables())
 	}
-	if n, ok := a.Next(); !ok || n != b {
+	if n, ok := p.Next(a); !ok || n != b {
 		t.Errorf("a's next table is %v, want b (the learned table is skipped)", n)
 	}
 
-	c := &Controller{}
-	for _, t := range tables {
-		c.byID[t.id] = t
-	}
-	desired := flow.New(a.ID(), 10, flow.Match{}.EthType(0x800)).Act(flow.Output(1))
-	learned := flow.New(l.ID(), 100, flow.Match{}.EthType(0x800).Set(flow.IPv4Src, 0x0a000001)).Act(flow.SetField(flow.Reg4, 7))
-	stray := flow.New(b.ID(), 100, flow.Match{}.EthType(0x800)).Act(flow.Output(2))
-	strayMiss := flow.New(l.ID(), 0, nil).Act(flow.Output(3)) // a miss flow is the runtime's: not learned
+	c := &Controller{pipe: p}
+	desired := flow.New(p.ID(a), 10, flow.Match{}.EthType(0x800)).Act(flow.Output(1))
+	learned := flow.New(p.ID(l), 100, flow.Match{}.EthType(0x800).Set(flow.IPv4Src, 0x0a000001)).Act(flow.SetField(flow.Reg4, 7))
+	stray := flow.New(p.ID(b), 100, flow.Match{}.EthType(0x800)).Act(flow.Output(2))
+	strayMiss := flow.New(p.ID(l), 0, nil).Act(flow.Output(3)) // a miss flow is the runtime's: not learned
 	sw := &Switch{c: c, flows: map[flow.Key]*flow.Flow{desired.Key(): desired}}
 	actual := map[flow.Key]*flow.Flow{desired.Key(): desired, learned.Key(): learned, stray.Key(): stray, strayMiss.Key(): strayMiss}
 	mods, _ := sw.diffFlows(actual, false)

@@ -1,5 +1,10 @@
 package controller
 
+import (
+	"slices"
+	"sync"
+)
+
 // The pipeline: every OpenFlow table Loom uses, in packet order, with the
 // app that owns it and what happens to a packet no flow matches.
 //
@@ -174,42 +179,46 @@ const (
 // it did not ask for, and the flow views show them as "learned". They
 // expire by their own timeouts.
 
-// Table is one pipeline table.
+// Table is one declared pipeline table: what it is for, never where it
+// lands. Its id is the realized Pipeline's (each controller realizes
+// its own, for the apps it runs).
 type Table struct {
 	Name  string
 	Owner string
 	Miss  Miss
 
 	// Side marks a side table, Learned a learned table (see
-	// declareSideTable and declareLearnedTable).
+	// DeclareSideTable and DeclareLearnedTable).
 	Side, Learned bool
 
-	id       uint8
-	realized bool
-	next     *Table // the next realized table, if any
+	// Place is where a table declared outside this file goes (After or
+	// Before a named table); the zero Place is declaration order.
+	Place Place
 }
 
-// ID is the table's OpenFlow table id. It is valid once the runtime has
-// started; using an unrealized table panics, which catches an app using a
-// table it did not declare.
-func (t *Table) ID() uint8 {
-	if !t.realized {
-		panic("controller: table " + t.Name + " is not realized (its owner app is not active)")
-	}
-	return t.id
+// Place puts a table next to another one, by name: right after After,
+// or right before Before (one of them).
+type Place struct{ After, Before string }
+
+var (
+	declMu   sync.Mutex
+	pipeline []*Table
+	owners   = map[string]uint16{}
+)
+
+// DeclareOwner gives an app its cookie owner id: the top 16 bits of its
+// flows' cookies, the same whatever apps run. Built-in apps take theirs
+// above; a plugin declares its own in init() (ids from 0x1000 up are left
+// to plugins). It panics on a clash, as a duplicate registration does.
+func DeclareOwner(app string, id uint16) uint16 {
+	declMu.Lock()
+	defer declMu.Unlock()
+	return declareOwnerLocked(app, id)
 }
 
-// Next returns the realized table that follows t in the pipeline (where
-// a packet continues with goto_table), or false when t is the last. t
-// itself need not be realized.
-func (t *Table) Next() (*Table, bool) { return t.next, t.next != nil }
+func declareOwner(app string, id uint16) uint16 { return DeclareOwner(app, id) }
 
-var pipeline []*Table
-
-var owners = map[string]uint16{}
-
-// declareOwner gives an app its cookie owner id.
-func declareOwner(app string, id uint16) uint16 {
+func declareOwnerLocked(app string, id uint16) uint16 {
 	for name, other := range owners {
 		if other == id || name == app {
 			panic("controller: owner id " + app + " declared twice or clashes with " + name)
@@ -222,44 +231,159 @@ func declareOwner(app string, id uint16) uint16 {
 	return id
 }
 
-func declareTable(name, owner string, miss Miss) *Table {
-	t := &Table{Name: name, Owner: owner, Miss: miss}
+// DeclareTable declares a table owned by owner at place: a plugin's, from
+// its init() (built-in tables are declared above, in packet order). A
+// table placed After or Before another lands right next to it in every
+// pipeline where both are realized (where the other is not, after the
+// tables declared before it).
+func DeclareTable(name, owner string, miss Miss, place Place) *Table {
+	declMu.Lock()
+	defer declMu.Unlock()
+	for _, t := range pipeline {
+		if t.Name == name {
+			panic("controller: table " + name + " declared twice")
+		}
+	}
+	if place.After != "" && place.Before != "" {
+		panic("controller: table " + name + " placed both after and before")
+	}
+	t := &Table{Name: name, Owner: owner, Miss: miss, Place: place}
 	pipeline = append(pipeline, t)
 	return t
 }
 
-func declareSideTable(name, owner string) *Table {
-	t := declareTable(name, owner, MissDrop)
+// DeclareSideTable declares a side table (reached by resubmit only).
+func DeclareSideTable(name, owner string, place Place) *Table {
+	t := DeclareTable(name, owner, MissDrop, place)
 	t.Side = true
 	return t
 }
 
-func declareLearnedTable(name, owner string) *Table {
-	t := declareSideTable(name, owner)
+// DeclareLearnedTable declares a learned table (a side table whose flows
+// the switch writes itself).
+func DeclareLearnedTable(name, owner string, place Place) *Table {
+	t := DeclareSideTable(name, owner, place)
 	t.Learned = true
 	return t
 }
 
-// realize assigns table ids to the tables of active apps, in order.
-func realize(active map[string]bool) []*Table {
+func declareTable(name, owner string, miss Miss) *Table {
+	return DeclareTable(name, owner, miss, Place{})
+}
+func declareSideTable(name, owner string) *Table    { return DeclareSideTable(name, owner, Place{}) }
+func declareLearnedTable(name, owner string) *Table { return DeclareLearnedTable(name, owner, Place{}) }
+
+// Pipeline is the pipeline one controller realized for the apps it runs:
+// the tables of active apps, in order, numbered from 0. It is immutable;
+// two controllers in one process each have their own.
+type Pipeline struct {
+	tables []*Table // realized, in order
+	ids    map[*Table]uint8
+	next   map[*Table]*Table // the next realized non-side table, for every declared table
+	byID   [256]*Table
+}
+
+// ordered returns every declared table in pipeline order: declaration
+// order, with placed tables moved next to their anchors.
+func ordered() []*Table {
+	declMu.Lock()
+	decl := slices.Clone(pipeline)
+	declMu.Unlock()
 	var out []*Table
-	for _, t := range pipeline {
-		t.realized = active[t.Owner]
-		if t.realized {
-			t.id = uint8(len(out))
+	var placed []*Table
+	for _, t := range decl {
+		if t.Place == (Place{}) {
 			out = append(out, t)
+		} else {
+			placed = append(placed, t)
 		}
 	}
-	var next *Table
-	for i := len(pipeline) - 1; i >= 0; i-- {
-		pipeline[i].next = next
-		if pipeline[i].realized && !pipeline[i].Side {
-			next = pipeline[i]
+	// Insert placed tables, repeatedly, so that one may anchor on
+	// another placed table.
+	for len(placed) > 0 {
+		var left []*Table
+		for _, t := range placed {
+			anchor := t.Place.After + t.Place.Before
+			i := slices.IndexFunc(out, func(o *Table) bool { return o.Name == anchor })
+			if i < 0 {
+				left = append(left, t)
+				continue
+			}
+			if t.Place.After != "" {
+				i++
+			}
+			out = slices.Insert(out, i, t)
 		}
+		if len(left) == len(placed) { // anchors never declared: at the end
+			out = append(out, left...)
+			break
+		}
+		placed = left
 	}
 	return out
 }
 
+// realize numbers the tables of active apps, in order.
+func realize(active map[string]bool) *Pipeline {
+	p := &Pipeline{ids: map[*Table]uint8{}, next: map[*Table]*Table{}}
+	all := ordered()
+	for _, t := range all {
+		if active[t.Owner] {
+			p.ids[t] = uint8(len(p.tables))
+			p.byID[len(p.tables)] = t
+			p.tables = append(p.tables, t)
+		}
+	}
+	var next *Table
+	for i := len(all) - 1; i >= 0; i-- {
+		p.next[all[i]] = next
+		if _, ok := p.ids[all[i]]; ok && !all[i].Side {
+			next = all[i]
+		}
+	}
+	return p
+}
+
+// ID is the table's OpenFlow table id in this pipeline. A table that is
+// not realized (its owner app does not run) panics, which catches an app
+// using a table it did not declare.
+func (p *Pipeline) ID(t *Table) uint8 {
+	id, ok := p.ids[t]
+	if !ok {
+		panic("controller: table " + t.Name + " is not realized (its owner app is not active)")
+	}
+	return id
+}
+
+// Realized tells whether t is in this pipeline.
+func (p *Pipeline) Realized(t *Table) bool { _, ok := p.ids[t]; return ok }
+
+// Next returns the realized table that follows t (where a packet goes on
+// with goto_table), or false when t is the last. t itself need not be
+// realized.
+func (p *Pipeline) Next(t *Table) (*Table, bool) { n := p.next[t]; return n, n != nil }
+
+// NextID is the id of the table that follows t; it panics when none does
+// (a table whose owner sends packets on always has one: the deliver
+// tables come last).
+func (p *Pipeline) NextID(t *Table) uint8 {
+	n, ok := p.Next(t)
+	if !ok {
+		panic("controller: no table follows " + t.Name)
+	}
+	return p.ids[n]
+}
+
+// Tables returns the realized tables in order.
+func (p *Pipeline) Tables() []*Table { return p.tables }
+
+// Table returns the table with id, or nil.
+func (p *Pipeline) Table(id uint8) *Table { return p.byID[id] }
+
 // OwnerCookie is the cookie of app's flows with nothing in the app's own
 // low bits: what a learn action of the app gives the flows it learns.
-func OwnerCookie(app string) uint64 { return uint64(owners[app]) << CookieShift }
+func OwnerCookie(app string) uint64 {
+	declMu.Lock()
+	defer declMu.Unlock()
+	return uint64(owners[app]) << CookieShift
+}

@@ -254,15 +254,15 @@ func (sw *Switch) setRuntimeState() {
 		sw.setMeter(&flow.Meter{ID: PacketInMeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
 			Bands: []flow.Band{{Rate: rate, Burst: max(rate/10, 1)}}}, owner)
 	}
-	for _, t := range sw.c.tables {
-		f := flow.New(t.id, 0, nil)
+	for _, t := range sw.c.pipe.Tables() {
+		f := flow.New(sw.c.pipe.ID(t), 0, nil)
 		f.Cookie = owner << CookieShift
 		switch t.Miss {
 		case MissOwner:
 			continue
 		case MissNext:
-			if next, ok := t.Next(); ok {
-				f.Goto(next.id)
+			if next, ok := sw.c.pipe.Next(t); ok {
+				f.Goto(sw.c.pipe.ID(next))
 			}
 		case MissController:
 			f.WithMeter(meter).Act(flow.Output(flow.PortController))

@@ -18,7 +18,7 @@ func benchFlows(n, changeEvery int, altered bool) []*flow.Flow {
 		if altered && changeEvery > 0 && i%changeEvery == 0 {
 			port += 100
 		}
-		f := flow.New(testTable.ID(), 100, flow.Match{}.EthDst(flow.MAC(0x020000000000+uint64(i))).Reg(0, uint32(i/1000)))
+		f := flow.New(testTableID, 100, flow.Match{}.EthDst(flow.MAC(0x020000000000+uint64(i))).Reg(0, uint32(i/1000)))
 		f.Act(flow.Output(port))
 		f.Cookie = uint64(testOwner) << CookieShift
 		out[i] = f
@@ -40,7 +40,7 @@ func BenchmarkReconcile100k(b *testing.B) {
 			h := newHarness(b, Config{}, openflow.Config{})
 			testAppInstance.start = benchFlows(n, tc.every, false)
 			// The runtime's own miss flow, as it would be on the switch.
-			miss := flow.New(testTable.ID(), 0, nil).Act(flow.Output(flow.PortController))
+			miss := flow.New(testTableID, 0, nil).Act(flow.Output(flow.PortController))
 			miss.Cookie = cookieOwnerRuntime << CookieShift
 			b.StopTimer()
 			for i := 0; i < b.N; i++ {

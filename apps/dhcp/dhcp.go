@@ -143,7 +143,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	if s.noMeter {
 		meter = 0
 	}
-	want := x.Compile(s.dpid, controller.TableDHCP.ID(), meter)
+	want := x.Compile(s.dpid, ctx.Pipeline().ID(controller.TableDHCP), meter)
 	if len(want) > 0 && meter != 0 && !s.meter {
 		if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
 			Bands: []flow.Band{{Rate: Rate, Burst: Burst}}}); err != nil {
@@ -175,7 +175,7 @@ func (s *switchApp) rejected(ctx *controller.Context, ev controller.Rejected) {
 }
 
 func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
-	if ev.Msg.TableID != controller.TableDHCP.ID() {
+	if ev.Msg.TableID != ctx.Pipeline().ID(controller.TableDHCP) {
 		return
 	}
 	x := s.a.index.Load()

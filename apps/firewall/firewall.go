@@ -132,16 +132,16 @@ func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
 }
 
 // PipelineTables are the firewall's tables as the runtime realized them.
-func PipelineTables() Tables {
+func PipelineTables(p *controller.Pipeline) Tables {
 	after := func(t *controller.Table) int16 {
-		if n, ok := t.Next(); ok {
-			return int16(n.ID())
+		if n, ok := p.Next(t); ok {
+			return int16(p.ID(n))
 		}
 		return flow.NoGoto // the firewall is the end of the pipeline (no overlay): nothing to go on to
 	}
 	return Tables{
-		Egress: controller.TableFirewallEgress.ID(), EgressRules: controller.TableFirewallEgressRules.ID(),
-		Ingress: controller.TableFirewallIngress.ID(), IngressRules: controller.TableFirewallIngressRules.ID(),
+		Egress: p.ID(controller.TableFirewallEgress), EgressRules: p.ID(controller.TableFirewallEgressRules),
+		Ingress: p.ID(controller.TableFirewallIngress), IngressRules: p.ID(controller.TableFirewallIngressRules),
 		AfterEgress: after(controller.TableFirewallEgressRules), AfterIngress: after(controller.TableFirewallIngressRules),
 	}
 }
@@ -181,7 +181,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	s.seq = x.Seq
 	start := time.Now()
-	flows := x.Compile(s.dpid, PipelineTables(), Options{})
+	flows := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), Options{})
 	s.a.compile.Observe(time.Since(start).Seconds())
 	s.set.Sync(ctx, flows, nil)
 }

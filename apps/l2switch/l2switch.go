@@ -49,17 +49,18 @@ func (app) Attach(controller.SwitchInfo) controller.SwitchApp {
 
 // bridge is the app on one switch: its MAC table.
 type bridge struct {
-	macs map[flow.MAC]uint32
+	macs         map[flow.MAC]uint32
+	learnT, fwdT uint8 // l2-learning and l2-forwarding in the controller's pipeline
 }
 
-func srcFlow(mac flow.MAC, port uint32) *flow.Flow {
-	f := flow.New(controller.TableL2Learning.ID(), prioLearned, flow.Match{}.InPort(port).EthSrc(mac))
+func (b *bridge) srcFlow(mac flow.MAC, port uint32) *flow.Flow {
+	f := flow.New(b.learnT, prioLearned, flow.Match{}.InPort(port).EthSrc(mac))
 	f.IdleTimeout, f.Flags = IdleTimeout, flow.FlagSendFlowRem
-	return f.Goto(controller.TableL2Forwarding.ID())
+	return f.Goto(b.fwdT)
 }
 
-func dstFlow(mac flow.MAC, port uint32) *flow.Flow {
-	f := flow.New(controller.TableL2Forwarding.ID(), prioLearned, flow.Match{}.EthDst(mac))
+func (b *bridge) dstFlow(mac flow.MAC, port uint32) *flow.Flow {
+	f := flow.New(b.fwdT, prioLearned, flow.Match{}.EthDst(mac))
 	f.IdleTimeout, f.Flags = IdleTimeout, flow.FlagSendFlowRem
 	return f.Act(flow.Output(port))
 }
@@ -67,18 +68,20 @@ func dstFlow(mac flow.MAC, port uint32) *flow.Flow {
 // Start installs the fixed flows and re-adopts learned MACs whose two
 // flows are both still on the switch.
 func (b *bridge) Start(ctx *controller.Context, found []*flow.Flow) {
-	ctx.AddFlow(flow.New(controller.TableL2Learning.ID(), prioReserved,
+	p := ctx.Pipeline()
+	b.learnT, b.fwdT = p.ID(controller.TableL2Learning), p.ID(controller.TableL2Forwarding)
+	ctx.AddFlow(flow.New(b.learnT, prioReserved,
 		flow.Match{}.SetMasked(flow.EthDst, 0x0180c2000000, 0xfffffffffff0)))
-	ctx.AddFlow(flow.New(controller.TableL2Forwarding.ID(), 0, nil).Act(flow.Output(flow.PortFlood)))
+	ctx.AddFlow(flow.New(b.fwdT, 0, nil).Act(flow.Output(flow.PortFlood)))
 
 	dst := make(map[flow.MAC]uint32)
 	for _, f := range found {
-		if mac, port, ok := parseDst(f); ok {
+		if mac, port, ok := b.parseDst(f); ok {
 			dst[mac] = port
 		}
 	}
 	for _, f := range found {
-		mac, port, ok := parseSrc(f)
+		mac, port, ok := b.parseSrc(f)
 		if !ok || dst[mac] != port {
 			continue
 		}
@@ -90,8 +93,8 @@ func (b *bridge) Start(ctx *controller.Context, found []*flow.Flow) {
 }
 
 // parseSrc recognises a learned l2-learning flow.
-func parseSrc(f *flow.Flow) (flow.MAC, uint32, bool) {
-	if f.Table != controller.TableL2Learning.ID() || f.Priority != prioLearned || len(f.Match) != 2 {
+func (b *bridge) parseSrc(f *flow.Flow) (flow.MAC, uint32, bool) {
+	if f.Table != b.learnT || f.Priority != prioLearned || len(f.Match) != 2 {
 		return 0, 0, false
 	}
 	in, ok1 := f.Match.Get(flow.InPort)
@@ -103,8 +106,8 @@ func parseSrc(f *flow.Flow) (flow.MAC, uint32, bool) {
 }
 
 // parseDst recognises a learned l2-forwarding flow.
-func parseDst(f *flow.Flow) (flow.MAC, uint32, bool) {
-	if f.Table != controller.TableL2Forwarding.ID() || f.Priority != prioLearned || len(f.Match) != 1 ||
+func (b *bridge) parseDst(f *flow.Flow) (flow.MAC, uint32, bool) {
+	if f.Table != b.fwdT || f.Priority != prioLearned || len(f.Match) != 1 ||
 		len(f.Apply) != 1 || f.Apply[0].Kind != flow.ActOutput {
 		return 0, 0, false
 	}
@@ -123,11 +126,11 @@ func parsePort(ctx *controller.Context, no uint32) (wire.Port, uint32, bool) {
 // learn records mac on port and installs its flows.
 func (b *bridge) learn(ctx *controller.Context, mac flow.MAC, port uint32) {
 	if old, ok := b.macs[mac]; ok && old != port {
-		ctx.DeleteFlow(srcFlow(mac, old)) // moved: the old port's entry must go
+		ctx.DeleteFlow(b.srcFlow(mac, old)) // moved: the old port's entry must go
 	}
 	b.macs[mac] = port
-	ctx.AddFlow(srcFlow(mac, port))
-	ctx.AddFlow(dstFlow(mac, port))
+	ctx.AddFlow(b.srcFlow(mac, port))
+	ctx.AddFlow(b.dstFlow(mac, port))
 }
 
 // forget removes mac and both its flows.
@@ -137,8 +140,8 @@ func (b *bridge) forget(ctx *controller.Context, mac flow.MAC) {
 		return
 	}
 	delete(b.macs, mac)
-	ctx.DeleteFlow(srcFlow(mac, port))
-	ctx.DeleteFlow(dstFlow(mac, port))
+	ctx.DeleteFlow(b.srcFlow(mac, port))
+	ctx.DeleteFlow(b.dstFlow(mac, port))
 }
 
 // Handle reacts to packet-ins (learn and forward), port changes and
@@ -156,16 +159,16 @@ func (b *bridge) Handle(ctx *controller.Context, ev controller.Event) {
 			}
 		}
 	case controller.FlowRemoved:
-		if mac, _, ok := parseSrc(ev.Flow); ok {
+		if mac, _, ok := b.parseSrc(ev.Flow); ok {
 			b.forget(ctx, mac)
-		} else if mac, _, ok := parseDst(ev.Flow); ok {
+		} else if mac, _, ok := b.parseDst(ev.Flow); ok {
 			b.forget(ctx, mac)
 		}
 	case controller.Rejected:
 		if f, ok := ev.Object.(*flow.Flow); ok {
-			if mac, _, ok := parseSrc(f); ok {
+			if mac, _, ok := b.parseSrc(f); ok {
 				b.forget(ctx, mac)
-			} else if mac, _, ok := parseDst(f); ok {
+			} else if mac, _, ok := b.parseDst(f); ok {
 				b.forget(ctx, mac)
 			}
 		}
@@ -174,7 +177,7 @@ func (b *bridge) Handle(ctx *controller.Context, ev controller.Event) {
 
 func (b *bridge) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	pi, fr := ev.Msg, ev.Frame
-	if pi.TableID != controller.TableL2Learning.ID() || len(pi.Data) < 14 {
+	if pi.TableID != b.learnT || len(pi.Data) < 14 {
 		return
 	}
 	src, dst := flow.MACFrom(fr.Src), flow.MACFrom(fr.Dst)
@@ -182,7 +185,7 @@ func (b *bridge) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	if src.Multicast() || src == 0 || in == 0 || in > flow.PortMax {
 		return // not a valid station address or port: never learn it
 	}
-	if old, ok := b.macs[src]; !ok || old != in || !ctx.HasFlow(srcFlow(src, in)) {
+	if old, ok := b.macs[src]; !ok || old != in || !ctx.HasFlow(b.srcFlow(src, in)) {
 		b.learn(ctx, src, in)
 	}
 	out := flow.PortFlood

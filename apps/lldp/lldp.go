@@ -226,11 +226,12 @@ func (s *agent) TickInterval() time.Duration { return s.a.interval }
 // Start installs the discovery flows and records the switch's ports (it
 // joins the graph in SwitchUp, once ready).
 func (s *agent) Start(ctx *controller.Context, _ []*flow.Flow) {
-	table := controller.TableDiscovery.ID()
+	p := ctx.Pipeline()
+	table := p.ID(controller.TableDiscovery)
 	ctx.AddFlow(flow.New(table, prioLLDP, flow.Match{}.EthType(packet.EtherTypeLLDP)).Act(flow.Output(flow.PortController)))
 	arp := flow.New(table, prioARP, flow.Match{}.EthType(packet.EtherTypeARP)).Act(flow.Output(flow.PortController))
-	if next, ok := controller.TableDiscovery.Next(); ok {
-		arp.Goto(next.ID())
+	if next, ok := p.Next(controller.TableDiscovery); ok {
+		arp.Goto(p.ID(next))
 	}
 	ctx.AddFlow(arp)
 	s.a.mu.Lock()
@@ -272,7 +273,7 @@ func (s *agent) probe(ctx *controller.Context, p wire.Port, now time.Time) {
 }
 
 func (s *agent) packetIn(ctx *controller.Context, ev controller.PacketIn) {
-	if ev.Msg.TableID != controller.TableDiscovery.ID() {
+	if ev.Msg.TableID != ctx.Pipeline().ID(controller.TableDiscovery) {
 		return
 	}
 	fr, in := ev.Frame, ev.Msg.InPort

@@ -93,7 +93,7 @@ func (n *net) packetOut(dpid uint64, m []byte) {
 	sw := n.sws[uint64(peer.DPID)]
 	n.mu.Unlock()
 	if ok && sw != nil {
-		sw.PacketIn(peer.Port, controller.TableDiscovery.ID(), 0, 1, data)
+		sw.PacketIn(peer.Port, n.env.Ctl.Pipeline().ID(controller.TableDiscovery), 0, 1, data)
 	}
 }
 
@@ -194,7 +194,7 @@ func TestForgedAndForeignProbes(t *testing.T) {
 	n.plug(ref(1, 1), ref(2, 1))
 	n.waitFor("the link", 2*time.Second, linked(ref(1, 1), ref(2, 1)))
 
-	table := controller.TableDiscovery.ID()
+	table := n.env.Ctl.Pipeline().ID(controller.TableDiscovery)
 	vm := packet.MAC{2, 0, 0, 0, 0, 0x42}
 	for _, info := range []packet.LLDPInfo{
 		{ChassisID: packet.DPIDChassisID(2), PortID: packet.PortNumberID(2), TTL: 120},

@@ -184,14 +184,13 @@ func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
 
 // PipelineTables are the load balancer's tables as the runtime realized
 // them.
-func PipelineTables() Tables {
+func PipelineTables(p *controller.Pipeline) Tables {
 	after := func(t *controller.Table) uint8 {
-		n, _ := t.Next() // the overlay's tables follow lb-out and lb-reply
-		return n.ID()
+		return p.NextID(t) // the overlay's tables follow lb-out and lb-reply
 	}
-	return Tables{LB: controller.TableLB.ID(), CT: controller.TableLBCT.ID(), Affinity: controller.TableLBAffinity.ID(),
-		Learn: controller.TableLBLearn.ID(), Out: controller.TableLBOut.ID(),
-		AfterOut: after(controller.TableLBOut), Reply: controller.TableLBReply.ID(), AfterReply: after(controller.TableLBReply)}
+	return Tables{LB: p.ID(controller.TableLB), CT: p.ID(controller.TableLBCT), Affinity: p.ID(controller.TableLBAffinity),
+		Learn: p.ID(controller.TableLBLearn), Out: p.ID(controller.TableLBOut),
+		AfterOut: after(controller.TableLBOut), Reply: p.ID(controller.TableLBReply), AfterReply: after(controller.TableLBReply)}
 }
 
 type switchApp struct {
@@ -251,7 +250,7 @@ func (a *app) Statuses() []Status { return a.health.Statuses() }
 func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
 	// The pins an earlier loomd's clients learned: kept if their load
 	// balancer still has the same affinity, else forgotten by sync.
-	aff := PipelineTables().Affinity
+	aff := PipelineTables(ctx.Pipeline()).Affinity
 	for _, f := range found {
 		if f.Table == aff && f.Priority != 0 {
 			s.pins[f.Cookie] = true
@@ -267,7 +266,7 @@ func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
 // fail again.
 func (s *switchApp) FoundGroups(groups []*flow.Group) {
 	cur := s.a.cur.Load()
-	host, t := s.host(cur.snap), PipelineTables()
+	host, t := s.host(cur.snap), PipelineTables(s.a.env.Pipeline)
 	byID := make(map[uint32]*flow.Group, len(groups))
 	for _, g := range groups {
 		byID[g.ID] = g
@@ -298,10 +297,10 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 	case controller.Update:
 		s.sync(ctx, false)
 	case controller.Tick:
-		s.a.health.tick(ctx, s.probed(), controller.TableLBReply.ID(), ev.Now)
+		s.a.health.tick(ctx, s.probed(), ctx.Pipeline().ID(controller.TableLBReply), ev.Now)
 	case controller.PacketIn:
 		if ev.Frame != nil {
-			s.a.health.answer(ctx, s.checked(), controller.TableLBReply.ID(), ev.Frame, time.Now())
+			s.a.health.answer(ctx, s.checked(), ctx.Pipeline().ID(controller.TableLBReply), ev.Frame, time.Now())
 		}
 	case controller.Rejected:
 		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
@@ -322,7 +321,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 		return
 	}
 	s.seq, s.hseq = snap.Seq, hseq
-	t := PipelineTables()
+	t := PipelineTables(ctx.Pipeline())
 	ix, host := cur.ix, s.host(snap)
 	flows, groups := compileHost(ix, host, t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)

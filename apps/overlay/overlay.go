@@ -123,12 +123,10 @@ func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
 }
 
 // PipelineTables are the overlay's tables as the runtime realized them.
-func PipelineTables() Tables {
-	afterClassify, _ := controller.TableOverlayClassify.Next()
-	afterForward, _ := controller.TableOverlayForward.Next()
-	return Tables{Classify: controller.TableOverlayClassify.ID(), AfterClassify: afterClassify.ID(),
-		ARP: controller.TableOverlayARP.ID(), Forward: controller.TableOverlayForward.ID(),
-		AfterForward: afterForward.ID(), Deliver: controller.TableOverlayDeliver.ID()}
+func PipelineTables(p *controller.Pipeline) Tables {
+	return Tables{Classify: p.ID(controller.TableOverlayClassify), AfterClassify: p.NextID(controller.TableOverlayClassify),
+		ARP: p.ID(controller.TableOverlayARP), Forward: p.ID(controller.TableOverlayForward),
+		AfterForward: p.NextID(controller.TableOverlayForward), Deliver: p.ID(controller.TableOverlayDeliver)}
 }
 
 // sync brings the switch's overlay state up to the current view.
@@ -140,7 +138,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	s.seq, s.ports = x.Seq, sp
 	start := time.Now()
-	st := x.Compile(s.dpid, PipelineTables(), sp)
+	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), sp)
 	s.a.compile.Observe(time.Since(start).Seconds())
 
 	s.set.Sync(ctx, st.Flows, st.Groups)

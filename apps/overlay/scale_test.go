@@ -157,7 +157,7 @@ func benchPortMove(b *testing.B, apps ...string) {
 	}
 	b.Logf("1,000 switches connected and reconciled in %v, %d flows in all", time.Since(start).Round(time.Millisecond), total)
 
-	classify := controller.TableOverlayClassify.ID()
+	classify := env.Ctl.Pipeline().ID(controller.TableOverlayClassify)
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {

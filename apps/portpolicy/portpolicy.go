@@ -92,11 +92,9 @@ type switchApp struct {
 	meters map[uint32]*flow.Meter
 }
 
-func tables() Tables {
-	afterSecurity, _ := controller.TablePortSecurity.Next()
-	afterOut, _ := controller.TablePortOut.Next()
-	return Tables{Security: controller.TablePortSecurity.ID(), AfterSecurity: afterSecurity.ID(),
-		Out: controller.TablePortOut.ID(), AfterOut: afterOut.ID()}
+func tables(p *controller.Pipeline) Tables {
+	return Tables{Security: p.ID(controller.TablePortSecurity), AfterSecurity: p.NextID(controller.TablePortSecurity),
+		Out: p.ID(controller.TablePortOut), AfterOut: p.NextID(controller.TablePortOut)}
 }
 
 func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
@@ -119,7 +117,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 		return
 	}
 	s.seq = snap.Seq
-	st := Compile(snap, s.dpid, tables())
+	st := Compile(snap, s.dpid, tables(ctx.Pipeline()))
 	// Meters before the flows that use them, and removed after.
 	want := make(map[uint32]*flow.Meter, len(st.Meters))
 	for _, m := range st.Meters {

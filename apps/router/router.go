@@ -141,10 +141,10 @@ type switchApp struct {
 	buf     []byte
 }
 
-func tables() Tables {
-	return Tables{Ingress: controller.TableL3Ingress.ID(), Input: controller.TableL3Input.ID(),
-		NATIn: controller.TableL3NATIn.ID(), Route: controller.TableL3Route.ID(), SNAT: controller.TableL3SNAT.ID(),
-		Out: controller.TableL3Out.ID(), Resolve: controller.TableL3Resolve.ID(), Forward: controller.TableOverlayForward.ID()}
+func tables(p *controller.Pipeline) Tables {
+	return Tables{Ingress: p.ID(controller.TableL3Ingress), Input: p.ID(controller.TableL3Input),
+		NATIn: p.ID(controller.TableL3NATIn), Route: p.ID(controller.TableL3Route), SNAT: p.ID(controller.TableL3SNAT),
+		Out: p.ID(controller.TableL3Out), Resolve: p.ID(controller.TableL3Resolve), Forward: p.ID(controller.TableOverlayForward)}
 }
 
 // ARPInterval is how often a gateway host asks for its external next
@@ -155,7 +155,7 @@ const ARPInterval = 10 * time.Second
 func (s *switchApp) TickInterval() time.Duration { return ARPInterval }
 
 func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
-	s.adoptLearned(found, tables().Out)
+	s.adoptLearned(found, tables(ctx.Pipeline()).Out)
 	// Flags and burst as OVS reports them back (a meter without
 	// burst and stats flags comes back with them, and would be sent again
 	// after every restart of loomd).
@@ -163,7 +163,7 @@ func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
 		Bands: []flow.Band{{Rate: ICMPRate, Burst: ICMPRate / 10}}}); err != nil {
 		ctx.Log().Error("cannot set the router's meter", "error", err)
 	}
-	for _, f := range []*flow.Flow{InputMiss(tables()), ResolveMiss(tables())} {
+	for _, f := range []*flow.Flow{InputMiss(tables(ctx.Pipeline())), ResolveMiss(tables(ctx.Pipeline()))} {
 		if err := ctx.AddFlow(f); err != nil {
 			ctx.Log().Error("cannot add flow", "error", err)
 		}
@@ -200,7 +200,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 		return
 	}
 	s.seq, s.ports, s.dirty = snap.Seq, sp, false
-	st := compile(ix, s.dpid, tables(), sp, s.learned)
+	st := compile(ix, s.dpid, tables(ctx.Pipeline()), sp, s.learned)
 	s.set.Sync(ctx, st.Flows, nil)
 }
 
@@ -242,7 +242,7 @@ func (s *switchApp) adoptLearned(found []*flow.Flow, out uint8) {
 // ran out in dec_ttl), net unreachable (no route) or host unreachable (no
 // port has the address).
 func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
-	t := tables()
+	t := tables(ctx.Pipeline())
 	f := ev.Frame
 	if f == nil || ev.FrameErr != nil {
 		return

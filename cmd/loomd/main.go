@@ -242,7 +242,7 @@ func run(args []string) error {
 	}
 	var tables []string
 	for _, t := range ctl.Tables() {
-		tables = append(tables, fmt.Sprintf("%d:%s", t.ID(), t.Name))
+		tables = append(tables, fmt.Sprintf("%d:%s", ctl.Pipeline().ID(t), t.Name))
 	}
 	log.Info("loomd started", "apps", *apps, "pipeline", strings.Join(tables, " "), "data_dir", *dataDir)
 
