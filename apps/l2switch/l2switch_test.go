@@ -236,3 +236,30 @@ func BenchmarkPacketInToFlowMod(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packet-ins/s")
 }
+
+// TestWhereFramesGo runs frames through the emulated switch's tables
+// (emu.Trace): an unknown source goes to the controller, and once learned
+// (the app's flows, exactly as expected) a known destination leaves by its
+// port; an unknown one floods.
+func TestWhereFramesGo(t *testing.T) {
+	l := newLab(t, emu.Options{})
+	controllertest.ExpectFlows(t, l.sw, nil,
+		"table=0,priority=0,cookie=0xffff000000000000 actions=CONTROLLER:65535", // the runtime's miss
+		"table=0,priority=200,"+cookie+",dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop",
+		"table=1,priority=0,"+cookie+" actions=FLOOD")
+	frame := func(dst, src packet.MAC) []byte {
+		return append(packet.AppendEthernet(nil, dst, src, 0x0800), make([]byte, 46)...)
+	}
+	if tr := l.sw.Trace(1, frame(mac(2), mac(1))); !tr.ToController() || len(tr.Outputs) != 1 {
+		t.Fatalf("unknown source: %v", tr)
+	}
+	l.packetIn(1, bcast, mac(1))
+	l.packetIn(2, bcast, mac(2))
+	controllertest.WaitFlow(t, l.sw, "sw", true, "dl_dst=02:00:00:00:00:02")
+	if tr := l.sw.Trace(1, frame(mac(2), mac(1))); len(tr.Outputs) != 1 || tr.Outputs[0] != 2 || tr.Stopped != "" {
+		t.Errorf("known source to known destination: %v", tr)
+	}
+	if tr := l.sw.Trace(1, frame(mac(9), mac(1))); len(tr.Outputs) != 1 || tr.Outputs[0] != flow.PortFlood {
+		t.Errorf("to an unknown destination: %v", tr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +100,42 @@ func WaitFlow(t testing.TB, sw *emu.Switch, name string, want bool, parts ...str
 		}
 	}
 	t.Fatalf("%s: flow with %q present: %v, want %v", name, parts, !want, want)
+}
+
+// ExpectFlows checks that the flows of the emulated switch sw whose text
+// satisfies keep (nil: all) are exactly want, in ovs-ofctl syntax (as
+// flow.Flow.String prints them: what `ovs-ofctl dump-flows` shows, less
+// counters); it waits up to 5 s for the switch to get there, then fails
+// naming what is missing and what is extra.
+func ExpectFlows(t testing.TB, sw *emu.Switch, keep func(string) bool, want ...string) {
+	t.Helper()
+	var missing, extra []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		missing, extra = diffFlows(sw.Flows(), keep, want)
+		if len(missing) == 0 && len(extra) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Fatalf("flows differ:\nmissing:\n  %s\nextra:\n  %s", strings.Join(missing, "\n  "), strings.Join(extra, "\n  "))
+}
+
+func diffFlows(have map[string]bool, keep func(string) bool, want []string) (missing, extra []string) {
+	w := map[string]bool{}
+	for _, f := range want {
+		w[f] = true
+		if !have[f] {
+			missing = append(missing, f)
+		}
+	}
+	for f := range have {
+		if (keep == nil || keep(f)) && !w[f] {
+			extra = append(extra, f)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	return missing, extra
 }
