@@ -6,13 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
@@ -607,26 +606,6 @@ func TestSwitchEventsArePublished(t *testing.T) {
 	}
 }
 
-// heapInuse is the heap in use after a GC.
-func heapInuse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
-
-// rssKB is the process's resident set (VmRSS), 0 where /proc is missing.
-func rssKB() int {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
-}
-
 // A switch that floods 65,535-byte ERRORs faster than its goroutine
 // handles them is disconnected once its queue holds MaxQueuedBytes; the
 // heap stays bounded, the metric counts it, and other switches are served.
@@ -647,7 +626,7 @@ func TestErrorFloodIsBounded(t *testing.T) {
 	fsw, _ := h.ctl.Switch(20)
 	eventually(t, "the stalled packet-in to be taken", func() bool { n, _ := fsw.q.queuedBytes(); return n == 0 })
 
-	before, rssBefore := heapInuse(), rssKB()
+	before, rssBefore := testenv.HeapInuse(), testenv.RSSKB()
 	msg := make([]byte, wire.MaxMessageLen) // an ERROR for no request, with 65,523 bytes of data
 	wire.PutHeader(msg, wire.TypeError, wire.MaxMessageLen, 0)
 	msg[9] = byte(wire.ErrBadRequest)
@@ -674,7 +653,7 @@ func TestErrorFloodIsBounded(t *testing.T) {
 		t.Fatal("a switch flooding ERRORs must be disconnected")
 	}
 	<-done
-	during, rssDuring := heapInuse(), rssKB()
+	during, rssDuring := testenv.HeapInuse(), testenv.RSSKB()
 	t.Logf("ERROR flood: %d messages (%d MB) written before the controller closed the session; queue peak %d bytes (cap %d); heap in use %d MB before, %d MB after (+%d KB); RSS %d MB before, %d MB after",
 		sent, sent*len(msg)>>20, peak, maxQueued, before>>20, during>>20, (int64(during)-int64(before))>>10, rssBefore>>10, rssDuring>>10)
 	if peak > maxQueued {

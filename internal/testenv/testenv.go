@@ -6,6 +6,8 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +69,26 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool,
 		more += "\n" + f()
 	}
 	t.Fatalf("timed out after %v waiting for %s%s", timeout, what, more)
+	return 0
+}
+
+// HeapInuse is the heap in use after a GC, for tests that bound memory.
+func HeapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// RSSKB is the process's resident set in KiB (VmRSS), 0 where /proc is
+// missing.
+func RSSKB() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
 	return 0
 }

@@ -6,16 +6,16 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 )
@@ -112,25 +112,6 @@ func handshake(c net.Conn, dpid uint64) error {
 	return nil
 }
 
-func heapInuse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
-
-// rssKB is the process's resident set (VmRSS), 0 where /proc is missing.
-func rssKB() int {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
-}
-
 // Clients that send echo requests and never read: each session holds at
 // most one echo reply (it held up to 8 MiB of them, plus what the writer
 // was sending), before and after the handshake.
@@ -139,7 +120,7 @@ func TestEchoFloodFromNonReadersIsBounded(t *testing.T) {
 	l := unixListener(t)
 	srv := serve(t, l, Config{}, rec)
 	addr := l.Addr().String()
-	before, rssBefore := heapInuse(), rssKB()
+	before, rssBefore := testenv.HeapInuse(), testenv.RSSKB()
 	const clients = 40
 	echo := wire.AppendEcho(nil, wire.TypeEchoRequest, 7, make([]byte, 60000))
 	burst := make([]byte, 0, 16*len(echo))
@@ -183,7 +164,7 @@ func TestEchoFloodFromNonReadersIsBounded(t *testing.T) {
 		q := s.QueuedBytes()
 		maxQueued, total = max(maxQueued, q), total+q
 	}
-	after, rssAfter := heapInuse(), rssKB()
+	after, rssAfter := testenv.HeapInuse(), testenv.RSSKB()
 	t.Logf("%d non-reading clients wrote %d MB of echo requests: %d echo replies dropped; queued for them: %d KB in all, at most %d KB for one session; heap in use %d KB before, %d KB after; RSS %d MB before, %d MB after (the clients' own buffers included)",
 		clients, written.Load()>>20, rec.echoDropped.Load(), total>>10, maxQueued>>10, before>>10, after>>10, rssBefore>>10, rssAfter>>10)
 	if maxQueued >= 1<<20 {
@@ -299,7 +280,7 @@ func TestIdleSessionsFootprint(t *testing.T) {
 	l := unixListener(t)
 	rec := newPolicyRecorder()
 	srv := serve(t, l, Config{MaxConnsPerSource: -1}, rec)
-	before, rssBefore, gBefore := heapInuse(), rssKB(), runtime.NumGoroutine()
+	before, rssBefore, gBefore := testenv.HeapInuse(), testenv.RSSKB(), runtime.NumGoroutine()
 	for i := range n {
 		c, err := net.Dial("unix", l.Addr().String())
 		if err != nil {
@@ -315,7 +296,7 @@ func TestIdleSessionsFootprint(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // the last Connected calls
-	after, rssAfter, gAfter := heapInuse(), rssKB(), runtime.NumGoroutine()
+	after, rssAfter, gAfter := testenv.HeapInuse(), testenv.RSSKB(), runtime.NumGoroutine()
 	if got := len(srv.Sessions()); got != n {
 		t.Fatalf("%d sessions, want %d", got, n)
 	}
