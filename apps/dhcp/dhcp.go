@@ -27,8 +27,9 @@
 package dhcp
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -40,8 +41,8 @@ import (
 // Name is the app's registered name.
 const Name = "dhcp"
 
-// MeterID is the meter on the DHCP flows ("DH").
-const MeterID = 0x4448
+// MeterID is the meter on the DHCP flows (kit.MeterDHCP).
+const MeterID = kit.MeterDHCP
 
 // Rate is that meter's rate (requests/s per switch); Burst its burst.
 const (

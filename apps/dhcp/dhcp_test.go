@@ -2,11 +2,12 @@ package dhcp
 
 import (
 	"encoding/binary"
-	"github.com/loom-sdn/loom/apps/kit"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"

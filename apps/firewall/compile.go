@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 )
@@ -104,7 +105,7 @@ func (x *Index) Compile(dpid uint64, t Tables, o Options) []*flow.Flow {
 		zone := Zone(p.ofport)
 		for _, m := range []flow.Match{ip, ip6} {
 			b.add(flow.New(t.Egress, prioPort, m.InPort(p.ofport)).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.EgressRules})))
-			b.add(flow.New(t.Ingress, prioPort, m.Set(flow.Reg7, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
+			b.add(flow.New(t.Ingress, prioPort, m.Set(kit.RegOutPort, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
 		}
 	}
 	for _, d := range []struct {
@@ -199,7 +200,7 @@ func (r *rule) anyProto() bool  { return r.proto < 0 }
 func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingress bool, o Options) {
 	portField, remoteField := flow.InPort, flow.IPv4Dst
 	if ingress {
-		portField, remoteField = flow.Reg7, flow.IPv4Src
+		portField, remoteField = kit.RegOutPort, flow.IPv4Src
 	}
 	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
 	ip6 := flow.Match{}.EthType(packet.EtherTypeIPv6)

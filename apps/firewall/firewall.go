@@ -73,9 +73,10 @@
 package firewall
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"

@@ -1,9 +1,10 @@
 package firewall
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"

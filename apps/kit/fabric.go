@@ -6,7 +6,6 @@ import (
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
-	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 	"github.com/loom-sdn/loom/view"
 )
@@ -19,26 +18,8 @@ import (
 // every host (southbound/ovsdb).
 const TunnelPort = "vxlan0"
 
-// RegOutPort carries the local VM port a packet is for, from
-// overlay-forward to overlay-deliver.
-const RegOutPort = flow.Reg7
-
-// RegPriority is the 802.1p priority (0-7) of the port a packet comes
-// from, set by port policies; a VLAN tag the overlay pushes on the uplink
-// carries it as PCP.
-const RegPriority = flow.Reg5
-
-// Metadata layout: the network's key in the low 32 bits, and RemoteBit
-// set on packets that came from another host (a tunnel or the uplink), so
-// that they are never sent back to one (split horizon).
-const (
-	RemoteBit = 1 << 32
-	KeyMask   = 1<<32 - 1
-	// MetadataMask is the part of metadata the overlay owns: an app that
-	// moves a packet to another network (the router) writes the network's
-	// key (NetworkKeys) under this mask, which also clears the remote bit.
-	MetadataMask = RemoteBit | KeyMask
-)
+// Its registers (RegOutPort, RegPriority) and metadata layout
+// (MetadataMask: the network's key and the remote bit) are in registry.go.
 
 // Network keys: the VNI for VXLAN networks; VLAN networks and flat
 // networks in their own ranges above 2^24.

@@ -29,12 +29,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"math"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"

@@ -2,11 +2,12 @@ package lldp_test
 
 import (
 	"encoding/binary"
-	"github.com/loom-sdn/loom/apps/kit"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	_ "github.com/loom-sdn/loom/apps/l2switch"
 	"github.com/loom-sdn/loom/apps/lldp"

@@ -2,11 +2,12 @@ package lldp_test
 
 import (
 	"encoding/json"
-	"github.com/loom-sdn/loom/apps/kit"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/gorilla/mux"
 	"github.com/loom-sdn/loom/apps/lldp"

@@ -47,9 +47,9 @@ const (
 // a client's backend: loaded by its pin in lb-affinity, or by the bucket
 // that picks it (for lb-learn to pin).
 const (
-	regFlags    = flow.Reg3
-	regAffIP    = flow.Reg4
-	regAffPort  = flow.Reg2
+	regFlags    = kit.RegLBFlags
+	regAffIP    = kit.RegLBAffinityIP
+	regAffPort  = kit.RegLBAffinityPort
 	flagLB      = 1
 	flagUnSNAT  = 2 // lb: a hairpin reply went through the hairpin zone
 	flagSNAT    = 4 // lb-out: a hairpin connection went through it
@@ -69,15 +69,8 @@ func HairpinZone(key uint32) uint16 { return 0xc000 | uint16(key&0x3fff) }
 func VIPMAC(lbID string) flow.MAC { return flow.MACFrom(view.GatewayMAC("lb:" + lbID)) }
 
 // GroupID is the select group of a load balancer for its clients in a
-// network: a hash in a range clear of the overlay's flood groups (twice a
-// network key, below 2^28).
-func GroupID(lbID, netID string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(lbID))
-	h.Write([]byte{'/'})
-	h.Write([]byte(netID))
-	return 0x40000000 | h.Sum32()&0x0fffffff
-}
+// network (kit.LBGroup).
+func GroupID(lbID, netID string) uint32 { return kit.LBGroup(lbID, netID) }
 
 // Up tells whether a backend may take new connections (health checks);
 // nil: all are.
@@ -127,7 +120,7 @@ func compileNet(e *lbEntry, cn clientNet, host string, t Tables, up Up, add func
 	flagged := ipm.SetMasked(regFlags, flagLB, flagLB)
 	// lb-reply sees replies from this host's ports and other hosts'
 	// (the remote bit set) alike.
-	anyHost := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetadataMask&^(1<<32)).
+	anyHost := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetaKeyMask).
 		EthType(packet.EtherTypeIPv4).IPProto(e.proto)
 	// Where the VIP's packets come from: its own MAC in its network, the
 	// gateway in a routed one.

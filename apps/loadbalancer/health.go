@@ -310,5 +310,5 @@ func (h *health) answer(ctx *controller.Context, bes []localBackend, toVM uint8,
 // toVM are the packet-out actions that hand a probe to the backend's
 // to-VM tables (table toVM on), as overlay-forward would.
 func (b localBackend) toVM(toVM uint8) []flow.Action {
-	return []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(flow.Reg7, uint64(b.ofport)), flow.Resubmit(toVM)}
+	return []flow.Action{flow.SetField(flow.Metadata, uint64(b.key)), flow.SetField(kit.RegOutPort, uint64(b.ofport)), flow.Resubmit(toVM)}
 }

@@ -47,11 +47,12 @@
 package loadbalancer
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"

@@ -2,13 +2,13 @@ package overlay
 
 import (
 	"cmp"
-	"github.com/loom-sdn/loom/apps/kit"
 	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
@@ -36,11 +36,12 @@ type State struct {
 	Groups []*flow.Group
 }
 
-// Metadata layout (kit.MetadataMask): the network's key in the low 32
-// bits, and the remote bit on packets from another host.
+// Metadata layout (kit.Metadata): the network's key in the low 32 bits,
+// and the remote bit set on packets that came from another host (a tunnel
+// or the uplink), so that they are never sent back to one (split horizon).
 const (
-	remoteBit = kit.RemoteBit
-	keyMask   = kit.KeyMask
+	remoteBit = kit.MetaRemote
+	keyMask   = kit.MetaKeyMask
 	metaMask  = kit.MetadataMask
 )
 
@@ -52,15 +53,8 @@ const (
 	prioFlood    = 10
 )
 
-// Group ids: the network's key times two, plus one for the group that
-// floods to local ports only.
-func floodGroup(key uint32, localOnly bool) uint32 {
-	id := key << 1
-	if localOnly {
-		id |= 1
-	}
-	return id
-}
+// floodGroup is a network's flood group (kit.FloodGroup).
+func floodGroup(key uint32, localOnly bool) uint32 { return kit.FloodGroup(key, localOnly) }
 
 // vlanPresent is OpenFlow's OFPVID_PRESENT bit of vlan_vid.
 const vlanPresent = 0x1000
@@ -574,7 +568,7 @@ func remoteActions(n *network, host *model.Host, m *model.Snapshot, sp SwitchPor
 		out := []flow.Action{flow.Output(sp.Uplink)}
 		if n.net.Type == "vlan" {
 			out = []flow.Action{flow.PushVLAN(), flow.SetField(flow.VlanVID, uint64(vlanPresent|n.net.VLAN)),
-				flow.MoveBits(RegPriority, 0, flow.VlanPCP, 0, 3), flow.Output(sp.Uplink)}
+				flow.MoveBits(kit.RegPriority, 0, flow.VlanPCP, 0, 3), flow.Output(sp.Uplink)}
 		}
 		return func(string) []flow.Action { return out }, []flow.Bucket{flow.NewBucket(out...)}
 	}
@@ -631,11 +625,11 @@ func compileNetwork(st *State, n *network, host *model.Host, m *model.Snapshot, 
 	// Forwarding by destination MAC.
 	var localBuckets []flow.Bucket
 	for _, p := range n.local {
-		toPort := flow.SetField(RegOutPort, uint64(p.ofport))
+		toPort := flow.SetField(kit.RegOutPort, uint64(p.ofport))
 		add(flow.New(t.Forward, prioPort, flow.Match{}.SetMasked(flow.Metadata, local, keyMask).EthDst(p.mac)).
 			Act(toPort).Goto(t.AfterForward))
 		localBuckets = append(localBuckets, flow.NewBucket(toPort, flow.Resubmit(t.AfterForward)))
-		add(flow.New(t.Deliver, prioPort, flow.Match{}.Set(RegOutPort, uint64(p.ofport))).Act(flow.Output(p.ofport)))
+		add(flow.New(t.Deliver, prioPort, flow.Match{}.Set(kit.RegOutPort, uint64(p.ofport))).Act(flow.Output(p.ofport)))
 	}
 	if toRemote != nil {
 		for h, ports := range n.remote {

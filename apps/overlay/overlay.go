@@ -25,9 +25,10 @@
 package overlay
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"sync/atomic"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"

@@ -2,9 +2,10 @@ package overlay
 
 import (
 	"fmt"
-	"github.com/loom-sdn/loom/apps/kit"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"

@@ -3,12 +3,13 @@ package overlay
 import (
 	"context"
 	"fmt"
-	"github.com/loom-sdn/loom/apps/kit"
 	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"

@@ -27,10 +27,11 @@ const (
 	prioDeny    = 90  // anything else from the port
 )
 
-// Meter ids: one per port and direction, from the port's OpenFlow number.
+// Meter ids: one per port and direction, from the port's OpenFlow number
+// (kit.Meters).
 const (
-	meterFromVM = 0x10000
-	meterToVM   = 0x20000
+	meterFromVM = kit.MeterPortFromVM
+	meterToVM   = kit.MeterPortToVM
 )
 
 // Policy is what applies to one port.

@@ -22,8 +22,8 @@ type State struct {
 	Flows []*flow.Flow
 }
 
-// MeterID is the meter on the router's packet-ins (ICMP errors).
-const MeterID = 0x524f
+// MeterID is the meter on the router's packet-ins (kit.MeterRouter).
+const MeterID = kit.MeterRouter
 
 // Priorities.
 const (
@@ -37,7 +37,7 @@ const (
 )
 
 // regRouter carries the router's key from l3-input to l3-route.
-const regRouter = flow.Reg6
+const regRouter = kit.RegRouter
 
 // subnet is an attached IPv4 subnet as the router uses it.
 type subnet struct {

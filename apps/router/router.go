@@ -18,10 +18,11 @@
 package router
 
 import (
-	"github.com/loom-sdn/loom/apps/kit"
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/loom-sdn/loom/apps/kit"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
