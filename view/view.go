@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"context"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,11 +46,17 @@ type Snapshot struct {
 	onHost   *hostShards       // ports by the host of their active binding
 	dpids    map[string]uint64 // host name → datapath id
 	hosts    map[uint64]*model.Host
+	zones    map[string]*hostZones // host name → its bridge's conntrack zones, once reported
 	// log is the ports whose bindings changed, with the Seq of the
 	// change, oldest first: every change after Seq logFrom.
 	log     []change
 	logFrom uint64
 }
+
+// hostZones are the conntrack zones a host's bridge holds, by zone user.
+// A change replaces the whole hostZones, so comparing pointers tells
+// whether a host's zones changed.
+type hostZones struct{ m map[string]uint16 }
 
 type change struct {
 	seq  uint64
@@ -200,6 +207,29 @@ func (s *Snapshot) DatapathID(host string) (uint64, bool) {
 	return d, ok
 }
 
+// Zone returns the conntrack zone of a zone user (apps/kit names them)
+// on host, as the host's bridge holds it: false until the zone is
+// allocated and written there. An app compiles no conntrack flow for a
+// user without a zone.
+func (s *Snapshot) Zone(host, user string) (uint16, bool) {
+	hz := s.zones[host]
+	if hz == nil {
+		return 0, false
+	}
+	z, ok := hz.m[user]
+	return z, ok
+}
+
+// Zones returns the conntrack zones of host by zone user, and whether
+// the host has reported them at all. The map must not be modified.
+func (s *Snapshot) Zones(host string) (map[string]uint16, bool) {
+	hz := s.zones[host]
+	if hz == nil {
+		return nil, false
+	}
+	return hz.m, true
+}
+
 // DatapathID is the datapath id Loom gives a host's integration bridge
 // (through OVSDB other_config:datapath-id), derived from the host's
 // generated id so that it is known before the bridge connects and never
@@ -223,7 +253,7 @@ type View struct {
 func New() *View {
 	v := &View{}
 	v.cur.Store(&Snapshot{Model: &model.Snapshot{}, bindings: &shards{}, onHost: &hostShards{},
-		dpids: map[string]uint64{}, hosts: map[uint64]*model.Host{}})
+		dpids: map[string]uint64{}, hosts: map[uint64]*model.Host{}, zones: map[string]*hostZones{}})
 	return v
 }
 
@@ -252,6 +282,30 @@ func (v *View) SetModel(m *model.Snapshot) {
 			s.dpids[h.Name] = d
 			s.hosts[d] = h
 		}
+		return true
+	})
+}
+
+// SetZones records the conntrack zones host's bridge holds, by zone user
+// (as its OVSDB agent reads them back); nil forgets the host's zones
+// (it is no longer managed). The view keeps its own copy.
+func (v *View) SetZones(host string, zones map[string]uint16) {
+	v.update(func(s *Snapshot) bool {
+		old := s.zones[host]
+		if zones == nil && old == nil || zones != nil && old != nil && maps.Equal(old.m, zones) {
+			return false
+		}
+		next := make(map[string]*hostZones, len(s.zones)+1)
+		maps.Copy(next, s.zones)
+		if zones == nil {
+			delete(next, host)
+		} else {
+			next[host] = &hostZones{maps.Clone(zones)}
+			if next[host].m == nil {
+				next[host].m = map[string]uint16{}
+			}
+		}
+		s.zones = next
 		return true
 	})
 }
@@ -382,15 +436,27 @@ type Changes struct {
 	// Ports are the names of the ports whose model object or bindings
 	// changed (deleted ones included).
 	Ports map[string]bool
+	// Zones are the hosts whose conntrack zones changed (Snapshot.Zone).
+	Zones map[string]bool
 }
 
 // Diff tells what changed from old to s, from the model's and the view's
 // change logs.
 func Diff(old, s *Snapshot) Changes {
-	c := Changes{Kinds: map[model.Kind]bool{}, Ports: map[string]bool{}}
+	c := Changes{Kinds: map[model.Kind]bool{}, Ports: map[string]bool{}, Zones: map[string]bool{}}
 	if old == nil {
 		c.All = true
 		return c
+	}
+	for h, z := range s.zones {
+		if old.zones[h] != z {
+			c.Zones[h] = true
+		}
+	}
+	for h := range old.zones {
+		if _, ok := s.zones[h]; !ok {
+			c.Zones[h] = true
+		}
 	}
 	mch, ok := s.Model.ChangesSince(old.Model.Revision)
 	if !ok {

@@ -130,3 +130,46 @@ func TestPortsOn(t *testing.T) {
 		t.Errorf("after unbinding all: hv1 %q", on("hv1"))
 	}
 }
+
+// TestZones: a host's zones as set, a copy; Diff names the hosts whose
+// zones changed; setting the same zones again changes nothing.
+func TestZones(t *testing.T) {
+	v := New()
+	if _, ok := v.Snapshot().Zone("hv1", "port:a"); ok {
+		t.Fatal("zone before any was set")
+	}
+	if _, ok := v.Snapshot().Zones("hv1"); ok {
+		t.Fatal("hv1 reported before it was")
+	}
+	s0 := v.Snapshot()
+	in := map[string]uint16{"port:a": 1, "lb:n": 2}
+	v.SetZones("hv1", in)
+	v.SetZones("hv2", map[string]uint16{})
+	in["port:a"] = 9 // the view keeps its own copy
+	s1 := v.Snapshot()
+	if z, ok := s1.Zone("hv1", "port:a"); !ok || z != 1 {
+		t.Fatalf("Zone = %d, %v; want 1", z, ok)
+	}
+	if zs, ok := s1.Zones("hv2"); !ok || len(zs) != 0 {
+		t.Fatalf("hv2: %v %v, want reported and empty", zs, ok)
+	}
+	if c := Diff(s0, s1); !c.Zones["hv1"] || !c.Zones["hv2"] || len(c.Zones) != 2 {
+		t.Fatalf("Diff zones %v", c.Zones)
+	}
+	v.SetZones("hv1", map[string]uint16{"lb:n": 2, "port:a": 1})
+	if v.Snapshot() != s1 {
+		t.Fatal("the same zones made a new snapshot")
+	}
+	v.SetZones("hv1", map[string]uint16{"port:a": 1})
+	v.SetZones("hv2", nil)
+	s2 := v.Snapshot()
+	if c := Diff(s1, s2); !c.Zones["hv1"] || !c.Zones["hv2"] || len(c.Zones) != 2 {
+		t.Fatalf("Diff zones %v", c.Zones)
+	}
+	if _, ok := s2.Zone("hv1", "lb:n"); ok {
+		t.Fatal("a removed zone is still there")
+	}
+	if _, ok := s2.Zones("hv2"); ok {
+		t.Fatal("a forgotten host still has zones")
+	}
+}

@@ -27,22 +27,6 @@ func next(f *flow.Flow, after int16) *flow.Flow {
 	return f
 }
 
-// Zone is the conntrack zone of the VM port with OpenFlow port number
-// ofport on its host: the port number itself below 0x4000, so it never
-// meets the router's zones (0x4000 | router key, router.Zone). A port's
-// connections, both ways, live in its zone: the replies of what it opened
-// come back through the same zone they were committed in, and two ports
-// of one host never share connection state (one port's egress commit
-// cannot let a packet through another's ingress). Port numbers from
-// 0x4000 (OVS hands them out from 1 upwards, so only on a bridge that has
-// had thousands of ports) fold into 0x8000-0xffff.
-func Zone(ofport uint32) uint16 {
-	if ofport < 0x4000 {
-		return uint16(ofport)
-	}
-	return 0x8000 | uint16(ofport&0x7fff)
-}
-
 // Priorities in fw-egress and fw-ingress.
 const (
 	prioPort = 100 // a port with security groups: its IPv4 and IPv6 go through its conntrack zone
@@ -102,10 +86,21 @@ func (x *Index) Compile(dpid uint64, t Tables, o Options) []*flow.Flow {
 	skip(t.Egress, t.AfterEgress)
 	skip(t.Ingress, t.AfterIngress)
 	for _, p := range h.ports {
-		zone := Zone(p.ofport)
+		// A port's connections, both ways, live in its own zone, which
+		// its host allocated to it (kit.PortZone): the replies of what
+		// it opened come back through the zone they were committed in,
+		// and no two ports of a host share connection state (one port's
+		// egress commit cannot let a packet through another's ingress).
+		// Until its zone is there, the port's IP is dropped.
 		for _, m := range []flow.Match{ip, ip6} {
-			b.add(flow.New(t.Egress, prioPort, m.InPort(p.ofport)).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.EgressRules})))
-			b.add(flow.New(t.Ingress, prioPort, m.Set(kit.RegOutPort, uint64(p.ofport))).Act(flow.CT(flow.CTSpec{Zone: zone, Table: t.IngressRules})))
+			egress := flow.New(t.Egress, prioPort, m.InPort(p.ofport))
+			ingress := flow.New(t.Ingress, prioPort, m.Set(kit.RegOutPort, uint64(p.ofport)))
+			if p.zone != 0 {
+				egress.Act(flow.CT(flow.CTSpec{Zone: p.zone, Table: t.EgressRules}))
+				ingress.Act(flow.CT(flow.CTSpec{Zone: p.zone, Table: t.IngressRules}))
+			}
+			b.add(egress)
+			b.add(ingress)
 		}
 	}
 	for _, d := range []struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/view/viewtest"
 )
@@ -17,10 +18,33 @@ var meta = viewtest.Meta
 // lab is a model with a view of it (view/viewtest).
 type lab struct {
 	*viewtest.Lab
-	t testing.TB
+	t       testing.TB
+	noZones bool // hosts allocate no zones
 }
 
-func newLab(t testing.TB) *lab { return &lab{Lab: viewtest.New(t), t: t} }
+// newLab's hosts get their conntrack zones as loomd's host manager gives
+// them: after every change of the view (kit.AssignZones).
+func newLab(t testing.TB) *lab {
+	l := &lab{Lab: viewtest.New(t), t: t}
+	l.View.Watch(func() {
+		if !l.noZones {
+			kit.AssignZones(l.View)
+		}
+	})
+	return l
+}
+
+// zone is a port's zone on host, as a string.
+func (l *lab) zone(host, port string) string {
+	l.t.Helper()
+	s := l.View.Snapshot()
+	p, _ := s.Model.Ports.ByName(port)
+	z, ok := s.Zone(host, kit.PortZone(p.ID))
+	if !ok {
+		l.t.Fatalf("%s has no zone on %s", port, host)
+	}
+	return fmt.Sprint(z)
+}
 
 var testTables = Tables{Egress: 2, EgressRules: 3, AfterEgress: 4, Ingress: 10, IngressRules: 11, AfterIngress: 12}
 
@@ -78,8 +102,9 @@ func diff(t *testing.T, got, want []string) {
 // locked (egress: tcp 443 anywhere, udp 53 to the subnet stateless;
 // ingress icmp from web's members); w1 (web) on hv1, w2 (web) on hv2, l1
 // (web and locked) on hv1, plain (no group) on hv1.
-func newModel(t testing.TB) *lab {
-	l := newLab(t)
+func newModel(t testing.TB) *lab { return newModelIn(newLab(t)) }
+
+func newModelIn(l *lab) *lab {
 	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
@@ -121,13 +146,18 @@ func TestCompile(t *testing.T) {
 	tcp443 := conj(rule{stateful: true, proto: 6, portMin: 443, portMax: 443})
 	udp53 := conj(rule{proto: 17, portMin: 53, portMax: 53, cidr: 0x0a010000, cidrBits: 24})
 	commit := "ct(commit,zone=NXM_NX_CT_ZONE[])"
+	// w1 and l1, on hv1, have zones 1 and 2 (in the order of their ids).
+	zw1, zl1 := l.zone("hv1", "w1"), l.zone("hv1", "l1")
+	if zones := slices.Sorted(slices.Values([]string{zw1, zl1})); !slices.Equal(zones, []string{"1", "2"}) {
+		t.Fatalf("hv1's zones %v, want 1 and 2", zones)
+	}
 	want := []string{
 		// fw-egress: w1 (5) and l1 (7) into their zones; plain (8) and
 		// everything else past the rules.
-		"table=2,priority=100,in_port=5,dl_type=0x800 actions=ct(table=3,zone=5)",
-		"table=2,priority=100,in_port=7,dl_type=0x800 actions=ct(table=3,zone=7)",
-		"table=2,priority=100,in_port=5,dl_type=0x86dd actions=ct(table=3,zone=5)",
-		"table=2,priority=100,in_port=7,dl_type=0x86dd actions=ct(table=3,zone=7)",
+		"table=2,priority=100,in_port=5,dl_type=0x800 actions=ct(table=3,zone=" + zw1 + ")",
+		"table=2,priority=100,in_port=7,dl_type=0x800 actions=ct(table=3,zone=" + zl1 + ")",
+		"table=2,priority=100,in_port=5,dl_type=0x86dd actions=ct(table=3,zone=" + zw1 + ")",
+		"table=2,priority=100,in_port=7,dl_type=0x86dd actions=ct(table=3,zone=" + zl1 + ")",
 		"table=2,priority=1 actions=goto_table:4",
 		// fw-egress-rules: stateless udp 53 to the subnet for l1, state,
 		// DHCP, tcp 443 anywhere for l1, w1's open egress, the rest dropped.
@@ -154,10 +184,10 @@ func TestCompile(t *testing.T) {
 		"table=3,priority=10,in_port=5,dl_type=0x86dd actions=" + commit + ",goto_table:4",
 		"table=3,priority=5 actions=drop",
 		// fw-ingress.
-		"table=10,priority=100,reg7=0x5,dl_type=0x800 actions=ct(table=11,zone=5)",
-		"table=10,priority=100,reg7=0x7,dl_type=0x800 actions=ct(table=11,zone=7)",
-		"table=10,priority=100,reg7=0x5,dl_type=0x86dd actions=ct(table=11,zone=5)",
-		"table=10,priority=100,reg7=0x7,dl_type=0x86dd actions=ct(table=11,zone=7)",
+		"table=10,priority=100,reg7=0x5,dl_type=0x800 actions=ct(table=11,zone=" + zw1 + ")",
+		"table=10,priority=100,reg7=0x7,dl_type=0x800 actions=ct(table=11,zone=" + zl1 + ")",
+		"table=10,priority=100,reg7=0x5,dl_type=0x86dd actions=ct(table=11,zone=" + zw1 + ")",
+		"table=10,priority=100,reg7=0x7,dl_type=0x86dd actions=ct(table=11,zone=" + zl1 + ")",
 		"table=10,priority=1 actions=goto_table:12",
 		// fw-ingress-rules: icmp from web's three members (one rule of
 		// both groups: one conjunction), tcp 80, tcp 8000-8003 (one
@@ -314,4 +344,29 @@ func conjs(v ...uint32) string {
 		acts = append(acts, fmt.Sprintf("conjunction(%d,%d/%d)", x.id, x.k, x.n))
 	}
 	return strings.Join(acts, ",")
+}
+
+// TestNoZoneNoConntrack: a firewalled port whose zone its host has not
+// allocated yet has its IP dropped both ways, never looked up in a zone
+// it would share.
+func TestNoZoneNoConntrack(t *testing.T) {
+	l := newLab(t)
+	l.noZones = true
+	newModelIn(l)
+	got := l.compile("hv1")
+	for _, f := range got {
+		if strings.Contains(f, "ct(table") {
+			t.Errorf("a conntrack lookup without a zone: %s", f)
+		}
+	}
+	for _, want := range []string{
+		"table=2,priority=100,in_port=5,dl_type=0x800 actions=drop",
+		"table=2,priority=100,in_port=7,dl_type=0x86dd actions=drop",
+		"table=10,priority=100,reg7=0x5,dl_type=0x800 actions=drop",
+		"table=10,priority=100,reg7=0x7,dl_type=0x86dd actions=drop",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
 }

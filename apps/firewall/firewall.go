@@ -38,10 +38,11 @@
 //     133-136) passes both ways, as ARP does. An IPv4 rule never opens
 //     IPv6, nor an IPv6 rule IPv4.
 //
-// Each port's connections live in its own conntrack zone (Zone: the
-// OpenFlow port number, clear of the router's zones): two VMs of one host
-// are checked each against its own rules, and one's egress commit never
-// opens the other's ingress.
+// Each port's connections live in its own conntrack zone, allocated to it
+// on its host (apps/kit: kit.PortZone, view.Snapshot.Zone): two VMs of
+// one host are checked each against its own rules, and one's egress
+// commit never opens the other's ingress. A port whose zone is not
+// allocated yet has its IP dropped both ways.
 //
 //	fw-egress:        ip,in_port=PORT          -> ct(zone=PORT's, table=fw-egress-rules)
 //	                  (priority 1)             -> goto the table after fw-egress-rules

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/view"
 )
@@ -45,6 +46,7 @@ type group struct {
 type lport struct {
 	id     string
 	ofport uint32
+	zone   uint16   // its conntrack zone on the host (kit.PortZone); 0 until allocated
 	groups []*group // sorted by id; groups that do not exist are left out
 }
 
@@ -116,6 +118,7 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 		slices.SortFunc(lp.groups, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
 		lp.groups = slices.CompactFunc(lp.groups, func(a, b *group) bool { return a == b })
 		lp.ofport = b.OFPort
+		lp.zone, _ = s.Zone(b.Host, kit.PortZone(p.ID))
 		h := x.hosts[dpid]
 		if h == nil {
 			h = &host{}
@@ -147,7 +150,7 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 // unaffected tells whether x's contents stand for s too.
 func (x *Index) unaffected(s *view.Snapshot) bool {
 	c := view.Diff(x.snap, s)
-	if c.All || c.Kinds[model.KindSecurityGroup] || c.Kinds[model.KindHost] {
+	if c.All || c.Kinds[model.KindSecurityGroup] || c.Kinds[model.KindHost] || len(c.Zones) > 0 {
 		return false
 	}
 	for name := range c.Ports {
@@ -202,6 +205,7 @@ func (x *Index) hostSum(h *host) uint64 {
 	var b []byte
 	for _, p := range h.ports {
 		b = binary.BigEndian.AppendUint32(append(b[:0], p.id...), p.ofport)
+		b = binary.BigEndian.AppendUint16(b, p.zone)
 		for _, g := range p.groups {
 			b = binary.BigEndian.AppendUint64(append(b, g.id...), g.rulesSum)
 			for _, r := range g.rules {

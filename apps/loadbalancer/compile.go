@@ -57,13 +57,17 @@ const (
 	flagsSNAT   = flagLB | flagSNAT
 )
 
-// Zone is the conntrack zone of a client network's load-balanced
-// connections (DNAT), on the client's host; HairpinZone holds the source
-// NAT of hairpin connections. Both are clear of the firewall's (port
-// numbers, below 0x4000) and, in their top bits, of the router's
-// (0x4000|key).
-func Zone(key uint32) uint16        { return 0x8000 | uint16(key&0x3fff) }
-func HairpinZone(key uint32) uint16 { return 0xc000 | uint16(key&0x3fff) }
+// A zone looks up a zone user's conntrack zone on the host compiled for
+// (view.Snapshot.Zone). A client network's load-balanced connections
+// (DNAT) live in its zone kit.LBZone(network id) on the client's host,
+// the source NAT of its hairpin connections in kit.LBHairpinZone: zones
+// the host allocated to them, which no other network nor app shares.
+type zone func(user string) (uint16, bool)
+
+// zonesOf is host's zone lookup in s.
+func zonesOf(s *view.Snapshot, host string) zone {
+	return func(user string) (uint16, bool) { return s.Zone(host, user) }
+}
 
 // VIPMAC is the MAC address the VIP of a load balancer answers ARP with.
 func VIPMAC(lbID string) flow.MAC { return flow.MACFrom(view.GatewayMAC("lb:" + lbID)) }
@@ -83,12 +87,14 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 	if !ok {
 		return nil, nil
 	}
-	return compileHost(buildIndex(s), host.Name, t, up)
+	return compileHost(buildIndex(s), host.Name, zonesOf(s, host.Name), t, up)
 }
 
 // compileHost returns the flows and groups of the load balancers host
-// serves, for each of their client networks with a port bound there.
-func compileHost(ix *index, host string, t Tables, up Up) ([]*flow.Flow, []*flow.Group) {
+// serves, for each of their client networks with a port bound there
+// whose zones host has: a network without them gets no flows yet (its
+// clients find no VIP), never a zone it would share.
+func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.Flow, []*flow.Group) {
 	var flows []*flow.Flow
 	seen := map[flow.Key]bool{}
 	add := func(f *flow.Flow) {
@@ -100,8 +106,10 @@ func compileHost(ix *index, host string, t Tables, up Up) ([]*flow.Flow, []*flow
 	var groups []*flow.Group
 	for _, e := range ix.lbs {
 		for _, cn := range e.nets {
-			if cn.n.local[host] > 0 {
-				groups = append(groups, compileNet(e, cn, host, t, up, add))
+			z, ok := zones(kit.LBZone(cn.n.id))
+			hz, hok := zones(kit.LBHairpinZone(cn.n.id))
+			if cn.n.local[host] > 0 && ok && hok {
+				groups = append(groups, compileNet(e, cn, host, z, hz, t, up, add))
 			}
 		}
 	}
@@ -110,10 +118,9 @@ func compileHost(ix *index, host string, t Tables, up Up) ([]*flow.Flow, []*flow
 
 // compileNet adds the flows of load balancer e for its clients in network
 // cn on host, and returns their select group.
-func compileNet(e *lbEntry, cn clientNet, host string, t Tables, up Up, add func(*flow.Flow)) *flow.Group {
+func compileNet(e *lbEntry, cn clientNet, host string, zone, hzone uint16, t Tables, up Up, add func(*flow.Flow)) *flow.Group {
 	lb, key := e.lb, cn.n.key
 	own := cn.n == e.own
-	zone, hzone := Zone(key), HairpinZone(key)
 	net := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetadataMask)
 	ipm := net.EthType(packet.EtherTypeIPv4)
 	l4 := ipm.IPProto(e.proto)

@@ -3,10 +3,12 @@ package loadbalancer
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/view"
@@ -28,8 +30,12 @@ func strs[F fmt.Stringer](v []F) []string {
 
 func intp(v int) *int { return &v }
 
+// newLab's hosts get their conntrack zones as loomd's host manager gives
+// them, after every change of the view: on hv1, blue's load-balancer
+// zone is 1, its hairpin zone 2.
 func newLab(t *testing.T) *viewtest.Lab {
 	l := viewtest.New(t)
+	l.View.Watch(func() { kit.AssignZones(l.View) })
 	l.Create(
 		&model.Host{Meta: meta("hv1"), OVSDB: "unix:/a", VTEPIP: "10.200.0.1"},
 		&model.Host{Meta: meta("hv2"), OVSDB: "unix:/b", VTEPIP: "10.200.0.2"},
@@ -56,12 +62,12 @@ func TestCompile(t *testing.T) {
 	got := strs(flows)
 	const net = "metadata=0x1389/0x1ffffffff"
 	want := []string{
-		"table=12,priority=100,metadata=0x1389/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=37769,nat)",
-		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=37769,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=37769,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=37769,nat)",
-		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=54153,nat)",
-		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=54153,nat)",
+		"table=12,priority=100,metadata=0x1389/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=1,nat)",
+		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
+		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
+		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
+		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
+		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
 		"table=4,priority=200," + net + ",dl_type=0x806,arp_op=1,arp_tpa=10.1.0.100 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + mac + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.100->arp_spa,IN_PORT",
 		"table=5,priority=100," + net + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + gid,
 		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:0b->dl_dst,goto_table:7",
@@ -70,16 +76,16 @@ func TestCompile(t *testing.T) {
 		// Hairpin: on to overlay-forward and the port's firewall, with in_port cleared.
 		"table=6,priority=120,in_port=1," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0b->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
 		"table=6,priority=120,in_port=2," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
-		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
-		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=54153,nat(src=10.1.0.100))",
+		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
+		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("hv1 flows\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
 	}
 	wantGroup := "group_id=" + gid + ",type=select," +
-		"bucket=weight:3,actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.11:8080))," +
-		"bucket=weight:1,actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.12:8080))," +
-		"bucket=weight:1,actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.13:8080))"
+		"bucket=weight:3,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.11:8080))," +
+		"bucket=weight:1,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))," +
+		"bucket=weight:1,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.13:8080))"
 	if g := strs(groups); len(g) != 1 || g[0] != wantGroup {
 		t.Errorf("groups\n %v\nwant\n %s", g, wantGroup)
 	}
@@ -105,7 +111,7 @@ func TestUDP(t *testing.T) {
 	l.Patch(model.KindLoadBalancer, "web", `{"protocol":"udp","port":53}`)
 	flows, _ := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
 	got := strings.Join(strs(flows), "\n")
-	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=set_field:0x1->reg3,ct(table=5,zone=37769,nat)") {
+	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)") {
 		t.Errorf("no udp VIP flow in\n%s", got)
 	}
 	// New UDP connections: 64 slots by source port, not the group.
@@ -136,14 +142,14 @@ func TestAffinity(t *testing.T) {
 	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, func(_, ip string, _ int) bool { return ip != "10.1.0.13" })
 	got := strings.Join(strs(flows), "\n")
 	// The client's pinned backend is looked up before conntrack.
-	if !strings.Contains(got, "tcp_dst=80 actions=set_field:0x1->reg3,resubmit(,14),ct(table=5,zone=37769,nat)") {
+	if !strings.Contains(got, "tcp_dst=80 actions=set_field:0x1->reg3,resubmit(,14),ct(table=5,zone=1,nat)") {
 		t.Errorf("no lookup of the pinned backend in\n%s", got)
 	}
 	// A pinned client's new connection goes to its backend while it is
 	// up (b3 is down: no flow, the group picks another and re-pins).
 	for _, want := range []string{
-		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000b,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.11:8080))",
-		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000c,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=37769,nat(dst=10.1.0.12:8080))",
+		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000b,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.11:8080))",
+		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000c,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s in\n%s", want, got)
@@ -158,7 +164,7 @@ func TestAffinity(t *testing.T) {
 	for _, b := range []string{"10.1.0.11", "10.1.0.12"} {
 		ip, _ := netip.ParseAddr(b)
 		v := ip.As4()
-		want := fmt.Sprintf("actions=set_field:0x%x->reg4,set_field:0x1f90->reg2,resubmit(,15),ct(commit,table=6,zone=37769,nat(dst=%s:8080))",
+		want := fmt.Sprintf("actions=set_field:0x%x->reg4,set_field:0x1f90->reg2,resubmit(,15),ct(commit,table=6,zone=1,nat(dst=%s:8080))",
 			uint32(v[0])<<24|uint32(v[1])<<16|uint32(v[2])<<8|uint32(v[3]), b)
 		if !strings.Contains(g, want) {
 			t.Errorf("group\n %s\nwant a bucket with\n %s", g, want)
@@ -210,14 +216,14 @@ func TestRouted(t *testing.T) {
 	got := strings.Join(strs(flows), "\n")
 	const green = "metadata=0x138a/0x1ffffffff"
 	for _, want := range []string{
-		// green's clients, in green's zone (0x8000|5002)
-		"table=4,priority=100," + green + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=37770,nat)",
+		// green's clients, in green's zone (hv3's first)
+		"table=4,priority=100," + green + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
 		"table=5,priority=100," + green + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + fmt.Sprint(GroupID(lb.ID, greenA.Network)),
 		// to g2 in green directly, to b1 in blue through green's gateway
 		"table=6,priority=100," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:02:00:00:00:02:0c->dl_dst,goto_table:7",
 		"table=6,priority=90," + green + ",reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + greenGW + "->dl_dst,goto_table:7",
 		// replies un-NATed in green's zone
-		"table=12,priority=100,metadata=0x138a/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=37770,nat)",
+		"table=12,priority=100,metadata=0x138a/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=1,nat)",
 		// g2 is its own client through the VIP: the VIP's packets come from green's gateway
 		"table=6,priority=120,in_port=2," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:" + greenGW + "->dl_src,set_field:02:00:00:00:02:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
 	} {
@@ -236,5 +242,65 @@ func TestRouted(t *testing.T) {
 	want := "table=6,priority=90,metadata=0x1389/0x1ffffffff,reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + blueGW + "->dl_dst,goto_table:7"
 	if got := strings.Join(strs(flows), "\n"); !strings.Contains(got, want) {
 		t.Errorf("hv1: missing\n %s\nin\n%s", want, got)
+	}
+}
+
+// TestZonesPerNetwork: two tenants whose VNIs differ by 16,384 (the
+// same zone once, 0x8000|key&0x3fff), with the same subnet, VIP and
+// client address on one host, get zones of their own; a network whose
+// zones the host has not allocated gets no flows.
+func TestZonesPerNetwork(t *testing.T) {
+	l := newLab(t)
+	l.Create(
+		&model.Network{Meta: meta("blue2"), Type: "vxlan", VNI: 5001 + 16384},
+		&model.Subnet{Meta: meta("blue2-a"), Network: "blue2", CIDR: "10.1.0.0/24", Gateway: "10.1.0.1"},
+		&model.Port{Meta: meta("c2"), Network: "blue2", MAC: "02:00:00:00:02:0b", IPs: []string{"10.1.0.11"}},
+		&model.LoadBalancer{Meta: meta("web2"), Network: "blue2", VIP: "10.1.0.100", Protocol: "tcp", Port: 80,
+			Backends: []model.Backend{{IP: "10.1.0.11", Port: 8080}}},
+	)
+	l.Bind("c2", "hv1", "tap-c2", 3)
+	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
+	zoneRE := regexp.MustCompile(`zone=(\d+)`)
+	zones := map[string]map[string]bool{} // metadata -> zones
+	for _, f := range append(strs(flows), strs(groups)...) {
+		meta := regexp.MustCompile(`metadata=(0x[0-9a-f]+)`).FindStringSubmatch(f)
+		for _, m := range zoneRE.FindAllStringSubmatch(f, -1) {
+			if meta == nil {
+				continue
+			}
+			if zones[meta[1]] == nil {
+				zones[meta[1]] = map[string]bool{}
+			}
+			zones[meta[1]][m[1]] = true
+		}
+	}
+	blue, blue2 := zones["0x1389"], zones[fmt.Sprintf("%#x", 5001+16384)]
+	if len(blue) != 2 || len(blue2) != 2 {
+		t.Fatalf("zones by network: %v", zones)
+	}
+	for z := range blue {
+		if blue2[z] {
+			t.Errorf("zone %s is both tenants'", z)
+		}
+	}
+	// blue2's zones gone from hv1: none of its flows, blue's stay.
+	s := l.View.Snapshot()
+	n2, _ := s.Model.Networks.ByName("blue2")
+	host, _ := s.HostByDatapath(l.DPID("hv1"))
+	ix := buildIndex(s)
+	zs := func(user string) (uint16, bool) {
+		if user == kit.LBZone(n2.ID) {
+			return 0, false
+		}
+		return s.Zone(host.Name, user)
+	}
+	flows, groups = compileHost(ix, host.Name, zs, testTables, nil)
+	if len(groups) != 1 {
+		t.Errorf("groups without blue2's zone: %v", strs(groups))
+	}
+	for _, f := range strs(flows) {
+		if strings.Contains(f, fmt.Sprintf("metadata=%#x/", 5001+16384)) {
+			t.Errorf("blue2 has no zone but a flow: %s", f)
+		}
 	}
 }

@@ -26,10 +26,10 @@ func TestIndexUpdate(t *testing.T) {
 	l.Create(&model.Router{Meta: meta("r1"), Subnets: []string{blueA.ID, greenA.ID}})
 	l.Patch(model.KindLoadBalancer, "web", `{"backends":[{"ip":"10.1.0.11","port":8080},{"ip":"10.1.0.13","port":8080},{"ip":"10.2.0.12","port":8080}],"health_check":{"interval_ms":500}}`)
 	hosts := []string{"hv1", "hv2", "hv3"}
-	compileAll := func(ix *index) map[string][]string {
+	compileAll := func(ix *index, s *view.Snapshot) map[string][]string {
 		out := map[string][]string{}
 		for _, h := range hosts {
-			f, g := compileHost(ix, h, testTables, nil)
+			f, g := compileHost(ix, h, zonesOf(s, h), testTables, nil)
 			out[h] = append(strs(f), strs(g)...)
 			out[h] = append(out[h], strs(probeFlowsOf(ix.checked[h], testTables))...)
 		}
@@ -79,7 +79,7 @@ func TestIndexUpdate(t *testing.T) {
 		snap := l.View.Snapshot()
 		c := view.Diff(prev, snap)
 		nx := ix.update(prev, snap, c)
-		got, want := compileAll(nx), compileAll(buildIndex(snap))
+		got, want := compileAll(nx, snap), compileAll(buildIndex(snap), snap)
 		for _, h := range hosts {
 			if !slices.Equal(got[h], want[h]) {
 				t.Fatalf("step %d: %s compiled from the updated index\n %v\nfrom scratch\n %v", step, h, got[h], want[h])
@@ -87,7 +87,7 @@ func TestIndexUpdate(t *testing.T) {
 		}
 		// Every host whose flows changed is woken.
 		woken := woken(&state{prev, ix}, &state{snap, nx}, c)
-		before := compileAll(ix)
+		before := compileAll(ix, prev)
 		for _, h := range hosts {
 			if !slices.Equal(before[h], got[h]) && !woken[h] {
 				t.Fatalf("step %d: %s's flows changed but it is not woken", step, h)

@@ -48,12 +48,12 @@ package loadbalancer
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -133,7 +133,11 @@ func (a *app) digest(snap *view.Snapshot) {
 	ix := prev.ix.update(prev.snap, snap, c)
 	a.cur.Store(&state{snap, ix})
 	if ix == prev.ix {
-		return // nothing the load balancers use changed
+		// Nothing the load balancers use changed but, maybe, zones.
+		for _, dpid := range snap.Datapaths(c.Zones) {
+			a.env.Refresh(dpid)
+		}
+		return
 	}
 	a.health.prune(ix.lbs)
 	hosts := woken(prev, &state{snap, ix}, c)
@@ -143,9 +147,12 @@ func (a *app) digest(snap *view.Snapshot) {
 }
 
 // woken are the hosts whose load balancer flows may differ from prev to
-// next, whose changes are c.
+// next, whose changes are c (those whose zones changed among them).
 func woken(prev, next *state, c view.Changes) map[string]bool {
-	hosts := map[string]bool{}
+	hosts := maps.Clone(c.Zones)
+	if hosts == nil {
+		hosts = map[string]bool{}
+	}
 	if !portsOnly(c) {
 		hostsServing(prev.ix.lbs, hosts)
 		hostsServing(next.ix.lbs, hosts)
@@ -268,6 +275,7 @@ func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
 func (s *switchApp) FoundGroups(groups []*flow.Group) {
 	cur := s.a.cur.Load()
 	host, t := s.host(cur.snap), PipelineTables(s.a.env.Pipeline)
+	zones := zonesOf(cur.snap, host)
 	byID := make(map[uint32]*flow.Group, len(groups))
 	for _, g := range groups {
 		byID[g.ID] = g
@@ -280,11 +288,12 @@ func (s *switchApp) FoundGroups(groups []*flow.Group) {
 		}
 		for _, cn := range e.nets {
 			g := byID[GroupID(e.lb.ID, cn.n.id)]
-			if g == nil || cn.n.local[host] == 0 {
+			z, ok := zones(kit.LBZone(cn.n.id))
+			if g == nil || cn.n.local[host] == 0 || !ok {
 				continue
 			}
 			for _, be := range e.backends {
-				dnat := flow.CT(flow.CTSpec{Commit: true, Zone: Zone(cn.n.key), Table: t.Out, NAT: flow.NATDst, Addr: uint32(be.ip), Port: be.port})
+				dnat := flow.CT(flow.CTSpec{Commit: true, Zone: z, Table: t.Out, NAT: flow.NATDst, Addr: uint32(be.ip), Port: be.port})
 				if !slices.ContainsFunc(g.Buckets, func(b flow.Bucket) bool { return slices.Contains(b.Actions, dnat) }) {
 					s.a.health.adoptDown(hkey{e.lb.ID, formatIP(be.ip), int(be.port)}, p, now)
 				}
@@ -324,7 +333,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	s.seq, s.hseq = snap.Seq, hseq
 	t := PipelineTables(ctx.Pipeline())
 	ix, host := cur.ix, s.host(snap)
-	flows, groups := compileHost(ix, host, t, s.a.health.up)
+	flows, groups := compileHost(ix, host, zonesOf(snap, host), t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	s.set.Sync(ctx, flows, groups)
 	// The flows are sent: probes sent from now on find their answers'.

@@ -121,6 +121,15 @@ func compile(ix *index, dpid uint64, t Tables, sp SwitchPorts, learned map[uint6
 	for _, r := range ix.routers {
 		x := externalOf(r, m)
 		gateway := x != nil && x.host.ID == host.ID
+		if gateway {
+			// The way out needs the router's zone on its gateway host:
+			// until the host has allocated it, none.
+			if z, ok := s.Zone(host.Name, kit.RouterZone(r.r.ID)); ok {
+				x.zone = z
+			} else {
+				x = nil
+			}
+		}
 		here := gateway
 		for _, sn := range r.subnets {
 			here = here || local[sn.s.Network]

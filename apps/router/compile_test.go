@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/view"
@@ -19,7 +20,13 @@ var meta = viewtest.Meta
 // lab is a model with a view of it (view/viewtest).
 type lab struct{ *viewtest.Lab }
 
-func newLab(t testing.TB) *lab { return &lab{viewtest.New(t)} }
+// newLab's hosts get their conntrack zones as loomd's host manager gives
+// them, after every change of the view.
+func newLab(t testing.TB) *lab {
+	l := &lab{viewtest.New(t)}
+	l.View.Watch(func() { kit.AssignZones(l.View) })
+	return l
+}
 
 var testTables = Tables{Input: 3, Route: 4, Resolve: 5, Forward: 6}
 
@@ -141,13 +148,13 @@ func TestCompileGateway(t *testing.T) {
 	// hv1, the gateway host, has no blue port but carries the way out.
 	hv1 := compile(d1, SwitchPorts{Tunnel: 1000, Uplink: 2}, map[uint64]flow.MAC{0xac180001: 0x0200000000ee})
 	for _, want := range []string{
-		"table=1,priority=100,in_port=1000,tun_id=0xfffffe,dl_type=0x800 actions=set_field:0x1->reg6,ct(table=6,zone=16385,nat)\n",
+		"table=1,priority=100,in_port=1000,tun_id=0xfffffe,dl_type=0x800 actions=set_field:0x1->reg6,ct(table=6,zone=1,nat)\n",
 		"table=1,priority=100,in_port=2,dl_type=0x806,vlan_vid=0x112c,arp_op=1,arp_tpa=172.24.0.2 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + ext + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + ext + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:172.24.0.2->arp_spa,IN_PORT\n",
-		"table=1,priority=100,in_port=2,dl_type=0x800,vlan_vid=0x112c,nw_dst=172.24.0.50 actions=pop_vlan,set_field:0x1->reg6,ct(table=4,zone=16385,nat)\n",
-		"table=4,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_dst=172.24.0.50 actions=ct(commit,table=5,zone=16385,nat(dst=10.1.0.12))\n",
-		"table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,ct(table=6,zone=16385,nat)\n",
-		"table=6,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_src=10.1.0.12 actions=ct(commit,table=7,zone=16385,nat(src=172.24.0.50))\n",
-		"table=6,priority=99,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800 actions=ct(commit,table=7,zone=16385,nat(src=172.24.0.2))\n",
+		"table=1,priority=100,in_port=2,dl_type=0x800,vlan_vid=0x112c,nw_dst=172.24.0.50 actions=pop_vlan,set_field:0x1->reg6,ct(table=4,zone=1,nat)\n",
+		"table=4,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_dst=172.24.0.50 actions=ct(commit,table=5,zone=1,nat(dst=10.1.0.12))\n",
+		"table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,ct(table=6,zone=1,nat)\n",
+		"table=6,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_src=10.1.0.12 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.50))\n",
+		"table=6,priority=99,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.2))\n",
 		"table=7,priority=80,reg6=0x1,dl_type=0x800 actions=set_field:" + ext + "->dl_src,set_field:02:00:00:00:00:ee->dl_dst,push_vlan:0x8100,set_field:0x112c->vlan_vid,output:2\n",
 		"table=7,priority=90,reg6=0x1,dl_type=0x800,nw_dst=172.24.0.0/255.255.255.0 actions=meter:21071,CONTROLLER:65535\n",
 	} {

@@ -16,7 +16,7 @@ import (
 // the one whose uplink reaches that network. Every other host sends the
 // router's traffic for outside addresses (its default route) through the
 // tunnel to the gateway host, with the router's transit VNI; there,
-// conntrack (a zone per router) applies source NAT to the router's
+// conntrack (a zone per router, allocated on the gateway host) applies source NAT to the router's
 // external address, or a floating IP's one-to-one NAT, and the packet
 // leaves through the uplink. Packets arriving on the uplink for the
 // external address or a floating IP go through conntrack the other way,
@@ -44,9 +44,6 @@ import (
 // host: the top of the VNI range, above model.MaxVNI.
 func TransitVNI(key uint32) uint64 { return 1<<24 - 1 - uint64(key) }
 
-// Zone is a router's conntrack zone.
-func Zone(key uint32) uint16 { return 0x4000 | uint16(key) }
-
 // ExternalMAC is the MAC of a router's port on its external network.
 func ExternalMAC(routerID string) flow.MAC {
 	return flow.MACFrom(view.GatewayMAC("router-external:" + routerID))
@@ -64,7 +61,7 @@ type external struct {
 	fips     []fip
 	vlanVID  uint64 // 0: untagged (flat)
 	transit  uint64
-	zone     uint16
+	zone     uint16          // the router's conntrack zone on its gateway host (kit.RouterZone), set by compile
 	internal map[uint64]bool // addresses of the router's subnets' ports that have a floating IP
 }
 
@@ -84,7 +81,7 @@ func externalOf(r *Router, m *model.Snapshot) *external {
 		return nil
 	}
 	x := &external{net: n, ip: ip4(ip), mac: ExternalMAC(r.r.ID), host: host, snat: r.r.SNAT,
-		transit: TransitVNI(r.key), zone: Zone(r.key), internal: map[uint64]bool{}}
+		transit: TransitVNI(r.key), internal: map[uint64]bool{}}
 	if n.Type == "vlan" {
 		x.vlanVID = uint64(vlanPresent | n.VLAN)
 	}

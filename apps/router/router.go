@@ -18,6 +18,7 @@
 package router
 
 import (
+	"maps"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -88,13 +89,16 @@ func woken(prev, next *index, c view.Changes) (all bool, hosts map[string]bool) 
 	if c.All {
 		return true, nil
 	}
+	hosts = maps.Clone(c.Zones)
 	for _, k := range []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindRouter, model.KindFloatingIP} {
 		if c.Kinds[k] {
 			return true, nil
 		}
 	}
 	nets := map[string]bool{} // networks of the routers the changed ports are routed by
-	hosts = map[string]bool{}
+	if hosts == nil {
+		hosts = map[string]bool{}
+	}
 	for _, x := range []*index{prev, next} {
 		for name := range c.Ports {
 			p, ok := x.snap.Model.Ports.ByName(name)

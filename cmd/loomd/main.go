@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/loom-sdn/loom/apps/kit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/apps/lldp"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/events"
@@ -172,6 +172,9 @@ func run(args []string) error {
 	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) }})
 	defer hosts.Close()
 	go manageHosts(ctx, svc, hosts, v, log)
+	// Conntrack zones, per host, in memory: dense and collision-free,
+	// stable while loomd runs.
+	v.Follow(ctx, func(*view.Snapshot) { kit.AssignZones(v) })
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
