@@ -127,7 +127,7 @@ func compile(ix *index, dpid uint64, t Tables, sp SwitchPorts, learned map[uint6
 			if z, ok := s.Zone(host.Name, kit.RouterZone(r.r.ID)); ok {
 				x.zone = z
 			} else {
-				x = nil
+				x, gateway = nil, false
 			}
 		}
 		here := gateway

@@ -18,13 +18,20 @@ import (
 var meta = viewtest.Meta
 
 // lab is a model with a view of it (view/viewtest).
-type lab struct{ *viewtest.Lab }
+type lab struct {
+	*viewtest.Lab
+	noZones bool // hosts allocate no more zones
+}
 
 // newLab's hosts get their conntrack zones as loomd's host manager gives
 // them, after every change of the view.
 func newLab(t testing.TB) *lab {
-	l := &lab{viewtest.New(t)}
-	l.View.Watch(func() { kit.AssignZones(l.View) })
+	l := &lab{Lab: viewtest.New(t)}
+	l.View.Watch(func() {
+		if !l.noZones {
+			kit.AssignZones(l.View)
+		}
+	})
 	return l
 }
 
@@ -182,6 +189,16 @@ func TestCompileGateway(t *testing.T) {
 	}
 	if strings.Contains(hv2, "ct(") {
 		t.Errorf("hv2 (not the gateway) has conntrack flows:\n%s", hv2)
+	}
+	// Until hv1 has r1's zone, it carries no way out, and no conntrack
+	// flow in a zone it would share.
+	l.noZones = true
+	l.View.SetZones("hv1", map[string]uint16{})
+	if _, ok := l.View.Snapshot().Zone("hv1", kit.RouterZone(r.ID)); ok {
+		t.Fatal("hv1 has r1's zone")
+	}
+	if hv1 := compile(d1, SwitchPorts{Tunnel: 1000, Uplink: 2}, nil); strings.Contains(hv1, "ct(") || strings.Contains(hv1, "tun_id=0xfffffe") {
+		t.Errorf("hv1 without r1's zone:\n%s", hv1)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/apps/lldp"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/events"
@@ -169,12 +168,10 @@ func run(args []string) error {
 	v := view.New()
 	go feedView(ctx, svc, v)
 	pub, bind := publishBinding(bus), bindView(v)
-	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) }})
+	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) },
+		OnZones: v.SetZones})
 	defer hosts.Close()
 	go manageHosts(ctx, svc, hosts, v, log)
-	// Conntrack zones, per host, in memory: dense and collision-free,
-	// stable while loomd runs.
-	v.Follow(ctx, func(*view.Snapshot) { kit.AssignZones(v) })
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{

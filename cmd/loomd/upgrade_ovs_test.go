@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,16 @@ func TestOVSUpgradeUnderTraffic(t *testing.T) {
 		stream <- strings.TrimSpace(out)
 	}()
 	time.Sleep(time.Second)
+	// The conntrack zones each host's bridge holds (the firewalled b2
+	// on hv2, r1's SNAT on hv1, the load balancers' client networks):
+	// the new loomd must find and keep them.
+	zonesBefore := map[string]map[string]string{}
+	for name, h := range o.hosts {
+		zonesBefore[name] = bridgeZones(t, h)
+	}
+	if len(zonesBefore["hv1"]) == 0 || len(zonesBefore["hv2"]) == 0 {
+		t.Errorf("no zones on hv1 or hv2 before the upgrade: %v", zonesBefore)
+	}
 	start := time.Now()
 	o.loomd.stop()
 	o.loomd = startLoomd(t, o.loomd.sock, o.loomd.data, "--api-listen", o.api, "--apps", apps)
@@ -117,4 +128,11 @@ func TestOVSUpgradeUnderTraffic(t *testing.T) {
 		}
 	}
 	o.converged()
+	for name, h := range o.hosts {
+		if after := bridgeZones(t, h); !maps.Equal(after, zonesBefore[name]) {
+			t.Errorf("%s's zones changed across the upgrade: %v -> %v", name, zonesBefore[name], after)
+		} else {
+			t.Logf("%s's zones kept across the upgrade: %v", name, after)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/ovsdb"
@@ -58,13 +59,23 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 }
 
 // manageHosts keeps the OVSDB manager's hosts equal to the model's, with
-// the model's mirrors and flow exports: level-triggered like
-// declareEndpoints.
+// the model's mirrors and flow exports, and their conntrack zones:
+// level-triggered like declareEndpoints.
+//
+// It is the one writer of zones. A host's zone users are what it serves
+// in the view (kit.ZoneUsers); once the host's agent has reported the
+// zones its bridge holds (OnZones -> the view), they are the starting
+// point: existing users keep their numbers, new ones get the lowest free,
+// and the agent writes the result to the bridge and reports it back to
+// the view, where the apps find it. Until that first report the host's
+// zones are left alone, so a restarted loomd finds and keeps the zones
+// of the one before (no conntrack entry orphaned by an upgrade).
 func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, log *slog.Logger) {
 	sub := svc.Subscribe(1024)
 	defer sub.Close()
 	managed := map[string]ovsdb.HostConfig{}
-	var mu sync.Mutex // sync runs on model changes and on binding changes
+	assigned := map[string]map[string]uint16{} // zones by host, once the host has reported its own
+	var mu sync.Mutex                          // sync runs on model changes and on binding changes
 	sync := func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -75,7 +86,29 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h),
 				Mirrors: mirrorConfigs(snap, vs, h.Name)}
 			cfg.SFlow, cfg.IPFIX, cfg.NetFlow = exportConfigs(snap, h.ID)
+			// Zones once the host has reported its own, and the view's
+			// model (which may lag svc's at start) knows the host: an
+			// empty view must not free them all.
+			have, ok := assigned[h.Name]
+			if !ok {
+				have, ok = vs.Zones(h.Name)
+			}
+			if _, known := vs.Model.Hosts.ByName(h.Name); ok && known {
+				zones, full := kit.AllocateZones(have, kit.ZoneUsers(vs, h.Name))
+				if !full {
+					log.Warn("out of conntrack zones: some users get none", "host", h.Name)
+				}
+				assigned[h.Name] = zones
+				cfg.ManageZones, cfg.Zones = true, zones
+			} else if ok {
+				cfg.ManageZones, cfg.Zones = true, have
+			}
 			want[h.Name] = cfg
+		}
+		for name := range assigned {
+			if _, ok := want[name]; !ok {
+				delete(assigned, name)
+			}
 		}
 		for name, cfg := range want {
 			old, ok := managed[name]
@@ -100,12 +133,9 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 		managed = want
 	}
 	// Hosts, and what their agents apply besides: mirrors (their ports
-	// by name, and where their analyzers are bound) and flow exports.
-	v.Follow(ctx, func(*view.Snapshot) {
-		if svc.Snapshot().Mirrors.Len() > 0 {
-			sync()
-		}
-	})
+	// by name, and where their analyzers are bound), flow exports and
+	// zones (from bindings and the model the view shows).
+	v.Follow(ctx, func(*view.Snapshot) { sync() })
 	followModel(ctx, sub, "", sync)
 }
 

@@ -48,6 +48,7 @@ type agent struct {
 	cfg          HostConfig
 	status       HostStatus
 	bound        map[string]Binding // by interface name
+	zones        map[string]uint16  // last reported (OnZones); nil before the first report
 	unbindOnStop bool               // report every binding removed on exit
 }
 
@@ -161,6 +162,9 @@ func (a *agent) finish() {
 	a.mu.Unlock()
 	if unbind {
 		a.emit(diffBindings(old, nil))
+		if a.opts.OnZones != nil {
+			a.opts.OnZones(a.config().Name, nil)
+		}
 	}
 }
 
@@ -299,6 +303,15 @@ func (a *agent) reconcile(ctx context.Context, c client.Client, cfg HostConfig) 
 	a.status.Bindings = len(bound)
 	a.mu.Unlock()
 	a.emit(evs)
+	// Zones after bindings: whoever allocates zones from them sees the
+	// bindings first.
+	if zones := bridgeZones(s.bridge); a.zones == nil || !maps.Equal(zones, a.zones) {
+		a.zones = zones
+		a.log.Info("ovsdb: zones", "count", len(zones))
+		if a.opts.OnZones != nil {
+			a.opts.OnZones(cfg.Name, maps.Clone(zones))
+		}
+	}
 	return nil
 }
 

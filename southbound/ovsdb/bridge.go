@@ -2,7 +2,9 @@ package ovsdb
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -59,7 +61,7 @@ func createBridge(t *txn, s *snapshot, cfg HostConfig) {
 		FailMode:     ptr(vswitchd.BridgeFailModeSecure),
 		Protocols:    bridgeProtocols,
 		OtherConfig:  bridgeOtherConfig(cfg),
-		ExternalIDs:  ownerIDs(),
+		ExternalIDs:  bridgeExternalIDs(cfg),
 		Controller:   ctls,
 		Ports:        ports,
 	}
@@ -69,6 +71,45 @@ func createBridge(t *txn, s *snapshot, cfg HostConfig) {
 	ops, err = t.c.Where(root).Mutate(root, model.Mutation{
 		Field: &root.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{br.UUID}})
 	t.add("add bridge "+cfg.Bridge+" to Open_vSwitch", ops, err)
+}
+
+// ZoneKeyPrefix starts the bridge's external_ids keys that hold conntrack
+// zones: ZoneKeyPrefix+USER=N.
+const ZoneKeyPrefix = "loom-ct-zone-"
+
+// bridgeExternalIDs are the external_ids of a bridge Loom creates.
+func bridgeExternalIDs(cfg HostConfig) map[string]string {
+	ids := ownerIDs()
+	if cfg.ManageZones {
+		maps.Copy(ids, zoneIDs(cfg.Zones))
+	}
+	return ids
+}
+
+// zoneIDs are the external_ids that hold zones.
+func zoneIDs(zones map[string]uint16) map[string]string {
+	ids := make(map[string]string, len(zones))
+	for u, z := range zones {
+		ids[ZoneKeyPrefix+u] = strconv.Itoa(int(z))
+	}
+	return ids
+}
+
+// bridgeZones reads the zones a bridge's external_ids hold (keys whose
+// value is not a zone, 1-65535, are left out).
+func bridgeZones(br *vswitchd.Bridge) map[string]uint16 {
+	zones := map[string]uint16{}
+	if br == nil {
+		return zones
+	}
+	for k, v := range br.ExternalIDs {
+		if u, ok := strings.CutPrefix(k, ZoneKeyPrefix); ok && u != "" {
+			if z, err := strconv.ParseUint(v, 10, 16); err == nil && z > 0 {
+				zones[u] = uint16(z)
+			}
+		}
+	}
+	return zones
 }
 
 // ensureBridge fixes the bridge's columns that differ from cfg.
@@ -97,4 +138,30 @@ func ensureBridge(t *txn, have *vswitchd.Bridge, cfg HostConfig) {
 		ops, err := t.c.Where(b).Mutate(b, setKeys(&b.OtherConfig, keys)...)
 		t.add(fmt.Sprintf("set bridge %s other_config %v", cfg.Bridge, keys), ops, err)
 	}
+	if !cfg.ManageZones {
+		return
+	}
+	// Zones: the keys that differ set, the zone keys of users gone
+	// deleted; Loom's other external_ids and everyone else's stay.
+	want := zoneIDs(cfg.Zones)
+	var stale []string
+	for k := range have.ExternalIDs {
+		if _, ok := want[k]; !ok && strings.HasPrefix(k, ZoneKeyPrefix) {
+			stale = append(stale, k)
+		}
+	}
+	keys := differentKeys(have.ExternalIDs, want)
+	if len(keys) == 0 && len(stale) == 0 {
+		return
+	}
+	slices.Sort(stale)
+	var muts []model.Mutation
+	if len(stale) > 0 {
+		muts = append(muts, model.Mutation{Field: &b.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: stale})
+	}
+	if len(keys) > 0 {
+		muts = append(muts, setKeys(&b.ExternalIDs, keys)...)
+	}
+	ops, err := t.c.Where(b).Mutate(b, muts...)
+	t.add(fmt.Sprintf("set bridge %s zones %v, remove %v", cfg.Bridge, keys, stale), ops, err)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -57,6 +58,14 @@ type HostConfig struct {
 	Uplink string
 	// TunnelPort is vxlan0's ofport_request, DefaultTunnelPort if zero.
 	TunnelPort int
+
+	// ManageZones makes the bridge's external_ids hold exactly Zones as
+	// ZoneKeyPrefix+USER=N (conntrack zone N of zone user USER), as
+	// ovn-controller keeps its ct-zone-NAME keys there. Without it the
+	// agent leaves those keys as they are (a restarted loomd reads them
+	// back, OnZones, before it allocates).
+	ManageZones bool
+	Zones       map[string]uint16
 
 	// Mirrors are the port mirrors on the bridge (mirror.go).
 	Mirrors []MirrorConfig
@@ -155,6 +164,7 @@ func targetsOf(x any) []string {
 // that the agent never shares memory with the caller.
 func (c HostConfig) clone() HostConfig {
 	c.Mirrors = slices.Clone(c.Mirrors)
+	c.Zones = maps.Clone(c.Zones)
 	for i := range c.Mirrors {
 		c.Mirrors[i].From, c.Mirrors[i].To = slices.Clone(c.Mirrors[i].From), slices.Clone(c.Mirrors[i].To)
 	}
@@ -219,6 +229,14 @@ func (c HostConfig) withDefaults() (HostConfig, error) {
 	}
 	if c.Uplink != "" && (c.Uplink == c.Bridge || c.Uplink == TunnelPortName) {
 		errs = append(errs, fmt.Errorf("Uplink %q: clashes with the bridge's own ports", c.Uplink))
+	}
+	zoneUsers := map[uint16]string{}
+	for _, u := range slices.Sorted(maps.Keys(c.Zones)) {
+		z := c.Zones[u]
+		if other, ok := zoneUsers[z]; ok || z == 0 || u == "" {
+			errs = append(errs, fmt.Errorf("Zones: %q has zone %d (0, or %q's too)", u, z, other))
+		}
+		zoneUsers[z] = u
 	}
 	names := map[string]bool{}
 	for i, m := range c.Mirrors {

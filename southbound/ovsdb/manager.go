@@ -18,6 +18,12 @@ type Options struct {
 	// events come in order from that host's goroutine, so OnBinding must
 	// not block for long, and must not call Manager.Remove or Close.
 	OnBinding func(BindingEvent)
+	// OnZones, if set, is called with a host's conntrack zones (the
+	// bridge's ZoneKeyPrefix keys, by zone user) when the agent first
+	// reads them and whenever they change, after that reconciliation's
+	// binding events; with nil when the host is removed. Like OnBinding,
+	// from the host's goroutine.
+	OnZones func(host string, zones map[string]uint16)
 	// MaxBackoff caps the delay between reconnection attempts and between
 	// retries of a failed reconciliation; 5 s if zero.
 	MaxBackoff time.Duration
