@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/loom-sdn/loom/northbound/restapi"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/loom-sdn/loom/northbound/restapi"
 )
 
 // Error codes of the API, with the HTTP status each one answers.

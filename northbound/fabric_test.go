@@ -1,7 +1,6 @@
 package northbound_test
 
 import (
-	"github.com/loom-sdn/loom/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/controller/controllertest"

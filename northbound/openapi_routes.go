@@ -1,8 +1,9 @@
 package northbound
 
 import (
-	"github.com/loom-sdn/loom/northbound/restapi"
 	"net/http"
+
+	"github.com/loom-sdn/loom/northbound/restapi"
 )
 
 // Descriptions of the routes that Handler always serves and of the mounts

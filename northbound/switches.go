@@ -3,10 +3,11 @@ package northbound
 import (
 	"errors"
 	"fmt"
-	"github.com/loom-sdn/loom/northbound/restapi"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/loom-sdn/loom/northbound/restapi"
 
 	"github.com/gorilla/mux"
 	"github.com/loom-sdn/loom/controller"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"github.com/loom-sdn/loom/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
 )

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/apps/lldp"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/events"

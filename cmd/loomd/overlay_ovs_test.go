@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
 	"github.com/loom-sdn/loom/northbound"

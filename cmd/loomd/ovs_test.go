@@ -8,7 +8,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"github.com/loom-sdn/loom/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
 )

@@ -3,13 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
 )

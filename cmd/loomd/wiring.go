@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"github.com/loom-sdn/loom/apps/loadbalancer"
-	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/northbound"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
+
+	"github.com/loom-sdn/loom/apps/loadbalancer"
+	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/northbound"
 
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/events"

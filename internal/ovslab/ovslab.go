@@ -50,7 +50,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +58,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 )
 
 // schemaPath is the OVSDB schema of Debian's openvswitch-common.

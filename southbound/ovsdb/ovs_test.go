@@ -2,12 +2,13 @@ package ovsdb
 
 import (
 	"fmt"
-	"github.com/loom-sdn/loom/internal/testenv"
 	osexec "os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
 )

@@ -1,11 +1,12 @@
 package flow
 
 import (
-	"github.com/loom-sdn/loom/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/loom-sdn/loom/internal/testenv"
 )
 
 // ofctl returns ovs-ofctl's path; without it the test is skipped, or
