@@ -207,6 +207,7 @@ type localBackend struct {
 	port   uint16
 	ofport uint32
 	key    uint32 // the network's (metadata)
+	net    string // the network's id
 }
 
 // probeFlows catches the answers to probes of the backends bound on host.

@@ -364,7 +364,7 @@ func checkedBackends(lbs []*lbEntry) map[string][]localBackend {
 			}
 			out[be.p.host] = append(out[be.p.host], localBackend{
 				k: hkey{e.lb.ID, formatIP(be.ip), int(be.port)}, p: p, vip: netip.AddrFrom4(ip4Bytes(e.vip)), vmac: e.vmac,
-				ip: netip.AddrFrom4(ip4Bytes(be.ip)), mac: be.p.mac, port: be.port, ofport: be.p.ofport, key: be.net.key})
+				ip: netip.AddrFrom4(ip4Bytes(be.ip)), mac: be.p.mac, port: be.port, ofport: be.p.ofport, key: be.net.key, net: be.net.id})
 		}
 	}
 	return out

@@ -336,10 +336,14 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	flows, groups := compileHost(ix, host, zonesOf(snap, host), t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	s.set.Sync(ctx, flows, groups)
-	// The flows are sent: probes sent from now on find their answers'.
+	// The flows are sent: probes sent from now on find their answers',
+	// once the backend's network has its zones here (its load balancer
+	// flows are compiled).
 	s.probing = map[hkey]bool{}
 	for _, b := range ix.checked[host] {
-		s.probing[b.k] = true
+		_, z := snap.Zone(host, kit.LBZone(b.net))
+		_, hz := snap.Zone(host, kit.LBHairpinZone(b.net))
+		s.probing[b.k] = z && hz
 	}
 	pins := map[uint64]bool{}
 	for _, e := range ix.lbs {

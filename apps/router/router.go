@@ -351,8 +351,13 @@ func (s *switchApp) externals() []*external {
 	}
 	var out []*external
 	for _, r := range ix.routers {
+		// Only a way out that is compiled: its zone allocated here (else
+		// an ARP asked now is answered to no flow, and asking again waits
+		// a second).
 		if x := externalOf(r, snap.Model); x != nil && x.host.ID == host.ID {
-			out = append(out, x)
+			if _, ok := snap.Zone(host.Name, kit.RouterZone(r.r.ID)); ok {
+				out = append(out, x)
+			}
 		}
 	}
 	return out

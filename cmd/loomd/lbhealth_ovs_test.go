@@ -31,7 +31,7 @@ func TestOVSLoadBalancerHealthCheckLifecycle(t *testing.T) {
 	start := time.Now()
 	o.create("load-balancers", "name=web", "network=blue", "vip=10.1.0.100", "protocol=tcp", "port=80",
 		`backends=[{"ip":"10.1.0.11","port":8080},{"ip":"10.1.0.12","port":8080}]`,
-		`health_check={"interval_ms":200,"timeout_ms":150,"fall":1,"rise":3}`)
+		`health_check={"interval_ms":1000,"timeout_ms":800,"fall":1,"rise":3}`)
 	first := waitForD(t, 10*time.Second, "a first answer through the VIP", func() bool {
 		return httpRequests(t, c1, "10.1.0.100", 80, 1).Counts[""] == 0
 	})
@@ -53,7 +53,7 @@ func TestOVSLoadBalancerHealthCheckLifecycle(t *testing.T) {
 	waitForD(t, 5*time.Second, "b2 down", func() bool { return !backendStatus(t, o.api, "web")["10.1.0.12"] })
 	httpServe(t, t, b2)
 	// The health check goes before b2's probes could bring it back (rise
-	// 3 at 200 ms): b2 is in rotation again at once, its health forgotten.
+	// 3 at 1 s): b2 is in rotation again at once, its health forgotten.
 	o.patch("/api/v1/load-balancers/web", `{"health_check":null}`)
 	back := waitForD(t, 5*time.Second, "b2 back once the health check is removed", func() bool {
 		return backendStatus(t, o.api, "web")["10.1.0.12"] && both()
@@ -67,7 +67,7 @@ func TestOVSLoadBalancerHealthCheckLifecycle(t *testing.T) {
 	}
 
 	// A health check set again starts afresh: both up at once.
-	o.patch("/api/v1/load-balancers/web", `{"health_check":{"interval_ms":200,"timeout_ms":150,"fall":1,"rise":3}}`)
+	o.patch("/api/v1/load-balancers/web", `{"health_check":{"interval_ms":1000,"timeout_ms":800,"fall":1,"rise":3}}`)
 	time.Sleep(400 * time.Millisecond)
 	if st := backendStatus(t, o.api, "web"); !st["10.1.0.11"] || !st["10.1.0.12"] {
 		t.Errorf("backends %v after the health check came back", st)
