@@ -263,3 +263,41 @@ func TestWhereFramesGo(t *testing.T) {
 		t.Errorf("to an unknown destination: %v", tr)
 	}
 }
+
+// BenchmarkPacketInRoundTrip is one packet-in in flight, as loombench's
+// latency mode: an emulated switch sends a packet-in and waits for the
+// packet-out before sending the next. One op is one round trip over a
+// unix socket: the emulated switch's write, the controller's read,
+// decode, l2switch, encode and write, the switch's read. "known": the
+// source MAC is learned already (a packet-out only, the steady state);
+// "new": every op learns a new MAC (two flow-mods, a barrier and a
+// packet-out). Allocations are the controller's (the emulated switch
+// reuses its buffers).
+func BenchmarkPacketInRoundTrip(b *testing.B) {
+	for _, mode := range []string{"known", "new"} {
+		b.Run(mode, func(b *testing.B) {
+			got := make(chan struct{}, 1)
+			l := newLab(b, emu.Options{CountOnly: true, OnPacketOut: func([]byte) { got <- struct{}{} }})
+			eth := append(packet.AppendEthernet(nil, mac(2), mac(1), 0x0800), make([]byte, 46)...)
+			msg := emu.AppendPacketIn(nil, 0, 1, 0, 0xffff<<48, 0, eth)
+			srcOff := len(msg) - len(eth) + 6
+			// Learn both hosts first: 02:..:01 on port 1, 02:..:02 on port 2.
+			l.sw.Send(msg)
+			<-got
+			l.sw.Send(emu.AppendPacketIn(nil, 0, 2, 0, 0xffff<<48, 0,
+				append(packet.AppendEthernet(nil, mac(1), mac(2), 0x0800), make([]byte, 46)...)))
+			<-got
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if mode == "new" {
+					binary.BigEndian.PutUint32(msg[srcOff+2:], uint32(i)+1<<24)
+				}
+				l.sw.Send(msg)
+				<-got
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/round-trip")
+		})
+	}
+}

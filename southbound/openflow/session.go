@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,9 +167,11 @@ type Session struct {
 	wcond    *sync.Cond
 	pending  []byte
 	spare    []byte
-	writing  int  // bytes the writer is sending now
-	echoOut  bool // an echo reply is queued or being written
-	echoDrop int  // echo replies dropped
+	raw      *rawWriter // nil: every write goes through the writer goroutine (TLS)
+	busy     bool       // a goroutine (the writer or a sender) is writing to the socket
+	writing  int        // bytes being written now
+	echoOut  bool       // an echo reply is queued or being written
+	echoDrop int        // echo replies dropped
 	wsignal  chan struct{}
 
 	rmu     sync.Mutex
@@ -196,6 +199,7 @@ func newSession(conn net.Conn, cfg Config, log *slog.Logger, h Handler) *Session
 		closed:  make(chan struct{}),
 	}
 	s.wcond = sync.NewCond(&s.wmu)
+	s.raw = newRawWriter(conn)
 	return s
 }
 
@@ -221,9 +225,12 @@ func (s *Session) Err() error { <-s.closed; return s.closeErr }
 var ErrClosed = errors.New("openflow: session closed")
 
 // Write queues encoded messages by calling fn with the pending buffer; fn
-// appends to it and returns it. The writer goroutine sends everything
-// queued in one write. Write waits while more than MaxQueue bytes are
-// queued, so a slow switch slows only its own senders.
+// appends to it and returns it. When nothing is being written, the caller
+// writes what is queued itself, as much as the socket takes without
+// waiting (one syscall, no goroutine woken); the writer goroutine sends
+// the rest, and everything queued while a write is in progress, in one
+// write. Write waits while more than MaxQueue bytes are queued, so a slow
+// switch slows only its own senders.
 func (s *Session) Write(fn func(dst []byte) []byte) error {
 	s.wmu.Lock()
 	for len(s.pending) > s.cfg.MaxQueue && !s.isClosed() {
@@ -234,12 +241,83 @@ func (s *Session) Write(fn func(dst []byte) []byte) error {
 		return ErrClosed
 	}
 	s.pending = fn(s.pending)
+	s.kickLocked()
+	return nil
+}
+
+// kickLocked gets what is pending written; it is called with wmu held and
+// unlocks it. If a write is in progress, its goroutine picks the bytes up
+// when it is done. Otherwise, with a socket that can be written without
+// blocking, the caller writes them now, handing what the socket does not
+// take to the writer goroutine; else the writer goroutine is woken.
+func (s *Session) kickLocked() {
+	if s.busy || len(s.pending) == 0 {
+		s.wmu.Unlock()
+		return
+	}
+	if s.raw == nil {
+		s.wmu.Unlock()
+		s.wake()
+		return
+	}
+	buf, echo := s.takeLocked()
 	s.wmu.Unlock()
+	n, err := s.raw.write(buf)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.Close(fmt.Errorf("write: %w", err))
+		n = len(buf)
+	}
+	s.wmu.Lock()
+	more := s.doneLocked(buf, n, echo)
+	s.wmu.Unlock()
+	if more {
+		s.wake()
+	}
+}
+
+// takeLocked takes everything pending for a write (wmu held): the caller
+// is the one goroutine writing until doneLocked.
+func (s *Session) takeLocked() (buf []byte, echo bool) {
+	buf = s.pending
+	s.pending = s.spare[:0]
+	s.spare = nil
+	s.busy = true
+	s.writing = len(buf)
+	echo = s.echoOut // no other echo reply is queued until this one is written
+	s.wcond.Broadcast()
+	return buf, echo
+}
+
+// doneLocked ends a write of buf of which n bytes went out (wmu held):
+// the rest goes back to the head of the queue. It reports whether bytes
+// wait for the writer goroutine.
+func (s *Session) doneLocked(buf []byte, n int, echo bool) bool {
+	if n < len(buf) {
+		k := copy(buf, buf[n:])
+		buf = append(buf[:k], s.pending...)
+		s.spare = s.pending[:0]
+		s.pending = buf
+	} else {
+		if cap(buf) > 1<<20 {
+			buf = nil // do not keep a huge reconcile buffer around
+		}
+		s.spare = buf[:0]
+		if echo {
+			s.echoOut = false
+		}
+	}
+	s.busy = false
+	s.writing = 0
+	s.wcond.Broadcast()
+	return len(s.pending) > 0
+}
+
+// wake tells the writer goroutine that bytes wait.
+func (s *Session) wake() {
 	select {
 	case s.wsignal <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // sendEchoReply queues the reply to an echo request, unless the peer is
@@ -262,11 +340,7 @@ func (s *Session) sendEchoReply(xid uint32, data []byte) error {
 	}
 	s.pending = wire.AppendEcho(s.pending, wire.TypeEchoReply, xid, data)
 	s.echoOut = true
-	s.wmu.Unlock()
-	select {
-	case s.wsignal <- struct{}{}:
-	default:
-	}
+	s.kickLocked()
 	return nil
 }
 
@@ -311,8 +385,9 @@ func (s *Session) Close(err error) {
 	})
 }
 
-// writer sends queued bytes, swapping buffers so senders never wait for
-// the socket.
+// writer sends what senders could not write without blocking, and what
+// they queued meanwhile, swapping buffers so senders never wait for the
+// socket.
 func (s *Session) writer() {
 	for {
 		select {
@@ -322,36 +397,44 @@ func (s *Session) writer() {
 		}
 		for {
 			s.wmu.Lock()
-			buf := s.pending
-			s.pending = s.spare[:0]
-			s.spare = nil
-			s.writing = len(buf)
-			echo := s.echoOut // no other echo reply is queued until this one is written
-			s.wcond.Broadcast()
-			s.wmu.Unlock()
-			if len(buf) == 0 {
-				s.wmu.Lock()
-				s.spare = buf
+			if s.busy || len(s.pending) == 0 {
+				// A sender writing now hands what is left to us when done.
 				s.wmu.Unlock()
 				break
 			}
-			s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			if _, err := s.conn.Write(buf); err != nil {
+			buf, echo := s.takeLocked()
+			s.wmu.Unlock()
+			if err := s.writeAll(buf); err != nil {
 				s.Close(fmt.Errorf("write: %w", err))
+				s.wmu.Lock()
+				s.busy, s.writing = false, 0
+				s.wmu.Unlock()
 				return
 			}
-			if cap(buf) > 1<<20 {
-				buf = nil // do not keep a huge reconcile buffer around
-			}
 			s.wmu.Lock()
-			s.spare = buf
-			s.writing = 0
-			if echo {
-				s.echoOut = false
-			}
+			s.doneLocked(buf, len(buf), echo)
 			s.wmu.Unlock()
 		}
 	}
+}
+
+// writeAll writes buf, waiting for the socket at most WriteTimeout. The
+// deadline is cleared afterwards: a sender's write that must not block
+// finds none.
+func (s *Session) writeAll(buf []byte) error {
+	if s.raw != nil {
+		n, err := s.raw.write(buf)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if buf = buf[n:]; len(buf) == 0 {
+			return nil
+		}
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	_, err := s.conn.Write(buf)
+	s.conn.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // Request sends a request built by build (which appends one message with
@@ -553,11 +636,7 @@ func (s *Session) alive(ctx context.Context, timeout time.Duration) bool {
 		return false
 	}
 	s.pending = wire.AppendEcho(s.pending, wire.TypeEchoRequest, xid, nil)
-	s.wmu.Unlock()
-	select {
-	case s.wsignal <- struct{}{}:
-	default:
-	}
+	s.kickLocked()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
