@@ -190,23 +190,10 @@ func (c *Controller) Connected(s *openflow.Session) {
 	}()
 }
 
-// Message queues a switch's asynchronous message for its goroutine.
+// Message hands a switch's asynchronous message to its switch (see
+// Switch.message).
 func (c *Controller) Message(s *openflow.Session, h wire.Header, msg []byte) {
-	sw := s.Value.(*Switch)
-	switch h.Type {
-	case wire.TypePacketIn:
-		if sw.q.push(h.Type, msg, true) == dropped {
-			c.metrics.packetInsDropped.Inc()
-		}
-	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
-		if sw.q.push(h.Type, msg, false) == overflowed {
-			c.metrics.sessionsClosed.WithLabelValues(ReasonQueueOverflow).Inc()
-			sw.log.Warn("switch sends more than its goroutine handles; closing the session",
-				"reason", ReasonQueueOverflow, "type", wire.TypeName(h.Type), "max_queued_bytes", c.cfg.MaxQueuedBytes)
-			s.Close(fmt.Errorf("%s: more than %d bytes of messages waiting (last %s)", ReasonQueueOverflow,
-				c.cfg.MaxQueuedBytes, wire.TypeName(h.Type)))
-		}
-	}
+	s.Value.(*Switch).message(h, msg)
 }
 
 // ReasonQueueOverflow labels the sessions closed because their switch

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"os"
@@ -53,7 +54,11 @@ type testSwitch testApp
 // The test app ticks fast and counts ticks.
 var ticks atomic.Int64
 
-func (t *testSwitch) TickInterval() time.Duration { return 10 * time.Millisecond }
+func (t *testSwitch) TickInterval() time.Duration { return time.Duration(tickInterval.Load()) }
+
+// tickInterval is the test app's; 0 (no ticks) for a test where a tick
+// would flush what the test checks is sent without one.
+var tickInterval = func() *atomic.Int64 { var v atomic.Int64; v.Store(int64(10 * time.Millisecond)); return &v }()
 
 func (t *testSwitch) Start(ctx *Context, found []*flow.Flow) {
 	t.mu.Lock()
@@ -75,6 +80,9 @@ func (t *testSwitch) Handle(ctx *Context, ev Event) {
 	}
 	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 666 {
 		panic("the test app trips over port 666")
+	}
+	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 778 {
+		time.Sleep(slowAppDelay) // an app slow to answer
 	}
 	if pi, ok := ev.(PacketIn); ok && pi.Msg.InPort == 777 {
 		<-stall // a switch goroutine that falls behind its switch
@@ -704,4 +712,93 @@ func TestDuplicateDatapathIDIsCounted(t *testing.T) {
 		t.Error("the live switch's session was closed")
 	default:
 	}
+}
+
+// slowAppDelay is how long the test app takes over a packet-in from port
+// 778 before it answers: longer than a session lets a handler hold its
+// reader.
+const slowAppDelay = 100 * time.Millisecond
+
+// A packet-in handled on the session's reader by a slow app does not hold
+// the reader: another goroutine takes over reading, so the replies another
+// goroutine waits for (here a barrier's) and further packet-ins go on, in
+// order; the slow app's answer is sent when it returns, without another
+// message to wake anything.
+func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
+	tickInterval.Store(0)
+	defer tickInterval.Store(int64(10 * time.Millisecond))
+	h := newHarness(t, Config{}, openflow.Config{})
+	testAppInstance.start = nil
+	outs := make(chan uint32, 16)
+	sw := h.dial(emu.Options{DatapathID: 23, Ports: ports(1), OnPacketOut: func(m []byte) {
+		outs <- binary.BigEndian.Uint32(m[12:]) // in_port
+	}})
+	s := h.ready(23)
+	start := time.Now()
+	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	// A barrier's reply (as a flow dump's, a reconciliation's) arrives
+	// while the app is still busy.
+	if _, err := s.sess.Request(context.Background(), func(dst []byte, xid uint32) []byte {
+		return wire.AppendEmpty(dst, wire.TypeBarrierRequest, xid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= slowAppDelay {
+		t.Errorf("a barrier took %v while an app was slow for %v: the reader waited for the app", d, slowAppDelay)
+	}
+	// A packet-in sent meanwhile is queued and answered after the slow one, in order.
+	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	for _, want := range []uint32{778, 1} {
+		select {
+		case in := <-outs:
+			if in != want {
+				t.Fatalf("packet-out for in_port %d, want %d", in, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no packet-out for in_port %d", want)
+		}
+	}
+	// Alone, the slow app's answer is sent when it returns, without
+	// another message to wake anything.
+	eventually(t, "the switch goroutine to be idle", func() bool {
+		if !s.own.TryLock() {
+			return false
+		}
+		s.own.Unlock()
+		return true
+	})
+	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	select {
+	case in := <-outs:
+		if in != 778 {
+			t.Fatalf("packet-out for in_port %d, want 778", in)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow app's packet-out was never sent")
+	}
+	if n := s.sess.Handoffs(); n < 2 {
+		t.Errorf("the reader was handed off %d times, want 2", n)
+	}
+}
+
+// The switch goroutine waiting for a barrier reply (an audit's
+// reconciliation) while packet-ins keep arriving: the reader queues the
+// packet-ins instead of waiting for the switch, delivers the barrier
+// reply, and every packet-in is answered.
+func TestAuditDuringPacketIns(t *testing.T) {
+	h := newHarness(t, Config{AuditInterval: 5 * time.Millisecond}, openflow.Config{})
+	testAppInstance.start = nil
+	var answered atomic.Int64
+	sw := h.dial(emu.Options{DatapathID: 24, Ports: ports(1), OnPacketOut: func([]byte) { answered.Add(1) }})
+	h.ready(24)
+	before := testutil.ToFloat64(h.ctl.metrics.reconciles)
+	const n = 3000
+	for i := 0; i < n; i++ {
+		sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	eventually(t, "every packet-in answered", func() bool { return answered.Load() == n })
+	eventually(t, "audits to go on", func() bool { return testutil.ToFloat64(h.ctl.metrics.reconciles) > before+3 })
 }

@@ -25,7 +25,8 @@ const (
 )
 
 // eventQueue carries messages from a session's reader to its switch
-// goroutine. It never blocks the reader (which must keep delivering
+// goroutine, when the reader cannot handle them itself (Switch.message).
+// It never blocks the reader (which must keep delivering
 // replies the switch goroutine may be waiting for). Everything a switch
 // sends is bounded in bytes: packet-ins beyond maxPacketIns or
 // maxPacketInBytes are dropped, so a storm costs only that switch; any
@@ -81,6 +82,15 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
 	default:
 	}
 	return pushed
+}
+
+// holdsSwitchMessages reports whether messages from the switch wait (or
+// the queue overflowed): a message that arrives now must queue behind
+// them.
+func (q *eventQueue) holdsSwitchMessages() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.packetIns > 0 || q.bytes > 0 || q.full
 }
 
 // queuedBytes is what the switch's messages hold in the queue now.

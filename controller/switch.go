@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +43,9 @@ type batch struct {
 }
 
 // Switch is the runtime's state for one connected switch. Everything in it
-// is owned by the switch's goroutine (run); other goroutines reach it only
-// through its event queue.
+// is owned by whoever holds own: the switch's goroutine (run), or the
+// session's reader handling a message itself (message); other goroutines
+// reach it only through its event queue.
 type Switch struct {
 	c    *Controller
 	sess *openflow.Session
@@ -57,6 +59,7 @@ type Switch struct {
 	groups ownedTable[*flow.Group]
 	meters ownedTable[*flow.Meter]
 
+	own       sync.Mutex // held while handling anything: app handlers of a switch never run concurrently
 	q         *eventQueue
 	qbuf      []queued
 	syncing   bool // inside a full reconcile: record desired state, send nothing
@@ -92,6 +95,7 @@ func newSwitch(c *Controller, s *openflow.Session) *Switch {
 	for _, p := range s.Ports {
 		sw.ports[p.PortNo] = p
 	}
+	sw.own.Lock() // until run has reconciled the switch: messages queue meanwhile
 	for _, a := range c.apps {
 		slot := &appSlot{id: a.id, name: a.name, cookie: uint64(a.id) << CookieShift,
 			log: sw.log.With("app", a.name)}
@@ -121,6 +125,7 @@ func (sw *Switch) run(ctx context.Context) {
 	}
 	if err := sw.safeReconcile(ctx, true); err != nil {
 		sw.sess.Close(fmt.Errorf("initial reconcile: %w", err))
+		sw.own.Unlock()
 		return
 	}
 	close(sw.ready)
@@ -134,6 +139,7 @@ func (sw *Switch) run(ctx context.Context) {
 		Object: map[string]any{"datapath_id": dpidString(sw.dpid), "remote": sw.info.Remote, "ports": len(sw.ports)}})
 	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
 		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
+	sw.own.Unlock()
 
 	for _, a := range sw.apps {
 		if t, ok := a.handler.(Ticker); ok && t.TickInterval() > 0 {
@@ -151,10 +157,15 @@ func (sw *Switch) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sw.q.signal:
+			sw.own.Lock()
 			sw.drain()
 			sw.flush()
+			sw.own.Unlock()
 		case <-audit:
-			if err := sw.safeReconcile(ctx, false); err != nil && ctx.Err() == nil {
+			sw.own.Lock()
+			err := sw.safeReconcile(ctx, false)
+			sw.own.Unlock()
+			if err != nil && ctx.Err() == nil {
 				sw.log.Warn("audit reconcile failed", "error", err)
 			}
 		}
@@ -189,6 +200,59 @@ func (sw *Switch) safeReconcile(ctx context.Context, initial bool) (err error) {
 	sw.flush() // what events handled meanwhile staged
 	return err
 }
+
+// message takes a message from the switch, on the session's reader. When
+// nothing holds the switch (its goroutine is idle) and nothing from the
+// switch waits in the queue, the reader handles it there and then: no
+// goroutine is woken, and what it produces is sent when the reader has
+// handled every message it has read (ReadIdle). Otherwise it is queued for
+// the switch goroutine, behind the others. Either way the switch's messages
+// are handled in order, one at a time. A handler that holds the reader
+// long is the session's concern: another goroutine takes over reading, so
+// replies and echoes go on and further messages queue (bounded as ever).
+func (sw *Switch) message(h wire.Header, msg []byte) {
+	switch h.Type {
+	case wire.TypePacketIn, wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
+	default:
+		return
+	}
+	if sw.own.TryLock() {
+		if !sw.q.holdsSwitchMessages() {
+			sw.handle(h.Type, msg)
+			sw.own.Unlock()
+			return
+		}
+		sw.own.Unlock()
+	}
+	c := sw.c
+	if h.Type == wire.TypePacketIn {
+		if sw.q.push(h.Type, msg, true) == dropped {
+			c.metrics.packetInsDropped.Inc()
+		}
+		return
+	}
+	if sw.q.push(h.Type, msg, false) == overflowed {
+		c.metrics.sessionsClosed.WithLabelValues(ReasonQueueOverflow).Inc()
+		sw.log.Warn("switch sends more than its goroutine handles; closing the session",
+			"reason", ReasonQueueOverflow, "type", wire.TypeName(h.Type), "max_queued_bytes", c.cfg.MaxQueuedBytes)
+		sw.sess.Close(fmt.Errorf("%s: more than %d bytes of messages waiting (last %s)", ReasonQueueOverflow,
+			c.cfg.MaxQueuedBytes, wire.TypeName(h.Type)))
+	}
+}
+
+// ReadIdle sends what the messages the reader handled itself produced
+// (openflow.ReadIdler): it runs when the reader has no whole message left
+// to read. If the switch goroutine holds the switch, it sends them when
+// it is done.
+func (c *Controller) ReadIdle(s *openflow.Session) {
+	sw := s.Value.(*Switch)
+	if sw.own.TryLock() {
+		sw.flush()
+		sw.own.Unlock()
+	}
+}
+
+var _ openflow.ReadIdler = (*Controller)(nil)
 
 // drain handles every queued message.
 func (sw *Switch) drain() {

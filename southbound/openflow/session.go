@@ -99,12 +99,30 @@ func (c *Config) defaults() {
 // handshake is complete; Message runs on the session's reader goroutine for
 // every asynchronous message (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
 // unmatched ERROR and BARRIER_REPLY, ...), in the order the switch sent
-// them: it must not block for long. Disconnected runs once, last.
+// them, one call at a time. It should not block for long: while it runs,
+// the reader reads nothing; after handoffAfter another goroutine takes
+// over reading (and delivering replies to Request), and the next Message
+// may then start before the slow one returns. Disconnected runs once,
+// last, after every Message has returned or been handed off.
 type Handler interface {
 	Connected(s *Session)
 	Message(s *Session, h wire.Header, msg []byte)
 	Disconnected(s *Session, err error)
 }
+
+// ReadIdler is an optional interface of a Handler: ReadIdle runs on the
+// reader, like Message, whenever it has passed on every complete message
+// it has read and is about to wait for the socket: the moment to send what
+// handling a burst of messages produced, in one write. It runs once more
+// on a goroutine whose call was handed off, when that call returns (then
+// possibly while the next reader's calls run).
+type ReadIdler interface {
+	ReadIdle(s *Session)
+}
+
+// handoffAfter is how long a Handler call may hold the reader before
+// another goroutine takes over reading.
+const handoffAfter = 2 * time.Millisecond
 
 // PolicyObserver is an optional interface of a Handler: the Server tells it
 // of every connection it refuses or closes by policy (reason is one of the
@@ -177,6 +195,16 @@ type Session struct {
 	rmu     sync.Mutex
 	waiters map[uint32]*waiter
 
+	// The reader: whichever goroutine holds turn (generation<<1, +1
+	// while it is in a Handler call). A call that outlasts handoffAfter
+	// lets watchdog start the next generation on another goroutine.
+	br       *bufio.Reader
+	idler    ReadIdler // the handler's, or nil
+	turn     atomic.Uint64
+	watchdog *time.Timer
+	readDone chan struct{} // closed when the last reader is done
+	handoffs atomic.Int64
+
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
@@ -194,10 +222,12 @@ func newSession(conn net.Conn, cfg Config, log *slog.Logger, h Handler) *Session
 	cfg.defaults()
 	s := &Session{
 		conn: conn, cfg: cfg, log: log, handler: h,
-		wsignal: make(chan struct{}, 1),
-		waiters: make(map[uint32]*waiter),
-		closed:  make(chan struct{}),
+		wsignal:  make(chan struct{}, 1),
+		waiters:  make(map[uint32]*waiter),
+		closed:   make(chan struct{}),
+		readDone: make(chan struct{}),
 	}
+	s.idler, _ = h.(ReadIdler)
 	s.wcond = sync.NewCond(&s.wmu)
 	s.raw = newRawWriter(conn)
 	return s
@@ -534,20 +564,85 @@ func (s *Session) serve(ctx context.Context) {
 	}
 	go s.keepalive()
 	s.handler.Connected(s)
-	err = s.readLoop(br)
-	s.Close(err)
-	s.handler.Disconnected(s, s.closeErr)
+	s.br = br
+	s.watchdog = time.AfterFunc(time.Hour, s.takeOver)
+	s.watchdog.Stop()
+	if !s.read(0) {
+		<-s.readDone // another goroutine reads; the session lasts until it is done
+	}
 }
+
+// read is the reader of generation gen: it reads and dispatches until the
+// session ends, then closes it and tells the handler, and reports true; or
+// it reports false as soon as a Handler call it made was handed off to the
+// next generation (takeOver).
+func (s *Session) read(gen uint64) bool {
+	err := s.readLoop(gen)
+	if err == errHandedOff {
+		if s.idler != nil {
+			s.idler.ReadIdle(s) // what the slow call produced
+		}
+		return false
+	}
+	// A call that panicked out of readLoop still holds the turn: take it
+	// back, unless the watchdog has already given it to the next reader,
+	// which then finds the connection closed and ends the session.
+	if t := s.turn.Load(); t>>1 != gen || !s.turn.CompareAndSwap(t, gen<<1) {
+		s.Close(err)
+		return false
+	}
+	s.Close(err)
+	s.watchdog.Stop()
+	s.handler.Disconnected(s, s.closeErr)
+	close(s.readDone)
+	return true
+}
+
+// errHandedOff ends a reader whose Handler call outlasted handoffAfter.
+var errHandedOff = errors.New("openflow: reader handed off")
+
+// enter and leave bracket a Handler call on the reader of generation gen;
+// leave reports false when the reader was handed off meanwhile.
+func (s *Session) enter(gen uint64) {
+	s.turn.Store(gen<<1 | 1)
+	s.watchdog.Reset(handoffAfter)
+}
+
+func (s *Session) leave(gen uint64) bool {
+	if !s.turn.CompareAndSwap(gen<<1|1, gen<<1) {
+		return false
+	}
+	s.watchdog.Stop()
+	return true
+}
+
+// takeOver runs when a Handler call has held the reader for handoffAfter:
+// this goroutine becomes the next reader, so that replies, echoes and the
+// queueing of messages go on while the call runs.
+func (s *Session) takeOver() {
+	t := s.turn.Load()
+	if t&1 == 0 || !s.turn.CompareAndSwap(t, (t>>1+1)<<1) {
+		return // the call is over
+	}
+	s.handoffs.Add(1)
+	s.log.Debug("a handler call holds the reader; another goroutine reads meanwhile", "after", handoffAfter)
+	s.read(t>>1 + 1)
+}
+
+// Handoffs is how many times a Handler call held the reader long enough
+// for another goroutine to take over reading.
+func (s *Session) Handoffs() int64 { return s.handoffs.Load() }
 
 // readLoop reads, checks and dispatches messages in order. A decoding
 // panic ends only this session.
-func (s *Session) readLoop(br *bufio.Reader) (err error) {
+func (s *Session) readLoop(gen uint64) (err error) {
 	var msg []byte
 	defer func() {
 		if r := recover(); r != nil {
 			err = protoErr(fmt.Errorf("panic while handling message: %v", r), msg)
 		}
 	}()
+	br := s.br
 	for {
 		var h wire.Header
 		h, msg, err = wire.ReadMessage(br)
@@ -562,13 +657,34 @@ func (s *Session) readLoop(br *bufio.Reader) (err error) {
 		}
 		s.activity.Store(true)
 		s.lastRx.Store(time.Now().UnixNano())
-		if err := s.dispatch(h, msg); err != nil {
+		if err := s.dispatch(gen, h, msg); err != nil {
+			if err == errHandedOff {
+				return err
+			}
 			return protoErr(err, msg)
+		}
+		if s.idler != nil && !messageBuffered(br) {
+			s.enter(gen)
+			s.idler.ReadIdle(s)
+			if !s.leave(gen) {
+				return errHandedOff
+			}
 		}
 	}
 }
 
-func (s *Session) dispatch(h wire.Header, msg []byte) error {
+// messageBuffered reports whether br holds a whole message: reading it
+// will not wait for the socket.
+func messageBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < wire.HeaderLen {
+		return false
+	}
+	b, _ := br.Peek(wire.HeaderLen)
+	return n >= int(b[2])<<8|int(b[3])
+}
+
+func (s *Session) dispatch(gen uint64, h wire.Header, msg []byte) error {
 	switch h.Type {
 	case wire.TypeEchoRequest:
 		return s.sendEchoReply(h.Xid, msg[wire.HeaderLen:])
@@ -585,7 +701,11 @@ func (s *Session) dispatch(h wire.Header, msg []byte) error {
 			return err
 		}
 	}
+	s.enter(gen)
 	s.handler.Message(s, h, msg)
+	if !s.leave(gen) {
+		return errHandedOff
+	}
 	return nil
 }
 
