@@ -81,7 +81,8 @@ func (c *Context) DeleteFlow(f *flow.Flow) {
 // HasFlow reports whether the desired state holds a flow with f's key
 // owned by this app.
 func (c *Context) HasFlow(f *flow.Flow) bool {
-	cur, ok := c.sw.flows[f.Key()]
+	var buf [128]byte
+	cur, ok := c.sw.flows[flow.Key(f.AppendKey(buf[:0]))]
 	return ok && cur.Cookie>>CookieShift == c.app.cookie>>CookieShift
 }
 

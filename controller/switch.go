@@ -74,6 +74,7 @@ type Switch struct {
 
 	pi    wire.PacketIn
 	frame packet.Frame
+	piEv  Event // PacketIn{&pi, &frame, nil}, boxed once
 
 	connectedAt time.Time
 	ready       chan struct{}
@@ -95,6 +96,7 @@ func newSwitch(c *Controller, s *openflow.Session) *Switch {
 	for _, p := range s.Ports {
 		sw.ports[p.PortNo] = p
 	}
+	sw.piEv = PacketIn{Msg: &sw.pi, Frame: &sw.frame}
 	sw.own.Lock() // until run has reconciled the switch: messages queue meanwhile
 	for _, a := range c.apps {
 		slot := &appSlot{id: a.id, name: a.name, cookie: uint64(a.id) << CookieShift,
@@ -335,8 +337,10 @@ func (sw *Switch) handlePacketIn(msg []byte) error {
 		return err
 	}
 	sw.c.metrics.packetIns.Inc()
-	ev := PacketIn{Msg: &sw.pi, Frame: &sw.frame}
-	ev.FrameErr = sw.frame.Decode(sw.pi.Data)
+	ev := sw.piEv // no allocation for a well-formed frame
+	if err := sw.frame.Decode(sw.pi.Data); err != nil {
+		ev = PacketIn{Msg: &sw.pi, Frame: &sw.frame, FrameErr: err}
+	}
 	slot := sw.slotByCookie(sw.pi.Cookie)
 	if slot == nil {
 		if t := sw.c.tableByID(sw.pi.TableID); t != nil {

@@ -44,13 +44,21 @@ type app struct{}
 func (app) Name() string { return Name }
 
 func (app) Attach(controller.SwitchInfo) controller.SwitchApp {
-	return &bridge{macs: make(map[flow.MAC]uint32)}
+	return &bridge{macs: make(map[flow.MAC]station)}
 }
 
 // bridge is the app on one switch: its MAC table.
 type bridge struct {
-	macs         map[flow.MAC]uint32
+	macs         map[flow.MAC]station
 	learnT, fwdT uint8 // l2-learning and l2-forwarding in the controller's pipeline
+}
+
+// station is a learned MAC: its port and the l2-learning flow installed
+// for it (kept to check, per packet-in, that the switch still has it
+// without building it again).
+type station struct {
+	port uint32
+	src  *flow.Flow
 }
 
 func (b *bridge) srcFlow(mac flow.MAC, port uint32) *flow.Flow {
@@ -125,23 +133,24 @@ func parsePort(ctx *controller.Context, no uint32) (wire.Port, uint32, bool) {
 
 // learn records mac on port and installs its flows.
 func (b *bridge) learn(ctx *controller.Context, mac flow.MAC, port uint32) {
-	if old, ok := b.macs[mac]; ok && old != port {
-		ctx.DeleteFlow(b.srcFlow(mac, old)) // moved: the old port's entry must go
+	if old, ok := b.macs[mac]; ok && old.port != port {
+		ctx.DeleteFlow(old.src) // moved: the old port's entry must go
 	}
-	b.macs[mac] = port
-	ctx.AddFlow(b.srcFlow(mac, port))
+	src := b.srcFlow(mac, port)
+	b.macs[mac] = station{port, src}
+	ctx.AddFlow(src)
 	ctx.AddFlow(b.dstFlow(mac, port))
 }
 
 // forget removes mac and both its flows.
 func (b *bridge) forget(ctx *controller.Context, mac flow.MAC) {
-	port, ok := b.macs[mac]
+	st, ok := b.macs[mac]
 	if !ok {
 		return
 	}
 	delete(b.macs, mac)
-	ctx.DeleteFlow(b.srcFlow(mac, port))
-	ctx.DeleteFlow(b.dstFlow(mac, port))
+	ctx.DeleteFlow(st.src)
+	ctx.DeleteFlow(b.dstFlow(mac, st.port))
 }
 
 // Handle reacts to packet-ins (learn and forward), port changes and
@@ -152,8 +161,8 @@ func (b *bridge) Handle(ctx *controller.Context, ev controller.Event) {
 		b.packetIn(ctx, ev)
 	case controller.PortStatus:
 		if ev.Reason == wire.PortDeleted || !ev.Port.Up() {
-			for mac, port := range b.macs {
-				if port == ev.Port.PortNo {
+			for mac, st := range b.macs {
+				if st.port == ev.Port.PortNo {
 					b.forget(ctx, mac)
 				}
 			}
@@ -185,15 +194,15 @@ func (b *bridge) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	if src.Multicast() || src == 0 || in == 0 || in > flow.PortMax {
 		return // not a valid station address or port: never learn it
 	}
-	if old, ok := b.macs[src]; !ok || old != in || !ctx.HasFlow(b.srcFlow(src, in)) {
+	if old, ok := b.macs[src]; !ok || old.port != in || !ctx.HasFlow(old.src) {
 		b.learn(ctx, src, in)
 	}
 	out := flow.PortFlood
-	if port, ok := b.macs[dst]; ok && !dst.Multicast() {
-		if port == in {
+	if st, ok := b.macs[dst]; ok && !dst.Multicast() {
+		if st.port == in {
 			return // the destination is behind the port it came from
 		}
-		out = port
+		out = st.port
 	}
 	ctx.PacketOut(in, pi.Data, flow.Output(out))
 }

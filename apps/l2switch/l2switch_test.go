@@ -2,6 +2,7 @@ package l2switch_test
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -278,14 +279,18 @@ func BenchmarkPacketInRoundTrip(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			got := make(chan struct{}, 1)
 			l := newLab(b, emu.Options{CountOnly: true, OnPacketOut: func([]byte) { got <- struct{}{} }})
-			eth := append(packet.AppendEthernet(nil, mac(2), mac(1), 0x0800), make([]byte, 46)...)
+			// 64-byte IPv4/UDP frames, as loombench sends.
+			udp := func(dst, src packet.MAC) []byte {
+				return packet.AppendIPv4UDP(nil, dst, src, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
+					5000, 5001, make([]byte, 22))
+			}
+			eth := udp(mac(2), mac(1))
 			msg := emu.AppendPacketIn(nil, 0, 1, 0, 0xffff<<48, 0, eth)
 			srcOff := len(msg) - len(eth) + 6
 			// Learn both hosts first: 02:..:01 on port 1, 02:..:02 on port 2.
 			l.sw.Send(msg)
 			<-got
-			l.sw.Send(emu.AppendPacketIn(nil, 0, 2, 0, 0xffff<<48, 0,
-				append(packet.AppendEthernet(nil, mac(1), mac(2), 0x0800), make([]byte, 46)...)))
+			l.sw.Send(emu.AppendPacketIn(nil, 0, 2, 0, 0xffff<<48, 0, udp(mac(1), mac(2))))
 			<-got
 			b.ReportAllocs()
 			b.ResetTimer()

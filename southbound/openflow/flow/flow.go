@@ -81,8 +81,13 @@ type Key string
 // Key computes the flow's identity.
 func (f *Flow) Key() Key {
 	var buf [128]byte
-	b := append(buf[:0], f.Table, byte(f.Priority>>8), byte(f.Priority))
-	return Key(f.Match.appendKey(b))
+	return Key(f.AppendKey(buf[:0]))
+}
+
+// AppendKey appends the bytes of f's Key to dst: a map of flows by Key
+// looked up with m[Key(f.AppendKey(buf[:0]))] allocates nothing.
+func (f *Flow) AppendKey(dst []byte) []byte {
+	return f.Match.appendKey(append(dst, f.Table, byte(f.Priority>>8), byte(f.Priority)))
 }
 
 // SameEntry reports whether f and o would leave the switch in the same
