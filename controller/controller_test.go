@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"log/slog"
@@ -729,13 +730,20 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 	defer tickInterval.Store(int64(10 * time.Millisecond))
 	h := newHarness(t, Config{}, openflow.Config{})
 	testAppInstance.start = nil
+	// in_port of every packet-out, checked against its frame: the slow
+	// app's message stays intact while another goroutine reads the next.
 	outs := make(chan uint32, 16)
 	sw := h.dial(emu.Options{DatapathID: 23, Ports: ports(1), OnPacketOut: func(m []byte) {
-		outs <- binary.BigEndian.Uint32(m[12:]) // in_port
+		in := binary.BigEndian.Uint32(m[12:])
+		data := m[24+int(binary.BigEndian.Uint16(m[16:])):]
+		if !bytes.Equal(data, frameFor(in)) {
+			t.Errorf("packet-out for in_port %d carries another frame: % x", in, data[:8])
+		}
+		outs <- in
 	}})
 	s := h.ready(23)
 	start := time.Now()
-	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(778))
 	// A barrier's reply (as a flow dump's, a reconciliation's) arrives
 	// while the app is still busy.
 	if _, err := s.sess.Request(context.Background(), func(dst []byte, xid uint32) []byte {
@@ -747,7 +755,7 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 		t.Errorf("a barrier took %v while an app was slow for %v: the reader waited for the app", d, slowAppDelay)
 	}
 	// A packet-in sent meanwhile is queued and answered after the slow one, in order.
-	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(1))
 	for _, want := range []uint32{778, 1} {
 		select {
 		case in := <-outs:
@@ -767,7 +775,7 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 		s.own.Unlock()
 		return true
 	})
-	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(778))
 	select {
 	case in := <-outs:
 		if in != 778 {
@@ -780,6 +788,9 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 		t.Errorf("the reader was handed off %d times, want 2", n)
 	}
 }
+
+// frameFor is a 60-byte frame filled with the low byte of in.
+func frameFor(in uint32) []byte { return bytes.Repeat([]byte{byte(in)}, 60) }
 
 // The switch goroutine waiting for a barrier reply (an audit's
 // reconciliation) while packet-ins keep arriving: the reader queues the

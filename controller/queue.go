@@ -1,6 +1,9 @@
 package controller
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // queued is one message from a switch waiting for its switch goroutine.
 type queued struct {
@@ -74,6 +77,9 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
 			return overflowed
 		}
 		q.bytes += n
+	}
+	if packetIn {
+		msg = bytes.Clone(msg) // the reader's buffer (Switch.message)
 	}
 	q.items = append(q.items, queued{typ: typ, msg: msg})
 	q.mu.Unlock()

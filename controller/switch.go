@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -214,7 +215,11 @@ func (sw *Switch) safeReconcile(ctx context.Context, initial bool) (err error) {
 // replies and echoes go on and further messages queue (bounded as ever).
 func (sw *Switch) message(h wire.Header, msg []byte) {
 	switch h.Type {
-	case wire.TypePacketIn, wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
+	case wire.TypePacketIn:
+		// msg is the reader's buffer: a packet-in handled here is used
+		// only during the call; a queued one is copied (push).
+	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
+		msg = bytes.Clone(msg) // rare; what they decode may outlive the call (an error's data)
 	default:
 		return
 	}

@@ -99,11 +99,13 @@ func (c *Config) defaults() {
 // handshake is complete; Message runs on the session's reader goroutine for
 // every asynchronous message (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
 // unmatched ERROR and BARRIER_REPLY, ...), in the order the switch sent
-// them, one call at a time. It should not block for long: while it runs,
-// the reader reads nothing; after handoffAfter another goroutine takes
-// over reading (and delivering replies to Request), and the next Message
-// may then start before the slow one returns. Disconnected runs once,
-// last, after every Message has returned or been handed off.
+// them, one call at a time; msg is valid only during the call (it is in
+// the reader's buffer): copy what must outlive it. Message should not
+// block for long: while it runs, the reader reads nothing; after
+// handoffAfter another goroutine takes over reading (and delivering
+// replies to Request), and the next Message may then start before the
+// slow one returns. Disconnected runs once, last, after every Message has
+// returned or been handed off.
 type Handler interface {
 	Connected(s *Session)
 	Message(s *Session, h wire.Header, msg []byte)
@@ -199,6 +201,7 @@ type Session struct {
 	// while it is in a Handler call). A call that outlasts handoffAfter
 	// lets watchdog start the next generation on another goroutine.
 	br       *bufio.Reader
+	src      io.Reader // what br reads
 	idler    ReadIdler // the handler's, or nil
 	turn     atomic.Uint64
 	watchdog *time.Timer
@@ -522,10 +525,10 @@ func (s *Session) deliver(h wire.Header, msg []byte) (bool, error) {
 			s.rmu.Unlock()
 			return true, err
 		}
-		w.parts = append(w.parts, msg)
+		w.parts = append(w.parts, bytes.Clone(msg)) // msg is the reader's buffer
 		finished = !mp.More()
 	default:
-		w.parts = append(w.parts, msg)
+		w.parts = append(w.parts, bytes.Clone(msg))
 	}
 	if finished {
 		delete(s.waiters, h.Xid)
@@ -551,7 +554,8 @@ func (s *Session) serve(ctx context.Context) {
 	// A larger buffer from now on (fewer reads under a packet-in load),
 	// starting with what the small one holds.
 	rest, _ := br.Peek(br.Buffered())
-	br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn), sessionReadBuffer)
+	s.src = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn)
+	br = bufio.NewReaderSize(s.src, sessionReadBuffer)
 	s.log = s.log.With("dpid", fmt.Sprintf("%016x", s.Features.DatapathID))
 	s.lastRx.Store(time.Now().UnixNano())
 	if err := s.srv.claim(ctx, s); err != nil {
@@ -626,6 +630,11 @@ func (s *Session) takeOver() {
 	}
 	s.handoffs.Add(1)
 	s.log.Debug("a handler call holds the reader; another goroutine reads meanwhile", "after", handoffAfter)
+	// The call may still use its message, in the old reader's buffer:
+	// read on from a new one.
+	rest, _ := s.br.Peek(s.br.Buffered())
+	s.src = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.src)
+	s.br = bufio.NewReaderSize(s.src, sessionReadBuffer)
 	s.read(t>>1 + 1)
 }
 
@@ -645,7 +654,7 @@ func (s *Session) readLoop(gen uint64) (err error) {
 	br := s.br
 	for {
 		var h wire.Header
-		h, msg, err = wire.ReadMessage(br)
+		h, msg, err = nextMessage(br)
 		if err != nil {
 			if errors.Is(err, wire.ErrBadLength) || errors.Is(err, wire.ErrBadVersion) {
 				return protoErr(err, msg)
@@ -671,6 +680,32 @@ func (s *Session) readLoop(gen uint64) (err error) {
 			}
 		}
 	}
+}
+
+// nextMessage reads the next message. One that fits br's buffer is not
+// copied: msg is valid until the next read from br.
+func nextMessage(br *bufio.Reader) (wire.Header, []byte, error) {
+	b, err := br.Peek(wire.HeaderLen)
+	if err != nil {
+		if err == io.EOF && len(b) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return wire.Header{}, nil, err
+	}
+	h, _ := wire.ParseHeader(b)
+	n := int(h.Length)
+	if wire.CheckHeader(h) != nil || n > br.Size() {
+		return wire.ReadMessage(br) // the error, or a message larger than the buffer
+	}
+	msg, err := br.Peek(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, msg, err
+	}
+	br.Discard(n) // msg stays in the buffer until the next read
+	return h, msg, nil
 }
 
 // messageBuffered reports whether br holds a whole message: reading it
