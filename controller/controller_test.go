@@ -743,7 +743,7 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 	}})
 	s := h.ready(23)
 	start := time.Now()
-	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(778))
+	sw.PacketIn(778, testTableID, 0, wire.PacketInNoMatch, frameFor(778))
 	// A barrier's reply (as a flow dump's, a reconciliation's) arrives
 	// while the app is still busy.
 	if _, err := s.sess.Request(context.Background(), func(dst []byte, xid uint32) []byte {
@@ -755,7 +755,7 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 		t.Errorf("a barrier took %v while an app was slow for %v: the reader waited for the app", d, slowAppDelay)
 	}
 	// A packet-in sent meanwhile is queued and answered after the slow one, in order.
-	sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(1))
+	sw.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, frameFor(1))
 	for _, want := range []uint32{778, 1} {
 		select {
 		case in := <-outs:
@@ -775,7 +775,7 @@ func TestSlowAppDoesNotHoldTheReader(t *testing.T) {
 		s.own.Unlock()
 		return true
 	})
-	sw.PacketIn(778, testTable.ID(), 0, wire.PacketInNoMatch, frameFor(778))
+	sw.PacketIn(778, testTableID, 0, wire.PacketInNoMatch, frameFor(778))
 	select {
 	case in := <-outs:
 		if in != 778 {
@@ -805,7 +805,7 @@ func TestAuditDuringPacketIns(t *testing.T) {
 	before := testutil.ToFloat64(h.ctl.metrics.reconciles)
 	const n = 3000
 	for i := 0; i < n; i++ {
-		sw.PacketIn(1, testTable.ID(), 0, wire.PacketInNoMatch, make([]byte, 60))
+		sw.PacketIn(1, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 		if i%100 == 0 {
 			time.Sleep(time.Millisecond)
 		}
