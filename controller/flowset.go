@@ -10,6 +10,34 @@ import "github.com/loom-sdn/loom/southbound/openflow/flow"
 type FlowSet struct {
 	flows  map[flow.Key]*flow.Flow
 	groups map[uint32]*flow.Group
+	meters map[uint32]*flow.Meter
+}
+
+// SyncAll is Sync with meters: new and changed meters are set before the
+// flows that use them, those no longer wanted deleted after.
+func (s *FlowSet) SyncAll(ctx *Context, flows []*flow.Flow, groups []*flow.Group, meters []*flow.Meter) (changed, deleted int) {
+	nm := make(map[uint32]*flow.Meter, len(meters))
+	for _, m := range meters {
+		nm[m.ID] = m
+		if old, ok := s.meters[m.ID]; !ok || !old.Equal(m) {
+			changed++
+			if err := ctx.SetMeter(m); err != nil {
+				ctx.Log().Error("cannot set meter", "meter", m, "error", err)
+				delete(nm, m.ID)
+			}
+		} else {
+			nm[m.ID] = old
+		}
+	}
+	c, d := s.Sync(ctx, flows, groups)
+	for id := range s.meters {
+		if _, ok := nm[id]; !ok {
+			deleted++
+			ctx.DeleteMeter(id)
+		}
+	}
+	s.meters = nm
+	return changed + c, deleted + d
 }
 
 // Sync makes flows and groups the app's state on the switch: new and
@@ -64,6 +92,27 @@ func (s *FlowSet) Forget(f *flow.Flow) bool {
 	if cur, ok := s.flows[f.Key()]; ok && cur == f {
 		delete(s.flows, f.Key())
 		return true
+	}
+	return false
+}
+
+// ForgetObject drops a flow, group or meter the switch refused (the
+// Object of a Rejected event) if the set holds it, so that the next sync
+// states it again; it reports whether it did.
+func (s *FlowSet) ForgetObject(o any) bool {
+	switch o := o.(type) {
+	case *flow.Flow:
+		return s.Forget(o)
+	case *flow.Group:
+		if cur, ok := s.groups[o.ID]; ok && cur.Equal(o) {
+			delete(s.groups, o.ID)
+			return true
+		}
+	case *flow.Meter:
+		if cur, ok := s.meters[o.ID]; ok && cur.Equal(o) {
+			delete(s.meters, o.ID)
+			return true
+		}
 	}
 	return false
 }

@@ -74,15 +74,11 @@
 package firewall
 
 import (
-	"sync/atomic"
-	"time"
-
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/view"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Name is the app's registered name.
@@ -90,47 +86,23 @@ const Name = "firewall"
 
 func init() { controller.Register(Name, newApp) }
 
-type app struct {
-	env     controller.Env
-	index   atomic.Pointer[Index]
-	compile prometheus.Histogram
-}
-
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "the firewall")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env}
-	if a.compile, err = controller.CompileHistogram(env.Metrics, "firewall", "firewall flows"); err != nil {
-		return nil, err
-	}
-	a.index.Store(NewIndex(v.Snapshot(), nil))
-	v.Follow(env.Context, a.digest)
-	return a, nil
-}
-
-// digest indexes a new view snapshot once, for all switches, and wakes
-// the switches whose flows it may change.
-func (a *app) digest(snap *view.Snapshot) {
-	old := a.index.Load()
-	if snap.Seq == old.Seq {
-		return
-	}
-	x := NewIndex(snap, old)
-	a.index.Store(x)
-	for _, dpid := range x.Changed(old) {
-		a.env.Refresh(dpid)
-	}
-}
-
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID}
+	return kit.NewApp(env, kit.Spec[*Index]{
+		Name: Name,
+		// Every kind it handles: NewIndex keeps the index when no
+		// security group, host or port with groups changed.
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest: func(prev *Index, _, next *view.Snapshot, _ view.Changes) (*Index, kit.Wake) {
+			x := NewIndex(next, prev)
+			return x, kit.Wake{DPIDs: x.Changed(prev)}
+		},
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*Index] { return &switchLogic{dpid: sw.DatapathID} },
+	})
 }
 
 // PipelineTables are the firewall's tables as the runtime realized them.
@@ -148,42 +120,11 @@ func PipelineTables(p *controller.Pipeline) Tables {
 	}
 }
 
-// switchApp is the firewall on one switch: what it last declared there.
-type switchApp struct {
-	a    *app
-	dpid uint64
-	seq  uint64 // Index.Seq last compiled
-	set  controller.FlowSet
-}
+// switchLogic is the firewall on one switch.
+type switchLogic struct{ dpid uint64 }
 
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
-	// The flows follow from the view alone: those found on the switch
-	// stay if they are still wanted.
-	s.sync(ctx, true)
-}
-
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-	case controller.Rejected:
-		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
-			ctx.Log().Error("switch refused a firewall flow", "flow", f, "error", ev.Err)
-			return
-		}
-		ctx.Log().Error("switch refused a firewall object", "object", ev.Object, "error", ev.Err)
-	}
-}
-
-// sync brings the switch's firewall flows up to the latest index.
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	x := s.a.index.Load()
-	if !force && x.Seq == s.seq {
-		return
-	}
-	s.seq = x.Seq
-	start := time.Now()
-	flows := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), Options{})
-	s.a.compile.Observe(time.Since(start).Seconds())
-	s.set.Sync(ctx, flows, nil)
+// Compile is the switch's firewall flows: from the view alone (those
+// found on the switch stay if they are still wanted).
+func (s *switchLogic) Compile(ctx *controller.Context, x *Index, _ *view.Snapshot) kit.State {
+	return kit.State{Flows: x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), Options{})}
 }

@@ -149,7 +149,7 @@ func NewIndex(s *view.Snapshot, prev *Index) *Index {
 
 // unaffected tells whether x's contents stand for s too.
 func (x *Index) unaffected(s *view.Snapshot) bool {
-	c := view.Diff(x.snap, s)
+	c := kit.Changes(x.snap, s)
 	if c.All || c.Kinds[model.KindSecurityGroup] || c.Kinds[model.KindHost] || len(c.Zones) > 0 {
 		return false
 	}
