@@ -28,10 +28,8 @@ package portpolicy
 
 import (
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
-	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/view"
 )
 
@@ -40,56 +38,31 @@ const Name = "portpolicy"
 
 func init() { controller.Register(Name, newApp) }
 
-type app struct {
-	env  controller.Env
-	view *view.View
-	last *view.Snapshot // the snapshot digest saw last (its goroutine only)
-}
-
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "port policies")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env, view: v, last: v.Snapshot()}
-	v.Follow(env.Context, a.digest)
-	return a, nil
+	return kit.NewApp(env, kit.Spec[struct{}]{
+		Name: Name,
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest:    digest,
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[struct{}] { return &switchLogic{dpid: sw.DatapathID} },
+	})
 }
 
 // digest wakes the switches a view change concerns: the hosts of the
 // ports that changed (before and after), or all of them when a port group
-// or anything else but ports changed.
-func (a *app) digest(s *view.Snapshot) {
-	old := a.last
-	a.last = s
-	c := view.Diff(old, s)
-	if c.All || c.Kinds[model.KindPortGroup] || c.Kinds[model.KindHost] || c.Kinds[model.KindNetwork] {
-		a.env.Refresh(controller.AllSwitches)
-		return
+// or a host or network changed. Policies compile from the view alone.
+func digest(_ struct{}, old, s *view.Snapshot, c view.Changes) (struct{}, kit.Wake) {
+	if old == nil || c.All || c.Kinds[model.KindPortGroup] || c.Kinds[model.KindHost] || c.Kinds[model.KindNetwork] {
+		return struct{}{}, kit.Wake{All: true}
 	}
 	hosts := map[string]bool{}
 	s.HostsOf(c.Ports, hosts)
 	old.HostsOf(c.Ports, hosts)
-	for _, dpid := range s.Datapaths(hosts) {
-		a.env.Refresh(dpid)
-	}
-}
-
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, meters: map[uint32]*flow.Meter{}}
-}
-
-type switchApp struct {
-	a      *app
-	dpid   uint64
-	seq    uint64
-	set    controller.FlowSet
-	meters map[uint32]*flow.Meter
+	return struct{}{}, kit.Wake{Hosts: hosts}
 }
 
 func tables(p *controller.Pipeline) Tables {
@@ -97,42 +70,10 @@ func tables(p *controller.Pipeline) Tables {
 		Out: p.ID(controller.TablePortOut), AfterOut: p.NextID(controller.TablePortOut)}
 }
 
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) { s.sync(ctx, true) }
+// switchLogic is port policy on one switch.
+type switchLogic struct{ dpid uint64 }
 
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-	case controller.Rejected:
-		ctx.Log().Error("switch refused a port policy object", "object", ev.Object, "error", ev.Err)
-		if f, ok := ev.Object.(*flow.Flow); ok {
-			s.set.Forget(f)
-		}
-	}
-}
-
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	snap := s.a.view.Snapshot()
-	if !force && snap.Seq == s.seq {
-		return
-	}
-	s.seq = snap.Seq
+func (s *switchLogic) Compile(ctx *controller.Context, _ struct{}, snap *view.Snapshot) kit.State {
 	st := Compile(snap, s.dpid, tables(ctx.Pipeline()))
-	// Meters before the flows that use them, and removed after.
-	want := make(map[uint32]*flow.Meter, len(st.Meters))
-	for _, m := range st.Meters {
-		want[m.ID] = m
-		if old, ok := s.meters[m.ID]; !ok || !old.Equal(m) {
-			if err := ctx.SetMeter(m); err != nil {
-				ctx.Log().Error("cannot set meter", "meter", m, "error", err)
-			}
-		}
-	}
-	s.set.Sync(ctx, st.Flows, nil)
-	for id := range s.meters {
-		if _, ok := want[id]; !ok {
-			ctx.DeleteMeter(id)
-		}
-	}
-	s.meters = want
+	return kit.State{Flows: st.Flows, Meters: st.Meters}
 }
