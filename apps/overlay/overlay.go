@@ -25,15 +25,10 @@
 package overlay
 
 import (
-	"sync/atomic"
-	"time"
-
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/southbound/openflow/flow"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/view"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Name is the app's registered name.
@@ -45,82 +40,29 @@ const TunnelPort = kit.TunnelPort
 
 func init() { controller.Register(Name, newApp) }
 
-type app struct {
-	env     controller.Env
-	view    *view.View
-	compile prometheus.Histogram
-	index   atomic.Pointer[Index] // the latest view snapshot, digested
-}
-
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "the overlay")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env, view: v}
-	if a.compile, err = controller.CompileHistogram(env.Metrics, "overlay", "overlay flows and groups"); err != nil {
-		return nil, err
-	}
-	a.index.Store(NewIndex(v.Snapshot(), nil))
-	v.Follow(env.Context, a.digest)
-	return a, nil
+	return kit.NewApp(env, kit.Spec[*Index]{
+		Name: Name,
+		// Every kind it handles: NewIndex redoes the networks whose ports
+		// changed and rebuilds on host or network changes.
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest:    digest,
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*Index] { return &switchLogic{dpid: sw.DatapathID} },
+	})
 }
 
 // digest indexes a new view snapshot once, for all switches, and wakes
 // only the switches whose state it may change.
-func (a *app) digest(snap *view.Snapshot) {
-	old := a.index.Load()
-	if snap.Seq == old.Seq {
-		return
-	}
+func digest(old *Index, _, snap *view.Snapshot, _ view.Changes) (*Index, kit.Wake) {
 	x := NewIndex(snap, old)
-	a.index.Store(x)
 	all, hosts := x.Affected(old)
 	x.base, x.affected = nil, nil // no chain of old indexes
-	if all {
-		a.env.Refresh(controller.AllSwitches)
-		return
-	}
-	for _, dpid := range snap.Datapaths(hosts) {
-		a.env.Refresh(dpid)
-	}
-}
-
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID}
-}
-
-// switchApp is the overlay on one switch: what it last declared there.
-type switchApp struct {
-	a     *app
-	dpid  uint64
-	seq   uint64 // Index.Seq last compiled
-	ports SwitchPorts
-	set   controller.FlowSet
-}
-
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
-	// The overlay's flows follow from the view alone: those found on the
-	// switch are kept only if they are still wanted (the runtime removes
-	// the others without touching the ones re-added unchanged).
-	s.sync(ctx, true)
-}
-
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-	case controller.PortStatus:
-		// The tunnel or uplink port came or went, or changed number.
-		s.sync(ctx, false)
-	case controller.Rejected:
-		ctx.Log().Error("switch refused an overlay object", "object", ev.Object, "error", ev.Err)
-	}
+	return x, kit.Wake{All: all, Hosts: hosts}
 }
 
 // PipelineTables are the overlay's tables as the runtime realized them.
@@ -130,17 +72,13 @@ func PipelineTables(p *controller.Pipeline) Tables {
 		AfterForward: p.NextID(controller.TableOverlayForward), Deliver: p.ID(controller.TableOverlayDeliver)}
 }
 
-// sync brings the switch's overlay state up to the current view.
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	x := s.a.index.Load()
-	sp := kit.FindSwitchPorts(ctx, x.snap)
-	if !force && x.Seq == s.seq && sp == s.ports {
-		return
-	}
-	s.seq, s.ports = x.Seq, sp
-	start := time.Now()
-	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), sp)
-	s.a.compile.Observe(time.Since(start).Seconds())
+// switchLogic is the overlay on one switch. Its state depends on the
+// switch's tunnel and uplink ports too (kit.PortWatcher).
+type switchLogic struct{ dpid uint64 }
 
-	s.set.Sync(ctx, st.Flows, st.Groups)
+func (s *switchLogic) WatchesPorts() {}
+
+func (s *switchLogic) Compile(ctx *controller.Context, x *Index, snap *view.Snapshot) kit.State {
+	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), kit.FindSwitchPorts(ctx, snap))
+	return kit.State{Flows: st.Flows, Groups: st.Groups}
 }
