@@ -27,11 +27,9 @@
 package dhcp
 
 import (
-	"sync/atomic"
-
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
+	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/view"
@@ -53,133 +51,88 @@ const (
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env      controller.Env
-	view     *view.View
-	index    atomic.Pointer[Index]
+	kit      *kit.App[*Index]
 	requests [numResults]prometheus.Counter
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "the DHCP server")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env, view: v}
+	a := &app{}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loom_dhcp_requests_total",
 		Help: "DHCP requests by what the server made of them."}, []string{"result"})
-	vec, err = controller.RegisterCollector(env.Metrics, vec)
+	vec, err := controller.RegisterCollector(env.Metrics, vec)
 	if err != nil {
 		return nil, err
 	}
 	for r := range numResults {
 		a.requests[r] = vec.WithLabelValues(r.String())
 	}
-	a.index.Store(NewIndex(v.Snapshot()))
-	v.Follow(env.Context, a.digest)
-	return a, nil
+	a.kit, err = kit.NewApp(env, kit.Spec[*Index]{
+		Name: Name,
+		// Every kind it handles: update rebuilds on hosts, networks and
+		// subnets, and redoes the ports that changed.
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest:    digest,
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*Index] { return &switchApp{a: a, dpid: sw.DatapathID} },
+	})
+	return a.kit, err
 }
 
 // digest indexes a new view snapshot once, for all switches, updating
 // the previous index with what changed, and wakes the switches whose
 // flows change (those whose served networks change). Packet-ins always
 // read the latest index.
-func (a *app) digest(snap *view.Snapshot) {
-	old := a.index.Load()
-	if snap.Seq == old.Seq {
-		return
+func digest(old *Index, _, snap *view.Snapshot, _ view.Changes) (*Index, kit.Wake) {
+	if old == nil {
+		return NewIndex(snap), kit.Wake{All: true}
 	}
 	x, changed := old.update(snap)
-	a.index.Store(x)
-	for _, dpid := range changed {
-		a.env.Refresh(dpid)
-	}
-}
-
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID}
+	return x, kit.Wake{DPIDs: changed}
 }
 
 // switchApp is the server on one switch.
 type switchApp struct {
 	a       *app
 	dpid    uint64
-	seq     uint64 // Index.Seq last compiled
-	set     controller.FlowSet
-	meter   bool // the meter is part of the desired state
-	noMeter bool // the switch refused it: flows go unmetered
+	noMeter bool // the switch refused the meter: flows go unmetered
 	req     packet.DHCP
 	buf     []byte
 }
 
-func (s *switchApp) Start(ctx *controller.Context, _ []*flow.Flow) {
-	// The flows follow from the view alone; those found on the switch
-	// stay if they are still wanted.
-	s.sync(ctx, true)
-}
-
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-	case controller.PacketIn:
-		s.packetIn(ctx, ev)
-	case controller.Rejected:
-		s.rejected(ctx, ev)
-	}
-}
-
-// sync brings the switch's DHCP flows (and meter) up to the latest index.
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	x := s.a.index.Load()
-	if !force && x.Seq == s.seq {
-		return
-	}
-	s.seq = x.Seq
+// Compile is the switch's DHCP flows and, with any, their meter.
+func (s *switchApp) Compile(ctx *controller.Context, x *Index, _ *view.Snapshot) kit.State {
 	meter := uint32(MeterID)
 	if s.noMeter {
 		meter = 0
 	}
-	want := x.Compile(s.dpid, ctx.Pipeline().ID(controller.TableDHCP), meter)
-	if len(want) > 0 && meter != 0 && !s.meter {
-		if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
-			Bands: []flow.Band{{Rate: Rate, Burst: Burst}}}); err != nil {
-			ctx.Log().Error("cannot set the DHCP meter", "error", err)
-		} else {
-			s.meter = true
-		}
+	st := kit.State{Flows: x.Compile(s.dpid, ctx.Pipeline().ID(controller.TableDHCP), meter)}
+	if len(st.Flows) > 0 && meter != 0 {
+		st.Meters = []*flow.Meter{{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
+			Bands: []flow.Band{{Rate: Rate, Burst: Burst}}}}
 	}
-	s.set.Sync(ctx, want, nil)
-	if s.set.Len() == 0 && s.meter {
-		ctx.DeleteMeter(MeterID) // after the flows that use it
-		s.meter = false
-	}
+	return st
 }
 
-// rejected handles a flow or the meter the switch refused. A switch
-// without meters gets the flows unmetered.
-func (s *switchApp) rejected(ctx *controller.Context, ev controller.Rejected) {
-	switch o := ev.Object.(type) {
-	case *flow.Meter:
+// Rejected: a switch without meters gets the flows unmetered.
+func (s *switchApp) Rejected(ctx *controller.Context, ev controller.Rejected) (handled, resync bool) {
+	if _, ok := ev.Object.(*flow.Meter); ok && !s.noMeter {
 		ctx.Log().Warn("switch refused the DHCP meter; DHCP requests go to the controller unmetered", "error", ev.Err)
-		s.noMeter, s.meter = true, false
-		s.sync(ctx, true)
-	case *flow.Flow:
-		if s.set.Forget(o) { // retried on the next change
-			ctx.Log().Error("switch refused a DHCP flow", "flow", o, "error", ev.Err)
-		}
+		s.noMeter = true
+		return true, true
 	}
+	return false, false
 }
 
-func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
+// PacketIn answers a DHCP request.
+func (s *switchApp) PacketIn(ctx *controller.Context, ev controller.PacketIn) {
 	if ev.Msg.TableID != ctx.Pipeline().ID(controller.TableDHCP) {
 		return
 	}
-	x := s.a.index.Load()
+	x, _ := s.a.kit.Current()
 	out, res := x.Serve(s.buf[:0], &s.req, s.dpid, ev.Msg.InPort, ev.Frame)
 	s.buf = out
 	s.a.requests[res].Inc()

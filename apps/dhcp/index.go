@@ -238,7 +238,7 @@ func rebuilds(c view.Changes, s *view.Snapshot) bool {
 // snapshot is taken out of its host and its claim in s put in, on
 // copies of those hosts and of their shards; the rest is shared with x.
 func (x *Index) update(s *view.Snapshot) (*Index, []uint64) {
-	c := view.Diff(x.snap, s)
+	c := kit.Changes(x.snap, s)
 	if rebuilds(c, s) {
 		nx := NewIndex(s)
 		return nx, nx.Changed(x)

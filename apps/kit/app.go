@@ -80,10 +80,11 @@ type Ticker interface {
 	Tick(ctx *controller.Context, now time.Time)
 }
 
-// RejectHandler hears what the switch refused, after the kit forgot it
-// (it returns true when it handled the refusal: the kit logs nothing).
+// RejectHandler hears what the switch refused, after the kit forgot it:
+// handled, the kit logs nothing; resync, it compiles again at once (the
+// app changed its mind: without a meter the switch refused, say).
 type RejectHandler interface {
-	Rejected(ctx *controller.Context, ev controller.Rejected) bool
+	Rejected(ctx *controller.Context, ev controller.Rejected) (handled, resync bool)
 }
 
 // PortWatcher compiles again when the switch's ports change (the app's
@@ -238,8 +239,14 @@ func (s *Switch[X]) Handle(ctx *controller.Context, ev controller.Event) {
 		}
 	case controller.Rejected:
 		forgot := s.set.ForgetObject(ev.Object)
-		if h, ok := s.logic.(RejectHandler); ok && h.Rejected(ctx, ev) {
-			return
+		if h, ok := s.logic.(RejectHandler); ok {
+			handled, resync := h.Rejected(ctx, ev)
+			if resync {
+				s.Sync(ctx, true)
+			}
+			if handled {
+				return
+			}
 		}
 		ctx.Log().Error("switch refused "+s.a.spec.Name+"'s object", "object", ev.Object, "error", ev.Err,
 			"stated_again_on_next_change", forgot)
