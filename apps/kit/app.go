@@ -93,6 +93,12 @@ type PortWatcher interface {
 	WatchesPorts()
 }
 
+// Dirtier asks the shell to compile again after a packet-in or a tick
+// that changed the logic's own state (a learned MAC, say).
+type Dirtier interface {
+	Dirty() bool
+}
+
 // Synced is told after every sync (affinity pins forgotten, say).
 type Synced interface {
 	Synced(ctx *controller.Context, x any)
@@ -232,10 +238,12 @@ func (s *Switch[X]) Handle(ctx *controller.Context, ev controller.Event) {
 	case controller.PacketIn:
 		if h, ok := s.logic.(PacketHandler); ok {
 			h.PacketIn(ctx, ev)
+			s.syncIfDirty(ctx)
 		}
 	case controller.Tick:
 		if t, ok := s.logic.(Ticker); ok {
 			t.Tick(ctx, ev.Now)
+			s.syncIfDirty(ctx)
 		}
 	case controller.Rejected:
 		forgot := s.set.ForgetObject(ev.Object)
@@ -250,6 +258,12 @@ func (s *Switch[X]) Handle(ctx *controller.Context, ev controller.Event) {
 		}
 		ctx.Log().Error("switch refused "+s.a.spec.Name+"'s object", "object", ev.Object, "error", ev.Err,
 			"stated_again_on_next_change", forgot)
+	}
+}
+
+func (s *Switch[X]) syncIfDirty(ctx *controller.Context) {
+	if d, ok := s.logic.(Dirtier); ok && d.Dirty() {
+		s.Sync(ctx, true)
 	}
 }
 

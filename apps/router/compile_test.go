@@ -174,10 +174,8 @@ func TestCompileGateway(t *testing.T) {
 	}
 	// A restarted controller takes the learned MACs back from these flows.
 	learned := map[uint64]flow.MAC{0xac180001: 0x0200000000ee, 0xac180009: 0x0200000000e9}
-	a := &app{}
-	a.ix.Store(newIndex(l.View.Snapshot()))
-	sw := &switchApp{a: a, learned: map[uint64]flow.MAC{}}
-	sw.adoptLearned(Compile(l.View.Snapshot(), d1, testTables, SwitchPorts{Tunnel: 1000, Uplink: 2}, learned).Flows, testTables.Out)
+	sw := &switchApp{learned: map[uint64]flow.MAC{}}
+	sw.adoptLearned(newIndex(l.View.Snapshot()), Compile(l.View.Snapshot(), d1, testTables, SwitchPorts{Tunnel: 1000, Uplink: 2}, learned).Flows, testTables.Out)
 	if !maps.Equal(sw.learned, learned) {
 		t.Errorf("adopted %v, want %v", sw.learned, learned)
 	}

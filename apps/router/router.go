@@ -20,11 +20,9 @@ package router
 import (
 	"maps"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/kit"
-
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -43,44 +41,47 @@ const ICMPRate = 100
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env controller.Env
-	ix  atomic.Pointer[index] // of the snapshot digest saw last
+	kit *kit.App[*index]
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "the router")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env}
-	a.ix.Store(newIndex(v.Snapshot()))
-	v.Follow(env.Context, a.digest)
-	return a, nil
+	a := &app{}
+	var err error
+	a.kit, err = kit.NewApp(env, kit.Spec[*index]{
+		Name: Name,
+		// Every kind it handles: woken wakes every switch on anything
+		// but ports.
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest: digest,
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*index] {
+			return &switchApp{a: a, dpid: sw.DatapathID, learned: map[uint64]flow.MAC{}, asked: map[uint64]time.Time{}}
+		},
+	})
+	return a.kit, err
 }
 
-// digest wakes the switches a view change concerns. A port that changed
-// in a routed network concerns every host of its routers' networks (their
-// l3-resolve flows list its address) and the routers' gateway hosts; a
-// change of anything but ports concerns all.
-func (a *app) digest(s *view.Snapshot) {
-	prev := a.ix.Load()
-	if prev.snap.Seq == s.Seq {
-		return
+// current is the index of the latest snapshot.
+func (a *app) current() *index {
+	ix, _ := a.kit.Current()
+	return ix
+}
+
+// digest indexes a view change and says which switches it concerns. A
+// port that changed in a routed network concerns every host of its
+// routers' networks (their l3-resolve flows list its address) and the
+// routers' gateway hosts; a change of anything but ports concerns all.
+func digest(prev *index, _, s *view.Snapshot, c view.Changes) (*index, kit.Wake) {
+	if prev == nil {
+		return newIndex(s), kit.Wake{All: true}
 	}
-	c := view.Diff(prev.snap, s)
 	ix := prev.update(s, c)
-	a.ix.Store(ix)
 	all, hosts := woken(prev, ix, c)
-	if all {
-		a.env.Refresh(controller.AllSwitches)
-		return
-	}
-	for _, dpid := range s.Datapaths(hosts) {
-		a.env.Refresh(dpid)
-	}
+	return ix, kit.Wake{All: all, Hosts: hosts}
 }
 
 // woken tells the switches whose router flows may differ from prev to
@@ -127,19 +128,10 @@ func woken(prev, next *index, c view.Changes) (all bool, hosts map[string]bool) 
 	return false, hosts
 }
 
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID,
-		learned: map[uint64]flow.MAC{}, asked: map[uint64]time.Time{}}
-}
-
 type switchApp struct {
 	a       *app
 	dpid    uint64
-	seq     uint64
 	ports   SwitchPorts
-	set     controller.FlowSet
 	learned map[uint64]flow.MAC  // the outside's MACs, by IPv4 address
 	asked   map[uint64]time.Time // when an ARP request last went out for an address
 	dirty   bool                 // learned changed: recompile
@@ -156,64 +148,47 @@ func tables(p *controller.Pipeline) Tables {
 // hops' MACs again.
 const ARPInterval = 10 * time.Second
 
-// TickInterval implements controller.Ticker.
+// TickInterval is how often it asks again (kit.Ticker).
 func (s *switchApp) TickInterval() time.Duration { return ARPInterval }
 
-func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
-	s.adoptLearned(found, tables(ctx.Pipeline()).Out)
-	// Flags and burst as OVS reports them back (a meter without
-	// burst and stats flags comes back with them, and would be sent again
-	// after every restart of loomd).
-	if err := ctx.SetMeter(&flow.Meter{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
-		Bands: []flow.Band{{Rate: ICMPRate, Burst: ICMPRate / 10}}}); err != nil {
-		ctx.Log().Error("cannot set the router's meter", "error", err)
-	}
-	for _, f := range []*flow.Flow{InputMiss(tables(ctx.Pipeline())), ResolveMiss(tables(ctx.Pipeline()))} {
-		if err := ctx.AddFlow(f); err != nil {
-			ctx.Log().Error("cannot add flow", "error", err)
-		}
-	}
-	s.sync(ctx, true)
+// Tick asks for the external next hops' MACs again.
+func (s *switchApp) Tick(ctx *controller.Context, _ time.Time) {
+	clear(s.asked)
 	s.askGateways(ctx)
 }
 
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-		s.askGateways(ctx)
-	case controller.PortStatus:
-		s.sync(ctx, false)
-	case controller.Tick:
-		clear(s.asked)
-		s.askGateways(ctx)
-	case controller.PacketIn:
-		s.packetIn(ctx, ev)
-		if s.dirty {
-			s.sync(ctx, true)
-		}
-	case controller.Rejected:
-		ctx.Log().Error("switch refused a router object", "object", ev.Object, "error", ev.Err)
-	}
+// Adopt takes back the outside MACs an earlier loomd learned.
+func (s *switchApp) Adopt(ctx *controller.Context, found []*flow.Flow) {
+	s.adoptLearned(s.a.current(), found, tables(ctx.Pipeline()).Out)
 }
 
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	ix := s.a.ix.Load()
-	snap := ix.snap
-	sp := kit.FindSwitchPorts(ctx, snap)
-	if !force && snap.Seq == s.seq && sp == s.ports {
-		return
-	}
-	s.seq, s.ports, s.dirty = snap.Seq, sp, false
-	st := compile(ix, s.dpid, tables(ctx.Pipeline()), sp, s.learned)
-	s.set.Sync(ctx, st.Flows, nil)
+// WatchesPorts: the uplink and tunnel ports matter (kit.PortWatcher).
+func (s *switchApp) WatchesPorts() {}
+
+// Dirty tells the shell to compile again: a packet-in taught an outside
+// MAC (kit.Dirtier).
+func (s *switchApp) Dirty() bool { return s.dirty }
+
+// Compile is the switch's routing flows, with the misses of the tables
+// the router ends itself and the meter of its packet-ins (flags and
+// burst as OVS reports them back: a meter without burst and stats flags
+// comes back with them, and would be sent again after every restart).
+func (s *switchApp) Compile(ctx *controller.Context, ix *index, snap *view.Snapshot) kit.State {
+	t := tables(ctx.Pipeline())
+	s.ports, s.dirty = kit.FindSwitchPorts(ctx, snap), false
+	st := compile(ix, s.dpid, t, s.ports, s.learned)
+	return kit.State{Flows: append(st.Flows, InputMiss(t), ResolveMiss(t)),
+		Meters: []*flow.Meter{{ID: MeterID, Flags: flow.MeterPktps | flow.MeterBurst | flow.MeterStats,
+			Bands: []flow.Band{{Rate: ICMPRate, Burst: ICMPRate / 10}}}}}
 }
+
+// Synced asks for the outside gateways' MACs not learned yet.
+func (s *switchApp) Synced(ctx *controller.Context, _ any) { s.askGateways(ctx) }
 
 // adoptLearned takes the outside MACs a previous controller learned from
 // the l3-out flows it left on the switch (a restart or an upgrade of
 // loomd): the way out keeps working without waiting for ARP.
-func (s *switchApp) adoptLearned(found []*flow.Flow, out uint8) {
-	ix := s.a.ix.Load()
+func (s *switchApp) adoptLearned(ix *index, found []*flow.Flow, out uint8) {
 	for _, f := range found {
 		if f.Table != out {
 			continue
@@ -246,7 +221,7 @@ func (s *switchApp) adoptLearned(found []*flow.Flow, out uint8) {
 // error from the gateway of the sender's subnet: time exceeded (the TTL
 // ran out in dec_ttl), net unreachable (no route) or host unreachable (no
 // port has the address).
-func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
+func (s *switchApp) PacketIn(ctx *controller.Context, ev controller.PacketIn) {
 	t := tables(ctx.Pipeline())
 	f := ev.Frame
 	if f == nil || ev.FrameErr != nil {
@@ -297,7 +272,7 @@ func (s *switchApp) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	if !ok {
 		return
 	}
-	ix := s.a.ix.Load()
+	ix := s.a.current()
 	snap := ix.snap
 	r := ix.byKey[reg.Value]
 	if r == nil {
@@ -343,7 +318,7 @@ func senderMAC(s *view.Snapshot, dpid uint64, ofport uint32) (flow.MAC, bool) {
 
 // externals lists the ways out this switch is the gateway of.
 func (s *switchApp) externals() []*external {
-	ix := s.a.ix.Load()
+	ix := s.a.current()
 	snap := ix.snap
 	host, ok := snap.HostByDatapath(s.dpid)
 	if !ok {
