@@ -93,8 +93,9 @@ type PortWatcher interface {
 	WatchesPorts()
 }
 
-// Dirtier asks the shell to compile again after a packet-in or a tick
-// that changed the logic's own state (a learned MAC, say).
+// Dirtier asks the shell to compile again, though the index did not
+// change: after a packet-in, a tick or an Update (env.Refresh) that
+// changed the logic's own state (a learned MAC, a backend's health).
 type Dirtier interface {
 	Dirty() bool
 }
@@ -230,7 +231,8 @@ func (s *Switch[X]) Start(ctx *controller.Context, found []*flow.Flow) {
 func (s *Switch[X]) Handle(ctx *controller.Context, ev controller.Event) {
 	switch ev := ev.(type) {
 	case controller.Update:
-		s.Sync(ctx, false)
+		d, ok := s.logic.(Dirtier)
+		s.Sync(ctx, ok && d.Dirty())
 	case controller.PortStatus:
 		if _, ok := s.logic.(PortWatcher); ok {
 			s.Sync(ctx, true)

@@ -50,7 +50,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/kit"
@@ -66,8 +65,7 @@ const Name = "loadbalancer"
 func init() { controller.Register(Name, newApp) }
 
 type app struct {
-	env    controller.Env
-	cur    atomic.Pointer[state]
+	kit    *kit.App[*index]
 	health *health
 }
 
@@ -79,23 +77,45 @@ type state struct {
 }
 
 func newApp(env controller.Env) (controller.App, error) {
-	v, err := kit.View(env, "the load balancer")
-	if err != nil {
-		return nil, err
-	}
 	if err := env.CheckOptions(); err != nil {
 		return nil, err
 	}
-	a := &app{env: env}
+	a := &app{}
 	log := env.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	a.health = &health{st: map[hkey]*hstate{}, log: log, onChange: a.healthChanged, events: env.Events}
-	snap := v.Snapshot()
-	a.cur.Store(&state{snap, buildIndex(snap)})
-	v.Follow(env.Context, a.digest)
-	return a, nil
+	var err error
+	a.kit, err = kit.NewApp(env, kit.Spec[*index]{
+		Name: Name,
+		// Every kind it handles: update redoes the networks whose ports
+		// changed, and the rest of the model in full.
+		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+			model.KindFlowExport},
+		Digest: a.digest,
+		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*index] {
+			return &switchApp{a: a, dpid: sw.DatapathID, pins: map[uint64]bool{}}
+		},
+	})
+	return &lbApp{a.kit, a}, err
+}
+
+// lbApp is the app as the runtime runs it: the kit's, with the backends'
+// health for the API (BackendStatus).
+type lbApp struct {
+	*kit.App[*index]
+	a *app
+}
+
+// BackendStatus is the health of a load balancer's backends.
+func (l *lbApp) BackendStatus(lb *model.LoadBalancer) []Status { return l.a.BackendStatus(lb) }
+
+// current is the latest snapshot and its index.
+func (a *app) current() state {
+	ix, snap := a.kit.Current()
+	return state{snap, ix}
 }
 
 // BackendStatus returns the health of a load balancer's backends as this
@@ -120,30 +140,24 @@ func (a *app) BackendStatus(lb *model.LoadBalancer) []Status {
 	return out
 }
 
-// digest takes a new view snapshot and wakes the switches whose load
-// balancer flows it may change: those of the hosts serving, before or
+// digest indexes a new view snapshot and says which switches its load
+// balancer flows may change on: those of the hosts serving, before or
 // after, a load balancer that uses a network whose ports changed (any
-// other change to the model: every host serving a load balancer).
-func (a *app) digest(snap *view.Snapshot) {
-	prev := a.cur.Load()
-	if prev.snap.Seq == snap.Seq {
-		return
+// other change to the model: every host serving a load balancer), and
+// those whose zones changed.
+func (a *app) digest(prevIx *index, prevSnap, snap *view.Snapshot, c view.Changes) (*index, kit.Wake) {
+	if prevIx == nil {
+		ix := buildIndex(snap)
+		a.health.prune(ix.lbs)
+		return ix, kit.Wake{All: true}
 	}
-	c := view.Diff(prev.snap, snap)
-	ix := prev.ix.update(prev.snap, snap, c)
-	a.cur.Store(&state{snap, ix})
-	if ix == prev.ix {
+	ix := prevIx.update(prevSnap, snap, c)
+	if ix == prevIx {
 		// Nothing the load balancers use changed but, maybe, zones.
-		for _, dpid := range snap.Datapaths(c.Zones) {
-			a.env.Refresh(dpid)
-		}
-		return
+		return ix, kit.Wake{Hosts: c.Zones}
 	}
 	a.health.prune(ix.lbs)
-	hosts := woken(prev, &state{snap, ix}, c)
-	for _, dpid := range snap.Datapaths(hosts) {
-		a.env.Refresh(dpid)
-	}
+	return ix, kit.Wake{Hosts: woken(&state{prevSnap, prevIx}, &state{snap, ix}, c)}
 }
 
 // woken are the hosts whose load balancer flows may differ from prev to
@@ -172,7 +186,7 @@ func woken(prev, next *state, c view.Changes) map[string]bool {
 // healthChanged wakes the switches serving the load balancer whose
 // backend went up or down.
 func (a *app) healthChanged(lbID string) {
-	cur := a.cur.Load()
+	cur := a.current()
 	hosts := map[string]bool{}
 	for _, e := range cur.ix.lbs {
 		if e.lb.ID == lbID {
@@ -180,14 +194,8 @@ func (a *app) healthChanged(lbID string) {
 		}
 	}
 	for _, dpid := range cur.snap.Datapaths(hosts) {
-		a.env.Refresh(dpid)
+		a.kit.Env().Refresh(dpid)
 	}
-}
-
-func (a *app) Name() string { return Name }
-
-func (a *app) Attach(sw controller.SwitchInfo) controller.SwitchApp {
-	return &switchApp{a: a, dpid: sw.DatapathID, pins: map[uint64]bool{}}
 }
 
 // PipelineTables are the load balancer's tables as the runtime realized
@@ -202,10 +210,9 @@ func PipelineTables(p *controller.Pipeline) Tables {
 }
 
 type switchApp struct {
-	a         *app
-	dpid      uint64
-	seq, hseq uint64 // view and health changes last compiled
-	set       controller.FlowSet
+	a    *app
+	dpid uint64
+	hseq uint64 // the health changes last compiled
 	// probing are the backends whose probe answers the switch has a flow
 	// for (sent by the last sync): only those are probed, so a first
 	// probe's answer is never lost to a flow not there yet.
@@ -227,7 +234,7 @@ func (s *switchApp) host(snap *view.Snapshot) string {
 
 // checked returns the health-checked backends bound on this switch.
 func (s *switchApp) checked() []localBackend {
-	cur := s.a.cur.Load()
+	cur := s.a.current()
 	return cur.ix.checked[s.host(cur.snap)]
 }
 
@@ -255,16 +262,15 @@ func (s *switchApp) TickInterval() time.Duration { return 50 * time.Millisecond 
 // Statuses returns the health of the health-checked backends.
 func (a *app) Statuses() []Status { return a.health.Statuses() }
 
-func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
-	// The pins an earlier loomd's clients learned: kept if their load
-	// balancer still has the same affinity, else forgotten by sync.
+// Adopt takes the pins an earlier loomd's clients learned: kept if their
+// load balancer still has the same affinity, else forgotten by Synced.
+func (s *switchApp) Adopt(ctx *controller.Context, found []*flow.Flow) {
 	aff := PipelineTables(ctx.Pipeline()).Affinity
 	for _, f := range found {
 		if f.Table == aff && f.Priority != 0 {
 			s.pins[f.Cookie] = true
 		}
 	}
-	s.sync(ctx, true)
 }
 
 // FoundGroups takes back, from the select groups an earlier loomd left on
@@ -273,8 +279,8 @@ func (s *switchApp) Start(ctx *controller.Context, found []*flow.Flow) {
 // rise successes), instead of taking new connections until fall probes
 // fail again.
 func (s *switchApp) FoundGroups(groups []*flow.Group) {
-	cur := s.a.cur.Load()
-	host, t := s.host(cur.snap), PipelineTables(s.a.env.Pipeline)
+	cur := s.a.current()
+	host, t := s.host(cur.snap), PipelineTables(s.a.kit.Env().Pipeline)
 	zones := zonesOf(cur.snap, host)
 	byID := make(map[uint32]*flow.Group, len(groups))
 	for _, g := range groups {
@@ -302,49 +308,51 @@ func (s *switchApp) FoundGroups(groups []*flow.Group) {
 	}
 }
 
-func (s *switchApp) Handle(ctx *controller.Context, ev controller.Event) {
-	switch ev := ev.(type) {
-	case controller.Update:
-		s.sync(ctx, false)
-	case controller.Tick:
-		s.a.health.tick(ctx, s.probed(), ctx.Pipeline().ID(controller.TableLBReply), ev.Now)
-	case controller.PacketIn:
-		if ev.Frame != nil {
-			s.a.health.answer(ctx, s.checked(), ctx.Pipeline().ID(controller.TableLBReply), ev.Frame, time.Now())
-		}
-	case controller.Rejected:
-		if f, ok := ev.Object.(*flow.Flow); ok && s.set.Forget(f) {
-			ctx.Log().Error("switch refused a load balancer flow", "flow", f, "error", ev.Err)
-			return
-		}
-		ctx.Log().Error("switch refused a load balancer object", "object", ev.Object, "error", ev.Err)
+// Tick sends the probes that are due and fails those unanswered.
+func (s *switchApp) Tick(ctx *controller.Context, now time.Time) {
+	s.a.health.tick(ctx, s.probed(), ctx.Pipeline().ID(controller.TableLBReply), now)
+}
+
+// PacketIn takes a probe's answer.
+func (s *switchApp) PacketIn(ctx *controller.Context, ev controller.PacketIn) {
+	if ev.Frame != nil {
+		s.a.health.answer(ctx, s.checked(), ctx.Pipeline().ID(controller.TableLBReply), ev.Frame, time.Now())
 	}
 }
 
-func (s *switchApp) sync(ctx *controller.Context, force bool) {
-	cur := s.a.cur.Load()
-	snap := cur.snap
+// Dirty: a backend went up or down since the last compile (kit.Dirtier).
+func (s *switchApp) Dirty() bool {
 	s.a.health.mu.Lock()
-	hseq := s.a.health.seq
+	defer s.a.health.mu.Unlock()
+	return s.a.health.seq != s.hseq
+}
+
+// Compile is the switch's load balancer flows and groups, with the flows
+// that catch the health checks' answers.
+func (s *switchApp) Compile(ctx *controller.Context, ix *index, snap *view.Snapshot) kit.State {
+	s.a.health.mu.Lock()
+	s.hseq = s.a.health.seq
 	s.a.health.mu.Unlock()
-	if !force && snap.Seq == s.seq && hseq == s.hseq {
-		return
-	}
-	s.seq, s.hseq = snap.Seq, hseq
 	t := PipelineTables(ctx.Pipeline())
-	ix, host := cur.ix, s.host(snap)
+	host := s.host(snap)
 	flows, groups := compileHost(ix, host, zonesOf(snap, host), t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
-	s.set.Sync(ctx, flows, groups)
-	// The flows are sent: probes sent from now on find their answers',
-	// once the backend's network has its zones here (its load balancer
-	// flows are compiled).
+	// Probes sent once these flows are out find their answers', once the
+	// backend's network has its zones here (its load balancer flows are
+	// compiled).
 	s.probing = map[hkey]bool{}
 	for _, b := range ix.checked[host] {
 		_, z := snap.Zone(host, kit.LBZone(b.net))
 		_, hz := snap.Zone(host, kit.LBHairpinZone(b.net))
 		s.probing[b.k] = z && hz
 	}
+	return kit.State{Flows: flows, Groups: groups}
+}
+
+// Synced forgets the pins of load balancers this switch no longer serves
+// with that affinity.
+func (s *switchApp) Synced(ctx *controller.Context, x any) {
+	ix, host := x.(*index), s.host(s.a.current().snap)
 	pins := map[uint64]bool{}
 	for _, e := range ix.lbs {
 		if e.lb.AffinitySeconds > 0 && e.serves(host) {
@@ -353,7 +361,7 @@ func (s *switchApp) sync(ctx *controller.Context, force bool) {
 	}
 	for c := range s.pins {
 		if !pins[c] {
-			if err := ctx.ForgetLearned(t.Affinity, c); err != nil {
+			if err := ctx.ForgetLearned(PipelineTables(ctx.Pipeline()).Affinity, c); err != nil {
 				ctx.Log().Error("cannot forget a load balancer's pins", "error", err)
 			}
 		}
