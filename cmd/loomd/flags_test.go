@@ -38,15 +38,3 @@ func TestAppsTypoExits2(t *testing.T) {
 		}
 	}
 }
-
-// An unknown flag or a stray argument is a usage error too (status 2).
-func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--app-opt", "lldp.interval"}, {"--app-opt", "interval=1s"},
-		{"--apps", "l2switch", "--app-opt", "lldp.interval=1s"}} {
-		err := run(args)
-		var ue usageError
-		if !errors.As(err, &ue) {
-			t.Errorf("run(%q) = %v, want a usage error", args, err)
-		}
-	}
-}

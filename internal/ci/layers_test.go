@@ -22,7 +22,7 @@ var floors = []struct {
 	{"controller", 3},
 	{"apps", 4}, // apps/kit and every app
 	{"northbound", 5},
-	{"cmd", 6}, {"examples", 6},
+	{"cmd", 6}, {"loomd", 6}, {"examples", 6},
 }
 
 func floorOf(t *testing.T, pkg string) int {

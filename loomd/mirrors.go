@@ -1,4 +1,4 @@
-package main
+package loomd
 
 import (
 	"hash/fnv"

@@ -1,7 +1,9 @@
-package main
+package loomd
 
-// The apps linked into loomd. Each registers itself in init(); which of
-// them run, and so which pipeline tables are realized, is --apps.
+// The built-in apps, linked into every loomd built on this package. Each
+// registers itself in init(); which of them run, and so which pipeline
+// tables are realized, is --apps. A custom build links more apps from its
+// own main package (see the package comment).
 import (
 	_ "github.com/loom-sdn/loom/apps/dhcp"
 	_ "github.com/loom-sdn/loom/apps/firewall"
