@@ -5,7 +5,7 @@ SHELL    := /bin/bash
 GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
-.PHONY: all build demo demo-check deps vet test test-unit fuzz bench bench-peers clean
+.PHONY: all build demo demo-check deps vet test test-unit plugin fuzz bench bench-peers clean
 
 all: build
 
@@ -31,14 +31,23 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 # Everything: unit tests and real-OVS integration tests (root), with the
-# race detector, then a short run of every fuzz target.
+# race detector, the plugin example's module, then a short run of every
+# fuzz target.
 test: deps vet
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(GO) test -race -count=1 -p 1 $(PKGS)
+	$(MAKE) plugin
 	$(MAKE) fuzz
 
 # Unit tests only: no root, no OVS (the OVS tests skip).
 test-unit:
 	$(GO) test -race -count=1 $(PKGS)
+	$(MAKE) plugin
+
+# examples/plugin is a module of its own (an app built into a loomd
+# through loomd.Main), so ./... above leaves it out: vet it, test it and
+# build its loomd here.
+plugin:
+	cd examples/plugin && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) build -o /dev/null ./cmd/loomd-arpguard
 
 # Each fuzz target for FUZZTIME.
 fuzz:
