@@ -35,7 +35,7 @@ vet:
 # fuzz target.
 test: deps vet
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(GO) test -race -count=1 -p 1 $(PKGS)
-	$(MAKE) plugin
+	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(MAKE) plugin
 	$(MAKE) fuzz
 
 # Unit tests only: no root, no OVS (the OVS tests skip).
@@ -44,8 +44,9 @@ test-unit:
 	$(MAKE) plugin
 
 # examples/plugin is a module of its own (an app built into a loomd
-# through loomd.Main), so ./... above leaves it out: vet it, test it and
-# build its loomd here.
+# through loomd.Main), so ./... above leaves it out: vet it, test it (its
+# OVS test skips without root and OVS, unless LOOM_REQUIRE_OVS=1) and build
+# its loomd here.
 plugin:
 	cd examples/plugin && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) build -o /dev/null ./cmd/loomd-arpguard
 
