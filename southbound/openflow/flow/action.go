@@ -81,7 +81,7 @@ func (a Action) String() string {
 	case ActGroup:
 		return "group:" + strconv.FormatUint(uint64(a.Arg), 10)
 	case ActSetField:
-		return "set_field:" + formatValue(a.Field, a.Value) + "->" + a.Field.String()
+		return "set_field:" + setFieldValue(a.Field, a.Value) + "->" + fields[a.Field].mf
 	case ActPushVLAN:
 		return "push_vlan:0x" + strconv.FormatUint(uint64(a.Arg), 16)
 	case ActPopVLAN:
@@ -353,7 +353,11 @@ func ctString(raw string) string {
 		binary.BigEndian.Uint16(b[8:]) != nxastCT || int(binary.BigEndian.Uint16(b[2:])) != len(b) {
 		return ""
 	}
+	// ovs-ofctl leaves out an immediate zone 0.
 	zone := "zone=" + strconv.Itoa(int(binary.BigEndian.Uint16(b[16:])))
+	if zone == "zone=0" {
+		zone = ""
+	}
 	if src := binary.BigEndian.Uint32(b[12:]); src != 0 {
 		h, ok := nxmByHeader[src]
 		if !ok || binary.BigEndian.Uint16(b[16:]) != 15 {
@@ -370,7 +374,9 @@ func ctString(raw string) string {
 	if b[18] != NoRecirc {
 		parts = append(parts, "table="+strconv.Itoa(int(b[18])))
 	}
-	parts = append(parts, zone)
+	if zone != "" {
+		parts = append(parts, zone)
+	}
 	if nat := b[ctLen:]; len(nat) > 0 {
 		if len(nat) < natLen || binary.BigEndian.Uint16(nat[8:]) != nxastNAT {
 			return ""

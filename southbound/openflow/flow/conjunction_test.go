@@ -50,11 +50,11 @@ func TestConjunctiveFlowsRoundTrip(t *testing.T) {
 		New(9, 1000, Match{}.Set(ConjID, 7).EthType(0x0800)).Act(CT(CTSpec{Commit: true, Table: NoRecirc, ZoneFromField: true, ZoneFrom: CTZone})).Goto(10),
 	}
 	want := []string{
-		"table=9,priority=1000,reg7=0x3,ct_state=0x21/0x21,dl_type=0x800 actions=conjunction(7,1/3),conjunction(8,1/2)",
-		"table=9,priority=1000,ct_state=0x21/0x21,dl_type=0x800,nw_src=10.1.0.11 actions=conjunction(7,2/3)",
-		"table=9,priority=1000,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,tcp_dst=0x400/0xfc00 actions=conjunction(7,3/3)",
-		"table=9,priority=1000,ct_state=0x21/0x21,dl_type=0x800,nw_proto=17,udp_dst=53 actions=conjunction(8,2/2)",
-		"table=9,priority=1000,conj_id=7,dl_type=0x800 actions=ct(commit,zone=NXM_NX_CT_ZONE[]),goto_table:10",
+		"table=9, priority=1000,ct_state=+new+trk,ip,reg7=0x3 actions=conjunction(7,1/3),conjunction(8,1/2)",
+		"table=9, priority=1000,ct_state=+new+trk,ip,nw_src=10.1.0.11 actions=conjunction(7,2/3)",
+		"table=9, priority=1000,ct_state=+new+trk,tcp,tp_dst=0x400/0xfc00 actions=conjunction(7,3/3)",
+		"table=9, priority=1000,ct_state=+new+trk,udp,tp_dst=53 actions=conjunction(8,2/2)",
+		"table=9, priority=1000,conj_id=7,ip actions=ct(commit,zone=NXM_NX_CT_ZONE[]),goto_table:10",
 	}
 	var enc Encoder
 	for i, f := range flows {

@@ -68,7 +68,8 @@ const (
 )
 
 type fieldInfo struct {
-	name  string // ovs-ofctl name
+	name  string // Loom's name, the ovs-ofctl name of the OXM field
+	mf    string // OVS's meta-flow name, which set_field prints
 	class uint16
 	field uint8
 	size  uint8 // bytes on the wire
@@ -76,46 +77,46 @@ type fieldInfo struct {
 }
 
 var fields = [numFields]fieldInfo{
-	InPort:     {"in_port", 0x8000, 0, 4, fmtDec},
-	Metadata:   {"metadata", 0x8000, 2, 8, fmtHex},
-	TunnelID:   {"tun_id", 0x8000, 38, 8, fmtHex},
-	TunSrc:     {"tun_src", 0x0001, 31, 4, fmtIPv4},
-	TunDst:     {"tun_dst", 0x0001, 32, 4, fmtIPv4},
-	Reg0:       {"reg0", 0x0001, 0, 4, fmtHex},
-	Reg1:       {"reg1", 0x0001, 1, 4, fmtHex},
-	Reg2:       {"reg2", 0x0001, 2, 4, fmtHex},
-	Reg3:       {"reg3", 0x0001, 3, 4, fmtHex},
-	Reg4:       {"reg4", 0x0001, 4, 4, fmtHex},
-	Reg5:       {"reg5", 0x0001, 5, 4, fmtHex},
-	Reg6:       {"reg6", 0x0001, 6, 4, fmtHex},
-	Reg7:       {"reg7", 0x0001, 7, 4, fmtHex},
-	PktMark:    {"pkt_mark", 0x0001, 33, 4, fmtHex},
-	ConjID:     {"conj_id", 0x0001, 37, 4, fmtDec},
-	CTState:    {"ct_state", 0x0001, 105, 4, fmtHex},
-	CTZone:     {"ct_zone", 0x0001, 106, 2, fmtDec},
-	CTMark:     {"ct_mark", 0x0001, 107, 4, fmtHex},
-	EthSrc:     {"dl_src", 0x8000, 4, 6, fmtMAC},
-	EthDst:     {"dl_dst", 0x8000, 3, 6, fmtMAC},
-	EthType:    {"dl_type", 0x8000, 5, 2, fmtHex},
-	VlanVID:    {"vlan_vid", 0x8000, 6, 2, fmtHex},
-	VlanPCP:    {"vlan_pcp", 0x8000, 7, 1, fmtDec},
-	IPDSCP:     {"ip_dscp", 0x8000, 8, 1, fmtDec},
-	IPProto:    {"nw_proto", 0x8000, 10, 1, fmtDec},
-	IPv4Src:    {"nw_src", 0x8000, 11, 4, fmtIPv4},
-	IPv4Dst:    {"nw_dst", 0x8000, 12, 4, fmtIPv4},
-	ARPOp:      {"arp_op", 0x8000, 21, 2, fmtDec},
-	ARPSpa:     {"arp_spa", 0x8000, 22, 4, fmtIPv4},
-	ARPTpa:     {"arp_tpa", 0x8000, 23, 4, fmtIPv4},
-	ARPSha:     {"arp_sha", 0x8000, 24, 6, fmtMAC},
-	ARPTha:     {"arp_tha", 0x8000, 25, 6, fmtMAC},
-	TCPSrc:     {"tcp_src", 0x8000, 13, 2, fmtDec},
-	TCPDst:     {"tcp_dst", 0x8000, 14, 2, fmtDec},
-	UDPSrc:     {"udp_src", 0x8000, 15, 2, fmtDec},
-	UDPDst:     {"udp_dst", 0x8000, 16, 2, fmtDec},
-	ICMPv4Type: {"icmp_type", 0x8000, 19, 1, fmtDec},
-	ICMPv4Code: {"icmp_code", 0x8000, 20, 1, fmtDec},
-	ICMPv6Type: {"icmpv6_type", 0x8000, 29, 1, fmtDec},
-	ICMPv6Code: {"icmpv6_code", 0x8000, 30, 1, fmtDec},
+	InPort:     {"in_port", "in_port_oxm", 0x8000, 0, 4, fmtDec},
+	Metadata:   {"metadata", "metadata", 0x8000, 2, 8, fmtHex},
+	TunnelID:   {"tun_id", "tun_id", 0x8000, 38, 8, fmtHex},
+	TunSrc:     {"tun_src", "tun_src", 0x0001, 31, 4, fmtIPv4},
+	TunDst:     {"tun_dst", "tun_dst", 0x0001, 32, 4, fmtIPv4},
+	Reg0:       {"reg0", "reg0", 0x0001, 0, 4, fmtHex},
+	Reg1:       {"reg1", "reg1", 0x0001, 1, 4, fmtHex},
+	Reg2:       {"reg2", "reg2", 0x0001, 2, 4, fmtHex},
+	Reg3:       {"reg3", "reg3", 0x0001, 3, 4, fmtHex},
+	Reg4:       {"reg4", "reg4", 0x0001, 4, 4, fmtHex},
+	Reg5:       {"reg5", "reg5", 0x0001, 5, 4, fmtHex},
+	Reg6:       {"reg6", "reg6", 0x0001, 6, 4, fmtHex},
+	Reg7:       {"reg7", "reg7", 0x0001, 7, 4, fmtHex},
+	PktMark:    {"pkt_mark", "pkt_mark", 0x0001, 33, 4, fmtHex},
+	ConjID:     {"conj_id", "conj_id", 0x0001, 37, 4, fmtDec},
+	CTState:    {"ct_state", "ct_state", 0x0001, 105, 4, fmtHex},
+	CTZone:     {"ct_zone", "ct_zone", 0x0001, 106, 2, fmtDec},
+	CTMark:     {"ct_mark", "ct_mark", 0x0001, 107, 4, fmtHex},
+	EthSrc:     {"dl_src", "eth_src", 0x8000, 4, 6, fmtMAC},
+	EthDst:     {"dl_dst", "eth_dst", 0x8000, 3, 6, fmtMAC},
+	EthType:    {"dl_type", "eth_type", 0x8000, 5, 2, fmtHex},
+	VlanVID:    {"vlan_vid", "vlan_vid", 0x8000, 6, 2, fmtHex},
+	VlanPCP:    {"vlan_pcp", "vlan_pcp", 0x8000, 7, 1, fmtDec},
+	IPDSCP:     {"ip_dscp", "ip_dscp", 0x8000, 8, 1, fmtDec},
+	IPProto:    {"nw_proto", "nw_proto", 0x8000, 10, 1, fmtDec},
+	IPv4Src:    {"nw_src", "ip_src", 0x8000, 11, 4, fmtIPv4},
+	IPv4Dst:    {"nw_dst", "ip_dst", 0x8000, 12, 4, fmtIPv4},
+	ARPOp:      {"arp_op", "arp_op", 0x8000, 21, 2, fmtDec},
+	ARPSpa:     {"arp_spa", "arp_spa", 0x8000, 22, 4, fmtIPv4},
+	ARPTpa:     {"arp_tpa", "arp_tpa", 0x8000, 23, 4, fmtIPv4},
+	ARPSha:     {"arp_sha", "arp_sha", 0x8000, 24, 6, fmtMAC},
+	ARPTha:     {"arp_tha", "arp_tha", 0x8000, 25, 6, fmtMAC},
+	TCPSrc:     {"tcp_src", "tcp_src", 0x8000, 13, 2, fmtDec},
+	TCPDst:     {"tcp_dst", "tcp_dst", 0x8000, 14, 2, fmtDec},
+	UDPSrc:     {"udp_src", "udp_src", 0x8000, 15, 2, fmtDec},
+	UDPDst:     {"udp_dst", "udp_dst", 0x8000, 16, 2, fmtDec},
+	ICMPv4Type: {"icmp_type", "icmp_type", 0x8000, 19, 1, fmtDec},
+	ICMPv4Code: {"icmp_code", "icmp_code", 0x8000, 20, 1, fmtDec},
+	ICMPv6Type: {"icmpv6_type", "icmpv6_type", 0x8000, 29, 1, fmtDec},
+	ICMPv6Code: {"icmpv6_code", "icmpv6_code", 0x8000, 30, 1, fmtDec},
 }
 
 // byOXM maps (class<<8 | field) to the Field.
@@ -158,6 +159,19 @@ func formatValue(f Field, v uint64) string {
 		return PortName(uint32(v))
 	}
 	return strconv.FormatUint(v, 10)
+}
+
+// setFieldValue renders a set_field value as ovs-ofctl does (OVS's
+// mf_format, which formats by the meta-flow field: vlan_vid in decimal,
+// ct_zone in hexadecimal, hexadecimal values as C's %#x).
+func setFieldValue(f Field, v uint64) string {
+	switch {
+	case f == VlanVID:
+		return strconv.FormatUint(v, 10)
+	case f == CTZone || fields[f].fmt == fmtHex:
+		return string(appendCHex(nil, v))
+	}
+	return formatValue(f, v)
 }
 
 // MAC is a 48-bit Ethernet address held in the low bits of an integer,

@@ -4,8 +4,9 @@
 //
 // A Flow is identified by (table, priority, match) — the identity OpenFlow
 // itself uses for strict modify and delete — and compared by its cookie,
-// timeouts, flags and instructions. Text forms use ovs-ofctl syntax so tests
-// can state expected flows the way operators read them.
+// timeouts, flags and instructions. Flow.String prints a flow exactly as
+// `ovs-ofctl -O OpenFlow13 --no-stats dump-flows` prints it, so expected
+// flows in tests are what operators read, and can be pasted from a switch.
 //
 // Encoding goes through github.com/contiv/libOpenflow (see encode.go, which
 // also works around its FlowMod bugs); decoding of what switches report is
@@ -112,38 +113,19 @@ func (f *Flow) Clone() *Flow {
 	return &c
 }
 
-// String renders the flow in ovs-ofctl add-flow syntax, for example
-// "table=0,priority=100,in_port=1,dl_src=02:00:00:00:00:01 actions=goto_table:1".
-func (f *Flow) String() string {
-	var sb strings.Builder
-	sb.WriteString("table=")
-	sb.WriteString(strconv.Itoa(int(f.Table)))
-	sb.WriteString(",priority=")
-	sb.WriteString(strconv.Itoa(int(f.Priority)))
-	if f.Cookie != 0 {
-		sb.WriteString(",cookie=0x")
-		sb.WriteString(strconv.FormatUint(f.Cookie, 16))
-	}
-	if f.IdleTimeout != 0 {
-		sb.WriteString(",idle_timeout=")
-		sb.WriteString(strconv.Itoa(int(f.IdleTimeout)))
-	}
-	if f.HardTimeout != 0 {
-		sb.WriteString(",hard_timeout=")
-		sb.WriteString(strconv.Itoa(int(f.HardTimeout)))
-	}
-	if f.Flags&FlagSendFlowRem != 0 {
-		sb.WriteString(",send_flow_rem")
-	}
-	if len(f.Match) > 0 {
-		sb.WriteByte(',')
-		sb.WriteString(f.Match.String())
-	}
-	sb.WriteString(" actions=")
-	sb.WriteString(f.Instructions.String())
-	return sb.String()
-}
+// String renders the flow exactly as `ovs-ofctl -O OpenFlow13 --no-names
+// --no-stats dump-flows` prints the same entry (Open vSwitch 3.1, less the
+// leading space), for example
+// "cookie=0x2a, table=1, idle_timeout=60, priority=100,tcp,in_port=1,tp_dst=80 actions=goto_table:2":
+// the cookie, table, timeouts and flags where they are not 0, each ending
+// in ", " (a flag in " "), then the priority unless it is 32768 and the
+// match in ovs-ofctl's order and spelling (see Match.String), a space,
+// and the actions. TestStringIsOfctlText checks it against ovs-ofctl.
+func (f *Flow) String() string { return string(f.appendText(make([]byte, 0, 128))) }
 
+// String renders the instructions as ovs-ofctl prints them after
+// "actions=": meter, apply-actions, clear_actions, write_actions(...),
+// write_metadata and goto_table, or "drop" for none.
 func (in *Instructions) String() string {
 	var parts []string
 	if in.Meter != 0 {
@@ -159,7 +141,11 @@ func (in *Instructions) String() string {
 		parts = append(parts, "write_actions("+actionsString(in.Write)+")")
 	}
 	if in.WriteMetadata {
-		parts = append(parts, "write_metadata:0x"+strconv.FormatUint(in.Metadata, 16)+"/0x"+strconv.FormatUint(in.MetadataMask, 16))
+		s := "write_metadata:" + string(appendCHex(nil, in.Metadata))
+		if in.MetadataMask != ^uint64(0) {
+			s += "/" + string(appendCHex(nil, in.MetadataMask))
+		}
+		parts = append(parts, s)
 	}
 	if in.GotoTable >= 0 {
 		parts = append(parts, "goto_table:"+strconv.Itoa(int(in.GotoTable)))

@@ -30,15 +30,15 @@ func TestStringIsOfctlSyntax(t *testing.T) {
 		want string
 	}{
 		{New(0, 100, Match{}.EthSrc(mac1).InPort(1)).Goto(1),
-			"table=0,priority=100,in_port=1,dl_src=02:00:00:00:00:01 actions=goto_table:1"},
-		{New(1, 0, nil).Act(Output(PortFlood)), "table=1,priority=0 actions=FLOOD"},
-		{New(0, 0, nil).WithMeter(1).Act(Output(PortController)), "table=0,priority=0 actions=meter:1,CONTROLLER:65535"},
+			"priority=100,in_port=1,dl_src=02:00:00:00:00:01 actions=goto_table:1"},
+		{New(1, 0, nil).Act(Output(PortFlood)), "table=1, priority=0 actions=FLOOD"},
+		{New(0, 0, nil).WithMeter(1).Act(Output(PortController)), "priority=0 actions=meter:1,CONTROLLER:65535"},
 		{New(2, 5, Match{}.SetMasked(EthDst, 0x010000000000, 0x010000000000).TunnelID(100)).
 			Act(SetField(TunDst, IPv4(net.ParseIP("10.200.0.2"))), Output(1000)),
-			"table=2,priority=5,tun_id=0x64,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=set_field:10.200.0.2->tun_dst,output:1000"},
+			"table=2, priority=5,tun_id=0x64,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=set_field:10.200.0.2->tun_dst,output:1000"},
 		{New(0, 1, Match{}.EthType(0x0800).Set(IPv4Dst, IPv4(net.ParseIP("10.0.0.1")))).Act(DecTTL(), PopVLAN(), ToGroup(7)),
-			"table=0,priority=1,dl_type=0x800,nw_dst=10.0.0.1 actions=dec_ttl,pop_vlan,group:7"},
-		{New(0, 0, nil), "table=0,priority=0 actions=drop"},
+			"priority=1,ip,nw_dst=10.0.0.1 actions=dec_ttl,pop_vlan,group:7"},
+		{New(0, 0, nil), "priority=0 actions=drop"},
 	} {
 		if got := tc.f.String(); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
@@ -337,7 +337,7 @@ func TestCTString(t *testing.T) {
 func TestIPv6SrcRoundTrip(t *testing.T) {
 	a := netip.MustParseAddr("fd00::11").As16()
 	f := New(2, 100, Match{}.InPort(5).EthType(0x86dd).IPv6Src(a)).Goto(3)
-	if got, want := f.String(), "table=2,priority=100,in_port=5,dl_type=0x86dd,ipv6_src=fd00::11 actions=goto_table:3"; got != want {
+	if got, want := f.String(), "table=2, priority=100,ipv6,in_port=5,ipv6_src=fd00::11 actions=goto_table:3"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	fm, err := f.AppendFlowMod(nil, CmdAdd, 1)

@@ -16,11 +16,11 @@ func TestIPv6Prefix(t *testing.T) {
 		p    string
 		want string
 	}{
-		{false, "::/0", "dl_type=0x86dd"},
-		{false, "fd00::11/128", "dl_type=0x86dd,ipv6_src=fd00::11"},
-		{true, "fd00::11/128", "dl_type=0x86dd,ipv6_dst=fd00::11"},
-		{false, "fd00:9::77/32", "dl_type=0x86dd,ipv6_src=fd00:9::/32"},
-		{true, "fd00::ff/120", "dl_type=0x86dd,ipv6_dst=fd00::/120"},
+		{false, "::/0", "ipv6"},
+		{false, "fd00::11/128", "ipv6,ipv6_src=fd00::11"},
+		{true, "fd00::11/128", "ipv6,ipv6_dst=fd00::11"},
+		{false, "fd00:9::77/32", "ipv6,ipv6_src=fd00:9::/32"},
+		{true, "fd00::ff/120", "ipv6,ipv6_dst=fd00::/120"},
 	} {
 		if got := ip6.IPv6Prefix(c.dst, netip.MustParsePrefix(c.p)).String(); got != c.want {
 			t.Errorf("%v %s: %s, want %s", c.dst, c.p, got, c.want)

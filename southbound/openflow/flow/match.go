@@ -2,10 +2,8 @@ package flow
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -114,35 +112,12 @@ func (m Match) appendKey(b []byte) []byte {
 // Equal reports whether two matches are identical.
 func (m Match) Equal(o Match) bool { return slices.Equal(m, o) }
 
-// String renders the match in ovs-ofctl syntax.
-func (m Match) String() string {
-	var sb strings.Builder
-	for i, f := range m {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(f.String())
-	}
-	return sb.String()
-}
+// String renders the match as ovs-ofctl prints it (see Flow.String), the
+// default priority's: "tcp,in_port=1,nw_src=10.0.0.0/24,tp_dst=80".
+func (m Match) String() string { return string(m.appendText(nil, defaultPriority)) }
 
-func (f MatchField) String() string {
-	if f.Field == FieldRaw {
-		if s := ipv6String([]byte(f.Raw)); s != "" {
-			return s
-		}
-		return "oxm(" + hex.EncodeToString([]byte(f.Raw)) + ")"
-	}
-	if f.Masked && isPort(f.Field) {
-		// ovs-ofctl writes masked transport ports in hexadecimal.
-		return f.Field.String() + "=0x" + strconv.FormatUint(f.Value, 16) + "/0x" + strconv.FormatUint(f.Mask, 16)
-	}
-	s := f.Field.String() + "=" + formatValue(f.Field, f.Value)
-	if f.Masked {
-		s += "/" + formatValue(f.Field, f.Mask)
-	}
-	return s
-}
+// String renders the field alone as ovs-ofctl prints it in a match.
+func (f MatchField) String() string { return Match{f}.String() }
 
 func appendN(b []byte, v uint64, n int) []byte {
 	for i := n - 1; i >= 0; i-- {
@@ -214,27 +189,4 @@ func (m Match) IPv6Prefix(dst bool, p netip.Prefix) Match {
 	b := binary.BigEndian.AppendUint32(make([]byte, 0, 36), hdr&oxmIPv6Mask|oxmHasMask|32)
 	b = append(append(b, a[:]...), mask[:]...)
 	return m.With(MatchField{Field: FieldRaw, Raw: string(b)})
-}
-
-// ipv6String renders a raw IPv6 address field as ovs-ofctl does, or "".
-func ipv6String(r []byte) string {
-	if len(r) < 4 || r[0] != 0x80 || r[1] != 0 {
-		return ""
-	}
-	name := map[byte]string{26: "ipv6_src", 27: "ipv6_dst"}[r[2]>>1]
-	switch {
-	case name == "":
-		return ""
-	case r[2]&1 == 0 && r[3] == 16 && len(r) == 20:
-		return name + "=" + netip.AddrFrom16([16]byte(r[4:])).String()
-	case r[2]&1 == 1 && r[3] == 32 && len(r) == 36:
-		bits := 0
-		for _, c := range r[20:] {
-			for c&0x80 != 0 {
-				bits, c = bits+1, c<<1
-			}
-		}
-		return name + "=" + netip.PrefixFrom(netip.AddrFrom16([16]byte(r[4:20])), bits).String()
-	}
-	return ""
 }
