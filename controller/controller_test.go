@@ -210,8 +210,8 @@ func TestInitialReconcileRemovesStaleAndAdopts(t *testing.T) {
 
 	got := sw.Flows()
 	exp := map[string]bool{
-		"table=0,priority=0,cookie=0xffff000000000000 actions=meter:1,CONTROLLER:65535": true,
-		"table=0,priority=50,cookie=0x7f01000000000000,dl_type=0x806 actions=FLOOD":     true,
+		"cookie=0xffff000000000000, priority=0 actions=meter:1,CONTROLLER:65535": true,
+		"cookie=0x7f01000000000000, priority=50,arp actions=FLOOD":               true,
 	}
 	if len(got) != len(exp) {
 		t.Errorf("switch flows: %v", got)

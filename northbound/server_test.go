@@ -42,7 +42,7 @@ func TestAPI(t *testing.T) {
 	if len(d.Ports) != 1 || d.Ports[0].MAC != "02:00:00:00:00:01" || len(d.Flows) != 3 || len(d.Meters) != 1 {
 		t.Errorf("detail: %+v", d)
 	}
-	if d.Flows[0].Owner != "l2switch" || !strings.HasPrefix(d.Flows[0].Flow, "table=0,priority=200") {
+	if d.Flows[0].Owner != "l2switch" || !strings.HasPrefix(d.Flows[0].Flow, "cookie=0x1000000000000, priority=200,") {
 		t.Errorf("flows: %+v", d.Flows)
 	}
 	var e northbound.Error

@@ -49,7 +49,7 @@ func (f *fabric) flows(want ...string) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		got = got[:0]
 		for s := range f.sw.Flows() {
-			if strings.Contains(s, "udp_dst=67") {
+			if strings.Contains(s, ",tp_dst=67 ") {
 				got = append(got, s)
 			}
 		}
@@ -98,8 +98,8 @@ func (f *fabric) noPacketOut() {
 func TestAppFollowsTheView(t *testing.T) {
 	l := newModel(t)
 	f := newFabric(t, l, emu.Options{})
-	const blue = "table=0,priority=100,cookie=0x5000000000000,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535"
-	const v100 = "table=0,priority=100,cookie=0x5000000000000,metadata=0x1000064,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535"
+	const blue = "cookie=0x5000000000000, priority=100,udp,metadata=0x1389,tp_src=68,tp_dst=67 actions=meter:17480,CONTROLLER:65535"
+	const v100 = "cookie=0x5000000000000, priority=100,udp,metadata=0x1000064,tp_src=68,tp_dst=67 actions=meter:17480,CONTROLLER:65535"
 	f.flows()
 	if n := f.sw.NumMeters(); n != 0 {
 		t.Errorf("%d meters with no DHCP flow", n)

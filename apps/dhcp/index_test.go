@@ -89,8 +89,8 @@ func TestCompile(t *testing.T) {
 	l.bind("b2", "hv2", 5)
 	want := []string{
 		// blue (VNI 5001) and v100 (VLAN key 1<<24|100); not red, whose subnet has DHCP off.
-		"table=4,priority=100,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535",
-		"table=4,priority=100,metadata=0x1000064,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=meter:17480,CONTROLLER:65535",
+		"table=4, priority=100,udp,metadata=0x1389,tp_src=68,tp_dst=67 actions=meter:17480,CONTROLLER:65535",
+		"table=4, priority=100,udp,metadata=0x1000064,tp_src=68,tp_dst=67 actions=meter:17480,CONTROLLER:65535",
 	}
 	slices.Sort(want)
 	got := l.compile("hv1")
@@ -105,7 +105,7 @@ func TestCompile(t *testing.T) {
 		t.Errorf("a switch that is no host's: %q", got)
 	}
 	if got := NewIndex(l.View.Snapshot()).Compile(l.DPID("hv2"), table, 0); got[0].String() !=
-		"table=4,priority=100,metadata=0x1389,dl_type=0x800,nw_proto=17,udp_src=68,udp_dst=67 actions=CONTROLLER:65535" {
+		"table=4, priority=100,udp,metadata=0x1389,tp_src=68,tp_dst=67 actions=CONTROLLER:65535" {
 		t.Errorf("without meter: %v", got[0])
 	}
 }

@@ -44,16 +44,16 @@ func (f *fabric) has(host string, want bool, parts ...string) {
 func TestFirewallFollowsTheView(t *testing.T) {
 	l := newModel(t)
 	f := newFabric(t, l, "hv1", "hv2", "hv3")
-	f.has("hv1", true, "reg7=0x7,dl_type=0x800 actions=ct(table=")
-	f.has("hv2", true, "reg7=0x6,dl_type=0x800 actions=ct(table=")
+	f.has("hv1", true, "ip,reg7=0x7 actions=ct(table=")
+	f.has("hv2", true, "ip,reg7=0x6 actions=ct(table=")
 	if n := f.sws["hv3"].NumFlows(); n != 4 {
 		t.Errorf("hv3 without firewalled ports: %d flows, want the 4 table misses", n)
 	}
 	// A rule of locked, which only l1 on hv1 has: hv2 hears nothing.
 	hv2 := f.sws["hv2"].Counters.FlowMods.Load()
 	l.Patch(model.KindSecurityGroup, "locked", `{"rules":[{"direction":"egress","protocol":"tcp","port_min":8443}]}`)
-	f.has("hv1", true, "tcp_dst=8443")
-	f.has("hv1", false, "tcp_dst=443 ")
+	f.has("hv1", true, "tp_dst=8443")
+	f.has("hv1", false, "tp_dst=443 ")
 	time.Sleep(50 * time.Millisecond)
 	if n := f.sws["hv2"].Counters.FlowMods.Load() - hv2; n != 0 {
 		t.Errorf("a rule of a group with no port on hv2 sent it %d flow-mods", n)
@@ -65,7 +65,7 @@ func TestFirewallFollowsTheView(t *testing.T) {
 	for _, h := range []string{"hv1", "hv2"} {
 		f.has(h, true, "nw_src=10.1.0.33 actions=conjunction(")
 	}
-	f.has("hv3", true, "in_port=3,dl_type=0x800 actions=ct(table=")
+	f.has("hv3", true, "ip,in_port=3 actions=ct(table=")
 	// Its groups gone, the port is open again.
 	l.Patch(model.KindPort, "w3", `{"security_groups":[]}`)
 	f.has("hv3", false, "in_port=3")

@@ -39,25 +39,25 @@ func TestCompileIPv6(t *testing.T) {
 	commit := "ct(commit,zone=NXM_NX_CT_ZONE[])"
 	got := strings.Join(l.compile("hv1"), "\n")
 	for _, want := range []string{
-		fmt.Sprintf("table=11,priority=100,reg7=0x5,dl_type=0x86dd actions=conjunction(%d,1/3),conjunction(%d,1/3)", min(icmp6, ssh6), max(icmp6, ssh6)),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x86dd,ipv6_src=fd00:9::/32 actions=conjunction(%d,2/3)", ssh6),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x86dd,nw_proto=6,tcp_dst=22 actions=conjunction(%d,3/3)", ssh6),
-		fmt.Sprintf("table=11,priority=100,conj_id=%d,dl_type=0x86dd actions=%s,goto_table:12", ssh6, commit),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x86dd,ipv6_src=fd00::11 actions=conjunction(%d,2/3)", icmp6),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x86dd,ipv6_src=fd00::12 actions=conjunction(%d,2/3)", icmp6),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x86dd,nw_proto=58 actions=conjunction(%d,3/3)", icmp6),
-		fmt.Sprintf("table=11,priority=100,conj_id=%d,dl_type=0x86dd actions=%s,goto_table:12", icmp6, commit),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x800,nw_src=10.1.0.11 actions=conjunction(%d,2/3)", icmp4),
-		fmt.Sprintf("table=11,priority=100,dl_type=0x800,nw_proto=1 actions=conjunction(%d,3/3)", icmp4),
+		fmt.Sprintf("table=11, priority=100,ipv6,reg7=0x5 actions=conjunction(%d,1/3),conjunction(%d,1/3)", min(icmp6, ssh6), max(icmp6, ssh6)),
+		fmt.Sprintf("table=11, priority=100,ipv6,ipv6_src=fd00:9::/32 actions=conjunction(%d,2/3)", ssh6),
+		fmt.Sprintf("table=11, priority=100,tcp6,tp_dst=22 actions=conjunction(%d,3/3)", ssh6),
+		fmt.Sprintf("table=11, priority=100,conj_id=%d,ipv6 actions=%s,goto_table:12", ssh6, commit),
+		fmt.Sprintf("table=11, priority=100,ipv6,ipv6_src=fd00::11 actions=conjunction(%d,2/3)", icmp6),
+		fmt.Sprintf("table=11, priority=100,ipv6,ipv6_src=fd00::12 actions=conjunction(%d,2/3)", icmp6),
+		fmt.Sprintf("table=11, priority=100,icmp6 actions=conjunction(%d,3/3)", icmp6),
+		fmt.Sprintf("table=11, priority=100,conj_id=%d,ipv6 actions=%s,goto_table:12", icmp6, commit),
+		fmt.Sprintf("table=11, priority=100,ip,nw_src=10.1.0.11 actions=conjunction(%d,2/3)", icmp4),
+		fmt.Sprintf("table=11, priority=100,icmp actions=conjunction(%d,3/3)", icmp4),
 		// o1's group opens IPv6 ingress: one flow, no conjunction; its
 		// IPv4 ingress stays closed.
-		"table=11,priority=100,reg7=0x7,dl_type=0x86dd actions=" + commit + ",goto_table:12",
+		"table=11, priority=100,ipv6,reg7=0x7 actions=" + commit + ",goto_table:12",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s", want)
 		}
 	}
-	if strings.Contains(got, "reg7=0x7,dl_type=0x800 actions="+commit) {
+	if strings.Contains(got, "ip,reg7=0x7 actions="+commit) {
 		t.Errorf("an IPv6 rule opened o1's IPv4:\n%s", got)
 	}
 	if t.Failed() {

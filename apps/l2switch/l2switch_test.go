@@ -16,7 +16,7 @@ import (
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 )
 
-const cookie = "cookie=0x1000000000000"
+const cookie = "cookie=0x1000000000000, "
 
 // lab runs the runtime with l2switch and one emulated switch.
 type lab struct {
@@ -92,16 +92,16 @@ func (l *lab) expectFlows(want ...string) {
 }
 
 var fixed = []string{
-	"table=0,priority=0,cookie=0xffff000000000000 actions=CONTROLLER:65535",
-	"table=0,priority=200," + cookie + ",dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop",
-	"table=1,priority=0," + cookie + " actions=FLOOD",
+	"cookie=0xffff000000000000, priority=0 actions=CONTROLLER:65535",
+	cookie + "priority=200,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop",
+	cookie + "table=1, priority=0 actions=FLOOD",
 }
 
 func learned(port int, m string) []string {
 	p := string(rune('0' + port))
 	return []string{
-		"table=0,priority=100," + cookie + ",idle_timeout=300,send_flow_rem,in_port=" + p + ",dl_src=" + m + " actions=goto_table:1",
-		"table=1,priority=100," + cookie + ",idle_timeout=300,send_flow_rem,dl_dst=" + m + " actions=output:" + p,
+		cookie + "idle_timeout=300, send_flow_rem priority=100,in_port=" + p + ",dl_src=" + m + " actions=goto_table:1",
+		cookie + "table=1, idle_timeout=300, send_flow_rem priority=100,dl_dst=" + m + " actions=output:" + p,
 	}
 }
 
@@ -245,9 +245,9 @@ func BenchmarkPacketInToFlowMod(b *testing.B) {
 func TestWhereFramesGo(t *testing.T) {
 	l := newLab(t, emu.Options{})
 	controllertest.ExpectFlows(t, l.sw, nil,
-		"table=0,priority=0,cookie=0xffff000000000000 actions=CONTROLLER:65535", // the runtime's miss
-		"table=0,priority=200,"+cookie+",dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop",
-		"table=1,priority=0,"+cookie+" actions=FLOOD")
+		"cookie=0xffff000000000000, priority=0 actions=CONTROLLER:65535", // the runtime's miss
+		cookie+"priority=200,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop",
+		cookie+"table=1, priority=0 actions=FLOOD")
 	frame := func(dst, src packet.MAC) []byte {
 		return append(packet.AppendEthernet(nil, dst, src, 0x0800), make([]byte, 46)...)
 	}

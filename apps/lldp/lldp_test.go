@@ -133,9 +133,9 @@ func TestDiscoveryAgingPortDownSwitchDown(t *testing.T) {
 		t.Errorf("switch 1 ports (LOCAL left out): %+v", sw.Ports)
 	}
 	want := []string{
-		"table=0,priority=0,cookie=0xffff000000000000 actions=drop",
-		"table=0,priority=200,cookie=0x2000000000000,dl_type=0x88cc actions=CONTROLLER:65535",
-		"table=0,priority=100,cookie=0x2000000000000,dl_type=0x806 actions=CONTROLLER:65535",
+		"cookie=0xffff000000000000, priority=0 actions=drop",
+		"cookie=0x2000000000000, priority=200,dl_type=0x88cc actions=CONTROLLER:65535",
+		"cookie=0x2000000000000, priority=100,arp actions=CONTROLLER:65535",
 	}
 	for _, f := range want {
 		if !sw2.Flows()[f] {
@@ -189,7 +189,7 @@ func TestForgedAndForeignProbes(t *testing.T) {
 	n := newNet(t, "lldp", "l2switch")
 	sw1 := n.add(1, 3)
 	n.add(2, 3)
-	if f := "table=0,priority=100,cookie=0x2000000000000,dl_type=0x806 actions=CONTROLLER:65535,goto_table:1"; !sw1.Flows()[f] {
+	if f := "cookie=0x2000000000000, priority=100,arp actions=CONTROLLER:65535,goto_table:1"; !sw1.Flows()[f] {
 		t.Errorf("ARP flow missing: %v", sw1.Flows())
 	}
 	n.plug(ref(1, 1), ref(2, 1))

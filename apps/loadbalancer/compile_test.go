@@ -62,22 +62,22 @@ func TestCompile(t *testing.T) {
 	got := strs(flows)
 	const net = "metadata=0x1389/0x1ffffffff"
 	want := []string{
-		"table=12,priority=100,metadata=0x1389/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=1,nat)",
-		"table=4,priority=100," + net + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
-		"table=4,priority=105," + net + ",dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
-		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
-		"table=4,priority=110," + net + ",reg3=0x0/0x2,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
-		"table=4,priority=200," + net + ",dl_type=0x806,arp_op=1,arp_tpa=10.1.0.100 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + mac + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.100->arp_spa,IN_PORT",
-		"table=5,priority=100," + net + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + gid,
-		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:0b->dl_dst,goto_table:7",
-		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:02:00:00:00:01:0c->dl_dst,goto_table:7",
-		"table=6,priority=100," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.13 actions=set_field:02:00:00:00:01:0d->dl_dst,goto_table:7",
+		"table=12, priority=100,tcp,metadata=0x1389/0xffffffff,tp_src=8080 actions=ct(table=13,zone=1,nat)",
+		"table=4, priority=100,tcp," + net + ",nw_dst=10.1.0.100,tp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
+		"table=4, priority=105,tcp," + net + ",nw_src=10.1.0.11,nw_dst=10.1.0.11,tp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
+		"table=4, priority=105,tcp," + net + ",nw_src=10.1.0.12,nw_dst=10.1.0.12,tp_src=8080 actions=set_field:0x3->reg3,ct(table=5,zone=1,nat)",
+		"table=4, priority=110,tcp,reg3=0/0x2," + net + ",nw_src=10.1.0.11,nw_dst=10.1.0.100,tp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
+		"table=4, priority=110,tcp,reg3=0/0x2," + net + ",nw_src=10.1.0.12,nw_dst=10.1.0.100,tp_src=8080 actions=set_field:0x3->reg3,ct(table=4,zone=2,nat)",
+		"table=4, priority=200,arp," + net + ",arp_tpa=10.1.0.100,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + mac + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.100->arp_spa,IN_PORT",
+		"table=5, priority=100,ct_state=+new+trk,tcp," + net + ",nw_dst=10.1.0.100,tp_dst=80 actions=group:" + gid,
+		"table=6, priority=100,ip,reg3=0x1/0x1," + net + ",nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:0b->eth_dst,goto_table:7",
+		"table=6, priority=100,ip,reg3=0x1/0x1," + net + ",nw_dst=10.1.0.12 actions=set_field:02:00:00:00:01:0c->eth_dst,goto_table:7",
+		"table=6, priority=100,ip,reg3=0x1/0x1," + net + ",nw_dst=10.1.0.13 actions=set_field:02:00:00:00:01:0d->eth_dst,goto_table:7",
 		// Hairpin: on to overlay-forward and the port's firewall, with in_port cleared.
-		"table=6,priority=120,in_port=1," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0b->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
-		"table=6,priority=120,in_port=2," + net + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.1.0.12 actions=set_field:" + mac + "->dl_src,set_field:02:00:00:00:01:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
-		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.11,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
-		"table=6,priority=130," + net + ",reg3=0x0/0x4,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.12,tcp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
+		"table=6, priority=120,ip,reg3=0x1/0x1," + net + ",in_port=1,nw_dst=10.1.0.11 actions=set_field:" + mac + "->eth_src,set_field:02:00:00:00:01:0b->eth_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+		"table=6, priority=120,ip,reg3=0x1/0x1," + net + ",in_port=2,nw_dst=10.1.0.12 actions=set_field:" + mac + "->eth_src,set_field:02:00:00:00:01:0c->eth_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+		"table=6, priority=130,tcp,reg3=0/0x4," + net + ",nw_src=10.1.0.11,nw_dst=10.1.0.11,tp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
+		"table=6, priority=130,tcp,reg3=0/0x4," + net + ",nw_src=10.1.0.12,nw_dst=10.1.0.12,tp_dst=8080 actions=set_field:0x5->reg3,ct(commit,table=6,zone=2,nat(src=10.1.0.100))",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("hv1 flows\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
@@ -111,11 +111,11 @@ func TestUDP(t *testing.T) {
 	l.Patch(model.KindLoadBalancer, "web", `{"protocol":"udp","port":53}`)
 	flows, _ := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
 	got := strings.Join(strs(flows), "\n")
-	if !strings.Contains(got, "table=4,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=17,nw_dst=10.1.0.100,udp_dst=53 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)") {
+	if !strings.Contains(got, "table=4, priority=100,udp,metadata=0x1389/0x1ffffffff,nw_dst=10.1.0.100,tp_dst=53 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)") {
 		t.Errorf("no udp VIP flow in\n%s", got)
 	}
 	// New UDP connections: 64 slots by source port, not the group.
-	if n := strings.Count(got, "udp_src=0x"); n != 64 || strings.Contains(got, "group:") {
+	if n := strings.Count(got, "tp_src=0x"); n != 64 || strings.Contains(got, "group:") {
 		t.Errorf("%d udp slot flows in\n%s", n, got)
 	}
 }
@@ -128,8 +128,8 @@ func TestProbeFlows(t *testing.T) {
 	l.Patch(model.KindLoadBalancer, "web", `{"health_check":{"interval_ms":500,"fall":2}}`)
 	got := strs(probeFlows(l.View.Snapshot(), "hv1", testTables))
 	want := []string{
-		"table=4,priority=150,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_src=10.1.0.11,nw_dst=10.1.0.100,tcp_src=8080,tcp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
-		"table=4,priority=150,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_src=10.1.0.12,nw_dst=10.1.0.100,tcp_src=8080,tcp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
+		"table=4, priority=150,tcp,metadata=0x1389/0x1ffffffff,nw_src=10.1.0.11,nw_dst=10.1.0.100,tp_src=8080,tp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
+		"table=4, priority=150,tcp,metadata=0x1389/0x1ffffffff,nw_src=10.1.0.12,nw_dst=10.1.0.100,tp_src=8080,tp_dst=0xfc00/0xfc00 actions=CONTROLLER:65535",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("probe flows on hv1\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
@@ -142,14 +142,14 @@ func TestAffinity(t *testing.T) {
 	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, func(_, ip string, _ int) bool { return ip != "10.1.0.13" })
 	got := strings.Join(strs(flows), "\n")
 	// The client's pinned backend is looked up before conntrack.
-	if !strings.Contains(got, "tcp_dst=80 actions=set_field:0x1->reg3,resubmit(,14),ct(table=5,zone=1,nat)") {
+	if !strings.Contains(got, "tp_dst=80 actions=set_field:0x1->reg3,resubmit(,14),ct(table=5,zone=1,nat)") {
 		t.Errorf("no lookup of the pinned backend in\n%s", got)
 	}
 	// A pinned client's new connection goes to its backend while it is
 	// up (b3 is down: no flow, the group picks another and re-pins).
 	for _, want := range []string{
-		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000b,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.11:8080))",
-		"table=5,priority=110,metadata=0x1389/0x1ffffffff,reg2=0x1f90,reg4=0xa01000c,ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))",
+		"table=5, priority=110,ct_state=+new+trk,tcp,reg2=0x1f90,reg4=0xa01000b,metadata=0x1389/0x1ffffffff,nw_dst=10.1.0.100,tp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.11:8080))",
+		"table=5, priority=110,ct_state=+new+trk,tcp,reg2=0x1f90,reg4=0xa01000c,metadata=0x1389/0x1ffffffff,nw_dst=10.1.0.100,tp_dst=80 actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s in\n%s", want, got)
@@ -180,7 +180,7 @@ func TestAffinity(t *testing.T) {
 	if PinCookie(lb2) == cookie {
 		t.Errorf("the pin cookie does not change with affinity_seconds")
 	}
-	want := "table=15,priority=100,metadata=0x1389/0x1ffffffff,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=" +
+	want := "table=15, priority=100,tcp,metadata=0x1389/0x1ffffffff,nw_dst=10.1.0.100,tp_dst=80 actions=" +
 		fmt.Sprintf("learn(table=14,idle_timeout=600,priority=100,cookie=%#x,OXM_OF_METADATA[0..31],eth_type=0x800,nw_proto=6,", cookie) +
 		"NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:NXM_NX_REG4[]->NXM_NX_REG4[],load:NXM_NX_REG2[0..15]->NXM_NX_REG2[0..15])"
 	if !strings.Contains(got, want) {
@@ -217,15 +217,15 @@ func TestRouted(t *testing.T) {
 	const green = "metadata=0x138a/0x1ffffffff"
 	for _, want := range []string{
 		// green's clients, in green's zone (hv3's first)
-		"table=4,priority=100," + green + ",dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
-		"table=5,priority=100," + green + ",ct_state=0x21/0x21,dl_type=0x800,nw_proto=6,nw_dst=10.1.0.100,tcp_dst=80 actions=group:" + fmt.Sprint(GroupID(lb.ID, greenA.Network)),
+		"table=4, priority=100,tcp," + green + ",nw_dst=10.1.0.100,tp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
+		"table=5, priority=100,ct_state=+new+trk,tcp," + green + ",nw_dst=10.1.0.100,tp_dst=80 actions=group:" + fmt.Sprint(GroupID(lb.ID, greenA.Network)),
 		// to g2 in green directly, to b1 in blue through green's gateway
-		"table=6,priority=100," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:02:00:00:00:02:0c->dl_dst,goto_table:7",
-		"table=6,priority=90," + green + ",reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + greenGW + "->dl_dst,goto_table:7",
+		"table=6, priority=100,ip,reg3=0x1/0x1," + green + ",nw_dst=10.2.0.12 actions=set_field:02:00:00:00:02:0c->eth_dst,goto_table:7",
+		"table=6, priority=90,ip,reg3=0x1/0x1," + green + " actions=set_field:" + greenGW + "->eth_dst,goto_table:7",
 		// replies un-NATed in green's zone
-		"table=12,priority=100,metadata=0x138a/0xffffffff,dl_type=0x800,nw_proto=6,tcp_src=8080 actions=ct(table=13,zone=1,nat)",
+		"table=12, priority=100,tcp,metadata=0x138a/0xffffffff,tp_src=8080 actions=ct(table=13,zone=1,nat)",
 		// g2 is its own client through the VIP: the VIP's packets come from green's gateway
-		"table=6,priority=120,in_port=2," + green + ",reg3=0x1/0x1,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:" + greenGW + "->dl_src,set_field:02:00:00:00:02:0c->dl_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
+		"table=6, priority=120,ip,reg3=0x1/0x1," + green + ",in_port=2,nw_dst=10.2.0.12 actions=set_field:" + greenGW + "->eth_src,set_field:02:00:00:00:02:0c->eth_dst,load:0->NXM_OF_IN_PORT[],goto_table:7",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("hv3: missing\n %s\nin\n%s", want, got)
@@ -239,7 +239,7 @@ func TestRouted(t *testing.T) {
 	}
 	// On hv1 (blue only), a connection to g2 goes to blue's gateway.
 	flows, _ = Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
-	want := "table=6,priority=90,metadata=0x1389/0x1ffffffff,reg3=0x1/0x1,dl_type=0x800 actions=set_field:" + blueGW + "->dl_dst,goto_table:7"
+	want := "table=6, priority=90,ip,reg3=0x1/0x1,metadata=0x1389/0x1ffffffff actions=set_field:" + blueGW + "->eth_dst,goto_table:7"
 	if got := strings.Join(strs(flows), "\n"); !strings.Contains(got, want) {
 		t.Errorf("hv1: missing\n %s\nin\n%s", want, got)
 	}

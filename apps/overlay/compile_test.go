@@ -65,16 +65,16 @@ func TestCompileVXLAN(t *testing.T) {
 	want := []string{
 		"group_id=10002,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4),bucket=actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
 		"group_id=10003,type=all,bucket=actions=set_field:0x5->reg7,resubmit(,4)",
-		"table=1,priority=100,in_port=5 actions=write_metadata:0x1389/0x1ffffffff,goto_table:2",
-		"table=1,priority=100,in_port=1000,tun_id=0x1389 actions=write_metadata:0x100001389/0x1ffffffff,goto_table:2",
-		"table=2,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.11 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:01->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.11->arp_spa,IN_PORT",
-		"table=2,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.12 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:02->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.12->arp_spa,IN_PORT",
-		"table=2,priority=110,in_port=5,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.11 actions=goto_table:3",
-		"table=3,priority=10,metadata=0x100001389 actions=group:10003",
-		"table=3,priority=10,metadata=0x1389 actions=group:10002",
-		"table=3,priority=100,metadata=0x1389,dl_dst=02:00:00:00:01:02 actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
-		"table=3,priority=100,metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=set_field:0x5->reg7,goto_table:4",
-		"table=4,priority=100,reg7=0x5 actions=output:5",
+		"table=1, priority=100,in_port=5 actions=write_metadata:0x1389/0x1ffffffff,goto_table:2",
+		"table=1, priority=100,tun_id=0x1389,in_port=1000 actions=write_metadata:0x100001389/0x1ffffffff,goto_table:2",
+		"table=2, priority=100,arp,metadata=0x1389,arp_tpa=10.1.0.11,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.11->arp_spa,IN_PORT",
+		"table=2, priority=100,arp,metadata=0x1389,arp_tpa=10.1.0.12,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:01:02->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:01:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.12->arp_spa,IN_PORT",
+		"table=2, priority=110,arp,in_port=5,arp_tpa=10.1.0.11,arp_op=1 actions=goto_table:3",
+		"table=3, priority=10,metadata=0x100001389 actions=group:10003",
+		"table=3, priority=10,metadata=0x1389 actions=group:10002",
+		"table=3, priority=100,metadata=0x1389,dl_dst=02:00:00:00:01:02 actions=set_field:0x1389->tun_id,set_field:10.200.0.2->tun_dst,output:1000",
+		"table=3, priority=100,metadata=0x1389/0xffffffff,dl_dst=02:00:00:00:01:01 actions=set_field:0x5->reg7,goto_table:4",
+		"table=4, priority=100,reg7=0x5 actions=output:5",
 	}
 	got := l.compile("hv1", sp)
 	slices.Sort(want)
@@ -88,7 +88,7 @@ func TestCompileVXLAN(t *testing.T) {
 		}
 	}
 	hv2 := strings.Join(l.compile("hv2", sp), "\n")
-	for _, s := range []string{"in_port=1000,tun_id=0x138a", "in_port=1000,tun_id=0x1389",
+	for _, s := range []string{"tun_id=0x138a,in_port=1000", "tun_id=0x1389,in_port=1000",
 		"metadata=0x1389,dl_dst=02:00:00:00:01:01 actions=set_field:0x1389->tun_id,set_field:10.200.0.1->tun_dst,output:1000",
 		"group_id=10004,type=all,bucket=actions=set_field:0x8->reg7,resubmit(,4)\n"} {
 		if !strings.Contains(hv2+"\n", s) {
@@ -132,10 +132,10 @@ func TestCompileVLANAndFlat(t *testing.T) {
 	l.View.Bind(view.Binding{Port: "c", Host: "hv1", Interface: "tap-c", OFPort: 4})
 	got := strings.Join(l.compile("hv1", SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, s := range []string{
-		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
-		"table=1,priority=100,in_port=2,vlan_vid=0x1064 actions=pop_vlan,write_metadata:0x101000064/0x1ffffffff,goto_table:2\n",
-		"table=3,priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:0x1064->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
-		"table=1,priority=100,in_port=2,vlan_vid=0x0 actions=write_metadata:0x102000001/0x1ffffffff,goto_table:2\n",
+		"group_id=33554632,type=all,bucket=actions=set_field:0x3->reg7,resubmit(,4),bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
+		"table=1, priority=100,in_port=2,dl_vlan=100 actions=pop_vlan,write_metadata:0x101000064/0x1ffffffff,goto_table:2\n",
+		"table=3, priority=100,metadata=0x1000064,dl_dst=02:00:00:00:03:02 actions=push_vlan:0x8100,set_field:4196->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
+		"table=1, priority=100,in_port=2,vlan_tci=0x0000/0x1fff actions=write_metadata:0x102000001/0x1ffffffff,goto_table:2\n",
 		"group_id=67108866,type=all,bucket=actions=set_field:0x4->reg7,resubmit(,4),bucket=actions=output:2\n",
 	} {
 		if !strings.Contains(got, s) {
@@ -297,10 +297,10 @@ func TestAccessPortsOfAGroupVLAN(t *testing.T) {
 	x1 := NewIndex(l.View.Snapshot(), x0) // derived: c joins the segment
 	got := strings.Join(compileIndex(x1, l.DPID("hv1"), SwitchPorts{Tunnel: 1000, Uplink: 2}), "\n") + "\n"
 	for _, want := range []string{
-		"table=1,priority=100,in_port=3 actions=write_metadata:0x2000001/0x1ffffffff,goto_table:2\n",
-		"table=1,priority=100,in_port=4 actions=write_metadata:0x100012c/0x1ffffffff,goto_table:2\n",
-		"table=1,priority=100,in_port=2,vlan_vid=0x112c actions=pop_vlan,write_metadata:0x10100012c/0x1ffffffff,goto_table:2\n",
-		"table=3,priority=100,metadata=0x100012c,dl_dst=02:00:00:00:05:03 actions=push_vlan:0x8100,set_field:0x112c->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
+		"table=1, priority=100,in_port=3 actions=write_metadata:0x2000001/0x1ffffffff,goto_table:2\n",
+		"table=1, priority=100,in_port=4 actions=write_metadata:0x100012c/0x1ffffffff,goto_table:2\n",
+		"table=1, priority=100,in_port=2,dl_vlan=300 actions=pop_vlan,write_metadata:0x10100012c/0x1ffffffff,goto_table:2\n",
+		"table=3, priority=100,metadata=0x100012c,dl_dst=02:00:00:00:05:03 actions=push_vlan:0x8100,set_field:4396->vlan_vid,move:NXM_NX_REG5[0..2]->OXM_OF_VLAN_PCP[],output:2\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("hv1 lacks %s", want)

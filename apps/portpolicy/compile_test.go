@@ -45,19 +45,19 @@ func TestCompile(t *testing.T) {
 	got := compile(l, "hv1")
 	for _, want := range []string{
 		// Port a: no group, port security.
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x800,nw_src=10.1.0.11 actions=goto_table:3\n",
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x806,arp_spa=10.1.0.11,arp_sha=02:00:00:00:01:01 actions=goto_table:3\n",
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x800,nw_proto=17,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67 actions=goto_table:3\n",
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x806,arp_spa=0.0.0.0,arp_sha=02:00:00:00:01:01 actions=goto_table:3\n",
-		"table=2,priority=90,in_port=5 actions=drop\n",
+		"table=2, priority=100,ip,in_port=5,dl_src=02:00:00:00:01:01,nw_src=10.1.0.11 actions=goto_table:3\n",
+		"table=2, priority=100,arp,in_port=5,dl_src=02:00:00:00:01:01,arp_spa=10.1.0.11,arp_sha=02:00:00:00:01:01 actions=goto_table:3\n",
+		"table=2, priority=100,udp,in_port=5,dl_src=02:00:00:00:01:01,nw_src=0.0.0.0,nw_dst=255.255.255.255,tp_src=68,tp_dst=67 actions=goto_table:3\n",
+		"table=2, priority=100,arp,in_port=5,dl_src=02:00:00:00:01:01,arp_spa=0.0.0.0,arp_sha=02:00:00:00:01:01 actions=goto_table:3\n",
+		"table=2, priority=90,in_port=5 actions=drop\n",
 		// Port g: gold: marked CS5, metered both ways, DHCP isolated.
-		"table=2,priority=100,in_port=6,dl_src=02:00:00:00:01:02,dl_type=0x800,nw_src=10.1.0.12 actions=meter:65542,set_field:40->ip_dscp,set_field:0x5->reg5,goto_table:3\n",
-		"table=2,priority=110,in_port=6,dl_type=0x800,nw_proto=17,udp_src=67 actions=drop\n",
-		"table=12,priority=100,reg7=0x6 actions=meter:131078,goto_table:13\n",
+		"table=2, priority=100,ip,in_port=6,dl_src=02:00:00:00:01:02,nw_src=10.1.0.12 actions=meter:65542,set_field:40->ip_dscp,set_field:0x5->reg5,goto_table:3\n",
+		"table=2, priority=110,udp,in_port=6,tp_src=67 actions=drop\n",
+		"table=12, priority=100,reg7=0x6 actions=meter:131078,goto_table:13\n",
 		"meter=65542,kbps,burst,stats,band=type=drop,rate=20000,burst_size=16000\n",
 		"meter=131078,kbps,burst,stats,band=type=drop,rate=20000,burst_size=16000\n",
 		// Port o: port security off.
-		"table=2,priority=90,in_port=7 actions=goto_table:3\n",
+		"table=2, priority=90,in_port=7 actions=goto_table:3\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("lacks %s", want)
@@ -82,9 +82,9 @@ func TestIPv6Sources(t *testing.T) {
 	l.Bind("a", "hv1", "tap-a", 5)
 	got := compile(l, "hv1")
 	for _, want := range []string{
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x86dd,ipv6_src=fd00::11 actions=goto_table:3\n",
-		"table=2,priority=100,in_port=5,dl_src=02:00:00:00:01:01,dl_type=0x86dd,ipv6_src=fe80::ff:fe00:101 actions=goto_table:3\n",
-		"table=2,priority=90,in_port=5 actions=drop\n",
+		"table=2, priority=100,ipv6,in_port=5,dl_src=02:00:00:00:01:01,ipv6_src=fd00::11 actions=goto_table:3\n",
+		"table=2, priority=100,ipv6,in_port=5,dl_src=02:00:00:00:01:01,ipv6_src=fe80::ff:fe00:101 actions=goto_table:3\n",
+		"table=2, priority=90,in_port=5 actions=drop\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("lacks %s\n%s", want, got)

@@ -76,20 +76,20 @@ func TestCompileEastWest(t *testing.T) {
 	bm, gm := mac("blue-a", l), mac("green-a", l)
 	want := []string{
 		// hv1 has blue's b1: gateway 10.1.0.1 answers there, and blue is routed from there.
-		"table=3,priority=100,metadata=0x1389,dl_type=0x806,arp_op=1,arp_tpa=10.1.0.1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + bm + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + bm + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.1->arp_spa,IN_PORT",
-		"table=3,priority=101,metadata=0x1389,dl_type=0x800,nw_proto=1,nw_dst=10.1.0.1,icmp_type=8 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + bm + "->dl_src,move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:10.1.0.1->nw_src,set_field:0->icmp_type,IN_PORT",
-		"table=3,priority=100,metadata=0x1389,dl_type=0x800,nw_dst=10.1.0.1 actions=drop",
-		"table=3,priority=90,metadata=0x1389,dl_dst=" + bm + ",dl_type=0x800 actions=set_field:0x1->reg6,goto_table:4",
-		"table=3,priority=80,metadata=0x1389,dl_dst=" + bm + " actions=drop",
+		"table=3, priority=100,arp,metadata=0x1389,arp_tpa=10.1.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + bm + "->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + bm + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.1->arp_spa,IN_PORT",
+		"table=3, priority=101,icmp,metadata=0x1389,nw_dst=10.1.0.1,icmp_type=8 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + bm + "->eth_src,move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:10.1.0.1->ip_src,set_field:0->icmp_type,IN_PORT",
+		"table=3, priority=100,ip,metadata=0x1389,nw_dst=10.1.0.1 actions=drop",
+		"table=3, priority=90,ip,metadata=0x1389,dl_dst=" + bm + " actions=set_field:0x1->reg6,goto_table:4",
+		"table=3, priority=80,metadata=0x1389,dl_dst=" + bm + " actions=drop",
 		// Both subnets and the static route, longest prefix first.
-		"table=4,priority=149,reg6=0x1,dl_type=0x800,nw_dst=10.1.0.0/255.255.255.0 actions=dec_ttl,set_field:" + bm + "->dl_src,write_metadata:0x1389/0x1ffffffff,goto_table:5",
-		"table=4,priority=149,reg6=0x1,dl_type=0x800,nw_dst=10.2.0.0/255.255.255.0 actions=dec_ttl,set_field:" + gm + "->dl_src,write_metadata:0x138b/0x1ffffffff,goto_table:5",
-		"table=4,priority=148,reg6=0x1,dl_type=0x800,nw_dst=192.168.50.0/255.255.255.0 actions=dec_ttl,set_field:" + gm + "->dl_src,set_field:02:00:00:00:03:fe->dl_dst,write_metadata:0x138b/0x1ffffffff,goto_table:6",
-		"table=4,priority=1,reg6=0x1,dl_type=0x800 actions=meter:21071,CONTROLLER:65535",
+		"table=4, priority=149,ip,reg6=0x1,nw_dst=10.1.0.0/24 actions=dec_ttl,set_field:" + bm + "->eth_src,write_metadata:0x1389/0x1ffffffff,goto_table:5",
+		"table=4, priority=149,ip,reg6=0x1,nw_dst=10.2.0.0/24 actions=dec_ttl,set_field:" + gm + "->eth_src,write_metadata:0x138b/0x1ffffffff,goto_table:5",
+		"table=4, priority=148,ip,reg6=0x1,nw_dst=192.168.50.0/24 actions=dec_ttl,set_field:" + gm + "->eth_src,set_field:02:00:00:00:03:fe->eth_dst,write_metadata:0x138b/0x1ffffffff,goto_table:6",
+		"table=4, priority=1,ip,reg6=0x1 actions=meter:21071,CONTROLLER:65535",
 		// Every known address.
-		"table=5,priority=100,metadata=0x1389,dl_type=0x800,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:01->dl_dst,goto_table:6",
-		"table=5,priority=100,metadata=0x138b,dl_type=0x800,nw_dst=10.2.0.12 actions=set_field:02:00:00:00:03:02->dl_dst,goto_table:6",
-		"table=5,priority=100,metadata=0x138b,dl_type=0x800,nw_dst=10.2.0.254 actions=set_field:02:00:00:00:03:fe->dl_dst,goto_table:6",
+		"table=5, priority=100,ip,metadata=0x1389,nw_dst=10.1.0.11 actions=set_field:02:00:00:00:01:01->eth_dst,goto_table:6",
+		"table=5, priority=100,ip,metadata=0x138b,nw_dst=10.2.0.12 actions=set_field:02:00:00:00:03:02->eth_dst,goto_table:6",
+		"table=5, priority=100,ip,metadata=0x138b,nw_dst=10.2.0.254 actions=set_field:02:00:00:00:03:fe->eth_dst,goto_table:6",
 	}
 	slices.Sort(want)
 	got := l.compile("hv1")
@@ -109,7 +109,7 @@ func TestCompileEastWest(t *testing.T) {
 	}
 	// hv2 has only green's g2: its gateway answers there, not blue's.
 	hv2 := strings.Join(l.compile("hv2"), "\n")
-	if !strings.Contains(hv2, "arp_tpa=10.2.0.1 ") || strings.Contains(hv2, "arp_tpa=10.1.0.1 ") {
+	if !strings.Contains(hv2, "arp_tpa=10.2.0.1,") || strings.Contains(hv2, "arp_tpa=10.1.0.1,") {
 		t.Errorf("hv2's gateways:\n%s", hv2)
 	}
 	// Detaching green: hv2 has nothing left to route.
@@ -155,15 +155,15 @@ func TestCompileGateway(t *testing.T) {
 	// hv1, the gateway host, has no blue port but carries the way out.
 	hv1 := compile(d1, SwitchPorts{Tunnel: 1000, Uplink: 2}, map[uint64]flow.MAC{0xac180001: 0x0200000000ee})
 	for _, want := range []string{
-		"table=1,priority=100,in_port=1000,tun_id=0xfffffe,dl_type=0x800 actions=set_field:0x1->reg6,ct(table=6,zone=1,nat)\n",
-		"table=1,priority=100,in_port=2,dl_type=0x806,vlan_vid=0x112c,arp_op=1,arp_tpa=172.24.0.2 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + ext + "->dl_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + ext + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:172.24.0.2->arp_spa,IN_PORT\n",
-		"table=1,priority=100,in_port=2,dl_type=0x800,vlan_vid=0x112c,nw_dst=172.24.0.50 actions=pop_vlan,set_field:0x1->reg6,ct(table=4,zone=1,nat)\n",
-		"table=4,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_dst=172.24.0.50 actions=ct(commit,table=5,zone=1,nat(dst=10.1.0.12))\n",
-		"table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,ct(table=6,zone=1,nat)\n",
-		"table=6,priority=100,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800,nw_src=10.1.0.12 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.50))\n",
-		"table=6,priority=99,reg6=0x1,ct_state=0x21/0x21,dl_type=0x800 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.2))\n",
-		"table=7,priority=80,reg6=0x1,dl_type=0x800 actions=set_field:" + ext + "->dl_src,set_field:02:00:00:00:00:ee->dl_dst,push_vlan:0x8100,set_field:0x112c->vlan_vid,output:2\n",
-		"table=7,priority=90,reg6=0x1,dl_type=0x800,nw_dst=172.24.0.0/255.255.255.0 actions=meter:21071,CONTROLLER:65535\n",
+		"table=1, priority=100,ip,tun_id=0xfffffe,in_port=1000 actions=set_field:0x1->reg6,ct(table=6,zone=1,nat)\n",
+		"table=1, priority=100,arp,in_port=2,dl_vlan=300,arp_tpa=172.24.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + ext + "->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + ext + "->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:172.24.0.2->arp_spa,IN_PORT\n",
+		"table=1, priority=100,ip,in_port=2,dl_vlan=300,nw_dst=172.24.0.50 actions=pop_vlan,set_field:0x1->reg6,ct(table=4,zone=1,nat)\n",
+		"table=4, priority=100,ct_state=+new+trk,ip,reg6=0x1,nw_dst=172.24.0.50 actions=ct(commit,table=5,zone=1,nat(dst=10.1.0.12))\n",
+		"table=5, priority=100,ip,reg6=0x1 actions=dec_ttl,ct(table=6,zone=1,nat)\n",
+		"table=6, priority=100,ct_state=+new+trk,ip,reg6=0x1,nw_src=10.1.0.12 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.50))\n",
+		"table=6, priority=99,ct_state=+new+trk,ip,reg6=0x1 actions=ct(commit,table=7,zone=1,nat(src=172.24.0.2))\n",
+		"table=7, priority=80,ip,reg6=0x1 actions=set_field:" + ext + "->eth_src,set_field:02:00:00:00:00:ee->eth_dst,push_vlan:0x8100,set_field:4396->vlan_vid,output:2\n",
+		"table=7, priority=90,ip,reg6=0x1,nw_dst=172.24.0.0/24 actions=meter:21071,CONTROLLER:65535\n",
 	} {
 		if !strings.Contains(hv1, want) {
 			t.Errorf("hv1 lacks %s", want)
@@ -182,7 +182,7 @@ func TestCompileGateway(t *testing.T) {
 	// hv2 routes blue out through the tunnel to hv1.
 	d2, _ := l.View.Snapshot().DatapathID("hv2")
 	hv2 := compile(d2, SwitchPorts{Tunnel: 1000}, nil)
-	if want := "table=5,priority=100,reg6=0x1,dl_type=0x800 actions=dec_ttl,set_field:0xfffffe->tun_id,set_field:10.200.0.1->tun_dst,output:1000\n"; !strings.Contains(hv2, want) {
+	if want := "table=5, priority=100,ip,reg6=0x1 actions=dec_ttl,set_field:0xfffffe->tun_id,set_field:10.200.0.1->tun_dst,output:1000\n"; !strings.Contains(hv2, want) {
 		t.Errorf("hv2 lacks %s:\n%s", want, hv2)
 	}
 	if strings.Contains(hv2, "ct(") {

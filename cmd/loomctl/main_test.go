@@ -36,10 +36,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`[{"datapath_id":"000000000ac80001","remote":"@","software":"3.1.0","tables":254}]`))
 	case "GET /api/v1/switches/1":
 		w.Write([]byte(`{"datapath_id":"0000000000000001","remote":"@","ports":[{"number":1,"name":"vm1","mac":"02:00:00:00:00:01","up":true}],
-			"flows":[{"owner":"l2switch","flow":"table=1,priority=0 actions=FLOOD"}],"meters":["meter=1,pktps"]}`))
+			"flows":[{"owner":"l2switch","flow":"table=1, priority=0 actions=FLOOD"}],"meters":["meter=1,pktps"]}`))
 	case "GET /api/v1/switches/1/flows":
-		w.Write([]byte(`[{"flow":"table=1,priority=0 actions=FLOOD","owner":"l2switch","state":"ok","packets":42},
-			{"flow":"table=0,priority=0 actions=drop","owner":"runtime","state":"differs","installed":"table=0,priority=0 actions=CONTROLLER:65535"}]`))
+		w.Write([]byte(`[{"flow":"table=1, priority=0 actions=FLOOD","owner":"l2switch","state":"ok","packets":42},
+			{"flow":"priority=0 actions=drop","owner":"runtime","state":"differs","installed":"priority=0 actions=CONTROLLER:65535"}]`))
 	case "GET /api/v1/topology":
 		w.Write([]byte(`{"nodes":[{"id":"0000000000000001","ports":[{"number":1},{"number":2}]}],
 			"links":[{"source":"0000000000000001","source_port":1,"target":"0000000000000002","target_port":1,"bidirectional":true}],"endpoints":[]}`))
@@ -77,8 +77,8 @@ func TestCommands(t *testing.T) {
 	}{
 		{[]string{"health"}, []string{"status: ok, switches: 1"}},
 		{[]string{"switches"}, []string{"000000000ac80001", "3.1.0", "254"}},
-		{[]string{"switch", "1"}, []string{"1     vm1   02:00:00:00:00:01  up", "meter: meter=1,pktps", "l2switch  table=1,priority=0 actions=FLOOD"}},
-		{[]string{"flows", "1"}, []string{"ok       l2switch  42", "differs  runtime", "installed: table=0,priority=0 actions=CONTROLLER:65535"}},
+		{[]string{"switch", "1"}, []string{"1     vm1   02:00:00:00:00:01  up", "meter: meter=1,pktps", "l2switch  table=1, priority=0 actions=FLOOD"}},
+		{[]string{"flows", "1"}, []string{"ok       l2switch  42", "differs  runtime", "installed: priority=0 actions=CONTROLLER:65535"}},
 		{[]string{"topology"}, []string{"NODES (1)", "0000000000000001  2", "LINKS (1)", "0000000000000001:1  0000000000000002:1  true", "ENDPOINTS (0)"}},
 		{[]string{"list", "networks"}, []string{"ID  NAME  REVISION  TYPE   VNI", "n1  blue  1         vxlan  5001"}},
 		{[]string{"-o", "json", "get", "networks", "blue"}, []string{`"vni": 5001`}},
