@@ -299,9 +299,6 @@ func (h *Host) AddFlows(flows ...string) error {
 	return err
 }
 
-// statsRE matches the counters and ages of a dump-flows line.
-var statsRE = regexp.MustCompile(`\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]*, ?`)
-
 // tableRE and priorityRE extract what DumpFlows sorts by.
 var (
 	tableRE    = regexp.MustCompile(`\btable=(\d+)`)
@@ -309,20 +306,23 @@ var (
 )
 
 // DumpFlows returns br-int's flows for comparison in tests: one string per
-// flow as ovs-ofctl prints it with port numbers (--no-names), without the
-// duration, n_packets, n_bytes, idle_age and hard_age fields, sorted by
+// flow as `ovs-ofctl --no-names --no-stats dump-flows` prints it (port
+// numbers; no duration, counters or ages; no cookie or table when 0),
+// which is what flow.Flow.String prints for the same flow, sorted by
 // table, then by descending priority, then as text. For example:
 //
-//	cookie=0x2a, table=0, priority=100,dl_dst=02:00:00:00:01:02 actions=output:2
+//	cookie=0x2a, table=1, priority=100,dl_dst=02:00:00:00:01:02 actions=output:2
 func (h *Host) DumpFlows() ([]string, error) {
-	out, err := h.Ofctl("--no-names", "dump-flows", "br-int")
+	out, err := h.Ofctl("--no-names", "--no-stats", "dump-flows", "br-int")
 	if err != nil {
 		return nil, err
 	}
 	var flows []string
 	for line := range strings.Lines(out) {
-		if line = strings.TrimSpace(line); strings.HasPrefix(line, "cookie=") {
-			flows = append(flows, statsRE.ReplaceAllString(line, ""))
+		// Each flow is indented by a space; anything else (a reply's
+		// header) is not a flow.
+		if strings.HasPrefix(line, " ") && strings.TrimSpace(line) != "" {
+			flows = append(flows, strings.TrimSpace(line))
 		}
 	}
 	slices.SortFunc(flows, func(a, b string) int {
