@@ -29,7 +29,6 @@ package dhcp
 import (
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/southbound/openflow/packet"
 	"github.com/loom-sdn/loom/view"
@@ -73,9 +72,7 @@ func newApp(env controller.Env) (controller.App, error) {
 		Name: Name,
 		// Every kind it handles: update rebuilds on hosts, networks and
 		// subnets, and redoes the ports that changed.
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Kinds:     kit.ModelKinds,
 		Digest:    digest,
 		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*Index] { return &switchApp{a: a, dpid: sw.DatapathID} },
 	})

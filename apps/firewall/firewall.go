@@ -76,7 +76,6 @@ package firewall
 import (
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 	"github.com/loom-sdn/loom/view"
 )
@@ -94,9 +93,7 @@ func newApp(env controller.Env) (controller.App, error) {
 		Name: Name,
 		// Every kind it handles: NewIndex keeps the index when no
 		// security group, host or port with groups changed.
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Kinds: kit.ModelKinds,
 		Digest: func(prev *Index, _, next *view.Snapshot, _ view.Changes) (*Index, kit.Wake) {
 			x := NewIndex(next, prev)
 			return x, kit.Wake{DPIDs: x.Changed(prev)}

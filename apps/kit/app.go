@@ -21,6 +21,15 @@ import (
 // and times every compile. Packet-ins, ticks, adoption of found state and
 // port changes are optional hooks of the Logic.
 
+// ModelKinds are the kinds the model had when the apps were written, for
+// an app whose Digest handles a change of any of them. It is a list, not
+// model.Kinds(): a kind added to the model later is not in it, so its
+// changes rebuild every app (and wake every switch) until an app says it
+// handles it.
+var ModelKinds = []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
+	model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
+	model.KindFlowExport}
+
 // Wake says which switches a change concerns.
 type Wake struct {
 	All   bool            // every switch

@@ -91,9 +91,7 @@ func newApp(env controller.Env) (controller.App, error) {
 		Name: Name,
 		// Every kind it handles: update redoes the networks whose ports
 		// changed, and the rest of the model in full.
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Kinds:  kit.ModelKinds,
 		Digest: a.digest,
 		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*index] {
 			return &switchApp{a: a, dpid: sw.DatapathID, pins: map[uint64]bool{}}

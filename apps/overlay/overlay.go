@@ -27,7 +27,6 @@ package overlay
 import (
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
-	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/view"
 )
 
@@ -48,9 +47,7 @@ func newApp(env controller.Env) (controller.App, error) {
 		Name: Name,
 		// Every kind it handles: NewIndex redoes the networks whose ports
 		// changed and rebuilds on host or network changes.
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Kinds:     kit.ModelKinds,
 		Digest:    digest,
 		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*Index] { return &switchLogic{dpid: sw.DatapathID} },
 	})

@@ -43,10 +43,8 @@ func newApp(env controller.Env) (controller.App, error) {
 		return nil, err
 	}
 	return kit.NewApp(env, kit.Spec[struct{}]{
-		Name: Name,
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Name:      Name,
+		Kinds:     kit.ModelKinds,
 		Digest:    digest,
 		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[struct{}] { return &switchLogic{dpid: sw.DatapathID} },
 	})

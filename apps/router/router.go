@@ -54,9 +54,7 @@ func newApp(env controller.Env) (controller.App, error) {
 		Name: Name,
 		// Every kind it handles: woken wakes every switch on anything
 		// but ports.
-		Kinds: []model.Kind{model.KindHost, model.KindNetwork, model.KindSubnet, model.KindPort, model.KindPortGroup,
-			model.KindRouter, model.KindSecurityGroup, model.KindLoadBalancer, model.KindFloatingIP, model.KindMirror,
-			model.KindFlowExport},
+		Kinds:  kit.ModelKinds,
 		Digest: digest,
 		NewSwitch: func(sw controller.SwitchInfo) kit.Logic[*index] {
 			return &switchApp{a: a, dpid: sw.DatapathID, learned: map[uint64]flow.MAC{}, asked: map[uint64]time.Time{}}
