@@ -193,30 +193,66 @@ func (r *rule) anyProto() bool  { return r.proto < 0 }
 // default-deny flow), as TestRandomRulesAgainstReference checks against
 // an emulation of OVS's classifier.
 func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingress bool, o Options) {
-	portField, remoteField := flow.InPort, flow.IPv4Dst
+	c := newRuleCompiler(x, b, table, after, ingress, o)
+	sigs, open := c.gather(h)
+	c.openPorts(open)
+	list, ids := orderRules(sigs)
+	for _, s := range list {
+		c.rule(s, ids[s.key], open)
+	}
+}
+
+// ruleCompiler compiles the rules of one direction of one host's ports
+// (compileRules): its steps share the direction's fields and the clause
+// flows built so far.
+type ruleCompiler struct {
+	x                      *Index
+	b                      *builder
+	table                  uint8
+	after                  int16
+	ingress                bool
+	o                      Options
+	portField, remoteField flow.Field // the local port's (in_port or reg7) and the remote address's
+	ip, ip6                flow.Match
+	cache                  map[string][]*flow.Flow // clause flows, shared by the rules that use them
+}
+
+func newRuleCompiler(x *Index, b *builder, table uint8, after int16, ingress bool, o Options) *ruleCompiler {
+	c := &ruleCompiler{x: x, b: b, table: table, after: after, ingress: ingress, o: o,
+		portField: flow.InPort, remoteField: flow.IPv4Dst, cache: map[string][]*flow.Flow{},
+		ip: flow.Match{}.EthType(packet.EtherTypeIPv4), ip6: flow.Match{}.EthType(packet.EtherTypeIPv6)}
 	if ingress {
-		portField, remoteField = kit.RegOutPort, flow.IPv4Src
+		c.portField, c.remoteField = kit.RegOutPort, flow.IPv4Src
 	}
-	ip := flow.Match{}.EthType(packet.EtherTypeIPv4)
-	ip6 := flow.Match{}.EthType(packet.EtherTypeIPv6)
-	family := func(r *rule) flow.Match {
-		if r.v6 {
-			return ip6
-		}
-		return ip
+	return c
+}
+
+func (c *ruleCompiler) family(r *rule) flow.Match {
+	if r.v6 {
+		return c.ip6
 	}
+	return c.ip
+}
+
+// openSet[v6][stateful] are the ports some rule allows everything of a
+// family in this direction (any protocol from anywhere): one flow each,
+// and no conjunction clause for them.
+type openSet [2][2]map[uint32]bool
+
+// gather groups the direction's rules of the host's ports by signature
+// (rules equal but for their group are one, with all their ports), sets
+// apart the ports open to a whole family, and opens the ports no group
+// restricts in this direction (egress without egress rules).
+func (c *ruleCompiler) gather(h *host) (map[string]*sig, openSet) {
 	sigs := map[string]*sig{}
-	// open[v6][stateful]: ports that some rule allows everything of a
-	// family in this direction (any protocol from anywhere): one flow
-	// each, and no conjunction clause for them.
-	open := [2][2]map[uint32]bool{{{}, {}}, {{}, {}}}
+	open := openSet{{{}, {}}, {{}, {}}}
 	for _, p := range h.ports {
-		deny := ingress
+		deny := c.ingress
 		for _, g := range p.groups {
 			deny = deny || g.egress
 			for i := range g.rules {
 				r := &g.rules[i]
-				if r.ingress != ingress {
+				if r.ingress != c.ingress {
 					continue
 				}
 				if r.anyRemote() && r.anyProto() {
@@ -235,153 +271,182 @@ func (x *Index) compileRules(b *builder, h *host, table uint8, after int16, ingr
 			}
 		}
 		if !deny {
-			b.add(commit(flow.New(table, prioOpen, ip.InPort(p.ofport)), after))
-			b.add(commit(flow.New(table, prioOpen, flow.Match{}.EthType(packet.EtherTypeIPv6).InPort(p.ofport)), after))
+			c.b.add(commit(flow.New(c.table, prioOpen, c.ip.InPort(p.ofport)), c.after))
+			c.b.add(commit(flow.New(c.table, prioOpen, c.ip6.InPort(p.ofport)), c.after))
 		}
 	}
+	return sigs, open
+}
+
+// openPorts states the flows of the ports open to a whole family.
+func (c *ruleCompiler) openPorts(open openSet) {
 	for v6, byState := range open {
-		fam := []flow.Match{ip, ip6}[v6]
+		fam := []flow.Match{c.ip, c.ip6}[v6]
 		for stateful, ports := range byState {
 			for _, p := range sortedKeys(ports) {
-				f := flow.New(table, prio(stateful == 1), fam.Set(portField, uint64(p)))
+				f := flow.New(c.table, prio(stateful == 1), fam.Set(c.portField, uint64(p)))
 				if stateful == 1 {
-					b.add(commit(f, after))
+					c.b.add(commit(f, c.after))
 				} else {
-					b.add(next(f, after))
+					c.b.add(next(f, c.after))
 				}
 			}
 		}
 	}
+}
+
+// orderRules puts the signatures in the order of their conjunction ids
+// (so a shared clause flow gets its conjunction actions sorted) and
+// returns the ids.
+func orderRules(sigs map[string]*sig) ([]*sig, map[string]uint32) {
 	list := make([]*sig, 0, len(sigs))
 	for _, s := range sigs {
 		list = append(list, s)
 	}
 	slices.SortFunc(list, func(a, b *sig) int { return cmp.Compare(a.key, b.key) })
 	ids := conjIDs(list)
-	// In id order, a shared clause flow gets its conjunction actions
-	// sorted.
 	slices.SortFunc(list, func(a, b *sig) int { return cmp.Compare(ids[a.key], ids[b.key]) })
-	// Clause flows are shared by the rules that use them (a port's, a
-	// remote group's members', a protocol's): each is built once and
-	// gets one conjunction action per rule.
-	cache := map[string][]*flow.Flow{}
-	clauses := func(id string, pr uint16, frags func() []flow.Match) []*flow.Flow {
-		k := strconv.Itoa(int(pr)) + "|" + id
-		fs, ok := cache[k]
-		if !ok {
-			for _, m := range frags() {
-				fs = append(fs, b.clause(table, pr, m))
-			}
-			cache[k] = fs
+	return list, ids
+}
+
+// clauses returns the clause flows of a dimension value, built once and
+// shared by the rules that use it (each adds its conjunction action).
+func (c *ruleCompiler) clauses(id string, pr uint16, frags func() []flow.Match) []*flow.Flow {
+	k := strconv.Itoa(int(pr)) + "|" + id
+	fs, ok := c.cache[k]
+	if !ok {
+		for _, m := range frags() {
+			fs = append(fs, c.b.clause(c.table, pr, m))
 		}
-		return fs
+		c.cache[k] = fs
 	}
-	for _, s := range list {
-		r := &s.r
-		ip := family(r)
-		fam := "4|"
-		if r.v6 {
-			fam = "6|"
-		}
-		ports := slices.DeleteFunc(slices.Clone(s.ports), func(p uint32) bool { return open[b2i(r.v6)][b2i(r.stateful)][p] })
-		if len(ports) == 0 {
-			continue
-		}
-		// The dimensions beyond the ports, each an identity and its
-		// match fragments.
-		type dimension struct {
-			id    string
-			frags func() []flow.Match
-		}
-		var dims []dimension
-		if !r.anyRemote() {
-			if r.group != "" {
-				g := x.groups[r.group]
-				if g == nil || (!r.v6 && len(g.members) == 0) || (r.v6 && len(g.members6) == 0) {
-					continue // a remote group without addresses: nothing matches
+	return fs
+}
+
+// dimension is one of a rule's dimensions beyond its ports: an identity
+// (shared by the rules with the same values) and its match fragments.
+type dimension struct {
+	id    string
+	frags func() []flow.Match
+}
+
+// dimensions returns a rule's remote and protocol dimensions; false when
+// the rule can match nothing (a remote group without addresses).
+func (c *ruleCompiler) dimensions(r *rule) ([]dimension, bool) {
+	ip, ingress := c.family(r), c.ingress
+	fam := "4|"
+	if r.v6 {
+		fam = "6|"
+	}
+	var dims []dimension
+	if !r.anyRemote() {
+		if r.group != "" {
+			g := c.x.groups[r.group]
+			if g == nil || (!r.v6 && len(g.members) == 0) || (r.v6 && len(g.members6) == 0) {
+				return nil, false
+			}
+			dims = append(dims, dimension{"group|" + fam + g.id, func() []flow.Match {
+				if r.v6 {
+					out := make([]flow.Match, len(g.members6))
+					for i, a := range g.members6 {
+						out[i] = ip.IPv6Prefix(!ingress, netip.PrefixFrom(netip.AddrFrom16(a), 128))
+					}
+					return out
 				}
-				dims = append(dims, dimension{"group|" + fam + g.id, func() []flow.Match {
-					if r.v6 {
-						out := make([]flow.Match, len(g.members6))
-						for i, a := range g.members6 {
-							out[i] = ip.IPv6Prefix(!ingress, netip.PrefixFrom(netip.AddrFrom16(a), 128))
-						}
-						return out
-					}
-					out := make([]flow.Match, len(g.members))
-					for i, a := range g.members {
-						out[i] = ip.Set(remoteField, uint64(a))
-					}
-					return out
-				}})
-			} else if r.v6 {
-				p := netip.PrefixFrom(netip.AddrFrom16(r.cidr6), r.cidrBits)
-				dims = append(dims, dimension{"cidr|" + p.String(),
-					func() []flow.Match { return []flow.Match{ip.IPv6Prefix(!ingress, p)} }})
-			} else {
-				mask := uint64(^uint32(0) << (32 - r.cidrBits))
-				dims = append(dims, dimension{"cidr|" + strconv.FormatUint(uint64(r.cidr), 16) + "/" + strconv.Itoa(r.cidrBits),
-					func() []flow.Match { return []flow.Match{ip.SetMasked(remoteField, uint64(r.cidr), mask)} }})
-			}
+				out := make([]flow.Match, len(g.members))
+				for i, a := range g.members {
+					out[i] = ip.Set(c.remoteField, uint64(a))
+				}
+				return out
+			}})
+		} else if r.v6 {
+			p := netip.PrefixFrom(netip.AddrFrom16(r.cidr6), r.cidrBits)
+			dims = append(dims, dimension{"cidr|" + p.String(),
+				func() []flow.Match { return []flow.Match{ip.IPv6Prefix(!ingress, p)} }})
+		} else {
+			mask := uint64(^uint32(0) << (32 - r.cidrBits))
+			dims = append(dims, dimension{"cidr|" + strconv.FormatUint(uint64(r.cidr), 16) + "/" + strconv.Itoa(r.cidrBits),
+				func() []flow.Match { return []flow.Match{ip.SetMasked(c.remoteField, uint64(r.cidr), mask)} }})
 		}
-		if !r.anyProto() {
-			dims = append(dims, dimension{"l4|" + fam + strconv.Itoa(r.proto) + "|" + strconv.Itoa(int(r.portMin)) + "-" + strconv.Itoa(int(r.portMax)),
-				func() []flow.Match {
-					base := ip.IPProto(uint8(r.proto))
-					if r.portMin == 0 {
-						return []flow.Match{base}
-					}
-					dst := flow.TCPDst
-					if r.proto == 17 {
-						dst = flow.UDPDst
-					}
-					var out []flow.Match
-					for _, blk := range flow.PortRange(r.portMin, r.portMax) {
-						out = append(out, base.SetMasked(dst, blk[0], blk[1]))
-					}
-					return out
-				}})
-		}
-		pr := prio(r.stateful)
-		allow := func(f *flow.Flow) *flow.Flow {
-			if r.stateful {
-				return commit(f, after)
-			}
-			return next(f, after)
-		}
-		portFrag := func(p uint32) func() []flow.Match {
-			return func() []flow.Match { return []flow.Match{ip.Set(portField, uint64(p))} }
-		}
-		if o.CrossProduct {
-			var all [][]flow.Match
-			var pf []flow.Match
-			for _, p := range ports {
-				pf = append(pf, portFrag(p)()...)
-			}
-			all = append(all, pf)
-			for _, d := range dims {
-				all = append(all, d.frags())
-			}
-			for _, m := range crossProduct(all) {
-				b.add(allow(flow.New(table, pr, m)))
-			}
-			continue
-		}
-		id, n := ids[s.key], 1+len(dims)
-		a := flow.Conjunction(id, 1, n)
-		for _, p := range ports {
-			for _, f := range clauses("port|"+fam+strconv.Itoa(int(p)), pr, portFrag(p)) {
-				f.Apply = append(f.Apply, a)
-			}
-		}
-		for k, d := range dims {
-			a := flow.Conjunction(id, k+2, n)
-			for _, f := range clauses(d.id, pr, d.frags) {
-				f.Apply = append(f.Apply, a)
-			}
-		}
-		b.add(allow(flow.New(table, pr, ip.Set(flow.ConjID, uint64(id)))))
 	}
+	if !r.anyProto() {
+		dims = append(dims, dimension{"l4|" + fam + strconv.Itoa(r.proto) + "|" + strconv.Itoa(int(r.portMin)) + "-" + strconv.Itoa(int(r.portMax)),
+			func() []flow.Match {
+				base := ip.IPProto(uint8(r.proto))
+				if r.portMin == 0 {
+					return []flow.Match{base}
+				}
+				dst := flow.TCPDst
+				if r.proto == 17 {
+					dst = flow.UDPDst
+				}
+				var out []flow.Match
+				for _, blk := range flow.PortRange(r.portMin, r.portMax) {
+					out = append(out, base.SetMasked(dst, blk[0], blk[1]))
+				}
+				return out
+			}})
+	}
+	return dims, true
+}
+
+// rule states one rule signature: a conjunctive match (a clause flow per
+// value of each dimension and a conj_id flow), or with
+// Options.CrossProduct the plain cross product of its dimensions.
+func (c *ruleCompiler) rule(s *sig, id uint32, open openSet) {
+	r := &s.r
+	ip := c.family(r)
+	fam := "4|"
+	if r.v6 {
+		fam = "6|"
+	}
+	ports := slices.DeleteFunc(slices.Clone(s.ports), func(p uint32) bool { return open[b2i(r.v6)][b2i(r.stateful)][p] })
+	if len(ports) == 0 {
+		return
+	}
+	dims, ok := c.dimensions(r)
+	if !ok {
+		return // a remote group without addresses: nothing matches
+	}
+	pr := prio(r.stateful)
+	allow := func(f *flow.Flow) *flow.Flow {
+		if r.stateful {
+			return commit(f, c.after)
+		}
+		return next(f, c.after)
+	}
+	portFrag := func(p uint32) func() []flow.Match {
+		return func() []flow.Match { return []flow.Match{ip.Set(c.portField, uint64(p))} }
+	}
+	if c.o.CrossProduct {
+		var all [][]flow.Match
+		var pf []flow.Match
+		for _, p := range ports {
+			pf = append(pf, portFrag(p)()...)
+		}
+		all = append(all, pf)
+		for _, d := range dims {
+			all = append(all, d.frags())
+		}
+		for _, m := range crossProduct(all) {
+			c.b.add(allow(flow.New(c.table, pr, m)))
+		}
+		return
+	}
+	n := 1 + len(dims)
+	a := flow.Conjunction(id, 1, n)
+	for _, p := range ports {
+		for _, f := range c.clauses("port|"+fam+strconv.Itoa(int(p)), pr, portFrag(p)) {
+			f.Apply = append(f.Apply, a)
+		}
+	}
+	for k, d := range dims {
+		a := flow.Conjunction(id, k+2, n)
+		for _, f := range c.clauses(d.id, pr, d.frags) {
+			f.Apply = append(f.Apply, a)
+		}
+	}
+	c.b.add(allow(flow.New(c.table, pr, ip.Set(flow.ConjID, uint64(id)))))
 }
 
 func prio(stateful bool) uint16 {
