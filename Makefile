@@ -5,6 +5,9 @@ SHELL    := /bin/bash
 GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
+# The Debian packages of the commands in .ci/packages (internal/ci keeps
+# this list, .ci/run's and that file equal).
+DEB_PKGS := curl ethtool iperf3 iproute2 iputils-ping make nodejs openvswitch-common openvswitch-switch openvswitch-testcontroller procps python3-scapy tcpdump udhcpc udhcpd
 .PHONY: all build demo demo-check deps vet test test-unit plugin fuzz bench bench-peers clean
 
 all: build
@@ -14,17 +17,19 @@ build:
 
 # The controller with its embedded store, plus a local OVS lab whose VMs
 # talk through it. Ctrl-C stops it all.
-demo: build
+demo: deps build
 	examples/demo.sh
 
 # The same, non-interactive: up, ping, show, tear down (CI runs it).
-demo-check: build
+demo-check: deps build
 	examples/demo.sh --once
 
-# Install what the demo and the tests need when it is missing (root):
-# the packages of .ci/packages, without recommended packages.
+# Install what the demo and the tests need when something is missing
+# (root): DEB_PKGS, without recommended packages.
 deps:
-	bash .ci/install
+	@bash .ci/check-tools 2>/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS); }
+	@bash .ci/check-tools
 
 vet:
 	$(GO) vet $(PKGS)

@@ -7,8 +7,8 @@
 #   sudo examples/demo.sh          # runs until Ctrl-C
 #   sudo examples/demo.sh --once   # up, ping, show, tear down; exits 1 if any expectation fails
 #
-# 1. Builds loomd and loomctl into bin/, installs Open vSwitch, curl and the rest of
-#    .ci/packages when missing (apt-get), and starts loomd (its default apps: lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer) on tcp:0.0.0.0:6653 with its API on
+# 1. Builds loomd and loomctl into bin/, checks that Open vSwitch, curl and the rest of
+#    .ci/packages are there (`make demo` installs them first: make deps), and starts loomd (its default apps: lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer) on tcp:0.0.0.0:6653 with its API on
 #    127.0.0.1:8080 and a fresh store in /tmp/loom-demo/data (log: /tmp/loom-demo/loomd.log).
 # 2. Brings up hypervisors host1 and host2 (examples/lab/lab.sh up --hosts 2 --no-bridge
 #    --underlay): each its own ovsdb-server and ovs-vswitchd (userspace datapath) with only
@@ -107,7 +107,7 @@ trap 'exit 130' INT TERM
 
 say "building loomd and loomctl"
 go build -o bin/ ./cmd/...
-bash "$top/.ci/install" # the Debian packages of what is missing (Open vSwitch, curl, ...)
+bash "$top/.ci/check-tools" # Open vSwitch, curl, ...: `make demo` installs them first (make deps)
 
 # A previous run that was killed (not interrupted) may have left all of it behind.
 stop_loomd

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,6 +231,7 @@ var (
 func scriptCommands(script string) []string {
 	var out []string
 	inHeredoc := ""
+	script = strings.ReplaceAll(script, "\\\n", " ") // continued lines are one
 	for _, line := range strings.Split(script, "\n") {
 		line = strings.TrimSpace(line)
 		if inHeredoc != "" {
@@ -290,7 +292,7 @@ func TestInstallListCoversCommands(t *testing.T) {
 	top := root(t)
 	list := installList(t, top)
 	used := goCommands(t, top)
-	for _, s := range []string{"examples/demo.sh", "examples/lab/lab.sh", ".ci/run", ".ci/install"} {
+	for _, s := range []string{"examples/demo.sh", "examples/lab/lab.sh", ".ci/run", ".ci/check-tools"} {
 		b, err := os.ReadFile(filepath.Join(top, s))
 		if err != nil {
 			t.Fatal(err)
@@ -329,7 +331,7 @@ func TestInstallListCoversCommands(t *testing.T) {
 // pulls about a hundred with them).
 func TestInstallsWithoutRecommends(t *testing.T) {
 	top := root(t)
-	for _, f := range []string{"Makefile", ".ci/run", ".ci/install", "examples/demo.sh", "examples/lab/lab.sh", "examples/bench/peers.sh"} {
+	for _, f := range []string{"Makefile", ".ci/run", "examples/demo.sh", "examples/lab/lab.sh", "examples/bench/peers.sh"} {
 		b, err := os.ReadFile(filepath.Join(top, f))
 		if err != nil {
 			t.Fatal(err)
@@ -338,6 +340,46 @@ func TestInstallsWithoutRecommends(t *testing.T) {
 			if strings.Contains(line, "apt-get install") && !strings.Contains(line, "--no-install-recommends") {
 				t.Errorf("%s:%d: apt-get install without --no-install-recommends", f, i+1)
 			}
+		}
+	}
+}
+
+// .ci/run and the Makefile's deps install exactly the packages of
+// .ci/packages: CI starts on a machine without any of them.
+func TestCIInstallsThePackageList(t *testing.T) {
+	top := root(t)
+	want := map[string]bool{}
+	for _, pkg := range installList(t, top) {
+		want[pkg] = true
+	}
+	words := func(s string) map[string]bool {
+		out := map[string]bool{}
+		for _, w := range strings.Fields(strings.ReplaceAll(s, "\\", " ")) {
+			if !strings.HasPrefix(w, "-") {
+				out[w] = true
+			}
+		}
+		return out
+	}
+	run, err := os.ReadFile(filepath.Join(top, ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)apt-get install -y -q --no-install-recommends (.*?)\n[^ \t]`).FindSubmatch(run)
+	if m == nil {
+		t.Fatal(".ci/run runs no apt-get install --no-install-recommends")
+	}
+	mk, err := os.ReadFile(filepath.Join(top, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm := regexp.MustCompile(`(?m)^DEB_PKGS := (.*)$`).FindSubmatch(mk)
+	if dm == nil {
+		t.Fatal("the Makefile has no DEB_PKGS")
+	}
+	for name, got := range map[string]map[string]bool{".ci/run": words(string(m[1])), "Makefile DEB_PKGS": words(string(dm[1]))} {
+		if !maps.Equal(got, want) {
+			t.Errorf("%s installs %v; .ci/packages names %v", name, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 		}
 	}
 }
