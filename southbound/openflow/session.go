@@ -45,9 +45,8 @@ type Config struct {
 	MaxConnsPerSource int
 	// DuplicateProbe bounds the check of a session whose datapath id a new
 	// connection claims (default 1.5 s): the old session is alive if it
-	// sent anything during the last DuplicateProbe or answers an echo
-	// within it; then the new connection is refused, else the old one is
-	// closed and the new one takes its place.
+	// answers an echo within it; then the new connection is refused, else
+	// the old one is closed and the new one takes its place.
 	DuplicateProbe time.Duration
 	// RequireCertDPID makes TLS sessions prove their datapath id: the
 	// switch's certificate must name it (subject CN or a DNS SAN: 16 hex
@@ -181,18 +180,16 @@ type Session struct {
 
 	xid      atomic.Uint32
 	activity atomic.Bool
-	lastRx   atomic.Int64 // unix nanoseconds of the last message received
 
-	wmu      sync.Mutex
-	wcond    *sync.Cond
-	pending  []byte
-	spare    []byte
-	raw      *rawWriter // nil: every write goes through the writer goroutine (TLS)
-	busy     bool       // a goroutine (the writer or a sender) is writing to the socket
-	writing  int        // bytes being written now
-	echoOut  bool       // an echo reply is queued or being written
-	echoDrop int        // echo replies dropped
-	wsignal  chan struct{}
+	wmu     sync.Mutex
+	wcond   *sync.Cond
+	pending []byte
+	spare   []byte
+	raw     *rawWriter // nil: every write goes through the writer goroutine (TLS)
+	busy    bool       // a goroutine (the writer or a sender) is writing to the socket
+	writing int        // bytes being written now
+	echoOut bool       // an echo reply is queued or being written
+	wsignal chan struct{}
 
 	rmu     sync.Mutex
 	waiters map[uint32]*waiter
@@ -364,7 +361,6 @@ func (s *Session) sendEchoReply(xid uint32, data []byte) error {
 		return ErrClosed
 	}
 	if s.echoOut || len(s.pending)+s.writing > echoQueueLimit {
-		s.echoDrop++
 		s.wmu.Unlock()
 		if o, ok := s.handler.(PolicyObserver); ok {
 			o.EchoReplyDropped()
@@ -557,7 +553,6 @@ func (s *Session) serve(ctx context.Context) {
 	s.src = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn)
 	br = bufio.NewReaderSize(s.src, sessionReadBuffer)
 	s.log = s.log.With("dpid", fmt.Sprintf("%016x", s.Features.DatapathID))
-	s.lastRx.Store(time.Now().UnixNano())
 	if err := s.srv.claim(ctx, s); err != nil {
 		s.log.Warn("openflow session refused", "reason", ReasonDuplicateDPID, "error", err)
 		if o, ok := s.handler.(PolicyObserver); ok {
@@ -665,7 +660,6 @@ func (s *Session) readLoop(gen uint64) (err error) {
 			return err
 		}
 		s.activity.Store(true)
-		s.lastRx.Store(time.Now().UnixNano())
 		if err := s.dispatch(gen, h, msg); err != nil {
 			if err == errHandedOff {
 				return err
