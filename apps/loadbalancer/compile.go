@@ -65,6 +65,15 @@ const (
 type zone func(user string) (uint16, bool)
 
 // zonesOf is host's zone lookup in s.
+// net returns the zones of a client network (its DNAT and hairpin
+// zones), false until the host has both: the network's load balancer
+// flows are compiled only then.
+func (z zone) net(netID string) (dnat, hairpin uint16, ok bool) {
+	dnat, ok1 := z(kit.LBZone(netID))
+	hairpin, ok2 := z(kit.LBHairpinZone(netID))
+	return dnat, hairpin, ok1 && ok2
+}
+
 func zonesOf(s *view.Snapshot, host string) zone {
 	return func(user string) (uint16, bool) { return s.Zone(host, user) }
 }
@@ -106,9 +115,8 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 	var groups []*flow.Group
 	for _, e := range ix.lbs {
 		for _, cn := range e.nets {
-			z, ok := zones(kit.LBZone(cn.n.id))
-			hz, hok := zones(kit.LBHairpinZone(cn.n.id))
-			if cn.n.local[host] > 0 && ok && hok {
+			z, hz, ok := zones.net(cn.n.id)
+			if cn.n.local[host] > 0 && ok {
 				groups = append(groups, compileNet(e, cn, host, z, hz, t, up, add))
 			}
 		}

@@ -333,16 +333,15 @@ func (s *switchApp) Compile(ctx *controller.Context, ix *index, snap *view.Snaps
 	s.a.health.mu.Unlock()
 	t := PipelineTables(ctx.Pipeline())
 	host := s.host(snap)
-	flows, groups := compileHost(ix, host, zonesOf(snap, host), t, s.a.health.up)
+	zones := zonesOf(snap, host)
+	flows, groups := compileHost(ix, host, zones, t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	// Probes sent once these flows are out find their answers', once the
 	// backend's network has its zones here (its load balancer flows are
 	// compiled).
 	s.probing = map[hkey]bool{}
 	for _, b := range ix.checked[host] {
-		_, z := snap.Zone(host, kit.LBZone(b.net))
-		_, hz := snap.Zone(host, kit.LBHairpinZone(b.net))
-		s.probing[b.k] = z && hz
+		_, _, s.probing[b.k] = zones.net(b.net)
 	}
 	return kit.State{Flows: flows, Groups: groups}
 }
