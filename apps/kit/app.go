@@ -96,10 +96,11 @@ type RejectHandler interface {
 	Rejected(ctx *controller.Context, ev controller.Rejected) (handled, resync bool)
 }
 
-// PortWatcher compiles again when the switch's ports change (the app's
-// state depends on them: its tunnel or uplink port, say).
+// PortWatcher's state depends on some of the switch's ports (its tunnel
+// or uplink port, say): after a port change, the shell compiles again when
+// PortsChanged says those ports differ from the last Compile's.
 type PortWatcher interface {
-	WatchesPorts()
+	PortsChanged(ctx *controller.Context, snap *view.Snapshot) bool
 }
 
 // Dirtier asks the shell to compile again, though the index did not
@@ -243,7 +244,7 @@ func (s *Switch[X]) Handle(ctx *controller.Context, ev controller.Event) {
 		d, ok := s.logic.(Dirtier)
 		s.Sync(ctx, ok && d.Dirty())
 	case controller.PortStatus:
-		if _, ok := s.logic.(PortWatcher); ok {
+		if w, ok := s.logic.(PortWatcher); ok && w.PortsChanged(ctx, s.a.cur.Load().snap) {
 			s.Sync(ctx, true)
 		}
 	case controller.PacketIn:

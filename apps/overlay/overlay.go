@@ -71,11 +71,19 @@ func PipelineTables(p *controller.Pipeline) Tables {
 
 // switchLogic is the overlay on one switch. Its state depends on the
 // switch's tunnel and uplink ports too (kit.PortWatcher).
-type switchLogic struct{ dpid uint64 }
+type switchLogic struct {
+	dpid  uint64
+	ports SwitchPorts // as the last Compile found them
+}
 
-func (s *switchLogic) WatchesPorts() {}
+// PortsChanged: the tunnel or uplink port came or went, or changed
+// number (kit.PortWatcher).
+func (s *switchLogic) PortsChanged(ctx *controller.Context, snap *view.Snapshot) bool {
+	return kit.FindSwitchPorts(ctx, snap) != s.ports
+}
 
 func (s *switchLogic) Compile(ctx *controller.Context, x *Index, snap *view.Snapshot) kit.State {
-	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), kit.FindSwitchPorts(ctx, snap))
+	s.ports = kit.FindSwitchPorts(ctx, snap)
+	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), s.ports)
 	return kit.State{Flows: st.Flows, Groups: st.Groups}
 }

@@ -160,8 +160,11 @@ func (s *switchApp) Adopt(ctx *controller.Context, found []*flow.Flow) {
 	s.adoptLearned(s.a.current(), found, tables(ctx.Pipeline()).Out)
 }
 
-// WatchesPorts: the uplink and tunnel ports matter (kit.PortWatcher).
-func (s *switchApp) WatchesPorts() {}
+// PortsChanged: the uplink or tunnel port came or went, or changed
+// number (kit.PortWatcher).
+func (s *switchApp) PortsChanged(ctx *controller.Context, snap *view.Snapshot) bool {
+	return kit.FindSwitchPorts(ctx, snap) != s.ports
+}
 
 // Dirty tells the shell to compile again: a packet-in taught an outside
 // MAC (kit.Dirtier).
