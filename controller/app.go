@@ -170,9 +170,24 @@ func lookup(name string) (Factory, error) {
 	f, ok := registry[name]
 	regMu.Unlock() // before Registered, which locks regMu again
 	if !ok {
-		return nil, fmt.Errorf("unknown app %q (registered: %v)", name, Registered())
+		return nil, fmt.Errorf("unknown app %q (registered: %s)", name, strings.Join(Registered(), ", "))
 	}
 	return f, nil
+}
+
+// CheckApps refuses an empty list or an app no package registered, naming
+// the registered ones: what New would refuse, for a program to check its
+// command line before it starts anything.
+func CheckApps(names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("no app named (registered: %s)", strings.Join(Registered(), ", "))
+	}
+	for _, n := range names {
+		if _, err := lookup(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Event is something that happened on a switch.

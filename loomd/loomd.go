@@ -103,14 +103,8 @@ func appOptions(flags []string, apps []string) (map[string]map[string]string, er
 // checkApps refuses unknown app names before anything starts, naming the
 // apps this loomd has.
 func checkApps(names []string) error {
-	known := controller.Registered()
-	if len(names) == 0 {
-		return usageError{fmt.Errorf("--apps: no app named (registered: %s)", strings.Join(known, ", "))}
-	}
-	for _, n := range names {
-		if !slices.Contains(known, n) {
-			return usageError{fmt.Errorf("--apps: unknown app %q (registered: %s)", n, strings.Join(known, ", "))}
-		}
+	if err := controller.CheckApps(names); err != nil {
+		return usageError{fmt.Errorf("--apps: %w", err)}
 	}
 	return nil
 }

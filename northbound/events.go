@@ -33,7 +33,7 @@ type EventOptions struct {
 const (
 	DefaultHeartbeat        = 15 * time.Second
 	DefaultMaxStreams       = 256
-	DefaultEventWriteTimout = 10 * time.Second
+	DefaultEventWriteTimeout = 10 * time.Second
 )
 
 // EventRoutes is EventRoutesWith the default options and this heartbeat.
@@ -60,7 +60,7 @@ func EventRoutesWith(bus *events.Bus, o EventOptions) Mount {
 		o.MaxStreams = DefaultMaxStreams
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = DefaultEventWriteTimout
+		o.WriteTimeout = DefaultEventWriteTimeout
 	}
 	var open atomic.Int64
 	return func(api *mux.Router) {
