@@ -31,8 +31,8 @@ type EventOptions struct {
 
 // Defaults of EventOptions.
 const (
-	DefaultHeartbeat        = 15 * time.Second
-	DefaultMaxStreams       = 256
+	DefaultHeartbeat         = 15 * time.Second
+	DefaultMaxStreams        = 256
 	DefaultEventWriteTimeout = 10 * time.Second
 )
 
