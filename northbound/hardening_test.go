@@ -388,7 +388,17 @@ func TestEventStreamWriteDeadline(t *testing.T) {
 	defer c.Close()
 	c.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(c, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
+	// The stream is open (its answer began) and holds the only slot;
+	// from now on its client reads nothing.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the stream: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + addr + "/api/v1/events"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("a second stream while the first holds the slot: %v %v, want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	big := strings.Repeat("x", 64<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
