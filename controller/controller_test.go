@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -812,4 +814,28 @@ func TestAuditDuringPacketIns(t *testing.T) {
 	}
 	eventually(t, "every packet-in answered", func() bool { return answered.Load() == n })
 	eventually(t, "audits to go on", func() bool { return testutil.ToFloat64(h.ctl.metrics.reconciles) > before+3 })
+}
+
+func TestFlushConntrackZone(t *testing.T) {
+	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{})
+	sw := h.dial(emu.Options{DatapathID: 7, Ports: ports(1)})
+	h.ready(7)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	barriers := sw.Counters.Barriers.Load()
+	if err := h.ctl.FlushConntrackZones(ctx, 7, 3, 65535); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if err := h.ctl.FlushConntrackZones(ctx, 7, 9); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if got := sw.FlushedZones(); !slices.Equal(got, []uint16{3, 65535, 9}) {
+		t.Errorf("switch saw flushes of zones %v, want [3 65535 9]", got)
+	}
+	if n := sw.Counters.Barriers.Load() - barriers; n != 2 {
+		t.Errorf("%d barriers for two calls: each call is confirmed by one", n)
+	}
+	if err := h.ctl.FlushConntrackZones(ctx, 8, 3); !errors.Is(err, ErrNoSwitch) {
+		t.Errorf("flush on an unknown switch: %v, want ErrNoSwitch", err)
+	}
 }

@@ -35,7 +35,7 @@ type appSlot struct {
 // reply can be tied to the object that caused it.
 type sentMod struct {
 	xid uint32
-	obj any // *flow.Flow, *flow.Group or *flow.Meter
+	obj any // *flow.Flow, *flow.Group, *flow.Meter or *zoneFlush
 }
 
 type batch struct {
@@ -410,6 +410,10 @@ func (sw *Switch) handleError(e *wire.Error) {
 	}
 	var owner uint16
 	switch o := obj.(type) {
+	case *zoneFlush:
+		o.err = e
+		sw.log.Error("switch refused a conntrack zone flush", "zone", o.zone, "error", e.Error())
+		return
 	case *flow.Flow:
 		owner = uint16(o.Cookie >> CookieShift)
 		if cur := sw.flows[o.Key()]; cur == o {

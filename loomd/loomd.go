@@ -193,7 +193,6 @@ func Run(args []string) error {
 	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) },
 		OnZones: v.SetZones})
 	defer hosts.Close()
-	go manageHosts(ctx, svc, hosts, v, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
@@ -209,6 +208,8 @@ func Run(args []string) error {
 	if err != nil {
 		return err
 	}
+
+	go manageHosts(ctx, svc, hosts, v, ctl.FlushConntrackZones, log)
 
 	srv := &openflow.Server{Config: openflow.Config{EchoInterval: *echo,
 		MaxConns: *maxConns, MaxConnsPerSource: *maxConnsPerSource, RequireCertDPID: *requireDPID}, Handler: ctl, Log: log}

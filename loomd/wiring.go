@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/loom-sdn/loom/apps/loadbalancer"
 	"github.com/loom-sdn/loom/controller"
@@ -71,16 +72,25 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 // the view, where the apps find it. Until that first report the host's
 // zones are left alone, so a restarted loomd finds and keeps the zones
 // of the one before (no conntrack entry orphaned by an upgrade).
-func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, log *slog.Logger) {
+//
+// A zone number that changes hands is flushed on the host's switch
+// before the agent writes it (flush): the new user must not meet the
+// connections its last user left there. Until the switch has confirmed
+// the flush (it may not be connected yet) the new user gets no zone,
+// and the flush is tried again a second later.
+func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, flush zoneFlusher, log *slog.Logger) {
 	sub := svc.Subscribe(1024)
 	defer sub.Close()
 	managed := map[string]ovsdb.HostConfig{}
 	assigned := map[string]map[string]uint16{} // zones by host, once the host has reported its own
 	var mu sync.Mutex                          // sync runs on model changes and on binding changes
-	sync := func() {
+	retrying := false                          // a sync is due to flush zones held back
+	var sync func()
+	sync = func() {
 		mu.Lock()
 		defer mu.Unlock()
 		want := map[string]ovsdb.HostConfig{}
+		held := false
 		snap, vs := svc.Snapshot(), v.Snapshot()
 		for _, h := range snap.Hosts.All() {
 			cfg := ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
@@ -98,6 +108,16 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 				zones, full := kit.AllocateZones(have, kit.ZoneUsers(vs, h.Name))
 				if !full {
 					log.Warn("out of conntrack zones: some users get none", "host", h.Name)
+				}
+				if fresh := freshZones(have, zones); len(fresh) > 0 {
+					fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					err := flush(fctx, view.DatapathID(h), fresh...)
+					cancel()
+					if err != nil {
+						held = true
+						log.Debug("conntrack zones held back until their flush is confirmed", "host", h.Name, "zones", fresh, "error", err)
+						zones = withoutFresh(have, zones)
+					}
 				}
 				assigned[h.Name] = zones
 				cfg.ManageZones, cfg.Zones = true, zones
@@ -132,6 +152,17 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 			}
 		}
 		managed = want
+		if held && !retrying {
+			retrying = true
+			time.AfterFunc(time.Second, func() {
+				mu.Lock()
+				retrying = false
+				mu.Unlock()
+				if ctx.Err() == nil {
+					sync()
+				}
+			})
+		}
 	}
 	// Hosts, and what their agents apply besides: mirrors (their ports
 	// by name, and where their analyzers are bound), flow exports and
@@ -230,4 +261,33 @@ func backendHealth(ctl *controller.Controller) northbound.BackendHealth {
 		}
 		return out, true
 	}
+}
+
+// zoneFlusher flushes conntrack zones on a switch and returns once it
+// confirmed (controller.Controller.FlushConntrackZones).
+type zoneFlusher func(ctx context.Context, dpid uint64, zones ...uint16) error
+
+// freshZones returns the numbers of zones that change hands: given to a
+// user that did not hold them in have.
+func freshZones(have, zones map[string]uint16) []uint16 {
+	var fresh []uint16
+	for u, z := range zones {
+		if have[u] != z {
+			fresh = append(fresh, z)
+		}
+	}
+	slices.Sort(fresh)
+	return fresh
+}
+
+// withoutFresh returns zones without the users whose number changes
+// hands (freshZones).
+func withoutFresh(have, zones map[string]uint16) map[string]uint16 {
+	kept := make(map[string]uint16, len(zones))
+	for u, z := range zones {
+		if have[u] == z {
+			kept[u] = z
+		}
+	}
+	return kept
 }

@@ -181,3 +181,57 @@ func bridgeZones(t *testing.T, h *ovslab.Host) map[string]string {
 	}
 	return zones
 }
+
+// TestOVSFreedZoneIsFlushed: a conntrack zone that changes hands is
+// flushed on the host before its new user gets it. Port a (hv1, with a
+// security group) pings s, which leaves an ICMP entry in a's zone 1 for
+// 30 s; a then loses its groups (zone 1 freed) and port b, plugged on
+// hv1 with a group, gets zone 1: it must hold none of a's entries.
+func TestOVSFreedZoneIsFlushed(t *testing.T) {
+	o := newOverlayLab(t, "lldp,overlay,firewall")
+	o.create("networks", "name=red", "type=vxlan", "vni=5001")
+	o.create("subnets", "name=red-a", "network=red", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
+	o.create("security-groups", "name=open", `rules=[{"direction":"ingress","protocol":"icmp"}]`)
+	s := o.port("s", "red", "02:00:00:00:07:01", "10.1.0.5", "hv2")
+	a := o.port("a", "red", "02:00:00:00:07:02", "10.1.0.6", "hv1")
+	o.patch("/api/v1/ports/a", `{"security_groups":["open"]}`)
+	o.converged()
+	hv1 := o.hosts["hv1"]
+	zoneOf := func(z string) map[string]string {
+		users := map[string]string{}
+		for u, n := range bridgeZones(t, hv1) {
+			if n == z {
+				users[u] = n
+			}
+		}
+		return users
+	}
+	waitForD(t, 10*time.Second, "a holds zone 1 on hv1", func() bool { return len(zoneOf("1")) == 1 })
+	aUser := ""
+	for u := range zoneOf("1") {
+		aUser = u
+	}
+	waitForD(t, 10*time.Second, "a pings s", func() bool { return a.Ping(s.IP, 1, time.Second) == nil })
+	entries := func() string {
+		out, _ := hv1.Appctl("dpctl/dump-conntrack", "zone=1")
+		return out
+	}
+	if ct := entries(); !strings.Contains(ct, "src="+a.IP) {
+		t.Fatalf("no entry of a's ping in zone 1:\n%s", ct)
+	}
+
+	o.patch("/api/v1/ports/a", `{"security_groups":[]}`)
+	waitForD(t, 10*time.Second, "a's zone freed", func() bool { return len(zoneOf("1")) == 0 })
+	o.port("b", "red", "02:00:00:00:07:03", "10.1.0.7", "hv1")
+	o.patch("/api/v1/ports/b", `{"security_groups":["open"]}`)
+	waitForD(t, 10*time.Second, "b holds zone 1 on hv1", func() bool {
+		users := zoneOf("1")
+		_, stale := users[aUser]
+		return len(users) == 1 && !stale
+	})
+	if ct := entries(); strings.Contains(ct, "src="+a.IP) {
+		t.Errorf("zone 1 went to b with a's connections still in it:\n%s", ct)
+	}
+	o.converged()
+	wantPing(t, s, o.vms["b"], true)
+}

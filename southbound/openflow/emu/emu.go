@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -65,12 +66,13 @@ type Switch struct {
 	wmu sync.Mutex
 	bw  *bufio.Writer
 
-	mu      sync.Mutex
-	flows   map[flow.Key]*flow.Flow
-	groups  map[uint32]*flow.Group
-	meters  map[uint32]*flow.Meter
-	bundles map[uint32][][]byte
-	missLen uint16
+	mu           sync.Mutex
+	flushedZones []uint16 // NXT_CT_FLUSH_ZONE requests, in order
+	flows        map[flow.Key]*flow.Flow
+	groups       map[uint32]*flow.Group
+	meters       map[uint32]*flow.Meter
+	bundles      map[uint32][][]byte
+	missLen      uint16
 
 	Counters Counters
 	// Errors received from the controller (e.g. HELLO_FAILED).
@@ -415,6 +417,12 @@ func (s *Switch) experimenter(h wire.Header, msg []byte) error {
 	if err != nil {
 		return err
 	}
+	if x.Experimenter == wire.NiciraExperimenter && x.ExpType == wire.NXTCTFlushZone && len(x.Data) >= 8 {
+		s.mu.Lock()
+		s.flushedZones = append(s.flushedZones, binary.BigEndian.Uint16(x.Data[6:]))
+		s.mu.Unlock()
+		return nil
+	}
 	if x.Experimenter != wire.ExperimenterONF || s.opt.NoBundles || len(x.Data) < 8 {
 		s.write(wire.AppendError(nil, h.Xid, wire.ErrBadRequest, 3, msg))
 		return nil
@@ -476,6 +484,14 @@ func EncodePort(p wire.Port) []byte {
 	binary.BigEndian.PutUint32(b[36:], p.State)
 	binary.BigEndian.PutUint32(b[56:], p.CurrSpeed)
 	return b
+}
+
+// FlushedZones returns the conntrack zones the controller asked to
+// flush (NXT_CT_FLUSH_ZONE), in order.
+func (s *Switch) FlushedZones() []uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.flushedZones)
 }
 
 // Flows returns the flow table as ovs-ofctl-style strings.

@@ -68,6 +68,25 @@ func AppendRoleRequest(dst []byte, xid uint32, role uint32, generation uint64) [
 	return appendU64(dst, generation)
 }
 
+// NiciraExperimenter is the experimenter id of Open vSwitch's Nicira
+// extensions (NX_VENDOR_ID).
+const NiciraExperimenter = 0x00002320
+
+// NXTCTFlushZone is the Nicira message subtype NXT_CT_FLUSH_ZONE.
+const NXTCTFlushZone = 29
+
+// AppendCTFlushZone appends NXT_CT_FLUSH_ZONE, which makes Open vSwitch
+// delete every conntrack entry of zone (ovs-ofctl ct-flush-zone; these
+// are the bytes it sends): the experimenter header, six zero bytes, the
+// zone.
+func AppendCTFlushZone(dst []byte, xid uint32, zone uint16) []byte {
+	dst = appendHeader(dst, TypeExperimenter, 24, xid)
+	dst = appendU32(dst, NiciraExperimenter)
+	dst = appendU32(dst, NXTCTFlushZone)
+	dst = append(dst, 0, 0, 0, 0, 0, 0)
+	return appendU16(dst, zone)
+}
+
 // AsyncConfig is the body of SET_ASYNC: bit masks of the packet-in,
 // port-status and flow-removed reasons a controller receives, for the
 // master/equal role ([0]) and the slave role ([1]).
