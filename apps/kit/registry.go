@@ -13,8 +13,6 @@
 package kit
 
 import (
-	"hash/fnv"
-
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
 )
 
@@ -119,10 +117,11 @@ const (
 	// are below 3<<24 (VXLAN VNIs, then VLAN and flat networks).
 	GroupFloodLo = 0
 	GroupFloodHi = 2*(3<<24) - 1
-	// A load balancer's select group for one client network
-	// (LBGroup): 28 bits of hash.
+	// A load balancer's select group for one client network on a host
+	// (LBGroup): GroupLBLo plus the number the host allocated to it
+	// (ZoneLBSelect), so two load balancers never share a group.
 	GroupLBLo = 0x40000000
-	GroupLBHi = 0x4fffffff
+	GroupLBHi = GroupLBLo + ZoneMax
 )
 
 // Groups are the group id ranges in use.
@@ -141,21 +140,17 @@ func FloodGroup(key uint32, localOnly bool) uint32 {
 	return id
 }
 
-// LBGroup is the select group of load balancer lbID for its clients in
-// network netID, in GroupLBLo..GroupLBHi.
-func LBGroup(lbID, netID string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(lbID))
-	h.Write([]byte{'/'})
-	h.Write([]byte(netID))
-	return GroupLBLo | h.Sum32()&(GroupLBHi-GroupLBLo)
-}
+// LBGroup is the select group of the load balancer whose select user
+// (LBSelectUser) host numbered n, in GroupLBLo..GroupLBHi.
+func LBGroup(n uint16) uint32 { return GroupLBLo + uint32(n) }
 
 // Conntrack zones. Zone 0 is the default zone: any ct() without a zone
 // uses it, so Loom never does. Every other zone is allocated per host
 // (zones.go), to a zone user: a stable name whose kind is its prefix.
 // There is one range: a host's users of every kind are numbered densely
-// from ZoneMin, so no kind can run into another's numbers.
+// from ZoneMin, so no kind can run into another's numbers. The same
+// numbers also name the load balancers' select groups on the host
+// (ZoneLBSelect): every per-host number is allocated, none hashed.
 const (
 	ZoneMin = 1
 	ZoneMax = 0xffff
@@ -174,6 +169,10 @@ const (
 	// ZoneLBHairpin: the source NAT of hairpin connections (a backend
 	// that is its own client) of one network.
 	ZoneLBHairpin = "lbh:"
+	// ZoneLBSelect: not a conntrack zone but the number of the select
+	// group (LBGroup) of one load balancer for one client network, on
+	// the client's host; no conntrack entry is ever put in it.
+	ZoneLBSelect = "lbsel:"
 )
 
 // Zones are the zone ranges: the one allocated range, and zone 0 kept out.
@@ -187,3 +186,7 @@ func PortZone(portID string) string         { return ZonePort + portID }
 func RouterZone(routerID string) string     { return ZoneRouter + routerID }
 func LBZone(networkID string) string        { return ZoneLB + networkID }
 func LBHairpinZone(networkID string) string { return ZoneLBHairpin + networkID }
+
+// LBSelectUser names the per-host number of load balancer lbID's select
+// group for its clients in network networkID (LBGroup).
+func LBSelectUser(lbID, networkID string) string { return ZoneLBSelect + lbID + "/" + networkID }

@@ -31,7 +31,9 @@ import (
 //     IPs).
 //   - LBZone and LBHairpinZone(network id): each client network of a
 //     load balancer (its own network, and the networks of the subnets of
-//     every router that has a subnet in it) with a port bound on host.
+//     every router that has a subnet in it) with a port bound on host,
+//     and LBSelectUser(load balancer id, network id) for the number of
+//     its select group there.
 func ZoneUsers(s *view.Snapshot, host string) []string {
 	m := s.Model
 	h, ok := m.Hosts.ByName(host)
@@ -71,7 +73,7 @@ func ZoneUsers(s *view.Snapshot, host string) []string {
 		for _, lb := range m.LoadBalancers.All() {
 			for _, n := range append([]string{lb.Network}, routed[lb.Network]...) {
 				if local[n] {
-					set[LBZone(n)], set[LBHairpinZone(n)] = true, true
+					set[LBZone(n)], set[LBHairpinZone(n)], set[LBSelectUser(lb.ID, n)] = true, true, true
 				}
 			}
 		}

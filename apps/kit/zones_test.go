@@ -142,10 +142,11 @@ func TestZoneUsers(t *testing.T) {
 	portID := func(name string) string { p, _ := s.Model.Ports.ByName(name); return p.ID }
 	r1, _ := s.Model.Routers.ByName("r1")
 	blue, green := netID("blue"), netID("green")
-	want1 := []string{LBZone(blue), LBHairpinZone(blue), PortZone(portID("b1")), RouterZone(r1.ID)}
+	lb, _ := s.Model.LoadBalancers.ByName("lb")
+	want1 := []string{LBZone(blue), LBHairpinZone(blue), LBSelectUser(lb.ID, blue), PortZone(portID("b1")), RouterZone(r1.ID)}
 	// green is a client network of the load balancer (routed to blue by
 	// r1); red is not.
-	want2 := []string{LBZone(green), LBHairpinZone(green), PortZone(portID("r1p"))}
+	want2 := []string{LBZone(green), LBHairpinZone(green), LBSelectUser(lb.ID, green), PortZone(portID("r1p"))}
 	for h, want := range map[string][]string{"hv1": want1, "hv2": want2} {
 		got := ZoneUsers(s, h)
 		wm := map[string]bool{}

@@ -81,9 +81,13 @@ func zonesOf(s *view.Snapshot, host string) zone {
 // VIPMAC is the MAC address the VIP of a load balancer answers ARP with.
 func VIPMAC(lbID string) flow.MAC { return flow.MACFrom(view.GatewayMAC("lb:" + lbID)) }
 
-// GroupID is the select group of a load balancer for its clients in a
-// network (kit.LBGroup).
-func GroupID(lbID, netID string) uint32 { return kit.LBGroup(lbID, netID) }
+// group returns the select group of load balancer lbID for its clients
+// in network netID: kit.LBGroup of the number the host allocated to
+// them, false until it has.
+func (z zone) group(lbID, netID string) (uint32, bool) {
+	n, ok := z(kit.LBSelectUser(lbID, netID))
+	return kit.LBGroup(n), ok
+}
 
 // Up tells whether a backend may take new connections (health checks);
 // nil: all are.
@@ -101,8 +105,9 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 
 // compileHost returns the flows and groups of the load balancers host
 // serves, for each of their client networks with a port bound there
-// whose zones host has: a network without them gets no flows yet (its
-// clients find no VIP), never a zone it would share.
+// whose zones and select group number host has: a network without them
+// gets no flows yet (its clients find no VIP), never a zone or a group
+// it would share.
 func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.Flow, []*flow.Group) {
 	var flows []*flow.Flow
 	seen := map[flow.Key]bool{}
@@ -116,8 +121,9 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 	for _, e := range ix.lbs {
 		for _, cn := range e.nets {
 			z, hz, ok := zones.net(cn.n.id)
-			if cn.n.local[host] > 0 && ok {
-				groups = append(groups, compileNet(e, cn, host, z, hz, t, up, add))
+			gid, gok := zones.group(e.lb.ID, cn.n.id)
+			if cn.n.local[host] > 0 && ok && gok {
+				groups = append(groups, compileNet(e, cn, host, z, hz, gid, t, up, add))
 			}
 		}
 	}
@@ -126,7 +132,7 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 
 // compileNet adds the flows of load balancer e for its clients in network
 // cn on host, and returns their select group.
-func compileNet(e *lbEntry, cn clientNet, host string, zone, hzone uint16, t Tables, up Up, add func(*flow.Flow)) *flow.Group {
+func compileNet(e *lbEntry, cn clientNet, host string, zone, hzone uint16, gid uint32, t Tables, up Up, add func(*flow.Flow)) *flow.Group {
 	lb, key := e.lb, cn.n.key
 	own := cn.n == e.own
 	net := flow.Match{}.SetMasked(flow.Metadata, uint64(key), kit.MetadataMask)
@@ -161,7 +167,7 @@ func compileNet(e *lbEntry, cn clientNet, host string, zone, hzone uint16, t Tab
 	}
 	add(flow.New(t.LB, prioVIP, toVIP).Act(append(acts, flow.CT(flow.CTSpec{Zone: zone, Table: t.CT, NAT: flow.NATRestore}))...))
 
-	g := &flow.Group{ID: GroupID(lb.ID, cn.n.id), Type: flow.GroupSelect}
+	g := &flow.Group{ID: gid, Type: flow.GroupSelect}
 	newConn := toVIP.SetMasked(flow.CTState, ctNew|ctTrk, ctNew|ctTrk)
 	for _, be := range e.backends {
 		if up != nil && !up(lb.ID, formatIP(be.ip), int(be.port)) {

@@ -57,7 +57,7 @@ func newLab(t *testing.T) *viewtest.Lab {
 func TestCompile(t *testing.T) {
 	l := newLab(t)
 	lb, _ := l.Svc.Snapshot().LoadBalancers.ByName("web")
-	mac, gid := VIPMAC(lb.ID).String(), fmt.Sprint(GroupID(lb.ID, lb.Network))
+	mac, gid := VIPMAC(lb.ID).String(), fmt.Sprint(groupOf(t, l, "hv1", lb.ID, lb.Network))
 	flows, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
 	got := strs(flows)
 	const net = "metadata=0x1389/0x1ffffffff"
@@ -218,7 +218,7 @@ func TestRouted(t *testing.T) {
 	for _, want := range []string{
 		// green's clients, in green's zone (hv3's first)
 		"table=4, priority=100,tcp," + green + ",nw_dst=10.1.0.100,tp_dst=80 actions=set_field:0x1->reg3,ct(table=5,zone=1,nat)",
-		"table=5, priority=100,ct_state=+new+trk,tcp," + green + ",nw_dst=10.1.0.100,tp_dst=80 actions=group:" + fmt.Sprint(GroupID(lb.ID, greenA.Network)),
+		"table=5, priority=100,ct_state=+new+trk,tcp," + green + ",nw_dst=10.1.0.100,tp_dst=80 actions=group:" + fmt.Sprint(groupOf(t, l, "hv3", lb.ID, greenA.Network)),
 		// to g2 in green directly, to b1 in blue through green's gateway
 		"table=6, priority=100,ip,reg3=0x1/0x1," + green + ",nw_dst=10.2.0.12 actions=set_field:02:00:00:00:02:0c->eth_dst,goto_table:7",
 		"table=6, priority=90,ip,reg3=0x1/0x1," + green + " actions=set_field:" + greenGW + "->eth_dst,goto_table:7",
@@ -302,5 +302,44 @@ func TestZonesPerNetwork(t *testing.T) {
 		if strings.Contains(f, fmt.Sprintf("metadata=%#x/", 5001+16384)) {
 			t.Errorf("blue2 has no zone but a flow: %s", f)
 		}
+	}
+}
+
+// groupOf is the select group id of load balancer lbID for network netID
+// on host: the number the host allocated to it, in the lb-select range.
+func groupOf(t *testing.T, l *viewtest.Lab, host, lbID, netID string) uint32 {
+	t.Helper()
+	n, ok := l.View.Snapshot().Zone(host, kit.LBSelectUser(lbID, netID))
+	if !ok {
+		t.Fatalf("%s has no select group number for %s in %s", host, lbID, netID)
+	}
+	return kit.LBGroup(n)
+}
+
+// TestSelectGroupsAreAllocated: the select groups of two load balancers
+// for one client network on one host are numbers the host allocated,
+// never the same one.
+func TestSelectGroupsAreAllocated(t *testing.T) {
+	l := newLab(t)
+	l.Create(&model.LoadBalancer{Meta: meta("api"), Network: "blue", VIP: "10.1.0.101", Protocol: "tcp", Port: 80,
+		Backends: []model.Backend{{IP: "10.1.0.11", Port: 8080}}})
+	snap := l.Svc.Snapshot()
+	_, groups := Compile(l.View.Snapshot(), l.DPID("hv1"), testTables, nil)
+	ids := map[uint32]bool{}
+	for _, g := range groups {
+		ids[g.ID] = true
+	}
+	for _, name := range []string{"web", "api"} {
+		lb, _ := snap.LoadBalancers.ByName(name)
+		id := groupOf(t, l, "hv1", lb.ID, lb.Network)
+		if !ids[id] {
+			t.Errorf("%s's group %#x is not among hv1's groups %v", name, id, strs(groups))
+		}
+		if id < kit.GroupLBLo || id > kit.GroupLBHi {
+			t.Errorf("%s's group %#x is outside the lb-select range", name, id)
+		}
+	}
+	if len(groups) != 2 || len(ids) != 2 {
+		t.Errorf("hv1 has groups %v, want two distinct ones", strs(groups))
 	}
 }

@@ -291,9 +291,10 @@ func (s *switchApp) FoundGroups(groups []*flow.Group) {
 			continue
 		}
 		for _, cn := range e.nets {
-			g := byID[GroupID(e.lb.ID, cn.n.id)]
+			gid, gok := zones.group(e.lb.ID, cn.n.id)
+			g := byID[gid]
 			z, ok := zones(kit.LBZone(cn.n.id))
-			if g == nil || cn.n.local[host] == 0 || !ok {
+			if !gok || g == nil || cn.n.local[host] == 0 || !ok {
 				continue
 			}
 			for _, be := range e.backends {
