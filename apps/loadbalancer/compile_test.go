@@ -84,8 +84,8 @@ func TestCompile(t *testing.T) {
 	}
 	wantGroup := "group_id=" + gid + ",type=select," +
 		"bucket=weight:3,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.11:8080))," +
-		"bucket=weight:1,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))," +
-		"bucket=weight:1,actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.13:8080))"
+		"bucket=actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.12:8080))," +
+		"bucket=actions=ct(commit,table=6,zone=1,nat(dst=10.1.0.13:8080))"
 	if g := strs(groups); len(g) != 1 || g[0] != wantGroup {
 		t.Errorf("groups\n %v\nwant\n %s", g, wantGroup)
 	}

@@ -55,7 +55,8 @@ func NewBucket(acts ...Action) Bucket {
 
 var groupTypeNames = [...]string{"all", "select", "indirect", "ff"}
 
-// String renders the group in ovs-ofctl add-group syntax.
+// String renders the group in ovs-ofctl add-group syntax, as ovs-ofctl
+// -O OpenFlow13 dump-groups prints it (TestGroupStringIsOfctlText).
 func (g *Group) String() string {
 	var sb strings.Builder
 	sb.WriteString("group_id=" + strconv.FormatUint(uint64(g.ID), 10) + ",type=")
@@ -66,7 +67,7 @@ func (g *Group) String() string {
 	}
 	for _, b := range g.Buckets {
 		sb.WriteString(",bucket=")
-		if g.Type == GroupSelect {
+		if g.Type == GroupSelect && b.Weight != 1 { // ovs-ofctl leaves out weight 1
 			sb.WriteString("weight:" + strconv.Itoa(int(b.Weight)) + ",")
 		}
 		if b.WatchPort != PortAny {
