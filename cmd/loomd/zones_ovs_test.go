@@ -148,8 +148,8 @@ func TestOVSZonesPerTenant(t *testing.T) {
 			seen[z] = user
 		}
 		t.Logf("%s: zones %v", h, zones)
-		if len(zones) != 4 {
-			t.Errorf("%s: %d zones, want 4 (lb and lbh of red and blue)", h, len(zones))
+		if len(zones) != 6 {
+			t.Errorf("%s: %d numbers, want 6 (the lb and lbh zones and the lbsel group number of red and blue)", h, len(zones))
 		}
 	}
 }
