@@ -67,7 +67,8 @@ type Switch struct {
 	bw  *bufio.Writer
 
 	mu           sync.Mutex
-	flushedZones []uint16 // NXT_CT_FLUSH_ZONE requests, in order
+	changed      chan struct{} // closed (and replaced) by every table change
+	flushedZones []uint16      // NXT_CT_FLUSH_ZONE requests, in order
 	flows        map[flow.Key]*flow.Flow
 	groups       map[uint32]*flow.Group
 	meters       map[uint32]*flow.Meter
@@ -110,6 +111,7 @@ func Run(c net.Conn, opt Options) *Switch {
 		opt: opt, conn: c, br: bufio.NewReaderSize(c, 64<<10), bw: bufio.NewWriterSize(c, 64<<10),
 		flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}, meters: map[uint32]*flow.Meter{},
 		bundles: map[uint32][][]byte{}, Errors: make(chan *wire.Error, 16), done: make(chan struct{}),
+		changed: make(chan struct{}),
 	}
 	for _, f := range opt.Flows {
 		s.flows[f.Key()] = f
@@ -281,6 +283,7 @@ func (s *Switch) handle(h wire.Header, msg []byte) error {
 
 // apply changes the tables for one modification message (mu held).
 func (s *Switch) apply(msg []byte) error {
+	defer s.notify()
 	switch msg[1] {
 	case wire.TypeFlowMod:
 		s.Counters.FlowMods.Add(1)
@@ -484,6 +487,22 @@ func EncodePort(p wire.Port) []byte {
 	binary.BigEndian.PutUint32(b[36:], p.State)
 	binary.BigEndian.PutUint32(b[56:], p.CurrSpeed)
 	return b
+}
+
+// notify wakes whoever waits on Changed (mu held).
+func (s *Switch) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed by the next change to the switch's
+// tables (a flow, group or meter mod applied, on its own or in a
+// bundle): a test waits on it instead of polling the tables. Take it
+// before checking the tables, then wait.
+func (s *Switch) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // FlushedZones returns the conntrack zones the controller asked to
