@@ -8,9 +8,17 @@ import "github.com/loom-sdn/loom/southbound/openflow/flow"
 // unchanged flow costs a map lookup and the switch sees nothing. Like the
 // rest of a SwitchApp, it belongs to the switch's goroutine.
 type FlowSet struct {
-	flows  map[flow.Key]*flow.Flow
+	flows  map[flow.Key]*setFlow
+	gen    uint32 // the current Sync's: flows not marked with it go
+	key    []byte // reused to look flows up without allocating
 	groups map[uint32]*flow.Group
 	meters map[uint32]*flow.Meter
+}
+
+// setFlow is a flow of the set and the last Sync that stated it.
+type setFlow struct {
+	f   *flow.Flow
+	gen uint32
 }
 
 // SyncAll is Sync with meters: new and changed meters are set before the
@@ -44,36 +52,56 @@ func (s *FlowSet) SyncAll(ctx *Context, flows []*flow.Flow, groups []*flow.Group
 // changed ones are added (groups before the flows that use them), those
 // no longer wanted deleted (flows before their groups). It returns how
 // many flows and groups it added or changed and deleted; errors (a flow in
-// a table the app does not own) are logged.
+// a table the app does not own) are logged. A flow or group handed to
+// Sync is the runtime's from then on (it keeps the pointer): never change
+// it afterwards; hand the same pointer again to state it unchanged.
 func (s *FlowSet) Sync(ctx *Context, flows []*flow.Flow, groups []*flow.Group) (changed, deleted int) {
 	ng := make(map[uint32]*flow.Group, len(groups))
 	for _, g := range groups {
 		ng[g.ID] = g
-		if old, ok := s.groups[g.ID]; !ok || !old.Equal(g) {
+		if old, ok := s.groups[g.ID]; !ok || old != g && !old.Equal(g) {
 			changed++
 			if err := ctx.SetGroup(g); err != nil {
 				ctx.Log().Error("cannot set group", "group", g, "error", err)
 			}
 		}
 	}
-	nf := make(map[flow.Key]*flow.Flow, len(flows))
+	// Flows are marked with this Sync's generation in place (no map is
+	// built): an unchanged flow costs one lookup that allocates nothing.
+	if s.flows == nil {
+		s.flows = make(map[flow.Key]*setFlow, len(flows))
+	}
+	s.gen++
 	for _, f := range flows {
-		k := f.Key()
-		nf[k] = f
-		if old, ok := s.flows[k]; !ok || !sameIgnoringCookie(old, f) {
-			changed++
-			if err := ctx.AddFlow(f); err != nil {
-				ctx.Log().Error("cannot add flow", "flow", f, "error", err)
-				delete(nf, k) // tried again on the next Sync
+		s.key = f.AppendKey(s.key[:0])
+		e, ok := s.flows[flow.Key(s.key)]
+		// The same pointer is the same flow: an app that keeps what it
+		// compiled (a cache) costs a map lookup per flow.
+		if ok && (e.f == f || sameIgnoringCookie(e.f, f)) {
+			e.gen = s.gen
+			continue
+		}
+		changed++
+		if err := ctx.AddFlow(f); err != nil {
+			ctx.Log().Error("cannot add flow", "flow", f, "error", err)
+			if ok { // the old one goes; the new one is tried again on the next Sync
+				deleted++
+				ctx.DeleteFlow(e.f)
+				delete(s.flows, flow.Key(s.key))
 			}
+			continue
+		}
+		if ok {
+			e.f, e.gen = f, s.gen
 		} else {
-			nf[k] = old
+			s.flows[flow.Key(s.key)] = &setFlow{f: f, gen: s.gen}
 		}
 	}
-	for k, f := range s.flows {
-		if _, ok := nf[k]; !ok {
+	for k, e := range s.flows {
+		if e.gen != s.gen {
 			deleted++
-			ctx.DeleteFlow(f)
+			ctx.DeleteFlow(e.f)
+			delete(s.flows, k)
 		}
 	}
 	for id := range s.groups {
@@ -82,14 +110,14 @@ func (s *FlowSet) Sync(ctx *Context, flows []*flow.Flow, groups []*flow.Group) (
 			ctx.DeleteGroup(id)
 		}
 	}
-	s.flows, s.groups = nf, ng
+	s.groups = ng
 	return changed, deleted
 }
 
 // Forget drops f from the set if it is the flow the set holds under f's
 // key (the switch refused it, say): the next Sync adds it again.
 func (s *FlowSet) Forget(f *flow.Flow) bool {
-	if cur, ok := s.flows[f.Key()]; ok && cur == f {
+	if cur, ok := s.flows[f.Key()]; ok && cur.f == f {
 		delete(s.flows, f.Key())
 		return true
 	}
