@@ -455,11 +455,56 @@ func sameHosts(a, b *model.Snapshot) bool {
 
 // Compile computes the state of the switch with datapath id dpid.
 func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
+	return x.CompileCached(dpid, t, sp, nil)
+}
+
+// NetCache keeps one switch's compiled networks between compiles. A
+// network's flows and groups on a host depend only on its index entry
+// (its ports and where they are bound), the host, the model's hosts,
+// the tables and the switch's ports: an index derived from another
+// shares the entries of the networks a change did not touch, and any
+// change to hosts rebuilds every entry, so an entry's output is reused
+// while the entry (by pointer), the host, the tables and the ports stay.
+// A port move then compiles one network, not all of the host's.
+type NetCache struct {
+	host   *model.Host
+	t      Tables
+	sp     SwitchPorts
+	nets   map[*netIndex]State
+	routed map[*netIndex]State
+}
+
+// CompileCached is Compile reusing, and refilling, c (nil: no cache).
+func (x *Index) CompileCached(dpid uint64, t Tables, sp SwitchPorts, c *NetCache) State {
 	host, ok := x.snap.HostByDatapath(dpid)
 	if !ok {
 		return State{}
 	}
+	var prevNets, prevRouted map[*netIndex]State
+	if c != nil {
+		if c.host == host && c.t == t && c.sp == sp {
+			prevNets, prevRouted = c.nets, c.routed
+		}
+		c.host, c.t, c.sp = host, t, sp
+		c.nets, c.routed = make(map[*netIndex]State, len(prevNets)), make(map[*netIndex]State, len(prevRouted))
+	}
 	var st State
+	// each appends ni's output to st: the cached one, or compiled anew.
+	each := func(ni *netIndex, prev, next map[*netIndex]State, compile func(*State)) {
+		out, ok := prev[ni]
+		if !ok {
+			compile(&out)
+		}
+		if next != nil {
+			next[ni] = out
+		}
+		st.Flows = append(st.Flows, out.Flows...)
+		st.Groups = append(st.Groups, out.Groups...)
+	}
+	var nextNets, nextRouted map[*netIndex]State
+	if c != nil {
+		nextNets, nextRouted = c.nets, c.routed
+	}
 	mine := x.byHost[host.Name]
 	var routed []*netIndex // networks this host routes to without ports in them
 	for _, ni := range mine {
@@ -478,22 +523,24 @@ func (x *Index) Compile(dpid uint64, t Tables, sp SwitchPorts) State {
 	}
 	slices.SortFunc(routed, byNetID)
 	for _, ni := range routed {
-		compileRouted(&st, ni, host, x.snap.Model, t, sp)
+		each(ni, prevRouted, nextRouted, func(out *State) { compileRouted(out, ni, host, x.snap.Model, t, sp) })
 	}
 	for _, ni := range mine {
-		n := &network{net: ni.net, key: ni.key, remote: map[string][]port{}, all: make([]port, 0, len(ni.ports))}
-		for _, p := range ni.ports {
-			pt := port{mac: p.mac, ips: p.ips, ofport: p.ofport}
-			n.all = append(n.all, pt)
-			switch p.host {
-			case "":
-			case host.Name:
-				n.local = append(n.local, pt)
-			default:
-				n.remote[p.host] = append(n.remote[p.host], pt)
+		each(ni, prevNets, nextNets, func(out *State) {
+			n := &network{net: ni.net, key: ni.key, remote: map[string][]port{}, all: make([]port, 0, len(ni.ports))}
+			for _, p := range ni.ports {
+				pt := port{mac: p.mac, ips: p.ips, ofport: p.ofport}
+				n.all = append(n.all, pt)
+				switch p.host {
+				case "":
+				case host.Name:
+					n.local = append(n.local, pt)
+				default:
+					n.remote[p.host] = append(n.remote[p.host], pt)
+				}
 			}
-		}
-		compileNetwork(&st, n, host, x.snap.Model, t, sp)
+			compileNetwork(out, n, host, x.snap.Model, t, sp)
+		})
 	}
 	return st
 }

@@ -196,18 +196,30 @@ func TestAffected(t *testing.T) {
 }
 
 // TestIndexDerivedEqualsRebuilt drives random binding and port changes
-// and checks that every derived index equals one built from scratch, and
-// that its affected hosts cover every host whose compiled state changed.
+// and checks that every derived index equals one built from scratch, that
+// its affected hosts cover every host whose compiled state changed, and
+// that compiling with each host's cache of networks (NetCache) gives
+// what a fresh compile does.
 func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 	l := newLab(t)
 	l.Create(scaleObjects(6, 5, 6)...)
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := NewIndex(l.View.Snapshot(), nil)
 	hosts := []string{"hv0", "hv1", "hv2", "hv3", "hv4", "hv5"}
-	compileAll := func(x *Index) map[string]string {
+	caches := map[string]*NetCache{}
+	for _, h := range hosts {
+		caches[h] = &NetCache{}
+	}
+	// compileAll compiles every host from scratch, or (cached) reusing
+	// each host's cache of the previous step.
+	compileAll := func(x *Index, cached ...bool) map[string]string {
 		out := map[string]string{}
 		for _, h := range hosts {
-			st := x.Compile(l.DPID(h), tables, SwitchPorts{Tunnel: 1000})
+			var c *NetCache
+			if len(cached) > 0 {
+				c = caches[h]
+			}
+			st := x.CompileCached(l.DPID(h), tables, SwitchPorts{Tunnel: 1000}, c)
 			var lines []string
 			for _, f := range st.Flows {
 				lines = append(lines, f.String())
@@ -221,6 +233,7 @@ func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 		return out
 	}
 	before := compileAll(x)
+	compileAll(x, true)
 	derived := 0
 	for step := range 300 {
 		n, p := rng.IntN(5), rng.IntN(6)
@@ -264,6 +277,11 @@ func TestIndexDerivedEqualsRebuilt(t *testing.T) {
 			}
 		}
 		after := compileAll(y)
+		for h, c := range compileAll(y, true) {
+			if c != after[h] {
+				t.Fatalf("step %d: %s compiled with its cache of the last step differs from a fresh compile:\n%s", step, h, diff(strings.Split(c, "\n"), strings.Split(after[h], "\n")))
+			}
+		}
 		all, affected := y.Affected(x)
 		for _, h := range hosts {
 			if after[h] != before[h] && !all && !affected[h] {

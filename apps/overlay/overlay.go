@@ -74,6 +74,7 @@ func PipelineTables(p *controller.Pipeline) Tables {
 type switchLogic struct {
 	dpid  uint64
 	ports SwitchPorts // as the last Compile found them
+	cache NetCache    // the networks the last Compile compiled
 }
 
 // PortsChanged: the tunnel or uplink port came or went, or changed
@@ -84,6 +85,6 @@ func (s *switchLogic) PortsChanged(ctx *controller.Context, snap *view.Snapshot)
 
 func (s *switchLogic) Compile(ctx *controller.Context, x *Index, snap *view.Snapshot) kit.State {
 	s.ports = kit.FindSwitchPorts(ctx, snap)
-	st := x.Compile(s.dpid, PipelineTables(ctx.Pipeline()), s.ports)
+	st := x.CompileCached(s.dpid, PipelineTables(ctx.Pipeline()), s.ports, &s.cache)
 	return kit.State{Flows: st.Flows, Groups: st.Groups}
 }
