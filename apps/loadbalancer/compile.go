@@ -120,9 +120,12 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 	var groups []*flow.Group
 	for _, e := range ix.lbs {
 		for _, cn := range e.nets {
+			if cn.n.local[host] == 0 {
+				continue // first: the zone users' names cost allocations
+			}
 			z, hz, ok := zones.net(cn.n.id)
 			gid, gok := zones.group(e.lb.ID, cn.n.id)
-			if cn.n.local[host] > 0 && ok && gok {
+			if ok && gok {
 				groups = append(groups, compileNet(e, cn, host, z, hz, gid, t, up, add))
 			}
 		}

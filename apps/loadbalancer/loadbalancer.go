@@ -22,6 +22,19 @@
 // source-NATed to the VIP, in a second zone, and both ways reach it
 // through its ingress firewall, with in_port cleared.
 //
+// A known limit, shared with every conntrack-NAT load balancer
+// (kube-proxy, OVN): a client that connects to a backend directly from
+// the source port of a VIP connection to that backend still in
+// conntrack (TIME_WAIT, 30 s) has the backend's replies taken for the
+// old connection's and translated back to the VIP. Conntrack cannot tell
+// the two apart: the backend picks its new sequence numbers inside the
+// old connection's window. Linux clients pick such a port only among
+// many connections; tests connect directly from another port range.
+//
+// Each load balancer's select group on a host takes its id from the
+// host's allocator (kit.LBSelectUser, kit.LBGroup), as zones do, so two
+// load balancers never share one.
+//
 // With affinity_seconds, the bucket that takes a client's first
 // connection also puts its backend in reg4/reg2 and resubmits to
 // lb-learn, whose flow has the switch learn a flow in lb-affinity
