@@ -22,7 +22,7 @@ func TestGroupStringIsOfctlText(t *testing.T) {
 	// One OFPMP_GROUP_DESC reply: each entry is a GROUP_MOD's body with
 	// its length in place of the command.
 	b := make([]byte, 16, 512)
-	b[0], b[1] = 4, 19 // OpenFlow 1.3, OFPT_MULTIPART_REPLY
+	b[0], b[1] = 4, 19                   // OpenFlow 1.3, OFPT_MULTIPART_REPLY
 	binary.BigEndian.PutUint16(b[8:], 7) // OFPMP_GROUP_DESC
 	for i, g := range groups {
 		gm, err := g.AppendMod(nil, ModAdd, uint32(i))
