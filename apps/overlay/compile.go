@@ -488,8 +488,8 @@ func (x *Index) CompileCached(dpid uint64, t Tables, sp SwitchPorts, c *NetCache
 		c.host, c.t, c.sp = host, t, sp
 		c.nets, c.routed = make(map[*netIndex]State, len(prevNets)), make(map[*netIndex]State, len(prevRouted))
 	}
-	var st State
-	// each appends ni's output to st: the cached one, or compiled anew.
+	// each collects ni's output: the cached one, or compiled anew.
+	var outs []State
 	each := func(ni *netIndex, prev, next map[*netIndex]State, compile func(*State)) {
 		out, ok := prev[ni]
 		if !ok {
@@ -498,8 +498,7 @@ func (x *Index) CompileCached(dpid uint64, t Tables, sp SwitchPorts, c *NetCache
 		if next != nil {
 			next[ni] = out
 		}
-		st.Flows = append(st.Flows, out.Flows...)
-		st.Groups = append(st.Groups, out.Groups...)
+		outs = append(outs, out)
 	}
 	var nextNets, nextRouted map[*netIndex]State
 	if c != nil {
@@ -541,6 +540,15 @@ func (x *Index) CompileCached(dpid uint64, t Tables, sp SwitchPorts, c *NetCache
 			}
 			compileNetwork(out, n, host, x.snap.Model, t, sp)
 		})
+	}
+	nf, ng := 0, 0
+	for _, o := range outs {
+		nf, ng = nf+len(o.Flows), ng+len(o.Groups)
+	}
+	st := State{Flows: make([]*flow.Flow, 0, nf), Groups: make([]*flow.Group, 0, ng)}
+	for _, o := range outs {
+		st.Flows = append(st.Flows, o.Flows...)
+		st.Groups = append(st.Groups, o.Groups...)
 	}
 	return st
 }
