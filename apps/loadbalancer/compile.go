@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/controller"
@@ -100,7 +101,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 	if !ok {
 		return nil, nil
 	}
-	return compileHost(buildIndex(s), host.Name, zonesOf(s, host.Name), t, up)
+	return compileHost(buildIndex(s), s, host.Name, zonesOf(s, host.Name), t, up)
 }
 
 // compileHost returns the flows and groups of the load balancers host
@@ -108,7 +109,7 @@ func Compile(s *view.Snapshot, dpid uint64, t Tables, up Up) ([]*flow.Flow, []*f
 // whose zones and select group number host has: a network without them
 // gets no flows yet (its clients find no VIP), never a zone or a group
 // it would share.
-func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.Flow, []*flow.Group) {
+func compileHost(ix *index, s *view.Snapshot, host string, zones zone, t Tables, up Up) ([]*flow.Flow, []*flow.Group) {
 	var flows []*flow.Flow
 	seen := map[flow.Key]bool{}
 	add := func(f *flow.Flow) {
@@ -118,7 +119,7 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 		}
 	}
 	var groups []*flow.Group
-	for _, e := range ix.lbs {
+	for _, e := range servedOn(ix, s, host) {
 		for _, cn := range e.nets {
 			if cn.n.local[host] == 0 {
 				continue // first: the zone users' names cost allocations
@@ -131,6 +132,29 @@ func compileHost(ix *index, host string, zones zone, t Tables, up Up) ([]*flow.F
 		}
 	}
 	return flows, groups
+}
+
+// servedOn returns the load balancers with a client network that has a
+// port bound on host in s (ix's snapshot), in name order: found from the
+// host's ports, so that a host's compile costs its own networks, not
+// every load balancer of the model.
+func servedOn(ix *index, s *view.Snapshot, host string) []*lbEntry {
+	var out []*lbEntry
+	seen := map[string]bool{}
+	for _, name := range s.PortsOn(host) {
+		p, ok := s.Model.Ports.ByName(name)
+		if !ok || seen[p.Network] {
+			continue
+		}
+		seen[p.Network] = true
+		for _, e := range ix.byNet[p.Network] {
+			if !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *lbEntry) int { return strings.Compare(a.lb.Name, b.lb.Name) })
+	return out
 }
 
 // compileNet adds the flows of load balancer e for its clients in network

@@ -294,7 +294,7 @@ func TestZonesPerNetwork(t *testing.T) {
 		}
 		return s.Zone(host.Name, user)
 	}
-	flows, groups = compileHost(ix, host.Name, zs, testTables, nil)
+	flows, groups = compileHost(ix, s, host.Name, zs, testTables, nil)
 	if len(groups) != 1 {
 		t.Errorf("groups without blue2's zone: %v", strs(groups))
 	}

@@ -29,7 +29,7 @@ func TestIndexUpdate(t *testing.T) {
 	compileAll := func(ix *index, s *view.Snapshot) map[string][]string {
 		out := map[string][]string{}
 		for _, h := range hosts {
-			f, g := compileHost(ix, h, zonesOf(s, h), testTables, nil)
+			f, g := compileHost(ix, s, h, zonesOf(s, h), testTables, nil)
 			out[h] = append(strs(f), strs(g)...)
 			out[h] = append(out[h], strs(probeFlowsOf(ix.checked[h], testTables))...)
 		}

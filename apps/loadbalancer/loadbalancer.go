@@ -348,7 +348,7 @@ func (s *switchApp) Compile(ctx *controller.Context, ix *index, snap *view.Snaps
 	t := PipelineTables(ctx.Pipeline())
 	host := s.host(snap)
 	zones := zonesOf(snap, host)
-	flows, groups := compileHost(ix, host, zones, t, s.a.health.up)
+	flows, groups := compileHost(ix, snap, host, zones, t, s.a.health.up)
 	flows = append(flows, probeFlowsOf(ix.checked[host], t)...)
 	// Probes sent once these flows are out find their answers', once the
 	// backend's network has its zones here (its load balancer flows are
