@@ -50,11 +50,56 @@ type Options struct {
 	Flows  []*flow.Flow
 	Groups []*flow.Group
 	Meters []*flow.Meter
+	// Datapath, if set, is the tables this connection shares with other
+	// connections to it (Flows, Groups and Meters are then ignored): one
+	// switch connected to several controllers, with OpenFlow roles.
+	Datapath *Datapath
+}
+
+// Datapath is a switch's tables: flows, groups, meters and its OpenFlow
+// role generation. Connections made with the same Options.Datapath share
+// them, as the connections of one Open vSwitch bridge to several
+// controllers do.
+type Datapath struct {
+	mu           sync.Mutex
+	changed      chan struct{} // closed (and replaced) by every table change
+	flushedZones []uint16      // NXT_CT_FLUSH_ZONE requests, in order
+	flows        map[flow.Key]*flow.Flow
+	groups       map[uint32]*flow.Group
+	meters       map[uint32]*flow.Meter
+	bundles      map[uint32][][]byte
+	conns        map[*Switch]bool
+	// The role generation id: set by the first MASTER or SLAVE request
+	// (genSet); a request with an older one is refused as stale, as
+	// Open vSwitch does.
+	gen    uint64
+	genSet bool
+	// Counters of role requests refused as stale.
+	StaleRoleRequests atomic.Int64
+}
+
+// NewDatapath makes a datapath with these tables.
+func NewDatapath(flows []*flow.Flow, groups []*flow.Group, meters []*flow.Meter) *Datapath {
+	dp := &Datapath{changed: make(chan struct{}), flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{},
+		meters: map[uint32]*flow.Meter{}, bundles: map[uint32][][]byte{}, conns: map[*Switch]bool{}}
+	for _, f := range flows {
+		dp.flows[f.Key()] = f
+	}
+	for _, g := range groups {
+		dp.groups[g.ID] = g
+	}
+	for _, m := range meters {
+		dp.meters[m.ID] = m
+	}
+	return dp
 }
 
 // Counters of what the controller sent.
 type Counters struct {
 	FlowMods, GroupMods, MeterMods, PacketOuts, Barriers, BundleCommits atomic.Int64
+	// SlaveRefusals counts the state changes refused because this
+	// connection was a slave.
+	SlaveRefusals atomic.Int64
 }
 
 // Switch is a connected emulated switch.
@@ -66,14 +111,10 @@ type Switch struct {
 	wmu sync.Mutex
 	bw  *bufio.Writer
 
-	mu           sync.Mutex
-	changed      chan struct{} // closed (and replaced) by every table change
-	flushedZones []uint16      // NXT_CT_FLUSH_ZONE requests, in order
-	flows        map[flow.Key]*flow.Flow
-	groups       map[uint32]*flow.Group
-	meters       map[uint32]*flow.Meter
-	bundles      map[uint32][][]byte
-	missLen      uint16
+	// The datapath's tables, shared by every connection to it.
+	*Datapath
+	role    uint32 // this connection's OpenFlow role (dp.mu)
+	missLen uint16
 
 	Counters Counters
 	// Errors received from the controller (e.g. HELLO_FAILED).
@@ -107,21 +148,17 @@ func Run(c net.Conn, opt Options) *Switch {
 	if opt.EntriesPerPart == 0 {
 		opt.EntriesPerPart = 50
 	}
+	dp := opt.Datapath
+	if dp == nil {
+		dp = NewDatapath(opt.Flows, opt.Groups, opt.Meters)
+	}
 	s := &Switch{
 		opt: opt, conn: c, br: bufio.NewReaderSize(c, 64<<10), bw: bufio.NewWriterSize(c, 64<<10),
-		flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}, meters: map[uint32]*flow.Meter{},
-		bundles: map[uint32][][]byte{}, Errors: make(chan *wire.Error, 16), done: make(chan struct{}),
-		changed: make(chan struct{}),
+		Datapath: dp, role: wire.RoleEqual, Errors: make(chan *wire.Error, 16), done: make(chan struct{}),
 	}
-	for _, f := range opt.Flows {
-		s.flows[f.Key()] = f
-	}
-	for _, g := range opt.Groups {
-		s.groups[g.ID] = g
-	}
-	for _, m := range opt.Meters {
-		s.meters[m.ID] = m
-	}
+	dp.mu.Lock()
+	dp.conns[s] = true
+	dp.mu.Unlock()
 	hello := make([]byte, 8, 16)
 	wire.PutHeader(hello, wire.TypeHello, 8, 1)
 	hello[0] = opt.HelloVersion
@@ -163,6 +200,11 @@ func (s *Switch) Send(b []byte) { s.write(b) }
 
 func (s *Switch) loop() {
 	defer close(s.done)
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, s)
+		s.mu.Unlock()
+	}()
 	for {
 		s.gate.Lock()
 		s.gate.Unlock()
@@ -245,15 +287,21 @@ func (s *Switch) handle(h wire.Header, msg []byte) error {
 		s.Counters.Barriers.Add(1)
 		s.write(reply(wire.TypeBarrierReply, h.Xid, nil))
 	case wire.TypeRoleRequest:
-		s.write(reply(wire.TypeRoleReply, h.Xid, msg[8:]))
+		return s.roleRequest(h, msg)
 	case wire.TypeMultipartRequest:
 		return s.multipart(h, msg)
 	case wire.TypePacketOut:
+		if s.refuseSlave(h, msg) {
+			return nil
+		}
 		s.Counters.PacketOuts.Add(1)
 		if s.opt.OnPacketOut != nil {
 			s.opt.OnPacketOut(msg)
 		}
 	case wire.TypeFlowMod, wire.TypeGroupMod, wire.TypeMeterMod:
+		if s.refuseSlave(h, msg) {
+			return nil
+		}
 		if s.opt.CountOnly {
 			switch h.Type {
 			case wire.TypeFlowMod:
@@ -279,6 +327,84 @@ func (s *Switch) handle(h wire.Header, msg []byte) error {
 		s.write(wire.AppendError(nil, h.Xid, wire.ErrBadRequest, wire.BadRequestBadType, msg))
 	}
 	return nil
+}
+
+// refuseSlave answers a state change from a slave connection with
+// BAD_REQUEST/IS_SLAVE, as Open vSwitch does, and says whether it did.
+func (s *Switch) refuseSlave(h wire.Header, msg []byte) bool {
+	s.mu.Lock()
+	slave := s.role == wire.RoleSlave
+	s.mu.Unlock()
+	if slave {
+		s.Counters.SlaveRefusals.Add(1)
+		s.write(wire.AppendError(nil, h.Xid, wire.ErrBadRequest, wire.BadRequestIsSlave, msg[:min(len(msg), 64)]))
+	}
+	return slave
+}
+
+// roleRequest changes the connection's role as Open vSwitch does: MASTER
+// and SLAVE carry a generation id, and one older than the datapath's
+// (compared as a signed difference) is refused as stale; a new master
+// makes the datapath's other master a slave and tells it (ROLE_STATUS).
+func (s *Switch) roleRequest(h wire.Header, msg []byte) error {
+	if len(msg) < 24 {
+		return fmt.Errorf("emu: role request of %d bytes", len(msg))
+	}
+	role, gen := binary.BigEndian.Uint32(msg[8:]), binary.BigEndian.Uint64(msg[16:])
+	var demoted []*Switch
+	s.mu.Lock()
+	switch role {
+	case wire.RoleMaster, wire.RoleSlave:
+		if s.genSet && int64(gen-s.gen) < 0 {
+			s.mu.Unlock()
+			s.StaleRoleRequests.Add(1)
+			s.write(wire.AppendError(nil, h.Xid, wire.ErrRoleRequestFailed, wire.RoleRequestFailedStale, msg))
+			return nil
+		}
+		s.gen, s.genSet = gen, true
+		if role == wire.RoleMaster {
+			for c := range s.conns {
+				if c != s && c.role == wire.RoleMaster {
+					c.role = wire.RoleSlave
+					demoted = append(demoted, c)
+				}
+			}
+		}
+		s.role = role
+	case wire.RoleEqual:
+		s.role = role
+	case wire.RoleNoChange:
+	default:
+		s.mu.Unlock()
+		s.write(wire.AppendError(nil, h.Xid, wire.ErrRoleRequestFailed, 2, msg))
+		return nil
+	}
+	cur, g := s.role, s.gen
+	s.mu.Unlock()
+	for _, c := range demoted {
+		c.write(wire.AppendRoleStatus(nil, 0, wire.RoleSlave, wire.RoleStatusMasterRequest, g))
+	}
+	body := make([]byte, 16)
+	binary.BigEndian.PutUint32(body, cur)
+	binary.BigEndian.PutUint64(body[8:], g)
+	s.write(reply(wire.TypeRoleReply, h.Xid, body))
+	return nil
+}
+
+// Role returns the connection's OpenFlow role (wire.RoleEqual, RoleMaster
+// or RoleSlave).
+func (s *Switch) Role() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.role
+}
+
+// Generation returns the datapath's role generation id and whether a
+// MASTER or SLAVE request has set it.
+func (dp *Datapath) Generation() (uint64, bool) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	return dp.gen, dp.genSet
 }
 
 // apply changes the tables for one modification message (mu held).
@@ -420,10 +546,14 @@ func (s *Switch) experimenter(h wire.Header, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	if x.Experimenter == wire.NiciraExperimenter && x.ExpType == wire.NXTCTFlushZone && len(x.Data) >= 8 {
+	if x.Experimenter == wire.ExperimenterNicira && x.ExpType == wire.NXTCTFlushZone && len(x.Data) >= 8 {
 		s.mu.Lock()
 		s.flushedZones = append(s.flushedZones, binary.BigEndian.Uint16(x.Data[6:]))
 		s.mu.Unlock()
+		return nil
+	}
+	if x.Experimenter == wire.ExperimenterONF && (x.ExpType == wire.BundleAddType || x.ExpType == wire.BundleControlType) &&
+		s.refuseSlave(h, msg) {
 		return nil
 	}
 	if x.Experimenter != wire.ExperimenterONF || s.opt.NoBundles || len(x.Data) < 8 {
@@ -490,7 +620,7 @@ func EncodePort(p wire.Port) []byte {
 }
 
 // notify wakes whoever waits on Changed (mu held).
-func (s *Switch) notify() {
+func (s *Datapath) notify() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -499,7 +629,7 @@ func (s *Switch) notify() {
 // tables (a flow, group or meter mod applied, on its own or in a
 // bundle): a test waits on it instead of polling the tables. Take it
 // before checking the tables, then wait.
-func (s *Switch) Changed() <-chan struct{} {
+func (s *Datapath) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.changed
@@ -507,14 +637,14 @@ func (s *Switch) Changed() <-chan struct{} {
 
 // FlushedZones returns the conntrack zones the controller asked to
 // flush (NXT_CT_FLUSH_ZONE), in order.
-func (s *Switch) FlushedZones() []uint16 {
+func (s *Datapath) FlushedZones() []uint16 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.flushedZones)
 }
 
 // Flows returns the flow table as ovs-ofctl-style strings.
-func (s *Switch) Flows() map[string]bool {
+func (s *Datapath) Flows() map[string]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]bool, len(s.flows))
@@ -525,7 +655,7 @@ func (s *Switch) Flows() map[string]bool {
 }
 
 // FlowsWith returns the flows keep selects.
-func (s *Switch) FlowsWith(keep func(*flow.Flow) bool) []*flow.Flow {
+func (s *Datapath) FlowsWith(keep func(*flow.Flow) bool) []*flow.Flow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*flow.Flow
@@ -538,12 +668,12 @@ func (s *Switch) FlowsWith(keep func(*flow.Flow) bool) []*flow.Flow {
 }
 
 // NumFlows, NumGroups and NumMeters size the tables.
-func (s *Switch) NumFlows() int  { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flows) }
-func (s *Switch) NumGroups() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.groups) }
-func (s *Switch) NumMeters() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.meters) }
+func (s *Datapath) NumFlows() int  { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flows) }
+func (s *Datapath) NumGroups() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.groups) }
+func (s *Datapath) NumMeters() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.meters) }
 
 // Lookup returns the flow with f's key.
-func (s *Switch) Lookup(f *flow.Flow) (*flow.Flow, bool) {
+func (s *Datapath) Lookup(f *flow.Flow) (*flow.Flow, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.flows[f.Key()]
@@ -594,7 +724,7 @@ func (s *Switch) FlowRemoved(f *flow.Flow, reason uint8) {
 }
 
 // Each calls fn for every flow in the table (under the table lock).
-func (s *Switch) Each(fn func(*flow.Flow)) {
+func (s *Datapath) Each(fn func(*flow.Flow)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.flows {
@@ -603,7 +733,7 @@ func (s *Switch) Each(fn func(*flow.Flow)) {
 }
 
 // DeleteFlow removes a flow without telling the controller (drift).
-func (s *Switch) DeleteFlow(f *flow.Flow) {
+func (s *Datapath) DeleteFlow(f *flow.Flow) {
 	s.mu.Lock()
 	delete(s.flows, f.Key())
 	s.mu.Unlock()

@@ -10,14 +10,7 @@ import (
 )
 
 func newTraceSwitch(flows []*flow.Flow, groups ...*flow.Group) *Switch {
-	s := &Switch{flows: map[flow.Key]*flow.Flow{}, groups: map[uint32]*flow.Group{}}
-	for _, f := range flows {
-		s.flows[f.Key()] = f
-	}
-	for _, g := range groups {
-		s.groups[g.ID] = g
-	}
-	return s
+	return &Switch{Datapath: NewDatapath(flows, groups, nil)}
 }
 
 func TestTrace(t *testing.T) {

@@ -590,6 +590,27 @@ func DecodeRoleReply(msg []byte) (RoleReply, error) {
 	return RoleReply{Role: be.Uint32(b[0:4]), GenerationID: be.Uint64(b[8:16])}, nil
 }
 
+// RoleStatus is a decoded ROLE_STATUS.
+type RoleStatus struct {
+	Role         uint32
+	Reason       uint8
+	GenerationID uint64
+}
+
+// DecodeRoleStatus decodes the ONF ROLE_STATUS extension (an
+// EXPERIMENTER message of type ONFTRoleStatus); false for any other
+// experimenter message.
+func DecodeRoleStatus(msg []byte) (RoleStatus, bool, error) {
+	x, err := DecodeExperimenter(msg)
+	if err != nil || x.Experimenter != ExperimenterONF || x.ExpType != ONFTRoleStatus {
+		return RoleStatus{}, false, err
+	}
+	if len(x.Data) < 16 {
+		return RoleStatus{}, true, errShort("role status", 16, len(x.Data))
+	}
+	return RoleStatus{Role: be.Uint32(x.Data[0:4]), Reason: x.Data[4], GenerationID: be.Uint64(x.Data[8:16])}, true, nil
+}
+
 // Experimenter ids.
 const (
 	ExperimenterNicira = 0x00002320

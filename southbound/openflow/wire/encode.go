@@ -68,10 +68,6 @@ func AppendRoleRequest(dst []byte, xid uint32, role uint32, generation uint64) [
 	return appendU64(dst, generation)
 }
 
-// NiciraExperimenter is the experimenter id of Open vSwitch's Nicira
-// extensions (NX_VENDOR_ID).
-const NiciraExperimenter = 0x00002320
-
 // NXTCTFlushZone is the Nicira message subtype NXT_CT_FLUSH_ZONE.
 const NXTCTFlushZone = 29
 
@@ -81,10 +77,32 @@ const NXTCTFlushZone = 29
 // zone.
 func AppendCTFlushZone(dst []byte, xid uint32, zone uint16) []byte {
 	dst = appendHeader(dst, TypeExperimenter, 24, xid)
-	dst = appendU32(dst, NiciraExperimenter)
+	dst = appendU32(dst, ExperimenterNicira)
 	dst = appendU32(dst, NXTCTFlushZone)
 	dst = append(dst, 0, 0, 0, 0, 0, 0)
 	return appendU16(dst, zone)
+}
+
+// ONFTRoleStatus is the ONF experimenter type of ROLE_STATUS, the
+// OpenFlow 1.4 message Open vSwitch sends OpenFlow 1.3 controllers as an
+// extension when another controller takes the master role.
+const ONFTRoleStatus = 1911
+
+// Reasons of a ROLE_STATUS.
+const (
+	RoleStatusMasterRequest = 0 // another controller asked to be master
+	RoleStatusConfig        = 1
+)
+
+// AppendRoleStatus appends a ROLE_STATUS (ONF extension): the
+// controller's new role, why, and the switch's generation id.
+func AppendRoleStatus(dst []byte, xid uint32, role uint32, reason uint8, generation uint64) []byte {
+	dst = appendHeader(dst, TypeExperimenter, 32, xid)
+	dst = appendU32(dst, ExperimenterONF)
+	dst = appendU32(dst, ONFTRoleStatus)
+	dst = appendU32(dst, role)
+	dst = append(dst, reason, 0, 0, 0)
+	return appendU64(dst, generation)
 }
 
 // AsyncConfig is the body of SET_ASYNC: bit masks of the packet-in,

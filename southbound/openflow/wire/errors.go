@@ -27,6 +27,12 @@ const (
 	GroupModUnknownGroup    uint16 = 8
 	MeterModUnknownMeter    uint16 = 7
 	FlowModTableFull        uint16 = 1
+	// BadRequestIsSlave: a slave sent a state change (flow, group or
+	// meter mod, packet-out, bundle).
+	BadRequestIsSlave uint16 = 10
+	// RoleRequestFailedStale: a role request's generation id is older
+	// than the switch's.
+	RoleRequestFailedStale uint16 = 0
 )
 
 var errorTypeNames = [...]string{
@@ -53,6 +59,7 @@ var errorCodeNames = map[uint16][]string{
 	ErrGroupModFailed: {"GROUP_EXISTS", "INVALID_GROUP", "WEIGHT_UNSUPPORTED", "OUT_OF_GROUPS",
 		"OUT_OF_BUCKETS", "CHAINING_UNSUPPORTED", "WATCH_UNSUPPORTED", "LOOP", "UNKNOWN_GROUP",
 		"CHAINED_GROUP", "BAD_TYPE", "BAD_COMMAND", "BAD_BUCKET", "BAD_WATCH", "EPERM"},
+	ErrRoleRequestFailed: {"STALE", "UNSUP", "BAD_ROLE"},
 	ErrMeterModFailed: {"UNKNOWN", "METER_EXISTS", "INVALID_METER", "UNKNOWN_METER",
 		"BAD_COMMAND", "BAD_FLAGS", "BAD_RATE", "BAD_BURST", "BAD_BAND", "BAD_BAND_VALUE",
 		"OUT_OF_METERS", "OUT_OF_BANDS"},

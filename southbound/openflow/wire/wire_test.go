@@ -101,6 +101,8 @@ func TestEncoders(t *testing.T) {
 			"04040020 00000010 4f4e4600 000008fd 00000001 00000001 04140008 00000010"},
 		// ovs-ofctl -O OpenFlow13 ct-flush-zone sends these bytes for zone 5.
 		{"ct_flush_zone", AppendCTFlushZone(nil, 2, 5), "04040018 00000002 00002320 0000001d 000000000000 0005"},
+		{"role_status", AppendRoleStatus(nil, 0, RoleSlave, RoleStatusMasterRequest, 7),
+			"04040020 00000000 4f4e4600 00000777 00000003 00000000 0000000000000007"},
 		{"error", AppendError(nil, 1, ErrHelloFailed, HelloFailedIncompatible, []byte("x")), "0401000d 00000001 00000000 78"},
 	} {
 		if want := unhex(t, tc.want); !bytes.Equal(tc.got, want) {
