@@ -182,7 +182,7 @@ func Run(args []string) error {
 
 	bus := events.NewBus()
 	topo := topology.New(topology.Options{Events: bus})
-	svc, err := model.New(ctx, st.Bolt, bus)
+	svc, err := model.New(ctx, st.Interface, bus)
 	if err != nil {
 		return fmt.Errorf("network model: %w", err)
 	}

@@ -4,9 +4,12 @@
 //
 // Interface is what the rest of Loom programs against; it is shaped like
 // etcd's API (global revision per transaction, per-key create and mod
-// revisions, Txn with compares, Watch from a revision) so that a clustered
-// deployment can put it on etcd. Store is the embedded implementation: a
-// bbolt file (loom.db) in the data directory.
+// revisions, Txn with compares, Watch from a revision). Bolt is the
+// embedded implementation, a bbolt file (loom.db) in the data directory,
+// and the default; Etcd puts the store on an etcd cluster that several
+// loomd replicas share (see etcd.go for how it keeps the same promises
+// beyond etcd's transaction limits). ParseURL and OpenURL read loomd's
+// --store value.
 package store
 
 import (
@@ -124,16 +127,16 @@ type Interface interface {
 	Close() error
 }
 
-// Store is the embedded store as loomd opens it: the bbolt Interface
-// (Bolt, promoted) plus JSON helpers for simple records such as loomd's
-// switch records. Its Get, List and Delete are those helpers; use the
-// embedded *Bolt, which satisfies Interface, for the versioned API.
+// Store is the store as loomd opens it: an Interface (bbolt or etcd) plus
+// JSON helpers for simple records such as loomd's switch records. Its Get,
+// List and Delete are those helpers; use the embedded Interface for the
+// versioned API.
 type Store struct {
-	*Bolt
+	Interface
 }
 
-// Open opens (creating if needed) the store in dir with default options.
-// It fails fast when another process holds the store.
+// Open opens (creating if needed) the bbolt store in dir with default
+// options. It fails fast when another process holds the store.
 func Open(dir string) (*Store, error) {
 	b, err := OpenBolt(dir, Options{})
 	if err != nil {
@@ -144,17 +147,17 @@ func Open(dir string) (*Store, error) {
 
 // Put stores v as JSON under kind/key.
 func (s *Store) Put(kind, key string, v any) error {
-	return PutJSON(context.Background(), s.Bolt, kind, key, v)
+	return PutJSON(context.Background(), s.Interface, kind, key, v)
 }
 
 // Get loads kind/key, stored as JSON, into v; ErrNotFound when missing.
 func (s *Store) Get(kind, key string, v any) error {
-	return GetJSON(context.Background(), s.Bolt, kind, key, v)
+	return GetJSON(context.Background(), s.Interface, kind, key, v)
 }
 
 // List calls fn for every key of kind in key order, with its raw value.
 func (s *Store) List(kind string, fn func(key string, raw []byte) error) error {
-	kvs, _, err := s.Bolt.List(context.Background(), kind)
+	kvs, _, err := s.Interface.List(context.Background(), kind)
 	if err != nil {
 		return err
 	}
