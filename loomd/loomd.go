@@ -120,6 +120,13 @@ func Run(args []string) error {
 	apiListen := fs.String("api-listen", "127.0.0.1:8080", "HTTP API address (/healthz, /metrics, /api/v1); empty disables it")
 	tokenFile := fs.String("api-token-file", "", `bearer tokens ("admin|viewer TOKEN" per line); without it the API listens on loopback only`)
 	dataDir := fs.String("data-dir", "/var/lib/loom", "directory of the embedded state store")
+	storeURL := fs.String("store", "", "state store: etcd:http://A:2379,http://B:2379,... (a cluster several loomd share), bolt:DIR or DIR (default: bbolt in --data-dir)")
+	var etcdOpt store.EtcdOptions
+	fs.StringVar(&etcdOpt.CAFile, "etcd-ca", "", "CA certificate (PEM) of the etcd servers (etcd: stores)")
+	fs.StringVar(&etcdOpt.CertFile, "etcd-cert", "", "client certificate (PEM) for etcd")
+	fs.StringVar(&etcdOpt.KeyFile, "etcd-key", "", "client private key (PEM) for etcd")
+	fs.StringVar(&etcdOpt.Prefix, "etcd-prefix", "/loom/v1", "prefix of Loom's keys in etcd (one per Loom cluster sharing an etcd)")
+	fs.DurationVar(&etcdOpt.DialTimeout, "etcd-dial-timeout", 5*time.Second, "how long loomd waits for etcd at start")
 	apps := fs.String("apps", "lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var tf openflow.TLSFiles
@@ -165,6 +172,13 @@ func Run(args []string) error {
 	if len(listens) == 0 {
 		listens = listFlag{"tcp:0.0.0.0:6653"}
 	}
+	if *storeURL == "" {
+		*storeURL = "bolt:" + *dataDir
+	}
+	where, err := store.ParseURL(*storeURL)
+	if err != nil {
+		return usageError{fmt.Errorf("--store: %w", err)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -174,7 +188,7 @@ func Run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	st, err := store.Open(*dataDir)
+	st, err := store.OpenURL(ctx, where, etcdOpt)
 	if err != nil {
 		return err
 	}
@@ -267,7 +281,7 @@ func Run(args []string) error {
 	for _, t := range ctl.Tables() {
 		tables = append(tables, fmt.Sprintf("%d:%s", ctl.Pipeline().ID(t), t.Name))
 	}
-	log.Info("loomd started", "apps", *apps, "pipeline", strings.Join(tables, " "), "data_dir", *dataDir)
+	log.Info("loomd started", "apps", *apps, "pipeline", strings.Join(tables, " "), "store", where.String())
 
 	select {
 	case <-ctx.Done():

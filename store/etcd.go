@@ -589,7 +589,12 @@ func (e *Etcd) Txn(ctx context.Context, t Txn) (uint64, error) {
 			return 0, err
 		}
 		if rev != 0 {
-			return rev, e.waitFor(ctx, rev)
+			// Committed: wait for the cache to hold it (read your writes),
+			// even when ctx ends now.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opt.DialTimeout)
+			defer cancel()
+			e.waitFor(wctx, rev)
+			return rev, nil
 		}
 		// Another client committed first: plan again on its state.
 		if err := e.waitFor(ctx, moved); err != nil {
