@@ -16,12 +16,9 @@ import (
 
 var ctx = context.Background()
 
-func open(t testing.TB, dir string) (*store.Bolt, *model.Service) {
+func open(t testing.TB, dir string) (store.Interface, *model.Service) {
 	t.Helper()
-	st, err := store.OpenBolt(dir, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, dir)
 	svc, err := model.New(ctx, st, nil)
 	if err != nil {
 		t.Fatal(err)
