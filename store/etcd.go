@@ -47,7 +47,8 @@ import (
 // marker deleted. Readers and watchers see that commit at its revision R
 // and apply the whole batch from the chunks read at R: all at once, with
 // every create/mod revision R. Then the batch is rolled forward: each
-// chunk in turn, in an etcd txn guarded by head still at R, writes its ops
+// chunk (a key is in one chunk only, so in any order), in an etcd txn
+// guarded by head still at R, writes its ops
 // into the object keys (their envelopes carrying R) and deletes itself;
 // watchers hide those writes (no head put: they already applied the
 // batch). The writer rolls its batch forward before returning; if it dies
@@ -798,36 +799,72 @@ func (e *Etcd) commitStaged(ctx context.Context, head uint64, evs []Event) (uint
 }
 
 // rollForward writes the chunks of batch id, committed at rev, into the
-// object keys, each chunk deleting itself, while head still names it.
+// object keys, each chunk deleting itself, while head still names it. A
+// key is in one chunk only (plan folds the ops of a key), so chunks go in
+// any order: rollParallel at once.
 func (e *Etcd) rollForward(ctx context.Context, id string, rev uint64) error {
 	resp, err := e.cli.Get(ctx, e.stagingPrefix(id)+"c", clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("store: etcd: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, rollParallel)
 	for _, c := range resp.Kvs {
-		evs, err := decodeEvents(rev, c.Value)
-		if err != nil {
-			return err
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		ops := make([]clientv3.Op, 0, len(evs)+1)
-		for _, ev := range batchEvents(evs, rev) {
-			if ev.Type == Delete {
-				ops = append(ops, clientv3.OpDelete(e.objKey(ev.KV.Kind, ev.KV.Key)))
-			} else {
-				ops = append(ops, clientv3.OpPut(e.objKey(ev.KV.Kind, ev.KV.Key), envelope(ev.KV.CreateRevision, rev, ev.KV.Value)))
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			done, err := e.rollChunk(ctx, c, rev)
+			if err != nil || done {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel() // an error, or a later commit: someone finished the batch
 			}
-		}
-		ops = append(ops, clientv3.OpDelete(string(c.Key)))
-		r, err := e.cli.Txn(ctx).If(e.headIs(rev), clientv3.Compare(clientv3.Version(string(c.Key)), ">", 0)).Then(ops...).
-			Else(clientv3.OpGet(e.headKey())).Commit()
-		if err != nil {
-			return fmt.Errorf("store: etcd: %w", err)
-		}
-		if !r.Succeeded && headRev(r) != rev {
-			return nil // a later commit: someone finished the batch
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+const rollParallel = 8
+
+// rollChunk rolls one chunk forward; done when head no longer names the
+// batch.
+func (e *Etcd) rollChunk(ctx context.Context, c *mvccpb.KeyValue, rev uint64) (bool, error) {
+	evs, err := decodeEvents(rev, c.Value)
+	if err != nil {
+		return false, err
+	}
+	ops := make([]clientv3.Op, 0, len(evs)+1)
+	for _, ev := range batchEvents(evs, rev) {
+		if ev.Type == Delete {
+			ops = append(ops, clientv3.OpDelete(e.objKey(ev.KV.Kind, ev.KV.Key)))
+		} else {
+			ops = append(ops, clientv3.OpPut(e.objKey(ev.KV.Kind, ev.KV.Key), envelope(ev.KV.CreateRevision, rev, ev.KV.Value)))
 		}
 	}
-	return nil
+	ops = append(ops, clientv3.OpDelete(string(c.Key)))
+	r, err := e.cli.Txn(ctx).If(e.headIs(rev), clientv3.Compare(clientv3.Version(string(c.Key)), ">", 0)).Then(ops...).
+		Else(clientv3.OpGet(e.headKey())).Commit()
+	if err != nil {
+		return false, fmt.Errorf("store: etcd: %w", err)
+	}
+	return !r.Succeeded && headRev(r) != rev, nil
 }
 
 // gc deletes the chunks of batches whose writer died before committing
