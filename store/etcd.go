@@ -58,6 +58,9 @@ import (
 // its lease; chunks without a marker whose id head does not name are
 // garbage, deleted on open and before every staged write.
 //
+// One difference with Bolt: a key written twice in one transaction gives
+// one event, its last op's (etcd refuses a txn that names a key twice).
+//
 // Reads (Get, List, Revision) come from a cache fed by one etcd watch;
 // Txn returns once the cache holds its commit, so a client reads its own
 // writes, and others see them when their watch delivers them.

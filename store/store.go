@@ -7,9 +7,19 @@
 // revisions, Txn with compares, Watch from a revision). Bolt is the
 // embedded implementation, a bbolt file (loom.db) in the data directory,
 // and the default; Etcd puts the store on an etcd cluster that several
-// loomd replicas share (see etcd.go for how it keeps the same promises
-// beyond etcd's transaction limits). ParseURL and OpenURL read loomd's
-// --store value.
+// loomd replicas share. ParseURL and OpenURL read loomd's --store value.
+//
+// Both keep the same promises: one revision per transaction, compares on
+// mod revisions that write nothing when they fail, and transactions of any
+// size (a model batch may hold 10,000 ops) applied all at once. etcd
+// refuses a txn of more than 128 ops or 1.5 MiB, so Etcd serializes its
+// commits on one head key (every commit compares and bumps it; compares
+// are checked against a watch-fed cache at that head) and stages a big
+// transaction in chunks invisible to readers, then commits it with one
+// small txn that points head at the staged batch: readers and watchers
+// apply the whole batch at that revision, and writers roll it forward into
+// the object keys before anything else commits (etcd.go has the details:
+// key layout, leases, crash recovery).
 package store
 
 import (

@@ -302,7 +302,7 @@ func TestBigTxnAtomic(t *testing.T) {
 		if be.other != nil {
 			reader = be.other(t, st)
 		}
-		mustTxn(t, st, Txn{Ops: []Op{{Kind: "small", Key: "before", Value: []byte("x")}}})
+		waitRev(t, reader, mustTxn(t, st, Txn{Ops: []Op{{Kind: "small", Key: "before", Value: []byte("x")}}}))
 		w, err := reader.Watch(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -321,7 +321,7 @@ func TestBigTxnAtomic(t *testing.T) {
 				case <-stop:
 					return
 				default:
-					time.Sleep(100 * time.Microsecond)
+					time.Sleep(time.Millisecond)
 				}
 			}
 		}()
@@ -358,6 +358,20 @@ func TestBigTxnAtomic(t *testing.T) {
 					t.Fatalf("key %d: %+v, want revision %d", i, kv, rev)
 				}
 			}
+		}
+		// A watch from the batch's revision, opened after it was rolled
+		// forward, gets it whole too.
+		late, err := reader.Watch(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if e := next(t, late); e.Revision != rev || e.KV.Key != ops[i].Key || string(e.KV.Value) != string(ops[i].Value) {
+				t.Fatalf("late watch, event %d: %+v", i, e)
+			}
+		}
+		if e := next(t, late); e.KV.Key != "after" {
+			t.Fatalf("late watch, after the batch: %+v", e)
 		}
 		// One stale compare among 10,000: nothing written.
 		cs2, ops2 := bigOps(n, "v2")
