@@ -715,9 +715,14 @@ func (e *Etcd) commitStaged(ctx context.Context, head uint64, evs []Event) (uint
 	}
 	kctx, stopKeepAlive := context.WithCancel(ctx)
 	defer stopKeepAlive()
-	if _, err := e.cli.KeepAlive(kctx, lease.ID); err != nil {
+	kach, err := e.cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
 		return 0, 0, fmt.Errorf("store: etcd: %w", err)
 	}
+	go func() {
+		for range kach { // drained, so that no renewal is dropped
+		}
+	}()
 	committed := false
 	cleanup := func() {
 		if committed {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,6 +234,20 @@ func TestEtcdConcurrentWriters(t *testing.T) {
 	}
 	if n := stagingKeys(t, clients[0]); n != 0 {
 		t.Fatalf("%d staging keys left", n)
+	}
+}
+
+// Without a cluster, OpenEtcd fails after its dial timeout, naming the
+// endpoints.
+func TestEtcdUnreachable(t *testing.T) {
+	start := time.Now()
+	_, err := OpenEtcd(context.Background(), EtcdOptions{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:1") || time.Since(start) > 5*time.Second {
+		t.Fatalf("open of an unreachable cluster: %v after %v", err, time.Since(start))
+	}
+	_, err = OpenEtcd(context.Background(), EtcdOptions{Endpoints: []string{"https://127.0.0.1:1"}, CAFile: "/nonexistent/ca.pem"})
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("missing CA file: %v", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -37,7 +38,12 @@ func freePort() (int, error) {
 }
 
 // Start starts a cluster of n members, ready to serve.
-func Start(n int) (*Cluster, error) {
+func Start(n int) (*Cluster, error) { return StartTLS(n, nil) }
+
+// StartTLS starts a cluster of n members whose clients must use TLS:
+// https client URLs served with tls's certificate, and client
+// certificates required when tls.ClientCertAuth (nil: plain http).
+func StartTLS(n int, tls *transport.TLSInfo) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "loom-etcd-")
 	if err != nil {
 		return nil, err
@@ -55,7 +61,11 @@ func Start(n int) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		us[i] = urls{url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)}, url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cp)}}
+		scheme := "http"
+		if tls != nil {
+			scheme = "https"
+		}
+		us[i] = urls{url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)}, url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cp)}}
 		initial = append(initial, fmt.Sprintf("m%d=%s", i, us[i].peer.String()))
 		c.Endpoints = append(c.Endpoints, us[i].client.String())
 	}
@@ -72,6 +82,9 @@ func Start(n int) (*Cluster, error) {
 		cfg.UnsafeNoFsync = os.Getenv("LOOM_ETCD_FSYNC") == ""
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		cfg.LogLevel = "error"
+		if tls != nil {
+			cfg.ClientTLSInfo = *tls
+		}
 		e, err := embed.StartEtcd(cfg)
 		if err != nil {
 			c.Close()
