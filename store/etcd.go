@@ -24,7 +24,7 @@ import (
 //
 // Layout, under Prefix (default /loom/v1):
 //
-//	<prefix>/head                        bumped by every commit; its mod revision is the store revision
+//	<prefix>/head                        put by every commit (t/<id>, b/<batch id>); its mod revision is the store revision
 //	<prefix>/model/<kind>/<key>          one object: envelope (create, mod revisions) | value
 //	<prefix>/staging/<id>/m              marker of a batch being staged (on a lease)
 //	<prefix>/staging/<id>/c<n>           chunk n of a staged batch (encodeEvents)
@@ -43,20 +43,25 @@ import (
 // deletes, the old values they imply) are written as chunks of at most
 // MaxTxnOps-1 ops under staging/<id>/, invisible to readers, guarded by
 // the marker key, which is on a lease this writer keeps alive. One small
-// etcd txn commits it: head unmoved and marker present → head = <id>,
+// etcd txn commits it: head unmoved and marker present → head = b/<id>,
 // marker deleted. Readers and watchers see that commit at its revision R
 // and apply the whole batch from the chunks read at R: all at once, with
 // every create/mod revision R. Then the batch is rolled forward: each
 // chunk (a key is in one chunk only, so in any order), in an etcd txn
-// guarded by head still at R, writes its ops
-// into the object keys (their envelopes carrying R) and deletes itself;
-// watchers hide those writes (no head put: they already applied the
-// batch). The writer rolls its batch forward before returning; if it dies
+// guarded by head still at R, writes its ops into the object keys (their
+// envelopes carrying R) and deletes itself; watchers hide those writes
+// (no head put: they already applied the batch). The writer rolls its batch forward before returning; if it dies
 // first, the next writer (of any replica) must finish it before its own
 // commit can move head, so a batch is never half visible and never lost.
 // A writer that dies before its commit leaves a marker that expires with
 // its lease; chunks without a marker whose id head does not name are
 // garbage, deleted on open and before every staged write.
+//
+// A commit whose reply is lost (a timeout, a member gone) is settled, not
+// reported: a fence txn guarded like it moves head, so that it can no
+// longer apply if it did not yet; if head had moved, the cache tells
+// whether the commit's own head value (a random id) is what moved it.
+// Txn then returns the commit's revision, or commits again.
 //
 // One difference with Bolt: a key written twice in one transaction gives
 // one event, its last op's (etcd refuses a txn that names a key twice).
@@ -100,10 +105,19 @@ type Etcd struct {
 	seen    int64         // etcd revision the cache has read through
 	pending *pendingBatch // a committed batch not yet rolled forward
 	notify  chan struct{} // closed and replaced whenever the cache moves
+	// tags are the head values of the last commits seen, with their
+	// revisions (oldest first in tagOrder): how a commit whose reply was
+	// lost learns that it went through. loads counts cache reloads (a
+	// reload may skip commits).
+	tags     map[string]uint64
+	tagOrder []string
+	loads    int
 
-	// test hooks: a non-nil error stops Txn there, as a crash would.
+	// test hooks: a non-nil error stops Txn there, as a crash would;
+	// commitHook replaces the commit txn's Commit.
 	afterStage  func(lease clientv3.LeaseID) error
 	afterCommit func() error
+	commitHook  func(clientv3.Txn) (*clientv3.TxnResponse, error)
 }
 
 type pendingBatch struct {
@@ -147,7 +161,7 @@ func OpenEtcd(ctx context.Context, opt EtcdOptions) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %w", err)
 	}
-	e := &Etcd{cli: cli, opt: opt, prefix: opt.Prefix, notify: make(chan struct{}), done: make(chan struct{})}
+	e := &Etcd{cli: cli, opt: opt, prefix: opt.Prefix, notify: make(chan struct{}), done: make(chan struct{}), tags: map[string]uint64{}}
 	lctx, cancel := context.WithTimeout(ctx, opt.DialTimeout)
 	defer cancel()
 	if err := e.load(lctx); err != nil {
@@ -249,10 +263,11 @@ func (e *Etcd) load(ctx context.Context) error {
 		}
 	}
 	var pending *pendingBatch
-	if chunks := staged[headVal]; headVal != "" && len(chunks) > 0 {
+	if id, ok := strings.CutPrefix(headVal, "b/"); ok && len(staged[id]) > 0 {
 		// A committed batch not rolled forward yet: the rest of it is in
 		// its chunks.
-		pending = &pendingBatch{id: headVal, rev: rev, chunks: map[string]bool{}}
+		chunks := staged[id]
+		pending = &pendingBatch{id: id, rev: rev, chunks: map[string]bool{}}
 		for _, c := range chunks {
 			evs, err := decodeEvents(rev, c.Value)
 			if err != nil {
@@ -264,9 +279,26 @@ func (e *Etcd) load(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.kinds, e.rev, e.seen, e.pending = kinds, rev, resp.Header.Revision, pending
+	e.loads++
+	e.tag(headVal, rev)
 	e.moved()
 	e.mu.Unlock()
 	return nil
+}
+
+// tag records the head value of the commit at rev; under mu.
+func (e *Etcd) tag(val string, rev uint64) {
+	if val == "" {
+		return
+	}
+	if _, ok := e.tags[val]; !ok {
+		e.tagOrder = append(e.tagOrder, val)
+	}
+	e.tags[val] = rev
+	if len(e.tagOrder) > 4096 {
+		delete(e.tags, e.tagOrder[0])
+		e.tagOrder = e.tagOrder[1:]
+	}
 }
 
 // moved wakes everyone waiting on the cache; under mu.
@@ -313,6 +345,7 @@ func (e *Etcd) run(ctx context.Context) {
 			if g.commit {
 				applyEvents(e.kinds, g.events)
 				e.rev = uint64(g.rev)
+				e.tag(g.head, uint64(g.rev))
 				if g.batch != "" {
 					e.pending = &pendingBatch{id: g.batch, rev: uint64(g.rev), chunks: map[string]bool{}}
 					for _, c := range g.chunks {
@@ -352,6 +385,7 @@ func (e *Etcd) run(ctx context.Context) {
 type group struct {
 	rev    int64
 	commit bool     // head was put: a store transaction
+	head   string   // the value put: t/<id>, b/<batch id> or f/<id>
 	batch  string   // the id of a staged batch it commits
 	chunks []string // that batch's chunk keys
 	events []Event
@@ -401,7 +435,10 @@ func (e *Etcd) decodeGroup(ctx context.Context, evs []*clientv3.Event) (group, e
 		switch {
 		case k == e.headKey():
 			if ev.Type == clientv3.EventTypePut {
-				g.commit, g.batch = true, string(ev.Kv.Value)
+				g.commit, g.head = true, string(ev.Kv.Value)
+				if id, ok := strings.CutPrefix(g.head, "b/"); ok {
+					g.batch = id
+				}
 			}
 		case strings.HasPrefix(k, e.stagingPrefix("")):
 			if _, chunk, _ := strings.Cut(strings.TrimPrefix(k, e.stagingPrefix("")), "/"); ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(chunk, "c") {
@@ -671,10 +708,18 @@ func (e *Etcd) commitDirect(ctx context.Context, head uint64, evs []Event) (uint
 			ops = append(ops, clientv3.OpPut(e.objKey(ev.KV.Kind, ev.KV.Key), envelope(ev.KV.CreateRevision, 0, ev.KV.Value)))
 		}
 	}
-	ops = append(ops, clientv3.OpPut(e.headKey(), ""))
-	resp, err := e.cli.Txn(ctx).If(e.headIs(head)).Then(ops...).Else(clientv3.OpGet(e.headKey())).Commit()
+	tag := "t/" + newBatchID()
+	ops = append(ops, clientv3.OpPut(e.headKey(), tag))
+	resp, err := e.commit(e.cli.Txn(ctx).If(e.headIs(head)).Then(ops...).Else(clientv3.OpGet(e.headKey())))
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: etcd: %w", err)
+		rev, ok, serr := e.settle(ctx, head, tag, err)
+		switch {
+		case serr != nil:
+			return 0, 0, serr
+		case ok:
+			return rev, 0, nil
+		}
+		return 0, rev, nil // not applied: plan again at rev
 	}
 	if !resp.Succeeded {
 		return 0, headRev(resp), nil
@@ -776,24 +821,31 @@ func (e *Etcd) commitStaged(ctx context.Context, head uint64, evs []Event) (uint
 			return 0, 0, err
 		}
 	}
-	resp, err := e.cli.Txn(ctx).If(e.headIs(head), markerIs).
-		Then(clientv3.OpPut(e.headKey(), id), clientv3.OpDelete(marker)).
-		Else(clientv3.OpGet(e.headKey()), clientv3.OpGet(marker)).Commit()
-	if err != nil {
-		// The commit may or may not have happened: leave the staging to
-		// the lease and the garbage collector.
-		committed = true
-		return 0, 0, fmt.Errorf("store: etcd: %w", err)
-	}
-	if !resp.Succeeded {
+	resp, err := e.commit(e.cli.Txn(ctx).If(e.headIs(head), markerIs).
+		Then(clientv3.OpPut(e.headKey(), "b/"+id), clientv3.OpDelete(marker)).
+		Else(clientv3.OpGet(e.headKey()), clientv3.OpGet(marker)))
+	var rev uint64
+	switch {
+	case err != nil:
+		rev, committed, err = e.settle(ctx, head, "b/"+id, err)
+		if err != nil {
+			// Unknown: leave the staging to the lease and the collector.
+			committed = true
+			return 0, 0, err
+		}
+		if !committed {
+			cleanup()
+			return 0, rev, nil // not applied: plan again at rev
+		}
+	case !resp.Succeeded:
 		cleanup()
 		if r := resp.Responses[1].GetResponseRange(); r == nil || len(r.Kvs) == 0 {
 			return 0, 0, errors.New("store: etcd: the staging lease expired")
 		}
 		return 0, headRev(resp), nil
+	default:
+		committed, rev = true, uint64(resp.Header.Revision)
 	}
-	committed = true
-	rev := uint64(resp.Header.Revision)
 	stopKeepAlive()
 	e.cli.Revoke(context.WithoutCancel(ctx), lease.ID)
 	if e.afterCommit != nil {
@@ -804,6 +856,60 @@ func (e *Etcd) commitStaged(ctx context.Context, head uint64, evs []Event) (uint
 	// The batch is committed: a failed roll-forward is the next writer's.
 	e.rollForward(ctx, id, rev)
 	return rev, 0, nil
+}
+
+// commit commits a commit txn (through the test hook if set).
+func (e *Etcd) commit(t clientv3.Txn) (*clientv3.TxnResponse, error) {
+	if e.commitHook != nil {
+		return e.commitHook(t)
+	}
+	return t.Commit()
+}
+
+// settle learns whether a commit txn that put tag in head, guarded by head
+// at revision head, went through though its reply was lost (failed is the
+// error it got): its revision and true if it did, else the revision to
+// plan again at. A txn that timed out
+// may still be applied later, so settle first fences it: it moves head
+// itself, guarded the same way; if that succeeds, the lost txn can no
+// longer apply. If head had moved, the cache, once there, knows whether
+// the lost txn moved it.
+func (e *Etcd) settle(ctx context.Context, head uint64, tag string, failed error) (uint64, bool, error) {
+	e.mu.RLock()
+	loads := e.loads
+	e.mu.RUnlock()
+	for {
+		if ctx.Err() != nil {
+			return 0, false, fmt.Errorf("store: etcd: commit outcome unknown: %w", failed)
+		}
+		resp, err := e.cli.Txn(ctx).If(e.headIs(head)).Then(clientv3.OpPut(e.headKey(), "f/"+newBatchID())).
+			Else(clientv3.OpGet(e.headKey())).Commit()
+		if err != nil {
+			select { // the cluster is still unwell: again
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if resp.Succeeded {
+			return uint64(resp.Header.Revision), false, nil
+		}
+		moved := headRev(resp)
+		if err := e.waitFor(ctx, moved); err != nil {
+			return 0, false, fmt.Errorf("store: etcd: commit outcome unknown: %w", failed)
+		}
+		e.mu.RLock()
+		rev, ok := e.tags[tag]
+		reloaded := e.loads != loads
+		e.mu.RUnlock()
+		if ok {
+			return rev, true, nil
+		}
+		if reloaded {
+			return 0, false, fmt.Errorf("store: etcd: commit outcome unknown: %w", failed)
+		}
+		return moved, false, nil
+	}
 }
 
 // rollForward writes the chunks of batch id, committed at rev, into the
@@ -892,7 +998,7 @@ func (e *Etcd) gc(ctx context.Context) {
 	}
 	for id := range ids {
 		if !marked[id] {
-			e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(e.headKey()), "=", id)).
+			e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(e.headKey()), "=", "b/"+id)).
 				Else(clientv3.OpDelete(e.stagingPrefix(id), clientv3.WithPrefix())).Commit()
 		}
 	}

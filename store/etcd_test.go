@@ -14,6 +14,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/loom-sdn/loom/store/etcdtest"
 )
 
 var errCrash = errors.New("crash")
@@ -372,4 +374,97 @@ func reportPercentiles(b *testing.B, name string, lat []time.Duration) {
 	s := slices.Sorted(slices.Values(lat))
 	b.ReportMetric(float64(s[len(s)/2].Microseconds()), name+"-p50-µs")
 	b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), name+"-p99-µs")
+}
+
+// A cluster that loses a member (the one both clients were given first,
+// maybe the leader) keeps serving: writes go on through both clients,
+// big ones too, and their caches follow.
+func TestEtcdMemberDies(t *testing.T) {
+	c, err := etcdtest.Start(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close) // after the clients' Close
+	ctx := context.Background()
+	open := func() *Etcd {
+		e, err := OpenEtcd(ctx, EtcdOptions{Endpoints: c.Endpoints, Prefix: "/dies"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	a, b := open(), open()
+	mustTxn(t, a, Txn{Ops: []Op{{Kind: "k", Key: "before", Value: []byte("1")}}})
+	c.Stop(0)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := b.Txn(wctx, Txn{Ops: []Op{{Kind: "k", Key: "b", Value: []byte("1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, ops := bigOps(500, "after")
+	rev, err := a.Txn(wctx, Txn{Ops: ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*Etcd{a, b} {
+		waitRev(t, st, rev)
+		if kvs, _, _ := st.List(ctx, "big"); len(kvs) != 500 {
+			t.Fatalf("%d keys", len(kvs))
+		}
+		if _, err := st.Get(ctx, "k", "b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A commit whose reply is lost (a member died, a timeout) is settled: if
+// it went through, Txn returns its revision and writes nothing twice; if
+// not, Txn commits it again. Small and staged transactions alike.
+func TestEtcdLostCommitReply(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix(t)
+	a := openEtcd(t, prefix, nil)
+	w, err := a.Watch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errLost := errors.New("reply lost")
+	for _, applied := range []bool{true, false} {
+		for _, n := range []int{1, 300} {
+			calls := 0
+			a.commitHook = func(txn clientv3.Txn) (*clientv3.TxnResponse, error) {
+				if calls++; calls > 1 {
+					return txn.Commit()
+				}
+				if applied {
+					txn.Commit()
+				}
+				return nil, errLost
+			}
+			tag := fmt.Sprintf("%v-%d", applied, n)
+			_, ops := bigOps(n, tag)
+			rev, err := a.Txn(ctx, Txn{Ops: ops})
+			a.commitHook = nil
+			if err != nil {
+				t.Fatalf("%s: %v", tag, err)
+			}
+			if applied && calls != 1 || !applied && calls != 2 {
+				t.Errorf("%s: %d commits", tag, calls)
+			}
+			for i := range n {
+				if e := next(t, w); e.Revision != rev || !bytes.HasPrefix(e.KV.Value, []byte(tag)) || e.KV.Key != ops[i].Key {
+					t.Fatalf("%s: event %d: %+v, want revision %d", tag, i, e, rev)
+				}
+			}
+		}
+	}
+	// Nothing was written twice: the next event is the next write's.
+	rev := mustTxn(t, a, Txn{Ops: []Op{{Kind: "small", Key: "end", Value: []byte("x")}}})
+	if e := next(t, w); e.Revision != rev || e.KV.Key != "end" {
+		t.Fatalf("after: %+v", e)
+	}
+	if n := stagingKeys(t, a); n != 0 {
+		t.Fatalf("%d staging keys left", n)
+	}
 }

@@ -26,6 +26,7 @@ type Cluster struct {
 	Endpoints []string
 	members   []*embed.Etcd
 	dir       string
+	closing   sync.WaitGroup
 }
 
 func freePort() (int, error) {
@@ -103,11 +104,25 @@ func StartTLS(n int, tls *transport.TLSInfo) (*Cluster, error) {
 	return c, nil
 }
 
+// Stop stops member i (as a crash would, its data left in place).
+func (c *Cluster) Stop(i int) {
+	if m := c.members[i]; m != nil {
+		c.members[i] = nil
+		m.Server.HardStop() // raft and the server at once
+		c.closing.Add(1)
+		go func() { // Close drains client streams for seconds
+			defer c.closing.Done()
+			m.Close()
+		}()
+	}
+}
+
 // Close stops the members and removes their data.
 func (c *Cluster) Close() {
-	for _, m := range c.members {
-		m.Close()
+	for i := range c.members {
+		c.Stop(i)
 	}
+	c.closing.Wait()
 	os.RemoveAll(c.dir)
 }
 
