@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -118,6 +119,7 @@ type Etcd struct {
 	afterStage  func(lease clientv3.LeaseID) error
 	afterCommit func() error
 	commitHook  func(clientv3.Txn) (*clientv3.TxnResponse, error)
+	beforeFetch atomic.Pointer[func()] // before a watcher reads a batch
 }
 
 type pendingBatch struct {
@@ -461,6 +463,9 @@ func (e *Etcd) decodeGroup(ctx context.Context, evs []*clientv3.Event) (group, e
 	case g.batch == "":
 		g.events = direct
 	default:
+		if h := e.beforeFetch.Load(); h != nil {
+			(*h)()
+		}
 		resp, err := e.cli.Get(ctx, e.stagingPrefix(g.batch), clientv3.WithPrefix(), clientv3.WithRev(g.rev))
 		if err != nil {
 			return g, err

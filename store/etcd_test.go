@@ -468,3 +468,42 @@ func TestEtcdLostCommitReply(t *testing.T) {
 		t.Fatalf("%d staging keys left", n)
 	}
 }
+
+// A cache that cannot read a batch it is behind on (compacted away) loads
+// the store again and goes on from there, consistent.
+func TestEtcdCacheReloads(t *testing.T) {
+	ctx := context.Background()
+	prefix := newPrefix(t)
+	a, b := openEtcd(t, prefix, nil), openEtcd(t, prefix, nil)
+	r0 := mustTxn(t, a, Txn{Ops: []Op{{Kind: "big", Key: "00001", Value: []byte("gone")}, {Kind: "k", Key: "x", Value: []byte("1")}}})
+	waitRev(t, b, r0)
+	held, release := make(chan struct{}), make(chan struct{})
+	hook := func() { close(held); <-release }
+	b.beforeFetch.Store(&hook)
+	_, ops := bigOps(300, "batch")
+	rev := mustTxn(t, a, Txn{Ops: ops})
+	<-held // b's cache is stuck before reading the batch
+	b.beforeFetch.Store(nil)
+	r2 := mustTxn(t, a, Txn{Ops: []Op{{Kind: "k", Key: "x", Delete: true}}})
+	if _, err := a.cli.Compact(ctx, int64(r2)); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := b.Revision(ctx); r != r0 {
+		t.Fatalf("b at %d, want %d", r, r0)
+	}
+	close(release)
+	waitRev(t, b, r2)
+	kvs, at, _ := b.List(ctx, "big")
+	if at != r2 || len(kvs) != 300 || kvs[1].ModRevision != rev || kvs[1].CreateRevision != r0 || string(kvs[1].Value) != string(ops[1].Value) {
+		t.Fatalf("b after reloading: %d keys at %d, %+v", len(kvs), at, kvs[1])
+	}
+	if _, err := b.Get(ctx, "k", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key: %v", err)
+	}
+	// And it follows on.
+	r3 := mustTxn(t, a, Txn{Ops: []Op{{Kind: "k", Key: "y", Value: []byte("1")}}})
+	waitRev(t, b, r3)
+	if _, err := b.Txn(ctx, Txn{Compares: []Compare{{Kind: "k", Key: "y", ModRevision: r3}}, Ops: []Op{{Kind: "k", Key: "y", Delete: true}}}); err != nil {
+		t.Fatal(err)
+	}
+}
