@@ -90,7 +90,11 @@ type EtcdOptions struct {
 	StagingTTL int64
 }
 
-// Etcd is the Interface on an etcd cluster.
+// Etcd is the Interface on an etcd cluster, for any number of clients
+// (loomd replicas) at once. Get, List and Revision read this client's
+// cache: another client's write is there once the watch brings it (about
+// as long as the write itself took), its own writes as soon as Txn
+// returns.
 type Etcd struct {
 	cli    *clientv3.Client
 	opt    EtcdOptions
