@@ -409,6 +409,9 @@ func (b *Bolt) readLog(from uint64, max int) ([]Event, error) {
 			if err != nil {
 				return err
 			}
+			if len(e) > 0 {
+				e[len(e)-1].Last = true
+			}
 			evs = append(evs, e...)
 			n++
 		}

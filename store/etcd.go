@@ -1035,6 +1035,9 @@ func (e *Etcd) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, er
 	go func() {
 		defer close(ch)
 		e.follow(ctx, from, func(g group) error {
+			if len(g.events) > 0 {
+				g.events[len(g.events)-1].Last = true
+			}
 			for _, ev := range g.events {
 				select {
 				case ch <- ev:

@@ -113,6 +113,9 @@ type Event struct {
 	Type     EventType
 	Revision uint64
 	KV       KV
+	// Last marks the last event of its transaction: a watcher that applies
+	// transactions whole knows it has them all.
+	Last bool
 }
 
 // Interface is the state store. Kinds and keys are non-empty strings;

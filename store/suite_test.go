@@ -230,6 +230,9 @@ func TestWatch(t *testing.T) {
 			if e.Type == Delete || e.KV.Key == "4" {
 				got += " " + string(e.KV.Value)
 			}
+			if last := e.KV.Key != "1"; e.Last != last {
+				t.Fatalf("event %+v: Last is %v", e, e.Last)
+			}
 			if got != w || e.KV.ModRevision != e.Revision || e.KV.Kind != "k" {
 				t.Fatalf("event %q (%+v), want %q", got, e.KV, w)
 			}
@@ -332,7 +335,7 @@ func TestBigTxnAtomic(t *testing.T) {
 		mustTxn(t, st, Txn{Ops: []Op{{Kind: "small", Key: "after", Value: []byte("x")}}})
 		for i := range n {
 			e := next(t, w)
-			if e.Revision != rev || e.Type != Put || e.KV.Key != ops[i].Key || e.KV.CreateRevision != rev || string(e.KV.Value) != string(ops[i].Value) {
+			if e.Revision != rev || e.Type != Put || e.KV.Key != ops[i].Key || e.KV.CreateRevision != rev || string(e.KV.Value) != string(ops[i].Value) || e.Last != (i == n-1) {
 				t.Fatalf("event %d: %+v, want put %s at %d", i, e, ops[i].Key, rev)
 			}
 		}
