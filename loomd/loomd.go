@@ -200,6 +200,13 @@ func Run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("network model: %w", err)
 	}
+	if len(where.Etcd) > 0 { // other loomd may write the model too
+		go func() {
+			if err := svc.Follow(ctx); ctx.Err() == nil {
+				log.Error("network model: no longer following the store", "error", err)
+			}
+		}()
+	}
 	go declareEndpoints(ctx, svc, topo, log)
 	v := view.New()
 	go feedView(ctx, svc, v)

@@ -135,6 +135,9 @@ func (s *Service) commit(ctx context.Context, ops []Op, batch bool) ([]*change, 
 			return nil, fmt.Errorf("model: store: %w", err)
 		}
 		s.fence = rev
+		if s.own != nil {
+			s.own[rev] = true // for Follow, which sees it come back
+		}
 		next := st.finish(cur, rev)
 		x.at, s.idx = next, x
 		s.snap.Store(next)

@@ -1,12 +1,14 @@
 package model_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
 	"github.com/loom-sdn/loom/store"
 	"github.com/loom-sdn/loom/store/etcdtest"
@@ -135,5 +137,142 @@ func TestEtcdModelTwoReplicas(t *testing.T) {
 	}
 	if r, _ := stA.Revision(ctx); r != before {
 		t.Fatalf("a rejected batch moved the store from %d to %d", before, r)
+	}
+}
+
+// follow runs svc.Follow until the test ends.
+func follow(t *testing.T, svc *model.Service) {
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.Follow(fctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// waitFor polls until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return time.Since(start)
+}
+
+// A following Service takes in another replica's writes as they commit:
+// a single write, a batch all at once, a delete, each with its events;
+// its own writes are not taken twice.
+func TestEtcdModelFollow(t *testing.T) {
+	prefix := t.TempDir()
+	stA, stB := openEtcd(t, prefix), openEtcd(t, prefix)
+	a, err := model.New(ctx, stA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.New(ctx, stB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow(t, a)
+	follow(t, b)
+	subA, subB := a.Subscribe(5000), b.Subscribe(5000)
+	start := time.Now()
+	blue := mustCreate(t, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	waitFor(t, "b has blue", func() bool {
+		n, ok := b.Snapshot().Networks.ByName("blue")
+		return ok && n.Revision == blue.Base().Revision
+	})
+	t.Logf("a write on a is in b's model %v after it began", time.Since(start))
+	if b.Snapshot().Revision != blue.Base().Revision {
+		t.Fatalf("b at revision %d, want %d", b.Snapshot().Revision, blue.Base().Revision)
+	}
+	// A batch: b's model has none of it or all of it.
+	var sizes sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			sizes.Store(b.Snapshot().Networks.Len(), true)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	var ops []model.Op
+	for i := range 2000 {
+		ops = append(ops, create(&model.Network{Meta: named(fmt.Sprintf("n%d", i)), Type: "vxlan", VNI: 100 + i}))
+	}
+	if _, err := a.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b has the batch", func() bool { return b.Snapshot().Revision == a.Snapshot().Revision })
+	close(stop)
+	wg.Wait()
+	sizes.Range(func(k, _ any) bool {
+		if n := k.(int); n != 1 && n != 2001 {
+			t.Errorf("b's model held %d networks", n)
+		}
+		return true
+	})
+	if chs, ok := b.Snapshot().ChangesSince(blue.Base().Revision); !ok || len(chs) != 2000 {
+		t.Fatalf("b's changes since blue: %d, %v", len(chs), ok)
+	}
+	// b writes on its followed state: no fence failure, no reload; a
+	// takes it in.
+	if _, err := b.Delete(ctx, model.KindNetwork, "blue", blue.Base().Revision); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a saw blue deleted", func() bool { _, ok := a.Snapshot().Networks.ByName("blue"); return !ok })
+	if err := model.CheckIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, &model.Network{Meta: named("green"), Type: "vxlan", VNI: 100}); !isConflict(err) {
+		t.Fatalf("a VNI of b's batch through a: %v", err)
+	}
+	// Each Service published each change once: its own and the other's.
+	for name, sub := range map[string]*events.Subscription{"a": subA, "b": subB} {
+		evs := drain(sub)
+		if len(evs) != 2002 || evs[0].Type != model.Created || evs[0].ID != blue.Base().ID || evs[2001].Type != model.Deleted || evs[2001].Object.(model.Object).Base().Name != "blue" {
+			t.Fatalf("%s published %d events (first %+v)", name, len(evs), evs[0])
+		}
+	}
+}
+
+// On any store: two Services on one store, both following: each change
+// is published once by each, and a batch rejected by the store's compare
+// leaves no trace in the follower.
+func TestFollowOwnAndOthers(t *testing.T) {
+	st, a := open(t, t.TempDir())
+	defer st.Close()
+	b, err := model.New(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow(t, a)
+	follow(t, b)
+	subA, subB := a.Subscribe(100), b.Subscribe(100)
+	mustCreate(t, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	waitFor(t, "b has blue", func() bool { _, ok := b.Snapshot().Networks.ByName("blue"); return ok })
+	if _, err := b.Patch(ctx, model.KindNetwork, "blue", []byte(`{"vni":2}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a has vni 2", func() bool { n, _ := a.Snapshot().Networks.ByName("blue"); return n.VNI == 2 })
+	for name, sub := range map[string]*events.Subscription{"a": subA, "b": subB} {
+		evs := drain(sub)
+		if len(evs) != 2 || evs[0].Type != model.Created || evs[1].Type != model.Updated {
+			t.Fatalf("%s published %+v", name, evs)
+		}
+	}
+	if a.Snapshot().Revision != b.Snapshot().Revision {
+		t.Fatalf("a at %d, b at %d", a.Snapshot().Revision, b.Snapshot().Revision)
 	}
 }

@@ -65,6 +65,9 @@ type Service struct {
 	// idx is the index of snap's state (nil: built on the next write);
 	// under mu.
 	idx *index
+	// own are the revisions of this Service's commits that Follow has
+	// not seen yet (nil when not following); under mu.
+	own map[uint64]bool
 }
 
 // New loads the model from st. Changes are published on bus; with a nil
