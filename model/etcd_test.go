@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -274,5 +275,57 @@ func TestFollowOwnAndOthers(t *testing.T) {
 	}
 	if a.Snapshot().Revision != b.Snapshot().Revision {
 		t.Fatalf("a at %d, b at %d", a.Snapshot().Revision, b.Snapshot().Revision)
+	}
+}
+
+// BenchmarkModelPatch is one POST-sized model write (a port patched) on
+// the store -store names (bbolt without fsync, or etcd).
+func BenchmarkModelPatch(b *testing.B) {
+	_, svc := open(b, b.TempDir())
+	mustCreate(b, svc, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	mustCreate(b, svc, &model.Subnet{Meta: named("blue-v4"), Network: "blue", CIDR: "10.1.0.0/16"})
+	mustCreate(b, svc, &model.Port{Meta: named("vm1"), Network: "blue", IPs: []string{"10.1.0.11"}})
+	for i := 0; b.Loop(); i++ {
+		patch := fmt.Appendf(nil, `{"ips":["10.1.%d.%d"]}`, i/250%200, 2+i%250)
+		if _, err := svc.Patch(ctx, model.KindPort, "vm1", patch, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEtcdModelVisibility is the time from a write through one
+// replica's model to another's following model holding it: ack is when
+// the write returned, seen when the other snapshot had it.
+func BenchmarkEtcdModelVisibility(b *testing.B) {
+	prefix := b.TempDir()
+	a, err := model.New(ctx, openEtcd(b, prefix), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	other, err := model.New(ctx, openEtcd(b, prefix), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go other.Follow(fctx)
+	mustCreate(b, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 1})
+	var acked, seen []time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		o, err := a.Patch(ctx, model.KindNetwork, "blue", fmt.Appendf(nil, `{"vni":%d}`, 2+i%1000), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		acked = append(acked, time.Since(start))
+		for other.Snapshot().Revision < o.Base().Revision {
+			time.Sleep(20 * time.Microsecond)
+		}
+		seen = append(seen, time.Since(start))
+	}
+	for name, lat := range map[string][]time.Duration{"ack": acked, "seen": seen} {
+		s := slices.Sorted(slices.Values(lat))
+		b.ReportMetric(float64(s[len(s)/2].Microseconds()), name+"-p50-µs")
+		b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), name+"-p99-µs")
 	}
 }
