@@ -233,8 +233,11 @@ func TestEtcdModelFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a saw blue deleted", func() bool { _, ok := a.Snapshot().Networks.ByName("blue"); return !ok })
-	if err := model.CheckIndex(b); err != nil {
-		t.Fatal(err)
+	// Both indexes (kept through followed writes) are the model's.
+	for _, svc := range []*model.Service{a, b} {
+		if err := model.CheckIndex(svc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := a.Create(ctx, &model.Network{Meta: named("green"), Type: "vxlan", VNI: 100}); !isConflict(err) {
 		t.Fatalf("a VNI of b's batch through a: %v", err)
@@ -275,6 +278,29 @@ func TestFollowOwnAndOthers(t *testing.T) {
 	}
 	if a.Snapshot().Revision != b.Snapshot().Revision {
 		t.Fatalf("a at %d, b at %d", a.Snapshot().Revision, b.Snapshot().Revision)
+	}
+	// b's index (it wrote) follows a's writes of indexed objects.
+	mustCreate(t, a, &model.Subnet{Meta: named("blue-v4"), Network: "blue", CIDR: "10.1.0.0/24"})
+	if _, err := a.Apply(ctx, []model.Op{
+		create(&model.Port{Meta: named("vm1"), Network: "blue", IPs: []string{"10.1.0.11"}}),
+		create(&model.Port{Meta: named("vm2"), Network: "blue", IPs: []string{"10.1.0.12"}}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Patch(ctx, model.KindPort, "vm1", []byte(`{"ips":["10.1.0.21"]}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Delete(ctx, model.KindPort, "vm2", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b caught up", func() bool { return b.Snapshot().Revision == a.Snapshot().Revision })
+	if err := model.CheckIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	// The address vm2 freed and the one vm1 left are free through b.
+	mustCreate(t, b, &model.Port{Meta: named("vm3"), Network: "blue", IPs: []string{"10.1.0.11", "10.1.0.12"}})
+	if _, err := b.Create(ctx, &model.Port{Meta: named("vm4"), Network: "blue", IPs: []string{"10.1.0.21"}}); !isConflict(err) {
+		t.Fatalf("vm1's new address through b: %v", err)
 	}
 }
 

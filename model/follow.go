@@ -76,6 +76,7 @@ func (s *Service) follow(evs []store.Event) {
 	owned := map[Kind]bool{}
 	var (
 		add    []Change
+		chs    []*change
 		pubs   []events.Event
 		fenced bool
 	)
@@ -105,6 +106,11 @@ func (s *Service) follow(evs []store.Event) {
 			typ = Created
 		}
 		if apply {
+			var old Object
+			if o, ok := cur.Get(ki.Kind, ev.KV.Key); ok {
+				old = o // (a missing one is a typed nil)
+			}
+			chs = append(chs, &change{typ, old, o})
 			set := ki.set(&next)
 			if !owned[ki.Kind] {
 				set.clone()
@@ -125,7 +131,14 @@ func (s *Service) follow(evs []store.Event) {
 		}
 		next.Revision, next.idx = rev, nil
 		next.changes, next.changesFrom = appendChanges(cur.changes, cur.changesFrom, add)
-		s.idx = nil
+		if x := s.idx; x != nil && x.at == cur {
+			for _, ch := range chs {
+				x.update(ch)
+			}
+			x.at = &next
+		} else {
+			s.idx = nil // built on the next write
+		}
 		s.snap.Store(&next)
 	}
 	for _, e := range pubs {
