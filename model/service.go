@@ -11,6 +11,10 @@
 // writes of any kinds: each validated against the state the ones before
 // it leave, all committed as one transaction, or none.
 //
+// Several Services may share a store (loomd replicas on etcd): Follow
+// keeps each in step with the others' writes, and the fence makes a write
+// based on a stale snapshot fail and re-validate.
+//
 // Readers take a Snapshot: an immutable view of the whole model, by id and
 // by name, that costs nothing to take. Every change is published on the
 // events bus (topic "model", type created/updated/deleted, with the kind,
