@@ -15,7 +15,7 @@ var floors = []struct {
 	prefix string
 	floor  int
 }{
-	{"southbound/openflow", 0}, {"southbound/ovsdb", 0}, {"events", 0}, {"store", 0}, {"northbound/restapi", 0},
+	{"southbound/openflow", 0}, {"southbound/ovsdb", 0}, {"events", 0}, {"store", 0}, {"cluster", 0}, {"northbound/restapi", 0},
 	{"internal/testenv", 0}, {"internal/ovslab", 1}, {"internal/ci", 0},
 	{"model", 1},
 	{"view", 2}, {"topology", 2},
