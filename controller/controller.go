@@ -56,6 +56,12 @@ type Config struct {
 	// --app-opt NAME.KEY=VALUE); an app gets its own in Env.Options and
 	// refuses keys it does not know.
 	AppOptions map[string]map[string]string
+	// Mastership, when set, shares the switches with other controllers
+	// by OpenFlow roles: it is told of every switch that connects and
+	// answers with SetRole; until then, and while it is not the master,
+	// this controller computes the switch's desired state and sends
+	// nothing. Nil: every switch is this controller's alone.
+	Mastership Mastership
 }
 
 type appEntry struct {
@@ -75,6 +81,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	switches map[uint64]*Switch
+	roles    map[uint64]Role // as SetRole last said
 	wg       sync.WaitGroup
 }
 
@@ -90,7 +97,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if cfg.MaxQueuedBytes == 0 {
 		cfg.MaxQueuedBytes = 4 << 20
 	}
-	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), metrics: newMetrics(reg)}
+	c := &Controller{cfg: cfg, log: log, ctx: ctx, switches: make(map[uint64]*Switch), roles: map[uint64]Role{}, metrics: newMetrics(reg)}
 	active := map[string]bool{}
 	for name := range cfg.AppOptions {
 		if !slices.Contains(cfg.Apps, name) {
@@ -226,6 +233,14 @@ func (c *Controller) Disconnected(s *openflow.Session, err error) {
 	c.metrics.switches.Dec()
 	if c.cfg.Observer != nil {
 		c.cfg.Observer(sw.info, false)
+	}
+	if m := c.cfg.Mastership; m != nil {
+		c.mu.Lock()
+		gone := c.switches[sw.dpid] == nil
+		c.mu.Unlock()
+		if gone {
+			m.Disconnected(sw.dpid)
+		}
 	}
 	c.cfg.Events.Publish(events.Event{Topic: "switch", Type: "down", Kind: "switch", ID: dpidString(sw.dpid),
 		Object: map[string]string{"datapath_id": dpidString(sw.dpid), "reason": errString(err)}})

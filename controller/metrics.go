@@ -16,6 +16,8 @@ type metrics struct {
 	panics             prometheus.Counter
 	flowMods           [flow.CmdDeleteStrict + 1]prometheus.Counter
 	reconciles         prometheus.Counter
+	roleChanges        *prometheus.CounterVec
+	staleRoleRequests  prometheus.Counter
 	reconcileSeconds   prometheus.Histogram
 	sessionsClosed     *prometheus.CounterVec
 	echoRepliesDropped prometheus.Counter
@@ -36,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "OFPT_ERROR messages received from switches."}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "switch_panics_total",
 			Help: "Panics while handling a switch's messages (each closed that switch's session)."}),
+		roleChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "role_changes_total",
+			Help: "Switches this controller became master or slave of (several controllers, OpenFlow roles)."}, []string{"role"}),
+		staleRoleRequests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "stale_role_requests_total",
+			Help: "Role requests a switch refused as stale (another controller holds a newer generation)."}),
 		reconciles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reconciles_total",
 			Help: "Full reconciliations of a switch (on connect and audits)."}),
 		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_seconds",
@@ -52,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flowMods[cmd] = fm.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds, m.sessionsClosed, m.echoRepliesDropped)
+		reg.MustRegister(m.switches, m.packetIns, m.packetInsDropped, m.packetOuts, m.errors, m.panics, fm, m.reconciles, m.reconcileSeconds, m.sessionsClosed, m.echoRepliesDropped, m.roleChanges, m.staleRoleRequests)
 	}
 	return m
 }

@@ -67,6 +67,16 @@ func (sw *Switch) reconcile(ctx context.Context, initial bool) error {
 		}
 		sw.syncing = false
 	}
+	if !sw.mayWrite() {
+		// Not this controller's switch (yet): the apps' desired state is
+		// computed; the master is the one that writes.
+		sw.discard()
+		if initial {
+			sw.log.Info("warm: desired state computed, not master", "switch_flows", len(actual), "desired_flows", len(sw.flows),
+				"took", time.Since(start).Round(time.Microsecond))
+		}
+		return nil
+	}
 
 	var st reconcileStats
 	// The flow diff is computed now, before anything below lets queued
@@ -191,7 +201,7 @@ func (sw *Switch) sendBundle(ctx context.Context, mods []flowMod) (bool, error) 
 	const flags = wire.BundleAtomic | wire.BundleOrdered
 	if err := sw.bundleControl(ctx, id, wire.BundleOpenRequest, flags); err != nil {
 		var we *wire.Error
-		if errors.As(err, &we) {
+		if errors.As(err, &we) && !isSlaveError(we) {
 			sw.log.Info("switch does not support bundles; sending flow-mods one by one", "error", we.Error())
 			sw.noBundles = true
 			return false, nil
@@ -216,7 +226,7 @@ func (sw *Switch) sendBundle(ctx context.Context, mods []flowMod) (bool, error) 
 	}
 	if err := sw.bundleControl(ctx, id, wire.BundleCommitRequest, flags); err != nil {
 		var we *wire.Error
-		if errors.As(err, &we) {
+		if errors.As(err, &we) && !isSlaveError(we) {
 			// Nothing was applied; send them one by one so that each
 			// failure is attributed to its flow.
 			sw.log.Warn("bundle commit failed; sending flow-mods one by one", "error", we.Error())

@@ -79,6 +79,13 @@ type Switch struct {
 
 	connectedAt time.Time
 	ready       chan struct{}
+
+	// OpenFlow role (Config.Mastership): master while the switch accepted
+	// this controller's MASTER request; role and gen as it last said.
+	runCtx context.Context
+	master bool
+	role   uint32
+	gen    uint64
 }
 
 func newSwitch(c *Controller, s *openflow.Session) *Switch {
@@ -126,6 +133,12 @@ func (sw *Switch) run(ctx context.Context) {
 	for _, a := range sw.apps {
 		a.handler = sw.c.appByID(a.id).Attach(sw.info)
 	}
+	sw.runCtx = ctx
+	if m := sw.c.cfg.Mastership; m != nil {
+		m.Connected(sw.dpid)
+	}
+	// With elections, this is a warm start until the switch is ours: the
+	// apps adopt what they find and compute; nothing is sent.
 	if err := sw.safeReconcile(ctx, true); err != nil {
 		sw.sess.Close(fmt.Errorf("initial reconcile: %w", err))
 		sw.own.Unlock()
@@ -142,6 +155,9 @@ func (sw *Switch) run(ctx context.Context) {
 		Object: map[string]any{"datapath_id": dpidString(sw.dpid), "remote": sw.info.Remote, "ports": len(sw.ports)}})
 	sw.log.Info("switch ready", "flows", len(sw.flows), "groups", len(sw.groups), "meters", len(sw.meters),
 		"since_connect", time.Since(sw.connectedAt).Round(time.Microsecond))
+	if r, ok := sw.c.wantedRole(sw.dpid); ok {
+		sw.applyRole(r)
+	}
 	sw.own.Unlock()
 
 	for _, a := range sw.apps {
@@ -165,6 +181,9 @@ func (sw *Switch) run(ctx context.Context) {
 			sw.flush()
 			sw.own.Unlock()
 		case <-audit:
+			if !sw.mayWrite() {
+				continue
+			}
 			sw.own.Lock()
 			err := sw.safeReconcile(ctx, false)
 			sw.own.Unlock()
@@ -218,7 +237,7 @@ func (sw *Switch) message(h wire.Header, msg []byte) {
 	case wire.TypePacketIn:
 		// msg is the reader's buffer: a packet-in handled here is used
 		// only during the call; a queued one is copied (push).
-	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply:
+	case wire.TypePortStatus, wire.TypeFlowRemoved, wire.TypeError, wire.TypeBarrierReply, wire.TypeExperimenter:
 		msg = bytes.Clone(msg) // rare; what they decode may outlive the call (an error's data)
 	default:
 		return
@@ -322,6 +341,12 @@ func (sw *Switch) handle(typ uint8, msg []byte) {
 		}
 	case wire.TypeBarrierReply:
 		sw.confirm(wire.Xid(msg))
+	case wire.TypeExperimenter:
+		var st wire.RoleStatus
+		var ok bool
+		if st, ok, err = wire.DecodeRoleStatus(msg); ok && err == nil {
+			sw.handleRoleStatus(st)
+		}
 	}
 	if err != nil {
 		sw.log.Error("malformed message; closing the session", "type", wire.TypeName(typ), "error", err, "message", hexPrefix(msg))
@@ -403,6 +428,16 @@ func (sw *Switch) handleFlowRemoved(fr *wire.FlowRemoved) error {
 // object from the desired state and tells its owner.
 func (sw *Switch) handleError(e *wire.Error) {
 	sw.c.metrics.errors.Inc()
+	if isSlaveError(e) {
+		// Another controller is master now (its ROLE_STATUS may follow):
+		// what was sent stays desired, for when this one is master again.
+		if sw.master {
+			sw.master = false
+			sw.c.metrics.roleChanges.WithLabelValues("slave").Inc()
+			sw.log.Info("the switch holds this controller as a slave", "xid", e.Xid)
+		}
+		return
+	}
 	obj := sw.findSent(e.Xid)
 	if obj == nil {
 		sw.log.Warn("switch reported an error for no pending request", "error", e.Error(), "xid", e.Xid)
@@ -582,6 +617,10 @@ func (sw *Switch) flush() {
 	if len(sw.out) == 0 {
 		return
 	}
+	if !sw.mayWrite() {
+		sw.discard()
+		return
+	}
 	if len(sw.sent) > 0 {
 		xid := sw.sess.NextXid()
 		sw.out = wire.AppendEmpty(sw.out, wire.TypeBarrierRequest, xid)
@@ -594,9 +633,20 @@ func (sw *Switch) flush() {
 	sw.out = sw.out[:0]
 }
 
+// discard drops what is staged: this controller is not the switch's
+// master (the desired state stays; the next master reconciles it).
+func (sw *Switch) discard() {
+	sw.out = sw.out[:0]
+	sw.sent = sw.sent[:0]
+}
+
 // flushSync sends what is staged followed by a barrier, waits for the
 // barrier reply, and handles the errors that arrived before it.
 func (sw *Switch) flushSync(ctx context.Context) error {
+	if !sw.mayWrite() {
+		sw.discard()
+		return nil
+	}
 	b := &batch{mods: sw.sent}
 	sw.sent = nil
 	sw.batches = append(sw.batches, b)
