@@ -19,7 +19,11 @@ type candidates struct {
 
 func (c *candidates) Connected(dpid uint64)    { c.mu.Lock(); c.connected[dpid] = true; c.mu.Unlock() }
 func (c *candidates) Disconnected(dpid uint64) { c.mu.Lock(); delete(c.connected, dpid); c.mu.Unlock() }
-func (c *candidates) has(dpid uint64) bool     { c.mu.Lock(); defer c.mu.Unlock(); return c.connected[dpid] }
+func (c *candidates) has(dpid uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected[dpid]
+}
 
 func roleOf(h *harness, dpid uint64) RoleState {
 	sw, ok := h.ctl.Switch(dpid)
