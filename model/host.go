@@ -115,8 +115,18 @@ func validateHost(c *check, h *Host) *Error {
 		return err
 	}
 	if h.Controller != "" {
-		if err := target("controller", h.Controller, true); err != nil {
-			return err
+		// One OpenFlow target, or several separated by commas: the
+		// switch connects to every loomd replica (OpenFlow roles decide
+		// which one writes).
+		seen := map[string]bool{}
+		for _, t := range strings.Split(h.Controller, ",") {
+			if seen[t] {
+				return invalidf("controller", "controller %q names %q twice", h.Controller, t)
+			}
+			seen[t] = true
+			if err := target("controller", t, true); err != nil {
+				return err
+			}
 		}
 	}
 	if h.Uplink != "" {

@@ -930,9 +930,9 @@ func TestModelAPIEmptyReferences(t *testing.T) {
 	e.must(201, "POST", "/api/v1/routers", `{"name":"opt","external_network":"","gateway_host":""}`)
 }
 
-// Host addresses by their grammar: ovsdb and controller targets are one
-// tcp:HOST:PORT, ssl:HOST:PORT (controller) or unix:/PATH; vtep_ip one
-// unicast address.
+// Host addresses by their grammar: ovsdb is one tcp:HOST:PORT or
+// unix:/PATH; controller one or more (separated by commas, no repeats) of
+// those or ssl:HOST:PORT; vtep_ip one unicast address.
 func TestHostAddresses(t *testing.T) {
 	e := newModelEnv(t)
 	host := func(field, v string) string {
@@ -942,7 +942,9 @@ func TestHostAddresses(t *testing.T) {
 		return string(b)
 	}
 	for _, c := range []struct{ field, value string }{
-		{"controller", "tcp:10.0.0.1:6653,tcp:10.0.0.2:6653"},
+		{"controller", "tcp:10.0.0.1:6653,tcp:10.0.0.1:6653"},
+		{"controller", "tcp:10.0.0.1:6653,"},
+		{"controller", "tcp:10.0.0.1:6653, tcp:10.0.0.2:6653"},
 		{"controller", "tcp:10.0.0.1,10.0.0.2:6653"},
 		{"controller", "tcp:10.0.0.1"},
 		{"controller", "tcp:10.0.0.1:"},
@@ -999,6 +1001,7 @@ func TestHostAddresses(t *testing.T) {
 		{"controller", "tcp:ctl-1.example.com:1"},
 		{"controller", "ssl:ctl.example.com.:65535"},
 		{"controller", "unix:/var/run/openvswitch/ctl.sock"},
+		{"controller", "tcp:10.0.0.1:6653,tcp:10.0.0.2:6653,ssl:ctl.example.com:6653"},
 		{"controller", ""},
 		{"ovsdb", "tcp:[::1]:6640"},
 		{"ovsdb", "tcp:hv1:6640"},

@@ -51,8 +51,8 @@ func createBridge(t *txn, s *snapshot, cfg HostConfig) {
 		ports = append(ports, newPort(t, spec))
 	}
 	var ctls []string
-	if cfg.Controller != "" {
-		ctls = append(ctls, newController(t, cfg))
+	for _, target := range cfg.Targets() {
+		ctls = append(ctls, newController(t, target))
 	}
 	br := &vswitchd.Bridge{
 		UUID:         t.newName("bridge"),

@@ -48,7 +48,8 @@ type HostConfig struct {
 	// otherwise OVS derives the datapath ID from a MAC address.
 	DatapathID uint64
 	// Controller is the bridge's OpenFlow controller target, for example
-	// "tcp:10.0.0.1:6653". Empty means Loom sets no controller (and
+	// "tcp:10.0.0.1:6653", or several separated by commas (every loomd
+	// replica's: see Targets). Empty means Loom sets no controller (and
 	// removes its own).
 	Controller string
 	// VTEPIP, if set, is the local address of the VXLAN port vxlan0.
@@ -209,8 +210,11 @@ func (c HostConfig) withDefaults() (HostConfig, error) {
 	if c.DatapathType != "system" && c.DatapathType != "netdev" {
 		errs = append(errs, fmt.Errorf("DatapathType %q: want system or netdev", c.DatapathType))
 	}
-	if c.Controller != "" && !strings.Contains(c.Controller, ":") {
-		errs = append(errs, fmt.Errorf("Controller %q: want an OVS target such as tcp:IP:PORT", c.Controller))
+	for _, t := range c.Targets() {
+		if !strings.Contains(t, ":") {
+			errs = append(errs, fmt.Errorf("Controller %q: want OVS targets such as tcp:IP:PORT, separated by commas", c.Controller))
+			break
+		}
 	}
 	if c.VTEPIP != "" {
 		if _, err := netip.ParseAddr(c.VTEPIP); err != nil {

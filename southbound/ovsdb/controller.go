@@ -1,6 +1,7 @@
 package ovsdb
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -9,65 +10,83 @@ import (
 	"github.com/loom-sdn/loom/southbound/ovsdb/vswitchd"
 )
 
-// newController creates Loom's controller row for cfg and returns its
+// Targets returns the controller targets of cfg.Controller: one, or
+// several separated by commas (the OpenFlow listeners of every loomd
+// replica: the switch connects to all of them, and OpenFlow roles decide
+// which one writes).
+func (c HostConfig) Targets() []string {
+	var out []string
+	for _, t := range strings.Split(c.Controller, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// newController creates Loom's controller row for target and returns its
 // named UUID, for the bridge to reference in the same transaction.
-func newController(t *txn, cfg HostConfig) string {
+func newController(t *txn, target string) string {
 	c := &vswitchd.Controller{
 		UUID:            t.newName("controller"),
-		Target:          cfg.Controller,
+		Target:          target,
 		MaxBackoff:      ptr(ControllerMaxBackoff),
 		InactivityProbe: ptr(ControllerInactivityProbe),
 		ExternalIDs:     ownerIDs(),
 	}
 	ops, err := t.c.Create(c)
-	t.add("create controller "+cfg.Controller, ops, err)
+	t.add("create controller "+target, ops, err)
 	return c.UUID
 }
 
-// ensureController makes one of the bridge's controllers target
-// cfg.Controller with Loom's settings, and takes Loom's other controllers
-// off the bridge (unreferenced, OVSDB deletes them). A controller with
-// another target that Loom does not own is left alone.
+// ensureController makes the bridge's controllers target cfg's targets
+// (Targets), one row each with Loom's settings, and takes Loom's other
+// controllers off the bridge (unreferenced, OVSDB deletes them). A
+// controller with another target that Loom does not own is left alone.
 //
-// It prefers the controller that already has the target, then retargets
-// one of Loom's: either way the bridge's controller set never becomes empty
-// on the way, which would flush its flows. Only a bridge with no controller
-// at all gets a new one (and loses its flows, as with ovs-vsctl).
+// A target keeps the row that already has it; a missing one retargets one
+// of Loom's rows left over before a new row is made: either way the
+// bridge's controller set never becomes empty on the way, which would
+// flush its flows. Only a bridge with no controller at all gets a new one
+// (and loses its flows, as with ovs-vsctl).
 func ensureController(t *txn, s *snapshot, cfg HostConfig) {
 	br := s.bridge
-	var keep *vswitchd.Controller
-	if cfg.Controller != "" {
-		for _, u := range br.Controller {
-			if c := s.controllers[u]; c != nil && c.Target == cfg.Controller {
-				keep = c
-				break
-			}
-		}
-	}
-	var stale []string
+	targets := cfg.Targets()
+	kept := map[string]*vswitchd.Controller{} // by target
+	var spare []*vswitchd.Controller         // Loom's rows with a target no longer wanted
 	for _, u := range br.Controller {
 		c := s.controllers[u]
-		if c == nil || c == keep || !owned(c.ExternalIDs) {
+		if c == nil || !owned(c.ExternalIDs) {
 			continue
 		}
-		if keep == nil && cfg.Controller != "" {
-			keep = c
-			continue
+		if slices.Contains(targets, c.Target) && kept[c.Target] == nil {
+			kept[c.Target] = c
+		} else {
+			spare = append(spare, c)
 		}
-		stale = append(stale, u)
 	}
-
 	b := &vswitchd.Bridge{UUID: br.UUID}
-	var mutations []model.Mutation
-	switch {
-	case cfg.Controller == "":
-	case keep == nil:
-		u := newController(t, cfg)
-		mutations = append(mutations, model.Mutation{Field: &b.Controller, Mutator: ovsdb.MutateOperationInsert, Value: []string{u}})
-	default:
-		updateController(t, keep, cfg)
+	var insert []string
+	for _, target := range targets {
+		switch {
+		case kept[target] != nil:
+			updateController(t, kept[target], target)
+		case len(spare) > 0:
+			updateController(t, spare[0], target)
+			spare = spare[1:]
+		default:
+			insert = append(insert, newController(t, target))
+		}
 	}
-	if len(stale) > 0 {
+	var mutations []model.Mutation
+	if len(insert) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &b.Controller, Mutator: ovsdb.MutateOperationInsert, Value: insert})
+	}
+	if len(spare) > 0 {
+		var stale []string
+		for _, c := range spare {
+			stale = append(stale, c.UUID)
+		}
 		mutations = append(mutations, model.Mutation{Field: &b.Controller, Mutator: ovsdb.MutateOperationDelete, Value: stale})
 	}
 	if len(mutations) > 0 {
@@ -77,14 +96,14 @@ func ensureController(t *txn, s *snapshot, cfg HostConfig) {
 }
 
 // updateController fixes the columns of controller have that differ from
-// what Loom wants for cfg.
-func updateController(t *txn, have *vswitchd.Controller, cfg HostConfig) {
+// what Loom wants for target.
+func updateController(t *txn, have *vswitchd.Controller, target string) {
 	c := &vswitchd.Controller{UUID: have.UUID}
 	var fields []any
 	var what []string
-	if have.Target != cfg.Controller {
-		c.Target = cfg.Controller
-		fields, what = append(fields, &c.Target), append(what, "target="+cfg.Controller)
+	if have.Target != target {
+		c.Target = target
+		fields, what = append(fields, &c.Target), append(what, "target="+target)
 	}
 	if have.MaxBackoff == nil || *have.MaxBackoff != ControllerMaxBackoff {
 		c.MaxBackoff = ptr(ControllerMaxBackoff)

@@ -3,6 +3,7 @@ package ovsdb
 import (
 	"fmt"
 	osexec "os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -454,5 +455,47 @@ func TestManyHosts(t *testing.T) {
 		if got := get(t, hosts[i], "get", "interface", "vxlan0", "options:local_ip"); got != fmt.Sprintf("10.200.0.%d", i+1) {
 			t.Errorf("%s: vxlan0 local_ip %q", hosts[i].Name, got)
 		}
+	}
+}
+
+// TestSeveralControllers: a host config with several controller targets
+// (every loomd replica's) gets one controller row each, Loom's settings
+// on all; going down to one keeps a row the bridge already had, and the
+// bridge's controller set is never empty on the way.
+func TestSeveralControllers(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	h := ovslab.New(t).AddHost("hv1", ovslab.HostOptions{NoBridge: true})
+	m, _ := newTestManager(t)
+	a, b, c := "unix:"+h.Dir+"/a.sock", "unix:"+h.Dir+"/b.sock", "unix:"+h.Dir+"/c.sock"
+	cfg := HostConfig{Name: "hv1", Address: dbAddress(h), DatapathType: "netdev", Controller: a + "," + b + "," + c}
+	if err := m.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	targets := func() string {
+		out, err := h.Vsctl("get-controller", "br-int")
+		if err != nil {
+			return "" // no bridge yet
+		}
+		f := strings.Fields(out)
+		slices.Sort(f)
+		return strings.Join(f, ",")
+	}
+	waitFor(t, 10*time.Second, "three controllers", func() bool { return targets() == a+","+b+","+c })
+	uuidOf := func(target string) string {
+		out, _ := h.Vsctl("--bare", "--columns=_uuid", "find", "controller", "target="+`"`+target+`"`)
+		return strings.TrimSpace(out)
+	}
+	bRow := uuidOf(b)
+	if out, _ := h.Vsctl("--bare", "--columns=max_backoff", "list", "controller"); strings.Count(out, "1000") != 3 {
+		t.Errorf("max_backoff on each row: %q", out)
+	}
+	cfg.Controller = b
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "one controller", func() bool { return targets() == b })
+	if got := uuidOf(b); got != bRow {
+		t.Errorf("b's row %s was replaced by %s", bRow, got)
 	}
 }
