@@ -53,7 +53,7 @@ func ensureController(t *txn, s *snapshot, cfg HostConfig) {
 	br := s.bridge
 	targets := cfg.Targets()
 	kept := map[string]*vswitchd.Controller{} // by target
-	var spare []*vswitchd.Controller         // Loom's rows with a target no longer wanted
+	var spare []*vswitchd.Controller          // Loom's rows with a target no longer wanted
 	for _, u := range br.Controller {
 		c := s.controllers[u]
 		if c == nil || !owned(c.ExternalIDs) {
