@@ -272,7 +272,9 @@ func (a *agent) reconcile(ctx context.Context, c client.Client, cfg HostConfig) 
 		return err
 	}
 	t := &txn{c: c}
-	ensureHost(t, s, cfg)
+	if !cfg.Observe {
+		ensureHost(t, s, cfg)
+	}
 	if t.err != nil {
 		a.setReady(s, false)
 		return t.err

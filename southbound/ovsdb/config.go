@@ -60,6 +60,10 @@ type HostConfig struct {
 	// TunnelPort is vxlan0's ofport_request, DefaultTunnelPort if zero.
 	TunnelPort int
 
+	// Observe makes the agent only watch the host (bindings, zones):
+	// another loomd replica manages it, and this one writes nothing.
+	Observe bool
+
 	// ManageZones makes the bridge's external_ids hold exactly Zones as
 	// ZoneKeyPrefix+USER=N (conntrack zone N of zone user USER), as
 	// ovn-controller keeps its ct-zone-NAME keys there. Without it the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -497,5 +498,49 @@ func TestSeveralControllers(t *testing.T) {
 	waitFor(t, 10*time.Second, "one controller", func() bool { return targets() == b })
 	if got := uuidOf(b); got != bRow {
 		t.Errorf("b's row %s was replaced by %s", bRow, got)
+	}
+}
+
+// TestObserve: an agent that only observes a host (another replica
+// manages it) writes nothing, not even a missing bridge, and reports the
+// bindings and zones the managing agent's bridge holds.
+func TestObserve(t *testing.T) {
+	ovslab.Require(t)
+	t.Parallel()
+	h := ovslab.New(t).AddHost("hv1", ovslab.HostOptions{NoBridge: true})
+	events := make(chan BindingEvent, 100)
+	var zmu sync.Mutex
+	var zones map[string]uint16
+	obs := NewManager(Options{Logger: testLogger(t), OnBinding: func(ev BindingEvent) { events <- ev },
+		OnZones: func(_ string, z map[string]uint16) { zmu.Lock(); zones = z; zmu.Unlock() }})
+	t.Cleanup(obs.Close)
+	cfg := HostConfig{Name: "hv1", Address: dbAddress(h), DatapathType: "netdev", VTEPIP: "10.200.0.1", Observe: true}
+	if err := obs.Add(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "observer connected", func() bool { return status(t, obs, "hv1").Connected })
+	time.Sleep(200 * time.Millisecond)
+	if out, _ := h.Vsctl("list-br"); strings.TrimSpace(out) != "" || status(t, obs, "hv1").Transactions != 0 {
+		t.Fatalf("an observer wrote: bridges %q, %d transactions", out, status(t, obs, "hv1").Transactions)
+	}
+	mgr, _ := newTestManager(t)
+	mcfg := cfg
+	mcfg.Observe, mcfg.ManageZones, mcfg.Zones = false, true, map[string]uint16{"port:x": 1}
+	if err := mgr.Add(mcfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the observer sees the manager's zones", func() bool {
+		zmu.Lock()
+		defer zmu.Unlock()
+		return zones["port:x"] == 1
+	})
+	if _, err := h.Vsctl("add-port", "br-int", "tap1", "--", "set", "interface", "tap1", "type=internal", "external_ids:iface-id=port-1"); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := nextEvent(t, events, "tap1 bound", func(ev BindingEvent) bool { return ev.IfaceID == "port-1" }); ev.Type != BindingAdded {
+		t.Errorf("observer: %+v", ev)
+	}
+	if n := status(t, obs, "hv1").Transactions; n != 0 {
+		t.Errorf("the observer made %d transactions", n)
 	}
 }
