@@ -933,9 +933,10 @@ func (e *Etcd) rollForward(ctx context.Context, id string, rev uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		first    error
+		finished bool // head moved on: someone finished the batch
 	)
 	sem := make(chan struct{}, rollParallel)
 	for _, c := range resp.Kvs {
@@ -950,13 +951,14 @@ func (e *Etcd) rollForward(ctx context.Context, id string, rev uint64) error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			done, err := e.rollChunk(ctx, c, rev)
+			mu.Lock()
+			finished = finished || done
+			if err != nil && !finished && first == nil {
+				first = err // (once finished, errors are those of cancel)
+			}
+			mu.Unlock()
 			if err != nil || done {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-				cancel() // an error, or a later commit: someone finished the batch
+				cancel()
 			}
 		}()
 	}
