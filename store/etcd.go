@@ -374,16 +374,19 @@ func (e *Etcd) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		// The watch broke (compaction, a lost cluster): reload.
-		_ = err
+		// The watch broke: a lost leader or connection (watch again from
+		// where it stopped), or history compacted before the cache could
+		// read it (load it all again).
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
-		lctx, cancel := context.WithTimeout(ctx, e.opt.DialTimeout)
-		e.load(lctx)
-		cancel()
+		if errors.Is(err, ErrCompacted) {
+			lctx, cancel := context.WithTimeout(ctx, e.opt.DialTimeout)
+			e.load(lctx)
+			cancel()
+		}
 	}
 }
 
@@ -471,6 +474,9 @@ func (e *Etcd) decodeGroup(ctx context.Context, evs []*clientv3.Event) (group, e
 			(*h)()
 		}
 		resp, err := e.cli.Get(ctx, e.stagingPrefix(g.batch), clientv3.WithPrefix(), clientv3.WithRev(g.rev))
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return g, ErrCompacted
+		}
 		if err != nil {
 			return g, err
 		}
@@ -1036,19 +1042,34 @@ func (e *Etcd) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, er
 	ch := make(chan Event, 64)
 	go func() {
 		defer close(ch)
-		e.follow(ctx, from, func(g group) error {
-			if len(g.events) > 0 {
-				g.events[len(g.events)-1].Last = true
-			}
-			for _, ev := range g.events {
-				select {
-				case ch <- ev:
-				case <-ctx.Done():
-					return ctx.Err()
+		for {
+			err := e.follow(ctx, from, func(g group) error {
+				if len(g.events) > 0 {
+					g.events[len(g.events)-1].Last = true
 				}
+				for _, ev := range g.events {
+					select {
+					case ch <- ev:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				from = g.rev + 1
+				return nil
+			})
+			// A lost leader or connection: watch again from where it
+			// stopped. Compaction or Close end it.
+			if ctx.Err() != nil || errors.Is(err, ErrCompacted) {
+				return
 			}
-			return nil
-		})
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}()
 	return ch, nil
 }

@@ -50,6 +50,7 @@ func TestEtcdWriterDiesBeforeCommit(t *testing.T) {
 		t.Fatal("nothing staged")
 	}
 	for _, st := range []Interface{a, b, openEtcd(t, prefix, nil)} {
+		waitRev(t, st, r0)
 		if kvs, rev, _ := st.List(ctx, "big"); len(kvs) != 0 || rev != r0 {
 			t.Fatalf("staged batch visible: %d keys at revision %d", len(kvs), rev)
 		}
@@ -395,6 +396,10 @@ func TestEtcdMemberDies(t *testing.T) {
 		return e
 	}
 	a, b := open(), open()
+	w, err := b.Watch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustTxn(t, a, Txn{Ops: []Op{{Kind: "k", Key: "before", Value: []byte("1")}}})
 	c.Stop(0)
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -414,6 +419,17 @@ func TestEtcdMemberDies(t *testing.T) {
 		}
 		if _, err := st.Get(ctx, "k", "b"); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// A watch goes on through it too.
+	for _, want := range []string{"before", "b"} {
+		if e := next(t, w); e.KV.Key != want {
+			t.Fatalf("watch: %+v, want %s", e, want)
+		}
+	}
+	for i := range 500 {
+		if e := next(t, w); e.Revision != rev || e.KV.Key != ops[i].Key {
+			t.Fatalf("watch: %+v", e)
 		}
 	}
 }

@@ -78,7 +78,7 @@ func StartTLS(n int, tls *transport.TLSInfo) (*Cluster, error) {
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{us[i].client}, []url.URL{us[i].client}
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "loom-test"
-		cfg.TickMs, cfg.ElectionMs = 10, 100
+		cfg.TickMs, cfg.ElectionMs = 20, 400 // fast, yet no elections when tests load the machine
 		cfg.SnapshotCount = 1000
 		cfg.UnsafeNoFsync = os.Getenv("LOOM_ETCD_FSYNC") == ""
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
