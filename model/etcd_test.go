@@ -355,3 +355,39 @@ func BenchmarkEtcdModelVisibility(b *testing.B) {
 		b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), name+"-p99-µs")
 	}
 }
+
+// A follower whose store history is compacted past its snapshot loads the
+// model whole and publishes the difference, then follows on.
+func TestEtcdFollowAfterCompaction(t *testing.T) {
+	prefix := t.TempDir()
+	stA, stB := openEtcd(t, prefix), openEtcd(t, prefix)
+	a, err := model.New(ctx, stA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.New(ctx, stB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := b.Subscribe(100)
+	mustCreate(t, a, &model.Network{Meta: named("red"), Type: "vxlan", VNI: 1})
+	mustCreate(t, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 2})
+	if _, err := a.Delete(ctx, model.KindNetwork, "red", 0); err != nil {
+		t.Fatal(err)
+	}
+	rev, _ := stA.Revision(ctx)
+	if _, err := stA.Client().Compact(ctx, int64(rev)); err != nil {
+		t.Fatal(err)
+	}
+	follow(t, b)
+	waitFor(t, "b has blue", func() bool { _, ok := b.Snapshot().Networks.ByName("blue"); return ok })
+	mustCreate(t, a, &model.Network{Meta: named("green"), Type: "vxlan", VNI: 3})
+	waitFor(t, "b has green", func() bool { _, ok := b.Snapshot().Networks.ByName("green"); return ok })
+	var got []string
+	for _, e := range drain(sub) {
+		got = append(got, e.Type+" "+e.Object.(model.Object).Base().Name)
+	}
+	if fmt.Sprint(got) != "[created blue created green]" {
+		t.Fatalf("b published %q", got)
+	}
+}

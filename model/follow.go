@@ -156,6 +156,11 @@ func (s *Service) reload(ctx context.Context) error {
 		return err
 	}
 	cur := s.snap.Load()
+	for rev := range s.own {
+		if rev <= cur.Revision { // in the snapshot; the watch skipped it
+			delete(s.own, rev)
+		}
+	}
 	for _, ki := range kinds {
 		ki.set(cur).each(func(o Object) {
 			was, ok := old.Get(ki.Kind, o.Base().ID)
