@@ -22,8 +22,9 @@ func (z *zoneFlush) String() string { return fmt.Sprintf("ct-flush-zone %d", z.z
 // flushes go in order after what the switch's apps staged before the
 // call. Whoever hands a conntrack zone to a new user calls it first, so
 // the new user never meets the connections of the zone's last one.
-// ErrNoSwitch when dpid is not connected; an error naming the zone when
-// the switch refused a flush.
+// ErrNoSwitch when dpid is not connected, ErrNotMaster when another
+// controller is its master; an error naming the zone when the switch
+// refused a flush.
 func (c *Controller) FlushConntrackZones(ctx context.Context, dpid uint64, zones ...uint16) error {
 	sw, ok := c.Switch(dpid)
 	if !ok {
@@ -35,6 +36,10 @@ func (c *Controller) FlushConntrackZones(ctx context.Context, dpid uint64, zones
 	sent := make([]*zoneFlush, len(zones))
 	var err error
 	lerr := sw.onLoop(ctx, func() {
+		if !sw.mayWrite() {
+			err = ErrNotMaster
+			return
+		}
 		for i, z := range zones {
 			xid := sw.sess.NextXid()
 			sw.out = wire.AppendCTFlushZone(sw.out, xid, z)

@@ -75,6 +75,7 @@ func (sw *Switch) applyRole(r Role) {
 	if sw.c.cfg.Mastership == nil || sw.runCtx == nil {
 		return
 	}
+	defer sw.publishRole()
 	ctx := sw.runCtx
 	if !r.Master {
 		was := sw.master
@@ -103,12 +104,16 @@ func (sw *Switch) applyRole(r Role) {
 	}
 	sw.master = true
 	sw.c.metrics.roleChanges.WithLabelValues("master").Inc()
+	sw.log.Info("master role accepted", "generation", r.Generation, "role_request", time.Since(start).Round(time.Microsecond))
 	// The switch holds what the last master left: reconcile against the
 	// desired state the apps kept (adopted found flows at start).
 	err := sw.safeReconcile(ctx, false)
 	sw.log.Info("master", "generation", r.Generation, "role_request_and_reconcile", time.Since(start).Round(time.Microsecond),
 		"flow_mods", sw.lastReconcile.Adds+sw.lastReconcile.Modifies+sw.lastReconcile.Deletes, "error", err)
 }
+
+// ErrNotMaster: the switch's master is another controller (elections).
+var ErrNotMaster = errors.New("not the switch's master")
 
 // errStale is a role request the switch refused as stale.
 var errStale = fmt.Errorf("stale generation")
@@ -152,6 +157,28 @@ func (sw *Switch) handleRoleStatus(st wire.RoleStatus) {
 		sw.c.metrics.roleChanges.WithLabelValues("slave").Inc()
 		sw.log.Info("deposed by another master", "generation", st.GenerationID)
 	}
+	sw.publishRole()
+}
+
+// publishRole makes the switch's role readable off its goroutine.
+func (sw *Switch) publishRole() {
+	st := sw.roleState()
+	sw.roleSnap.Store(&st)
+}
+
+// RoleOf returns this controller's role for a connected switch.
+func (c *Controller) RoleOf(dpid uint64) (RoleState, bool) {
+	sw, ok := c.Switch(dpid)
+	if !ok {
+		return RoleState{}, false
+	}
+	if st := sw.roleSnap.Load(); st != nil {
+		return *st, true
+	}
+	if c.cfg.Mastership == nil {
+		return RoleState{Role: "equal"}, true
+	}
+	return RoleState{Role: "slave"}, true
 }
 
 // roleState is the switch's role for Switches and the API.

@@ -82,10 +82,11 @@ type Switch struct {
 
 	// OpenFlow role (Config.Mastership): master while the switch accepted
 	// this controller's MASTER request; role and gen as it last said.
-	runCtx context.Context
-	master bool
-	role   uint32
-	gen    uint64
+	runCtx   context.Context
+	master   bool
+	role     uint32
+	gen      uint64
+	roleSnap atomic.Pointer[RoleState] // for readers off the switch goroutine
 }
 
 func newSwitch(c *Controller, s *openflow.Session) *Switch {
@@ -158,6 +159,7 @@ func (sw *Switch) run(ctx context.Context) {
 	if r, ok := sw.c.wantedRole(sw.dpid); ok {
 		sw.applyRole(r)
 	}
+	sw.publishRole()
 	sw.own.Unlock()
 
 	for _, a := range sw.apps {
@@ -435,6 +437,7 @@ func (sw *Switch) handleError(e *wire.Error) {
 			sw.master = false
 			sw.c.metrics.roleChanges.WithLabelValues("slave").Inc()
 			sw.log.Info("the switch holds this controller as a slave", "xid", e.Xid)
+			sw.publishRole()
 		}
 		return
 	}
