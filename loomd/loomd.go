@@ -31,11 +31,13 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/loom-sdn/loom/apps/kit"
 	"github.com/loom-sdn/loom/apps/lldp"
+	"github.com/loom-sdn/loom/cluster"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/model"
@@ -127,6 +129,8 @@ func Run(args []string) error {
 	fs.StringVar(&etcdOpt.KeyFile, "etcd-key", "", "client private key (PEM) for etcd")
 	fs.StringVar(&etcdOpt.Prefix, "etcd-prefix", "/loom/v1", "prefix of Loom's keys in etcd (one per Loom cluster sharing an etcd)")
 	fs.DurationVar(&etcdOpt.DialTimeout, "etcd-dial-timeout", 5*time.Second, "how long loomd waits for etcd at start")
+	replicaID := fs.String("replica-id", "", "this loomd's name among the replicas sharing an etcd store (default HOSTNAME-PID)")
+	leaseTTL := fs.Duration("lease-ttl", 2*time.Second, "etcd store: the lease of this replica's switch and host elections; a replica that dies loses its switches this long after its last keep-alive (at least 1s)")
 	apps := fs.String("apps", "lldp,overlay,router,dhcp,portpolicy,firewall,loadbalancer", "comma-separated apps to run (registered: "+strings.Join(controller.Registered(), ", ")+")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var tf openflow.TLSFiles
@@ -207,6 +211,28 @@ func Run(args []string) error {
 			}
 		}()
 	}
+	// Replicas on etcd: elections for switches and hosts.
+	var ctlRef atomic.Pointer[controller.Controller]
+	var mastership controller.Mastership
+	var hostLead hostLeader
+	var replicas *cluster.Cluster
+	if e, ok := st.Interface.(*store.Etcd); ok {
+		hosts := newHostElections(log)
+		copts := cluster.Options{Client: e.Client(), ID: *replicaID, Address: *apiListen, TTL: *leaseTTL, Log: log}
+		sopts, hopts := copts, copts
+		sopts.Prefix, sopts.OnRole = etcdOpt.Prefix+"/cluster/switches", toController(&ctlRef)
+		hopts.Prefix, hopts.OnRole = etcdOpt.Prefix+"/cluster/hosts", hosts.onRole
+		if replicas, err = cluster.Join(ctx, sopts); err != nil {
+			return err
+		}
+		defer replicas.Close()
+		if hosts.c, err = cluster.Join(ctx, hopts); err != nil {
+			return err
+		}
+		defer hosts.c.Close()
+		mastership, hostLead = switchMastership{replicas, log}, hosts
+		log.Info("replica of a loomd cluster", "replica", replicas.ID(), "lease_ttl", *leaseTTL)
+	}
 	go declareEndpoints(ctx, svc, topo, log)
 	v := view.New()
 	go feedView(ctx, svc, v)
@@ -225,12 +251,14 @@ func Run(args []string) error {
 		Events:        bus,
 		Services:      kit.Services(v, topo),
 		AppOptions:    options,
+		Mastership:    mastership,
 	}, log, reg)
 	if err != nil {
 		return err
 	}
+	ctlRef.Store(ctl)
 
-	go manageHosts(ctx, svc, hosts, v, ctl.FlushConntrackZones, log)
+	go manageHosts(ctx, svc, hosts, v, ctl.FlushConntrackZones, hostLead, log)
 
 	srv := &openflow.Server{Config: openflow.Config{EchoInterval: *echo,
 		MaxConns: *maxConns, MaxConnsPerSource: *maxConnsPerSource, RequireCertDPID: *requireDPID}, Handler: ctl, Log: log}

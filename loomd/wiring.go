@@ -78,7 +78,7 @@ func declareEndpoints(ctx context.Context, svc *model.Service, topo *topology.Gr
 // connections its last user left there. Until the switch has confirmed
 // the flush (it may not be connected yet) the new user gets no zone,
 // and the flush is tried again a second later.
-func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, flush zoneFlusher, log *slog.Logger) {
+func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v *view.View, flush zoneFlusher, lead hostLeader, log *slog.Logger) {
 	sub := svc.Subscribe(1024)
 	defer sub.Close()
 	managed := map[string]ovsdb.HostConfig{}
@@ -92,11 +92,26 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 		want := map[string]ovsdb.HostConfig{}
 		held := false
 		snap, vs := svc.Snapshot(), v.Snapshot()
+		if lead != nil {
+			var all []*model.Host
+			for _, h := range snap.Hosts.All() {
+				all = append(all, h)
+			}
+			lead.Want(all)
+		}
 		for _, h := range snap.Hosts.All() {
 			cfg := ovsdb.HostConfig{Name: h.Name, Address: h.OVSDB, Bridge: h.Bridge, DatapathType: h.DatapathType,
 				Controller: h.Controller, VTEPIP: h.VTEPIP, Uplink: h.Uplink, DatapathID: view.DatapathID(h),
 				Mirrors: mirrorConfigs(snap, vs, h.Name)}
 			cfg.SFlow, cfg.IPFIX, cfg.NetFlow = exportConfigs(snap, h.ID)
+			if lead != nil && !lead.Manages(h) {
+				// Another replica manages it: watch its bindings and the
+				// zones its manager allocates, write nothing.
+				cfg.Observe = true
+				delete(assigned, h.Name)
+				want[h.Name] = cfg
+				continue
+			}
 			// Zones once the host has reported its own, and the view's
 			// model (which may lag svc's at start) knows the host: an
 			// empty view must not free them all.
@@ -168,6 +183,18 @@ func manageHosts(ctx context.Context, svc *model.Service, mgr *ovsdb.Manager, v 
 	// by name, and where their analyzers are bound), flow exports and
 	// zones (from bindings and the model the view shows).
 	v.Follow(ctx, func(*view.Snapshot) { sync() })
+	if lead != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-lead.Changed():
+					sync()
+				}
+			}
+		}()
+	}
 	followModel(ctx, sub, "", sync)
 }
 
@@ -290,4 +317,15 @@ func withoutFresh(have, zones map[string]uint16) map[string]uint16 {
 		}
 	}
 	return kept
+}
+
+// hostLeader says which hosts this loomd manages when replicas share the
+// model (hostElections); nil: it manages every host.
+type hostLeader interface {
+	// Want makes this replica a candidate for exactly these hosts.
+	Want(hosts []*model.Host)
+	// Manages tells whether it manages host now.
+	Manages(host *model.Host) bool
+	// Changed is poked when a host changes hands.
+	Changed() <-chan struct{}
 }

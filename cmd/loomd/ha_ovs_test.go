@@ -1,0 +1,286 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loom-sdn/loom/internal/ovslab"
+	"github.com/loom-sdn/loom/store/etcdtest"
+)
+
+// haLab is three loomd replicas sharing an embedded three-member etcd,
+// and two hypervisors whose bridges connect to all three replicas.
+type haLab struct {
+	t        *testing.T
+	lab      *ovslab.Lab
+	ids      []string
+	replicas map[string]*loomd
+	apis     map[string]string
+	hosts    map[string]*ovslab.Host
+}
+
+func newHALab(t *testing.T) *haLab {
+	ovslab.Require(t)
+	etcd, err := etcdtest.Start(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	lab := ovslab.New(t)
+	h := &haLab{t: t, lab: lab, ids: []string{"a", "b", "c"}, replicas: map[string]*loomd{}, apis: map[string]string{},
+		hosts: map[string]*ovslab.Host{}}
+	for _, id := range h.ids {
+		api := freeAddr(t)
+		sock := filepath.Join(lab.Dir, "ctl-"+id+".sock")
+		h.replicas[id] = startLoomd(t, sock, filepath.Join(lab.Dir, "data-"+id), "--api-listen", api, "--apps", "lldp,overlay",
+			"--store", "etcd:"+strings.Join(etcd.Endpoints, ","), "--replica-id", id, "--lease-ttl", "2s")
+		h.apis[id] = api
+	}
+	for _, id := range h.ids {
+		waitAPI(t, h.apis[id])
+	}
+	for i, name := range []string{"hv1", "hv2"} {
+		host := lab.AddHost(name, ovslab.HostOptions{NoBridge: true, UnderlayIP: fmt.Sprintf("10.200.0.%d", i+1)})
+		var targets []string
+		for _, id := range h.ids {
+			link := filepath.Join(host.Dir, "loom-"+id+".sock")
+			if err := os.Symlink(filepath.Join(lab.Dir, "ctl-"+id+".sock"), link); err != nil {
+				t.Fatal(err)
+			}
+			targets = append(targets, "unix:"+link)
+		}
+		// Registered through a different replica each.
+		loomctl(t, h.apis[h.ids[i]], "create", "hosts", "name="+name, "ovsdb=unix:"+filepath.Join(host.Dir, "db.sock"),
+			"controller="+strings.Join(targets, ","), "datapath_type=netdev", "vtep_ip="+host.UnderlayIP)
+		h.hosts[name] = host
+	}
+	return h
+}
+
+// roles returns each replica's OpenFlow role on host's bridge, as OVS
+// reports it (the Controller rows' role column), and how many are
+// connected.
+func (h *haLab) roles(host string) (map[string]string, int) {
+	out, err := h.hosts[host].Vsctl("--columns=target,role,is_connected", "list", "controller")
+	if err != nil {
+		return nil, 0
+	}
+	roles, connected := map[string]string{}, 0
+	for _, rec := range strings.Split(out, "\n\n") {
+		var id, role string
+		conn := false
+		for _, line := range strings.Split(rec, "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+			switch k {
+			case "target":
+				if m := regexp.MustCompile(`loom-([a-z]+)\.sock$`).FindStringSubmatch(v); m != nil {
+					id = m[1]
+				}
+			case "role":
+				role = v
+			case "is_connected":
+				conn = v == "true"
+			}
+		}
+		if id != "" {
+			roles[id] = role
+			if conn {
+				connected++
+			}
+		}
+	}
+	return roles, connected
+}
+
+// master returns host's master replica once exactly one of the
+// connected replicas is master.
+func (h *haLab) master(host string) string {
+	roles, _ := h.roles(host)
+	m := ""
+	for id, r := range roles {
+		if r == "master" {
+			if m != "" {
+				return ""
+			}
+			m = id
+		}
+	}
+	return m
+}
+
+// TestOVSHAFailover: three loomd replicas on etcd, two hypervisors
+// connected to all three. Each switch has one master (OVS says so); a
+// VM on each host pings the other every 20 ms while the master of hv1's
+// switch is killed with SIGKILL: no ping is lost, another replica is
+// master within 3 s, it rewrites no flow that was right, and a port
+// created through a surviving replica during the failover gets its flows.
+func TestOVSHAFailover(t *testing.T) {
+	h := newHALab(t)
+	api := h.apis["b"]
+	loomctl(t, api, "create", "networks", "name=blue", "type=vxlan", "vni=5001")
+	loomctl(t, h.apis["c"], "create", "subnets", "name=blue-a", "network=blue", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
+	vms := map[string]*ovslab.VM{}
+	for i, p := range []struct{ name, host string }{{"v1", "hv1"}, {"v2", "hv2"}} {
+		mac, ip := fmt.Sprintf("02:00:00:00:01:%02x", i+1), fmt.Sprintf("10.1.0.%d", 11+i)
+		loomctl(t, h.apis[h.ids[i]], "create", "ports", "name="+p.name, "network=blue", "mac="+mac, `ips=["`+ip+`"]`)
+		vms[p.name] = h.hosts[p.host].AddVM(p.name, mac, ip+"/24")
+	}
+	for _, host := range []string{"hv1", "hv2"} {
+		waitForD(t, 20*time.Second, host+": one master among three connected replicas", func() bool {
+			_, connected := h.roles(host)
+			return connected == 3 && h.master(host) != ""
+		}, func() string { r, n := h.roles(host); return fmt.Sprintf("%v, %d connected", r, n) })
+	}
+	waitForD(t, 20*time.Second, "v1 pings v2", func() bool { return vms["v1"].Ping(vms["v2"].IP, 1, time.Second) == nil })
+	victim := h.master("hv1")
+	roles1, _ := h.roles("hv1")
+	roles2, _ := h.roles("hv2")
+	t.Logf("masters before: hv1 %s %v, hv2 %s %v", victim, roles1, h.master("hv2"), roles2)
+	flowsBefore, _ := h.hosts["hv1"].DumpFlows()
+
+	// 20 ms pings across the kill.
+	ping := exec.Command("ip", "netns", "exec", vms["v1"].NS, "ping", "-n", "-q", "-i", "0.02", "-w", "8", vms["v2"].IP)
+	var pingOut strings.Builder
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	killed := time.Now()
+	h.replicas[victim].kill9()
+	// A write through a surviving replica during the failover.
+	var other string
+	for _, id := range h.ids {
+		if id != victim {
+			other = id
+			break
+		}
+	}
+	loomctl(t, h.apis[other], "create", "ports", "name=v3", "network=blue", "mac=02:00:00:00:01:03", `ips=["10.1.0.13"]`)
+	vms["v3"] = h.hosts["hv1"].AddVM("v3", "02:00:00:00:01:03", "10.1.0.13/24")
+	var newMaster string
+	took := waitForD(t, 10*time.Second, "a new master of hv1's switch", func() bool {
+		newMaster = h.master("hv1")
+		return newMaster != "" && newMaster != victim
+	})
+	seen := time.Since(killed)
+	// From the kill to the switch accepting the new master's
+	// ROLE_REQUEST, as the new master logged it.
+	dpOut, _ := h.hosts["hv1"].Vsctl("get", "bridge", "br-int", "datapath_id")
+	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(dpOut), `"`), 16, 64)
+	if err != nil {
+		t.Fatalf("hv1's datapath id %q: %v", dpOut, err)
+	}
+	accepted := acceptedAt(t, h.replicas[newMaster].log, dpid, killed)
+	took = accepted.Sub(killed)
+	t.Logf("replica %s killed -> %s's MASTER request accepted by hv1's switch %v later (OVS showed it after %v)",
+		victim, newMaster, took.Round(time.Millisecond), seen.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("failover took %v, want within 3 s", took)
+	}
+	ping.Wait()
+	sent, recv := pingCounts(pingOut.String())
+	t.Logf("pings across the failover: %d sent, %d received", sent, recv)
+	if sent < 300 || recv != sent {
+		t.Errorf("pings across the failover: %d sent, %d received\n%s", sent, recv, pingOut.String())
+	}
+	// The flows that were right were not rewritten: their durations go
+	// back to before the kill.
+	age := map[string]float64{}
+	for _, f := range dumpWithDuration(t, h.hosts["hv1"]) {
+		age[f.text] = f.duration
+	}
+	since := time.Since(killed).Seconds()
+	rewritten := 0
+	for _, f := range flowsBefore {
+		if d, ok := age[f]; ok && d < since-0.1 {
+			rewritten++
+		}
+	}
+	if rewritten > 0 {
+		t.Errorf("%d of the %d flows hv1 had were written again after the failover", rewritten, len(flowsBefore))
+	}
+	// The port created during the failover works.
+	waitForD(t, 10*time.Second, "v3 (created during the failover) pings v2", func() bool {
+		return vms["v3"].Ping(vms["v2"].IP, 1, time.Second) == nil
+	})
+}
+
+// pingCounts reads "N packets transmitted, M received" from ping's summary.
+func pingCounts(out string) (sent, recv int) {
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) (packets )?received`).FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0
+	}
+	sent, _ = strconv.Atoi(m[1])
+	recv, _ = strconv.Atoi(m[2])
+	return sent, recv
+}
+
+type agedFlow struct {
+	text     string
+	duration float64
+}
+
+var (
+	durationRE = regexp.MustCompile(`duration=([0-9.]+)s, `)
+	// statsRE is what dump-flows prints and dump-flows --no-stats does not.
+	statsRE = regexp.MustCompile(`^cookie=0x0, |\b(duration=[0-9.]+s|n_packets=\d+|n_bytes=\d+|idle_age=\d+|hard_age=\d+), |\btable=0, `)
+)
+
+// noStats is a dump-flows line as --no-stats prints it.
+func noStats(line string) string { return statsRE.ReplaceAllString(strings.TrimSpace(line), "") }
+
+// dumpWithDuration returns host's flows as DumpFlows prints them, each
+// with its age.
+func dumpWithDuration(t *testing.T, host *ovslab.Host) []agedFlow {
+	t.Helper()
+	out, err := host.Ofctl("--no-names", "dump-flows", "br-int")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flows []agedFlow
+	for _, line := range strings.Split(out, "\n") {
+		m := durationRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		d, _ := strconv.ParseFloat(m[1], 64)
+		flows = append(flows, agedFlow{text: noStats(line), duration: d})
+	}
+	return flows
+}
+
+var acceptedRE = regexp.MustCompile(`^time=(\S+) .*msg="master role accepted".* dpid=([0-9a-f]+)`)
+
+// acceptedAt returns when, after since, the loomd whose log is logf had
+// its MASTER role request for dpid accepted.
+func acceptedAt(t *testing.T, logf string, dpid uint64, since time.Time) time.Time {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(logf)
+		for _, line := range strings.Split(string(b), "\n") {
+			m := acceptedRE.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if d, _ := strconv.ParseUint(m[2], 16, 64); err == nil && d == dpid && at.After(since) {
+				return at
+			}
+		}
+	}
+	t.Fatalf("%s never logged its master role accepted for %016x", logf, dpid)
+	return time.Time{}
+}
