@@ -80,6 +80,9 @@ type Options struct {
 	OnRole func(dpid uint64, r Role)
 	// Log, if set, logs membership and lease changes.
 	Log *slog.Logger
+	// OnKeepAlive, if set, is told how long each answered keep-alive
+	// took (etcd's latency as this replica sees it).
+	OnKeepAlive func(rtt time.Duration)
 }
 
 // Role is this replica's part in one switch's election.
@@ -546,6 +549,9 @@ func (c *Cluster) keepAlive(ctx context.Context) {
 				c.lastAck = sent
 			}
 			c.mu.Unlock()
+			if err == nil && c.opt.OnKeepAlive != nil {
+				c.opt.OnKeepAlive(time.Since(sent))
+			}
 			lost = errors.Is(err, rpctypes.ErrLeaseNotFound)
 		}
 		if lost {

@@ -31,6 +31,9 @@ type Role struct {
 	// request older than the newest it has seen (OFPRRFC_STALE), so a
 	// deposed master cannot write.
 	Generation uint64
+	// MasterID names the master (the elections' name for it), shown by
+	// the API.
+	MasterID string
 }
 
 // RoleState is a switch's role as this controller holds it.
@@ -42,6 +45,8 @@ type RoleState struct {
 	Generation uint64 `json:"generation,omitempty"`
 	// Wanted is what the elections decided, until the switch accepted it.
 	Wanted string `json:"wanted,omitempty"`
+	// Master names the master the elections chose.
+	Master string `json:"master,omitempty"`
 }
 
 // SetRole records what the elections decided for dpid and, if the switch
@@ -190,8 +195,11 @@ func (sw *Switch) roleState() RoleState {
 	if sw.master {
 		st.Role = "master"
 	}
-	if w, ok := sw.c.wantedRole(sw.dpid); ok && w.Master != sw.master {
-		st.Wanted = map[bool]string{true: "master", false: "slave"}[w.Master]
+	if w, ok := sw.c.wantedRole(sw.dpid); ok {
+		st.Master = w.MasterID
+		if w.Master != sw.master {
+			st.Wanted = map[bool]string{true: "master", false: "slave"}[w.Master]
+		}
 	}
 	return st
 }

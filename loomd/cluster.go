@@ -2,6 +2,7 @@ package loomd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,7 +11,9 @@ import (
 	"github.com/loom-sdn/loom/cluster"
 	"github.com/loom-sdn/loom/controller"
 	"github.com/loom-sdn/loom/model"
+	"github.com/loom-sdn/loom/northbound/restapi"
 	"github.com/loom-sdn/loom/view"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Replicas on etcd (--store etcd:...): two sets of elections, each in
@@ -51,7 +54,7 @@ func (m switchMastership) Disconnected(dpid uint64) {
 func toController(ctl *atomic.Pointer[controller.Controller]) func(uint64, cluster.Role) {
 	return func(dpid uint64, r cluster.Role) {
 		if c := ctl.Load(); c != nil {
-			c.SetRole(dpid, controller.Role{Master: r.Master, Generation: r.Generation})
+			c.SetRole(dpid, controller.Role{Master: r.Master, Generation: r.Generation, MasterID: r.MasterID})
 		}
 	}
 }
@@ -119,4 +122,38 @@ func (h *hostElections) Want(hosts []*model.Host) {
 			h.c.Withdraw(ctx, d)
 		}
 	}()
+}
+
+// clusterInfo is GET /cluster from the two sets of elections.
+type clusterInfo struct{ switches, hosts *cluster.Cluster }
+
+func (ci clusterInfo) Cluster() restapi.Cluster {
+	out := restapi.Cluster{Self: ci.switches.ID(), Replicas: []restapi.Replica{}}
+	hosts := map[string]int{}
+	for _, m := range ci.hosts.Members() {
+		hosts[m.ID] = m.Master
+	}
+	for _, m := range ci.switches.Members() {
+		out.Replicas = append(out.Replicas, restapi.Replica{ID: m.ID, Address: m.Address, Lease: fmt.Sprintf("%x", m.Lease),
+			Switches: m.Candidate, Masters: m.Master, Hosts: hosts[m.ID]})
+	}
+	return out
+}
+
+// registerClusterMetrics exports the elections' counts.
+func registerClusterMetrics(reg prometheus.Registerer, switches, hosts *cluster.Cluster) {
+	for _, c := range []struct {
+		name, help string
+		of         func(cluster.Stats) int64
+	}{
+		{"role_changes_total", "Changes of this replica's role in an election.", func(s cluster.Stats) int64 { return s.RoleChanges }},
+		{"handovers_total", "Elections this replica handed to the preferred replica (balance).", func(s cluster.Stats) int64 { return s.HandOvers }},
+		{"lease_losses_total", "Times this replica stopped being master everywhere: keep-alives unanswered or its lease lost.", func(s cluster.Stats) int64 { return s.LeaseLosses }},
+	} {
+		for kind, cl := range map[string]*cluster.Cluster{"switch": switches, "host": hosts} {
+			of, cl := c.of, cl
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "loom", Subsystem: "cluster", Name: c.name,
+				Help: c.help, ConstLabels: prometheus.Labels{"election": kind}}, func() float64 { return float64(of(cl.Stats())) }))
+		}
+	}
 }

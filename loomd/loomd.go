@@ -211,14 +211,21 @@ func Run(args []string) error {
 			}
 		}()
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Replicas on etcd: elections for switches and hosts.
 	var ctlRef atomic.Pointer[controller.Controller]
 	var mastership controller.Mastership
 	var hostLead hostLeader
 	var replicas *cluster.Cluster
+	var clusterView northbound.ClusterInfo
 	if e, ok := st.Interface.(*store.Etcd); ok {
 		hosts := newHostElections(log)
-		copts := cluster.Options{Client: e.Client(), ID: *replicaID, Address: *apiListen, TTL: *leaseTTL, Log: log}
+		keepAlive := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "loom", Name: "etcd_keepalive_seconds",
+			Help: "Round trips of this replica's lease keep-alives to etcd.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+		reg.MustRegister(keepAlive)
+		copts := cluster.Options{Client: e.Client(), ID: *replicaID, Address: *apiListen, TTL: *leaseTTL, Log: log,
+			OnKeepAlive: func(d time.Duration) { keepAlive.Observe(d.Seconds()) }}
 		sopts, hopts := copts, copts
 		sopts.Prefix, sopts.OnRole = etcdOpt.Prefix+"/cluster/switches", toController(&ctlRef)
 		hopts.Prefix, hopts.OnRole = etcdOpt.Prefix+"/cluster/hosts", hosts.onRole
@@ -231,6 +238,8 @@ func Run(args []string) error {
 		}
 		defer hosts.c.Close()
 		mastership, hostLead = switchMastership{replicas, log}, hosts
+		registerClusterMetrics(reg, replicas, hosts.c)
+		clusterView = clusterInfo{replicas, hosts.c}
 		log.Info("replica of a loomd cluster", "replica", replicas.ID(), "lease_ttl", *leaseTTL)
 	}
 	go declareEndpoints(ctx, svc, topo, log)
@@ -240,8 +249,6 @@ func Run(args []string) error {
 	hosts := ovsdb.NewManager(ovsdb.Options{Logger: log, OnBinding: func(e ovsdb.BindingEvent) { bind(e); pub(e) },
 		OnZones: v.SetZones})
 	defer hosts.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(ctx, controller.Config{
 		Apps:          splitList(*apps),
 		PacketInRate:  uint32(*pktInRate),
@@ -274,9 +281,13 @@ func Run(args []string) error {
 	var api *http.Server
 	if *apiListen != "" {
 		health := backendHealth(ctl)
-		handler := northbound.Handler(ctl, reg, northbound.EventRoutesWith(bus, northbound.EventOptions{MaxStreams: *maxStreams}),
+		mounts := []northbound.Mount{northbound.EventRoutesWith(bus, northbound.EventOptions{MaxStreams: *maxStreams}),
 			northbound.TopologyRoutes(topo), northbound.ModelRoutes(svc, northbound.WithBackendHealth(health)), northbound.StatusRoutes(svc, hosts, ctl, v, health), northbound.FabricRoutes(hosts, ctl, v, topo, health),
-			northbound.OpenAPIRoutes())
+			northbound.OpenAPIRoutes()}
+		if clusterView != nil {
+			mounts = append(mounts, northbound.ClusterRoutes(clusterView))
+		}
+		handler := northbound.Handler(ctl, reg, mounts...)
 		addr := *apiListen
 		if *tokenFile != "" {
 			tokens, err := northbound.LoadTokens(*tokenFile)

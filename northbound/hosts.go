@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -95,4 +96,4 @@ func StatusRoutes(svc *model.Service, mgr *ovsdb.Manager, ctl *controller.Contro
 	}
 }
 
-func dpidHex(d uint64) string { return switchView(controller.SwitchInfo{DatapathID: d}).DatapathID }
+func dpidHex(d uint64) string { return fmt.Sprintf("%016x", d) }

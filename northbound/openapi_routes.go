@@ -21,7 +21,9 @@ func init() {
 	redirect := Description{Summary: "redirects to /ui/", ContentType: "text/html", ResponseSchema: map[string]any{"type": "string"}}
 	DescribeRoute(get, "/ui", redirect)
 	DescribeRoute(get, "/", redirect)
-	DescribeRoute(get, "/api/v1/switches", Description{Summary: "connected switches", Response: []Switch{}})
+	DescribeRoute(get, "/api/v1/switches", Description{Summary: "connected switches, with this loomd's OpenFlow role for each and its master", Response: []Switch{}})
+	DescribeRoute(get, "/api/v1/cluster", Description{Summary: "the loomd replicas sharing the etcd store: leases, switches connected and mastered, hosts managed (404 for a loomd alone)",
+		Response: restapi.Cluster{}})
 	DescribeRoute(get, "/api/v1/switches/{dpid}", Description{Summary: "one switch: ports, desired flows with owners, groups, meters",
 		Response: SwitchDetail{}, Errors: []int{400, 404, 503}})
 	DescribeRoute(get, "/api/v1/switches/{dpid}/flows", Description{Summary: "desired against installed flows: ok, missing, differs, learned, unexpected, with counters",

@@ -30,7 +30,7 @@ func SwitchRoutes(c *controller.Controller) Mount {
 		api.HandleFunc("/switches", func(w http.ResponseWriter, _ *http.Request) {
 			out := []Switch{}
 			for _, s := range c.Switches() {
-				out = append(out, switchView(s))
+				out = append(out, switchView(c, s))
 			}
 			WriteJSON(w, http.StatusOK, out)
 		}).Methods(http.MethodGet)
@@ -45,7 +45,7 @@ func SwitchRoutes(c *controller.Controller) Mount {
 				WriteError(w, switchError(dpid, err))
 				return
 			}
-			d := SwitchDetail{Switch: switchView(st.Info), Ports: []Port{}, Flows: make([]restapi.OwnedFlow, len(st.Flows)), Groups: st.Groups, Meters: st.Meters}
+			d := SwitchDetail{Switch: switchView(c, st.Info), Ports: []Port{}, Flows: make([]restapi.OwnedFlow, len(st.Flows)), Groups: st.Groups, Meters: st.Meters}
 			for i, f := range st.Flows {
 				d.Flows[i] = restapi.OwnedFlow(f)
 			}
@@ -100,8 +100,28 @@ func ParseDPID(s string) (uint64, error) {
 	return v, nil
 }
 
-func switchView(s controller.SwitchInfo) Switch {
-	return Switch{DatapathID: fmt.Sprintf("%016x", s.DatapathID), Remote: s.Remote, Software: s.Desc.Software, Tables: s.Features.NTables}
+func switchView(c *controller.Controller, s controller.SwitchInfo) Switch {
+	sw := Switch{DatapathID: fmt.Sprintf("%016x", s.DatapathID), Remote: s.Remote, Software: s.Desc.Software, Tables: s.Features.NTables}
+	if r, ok := c.RoleOf(s.DatapathID); ok {
+		sw.Role, sw.Generation, sw.Master = r.Role, r.Generation, r.Master
+	}
+	return sw
+}
+
+// ClusterInfo is what GET /cluster shows of the replicas sharing an etcd
+// store (loomd wires package cluster to it).
+type ClusterInfo interface {
+	Cluster() restapi.Cluster
+}
+
+// ClusterRoutes serves GET /cluster: this loomd's replica id and every
+// replica with its lease and its switch and host counts.
+func ClusterRoutes(ci ClusterInfo) Mount {
+	return func(api *mux.Router) {
+		api.HandleFunc("/cluster", func(w http.ResponseWriter, _ *http.Request) {
+			WriteJSON(w, http.StatusOK, ci.Cluster())
+		}).Methods(http.MethodGet)
+	}
 }
 
 func macString(b [6]byte) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loom-sdn/loom/internal/ovslab"
+	"github.com/loom-sdn/loom/northbound/restapi"
 	"github.com/loom-sdn/loom/store/etcdtest"
 )
 
@@ -143,6 +144,42 @@ func TestOVSHAFailover(t *testing.T) {
 		}, func() string { r, n := h.roles(host); return fmt.Sprintf("%v, %d connected", r, n) })
 	}
 	waitForD(t, 20*time.Second, "v1 pings v2", func() bool { return vms["v1"].Ping(vms["v2"].IP, 1, time.Second) == nil })
+	// Every replica's API says the same of each switch: one master, named.
+	waitForD(t, 10*time.Second, "the replicas' APIs agree on one master per switch", func() bool {
+		masters := map[string]map[string]bool{} // dpid -> replicas saying "master"
+		named := map[string]map[string]bool{}   // dpid -> master names given
+		for _, id := range h.ids {
+			var sws []restapi.Switch
+			getJSON(t, h.apis[id], "/api/v1/switches", &sws)
+			if len(sws) != 2 {
+				return false
+			}
+			for _, sw := range sws {
+				if masters[sw.DatapathID] == nil {
+					masters[sw.DatapathID], named[sw.DatapathID] = map[string]bool{}, map[string]bool{}
+				}
+				if sw.Role == "master" {
+					masters[sw.DatapathID][id] = true
+				}
+				named[sw.DatapathID][sw.Master] = true
+			}
+		}
+		for d := range masters {
+			if len(masters[d]) != 1 || len(named[d]) != 1 || named[d][""] {
+				return false
+			}
+		}
+		return len(masters) == 2
+	})
+	var cl restapi.Cluster
+	getJSON(t, h.apis["a"], "/api/v1/cluster", &cl)
+	mastered, managed := 0, 0
+	for _, r := range cl.Replicas {
+		mastered, managed = mastered+r.Masters, managed+r.Hosts
+	}
+	if cl.Self != "a" || len(cl.Replicas) != 3 || mastered != 2 || managed != 2 {
+		t.Errorf("GET /cluster: %+v", cl)
+	}
 	victim := h.master("hv1")
 	roles1, _ := h.roles("hv1")
 	roles2, _ := h.roles("hv2")
@@ -210,6 +247,10 @@ func TestOVSHAFailover(t *testing.T) {
 	}
 	if rewritten > 0 {
 		t.Errorf("%d of the %d flows hv1 had were written again after the failover", rewritten, len(flowsBefore))
+	}
+	// The survivors counted the elections.
+	if m := metric(t, h.apis[newMaster], `loom_cluster_role_changes_total{election="switch"}`); m < 1 {
+		t.Errorf("%s counted %v switch role changes", newMaster, m)
 	}
 	// The port created during the failover works.
 	waitForD(t, 10*time.Second, "v3 (created during the failover) pings v2", func() bool {

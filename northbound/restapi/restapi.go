@@ -16,6 +16,32 @@ type Switch struct {
 	Remote     string `json:"remote"`
 	Software   string `json:"software,omitempty"`
 	Tables     uint8  `json:"tables"`
+	// Role is this loomd's OpenFlow role for the switch: "master" or
+	// "slave" among replicas (--store etcd), "equal" for a loomd alone.
+	// Generation is the role generation id the switch accepted last,
+	// Master the replica the elections made its master.
+	Role       string `json:"role"`
+	Generation uint64 `json:"generation,omitempty"`
+	Master     string `json:"master,omitempty"`
+}
+
+// Replica is a loomd of a cluster sharing an etcd store (GET /cluster).
+type Replica struct {
+	ID      string `json:"id"`
+	Address string `json:"address,omitempty"`
+	Lease   string `json:"lease"`
+	// Switches is how many switches it is a candidate for (connected to)
+	// and Masters how many it is the master of; Hosts how many hosts'
+	// OVSDB it manages.
+	Switches int `json:"switches"`
+	Masters  int `json:"masters"`
+	Hosts    int `json:"hosts"`
+}
+
+// Cluster is GET /cluster: this loomd and its replicas.
+type Cluster struct {
+	Self     string    `json:"self"`
+	Replicas []Replica `json:"replicas"`
 }
 
 // Port is the REST view of a switch port.
