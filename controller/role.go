@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow/wire"
 )
 
@@ -168,7 +169,11 @@ func (sw *Switch) handleRoleStatus(st wire.RoleStatus) {
 // publishRole makes the switch's role readable off its goroutine.
 func (sw *Switch) publishRole() {
 	st := sw.roleState()
-	sw.roleSnap.Store(&st)
+	old := sw.roleSnap.Swap(&st)
+	if sw.c.cfg.Mastership != nil && (old == nil || old.Role != st.Role || old.Generation != st.Generation) {
+		sw.c.cfg.Events.Publish(events.Event{Topic: "switch", Type: "role", Kind: "switch", ID: dpidString(sw.dpid),
+			Object: map[string]any{"datapath_id": dpidString(sw.dpid), "role": st.Role, "generation": st.Generation, "master": st.Master}})
+	}
 }
 
 // RoleOf returns this controller's role for a connected switch.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loom-sdn/loom/events"
 	"github.com/loom-sdn/loom/southbound/openflow"
 	"github.com/loom-sdn/loom/southbound/openflow/emu"
 	"github.com/loom-sdn/loom/southbound/openflow/flow"
@@ -46,7 +47,10 @@ func TestRolesTwoControllers(t *testing.T) {
 	tickInterval.Store(0)
 	defer tickInterval.Store(int64(10 * time.Millisecond))
 	ma, mb := &candidates{connected: map[uint64]bool{}}, &candidates{connected: map[uint64]bool{}}
-	a := newHarness(t, Config{PacketInRate: 100, Bundles: true, Mastership: ma}, openflow.Config{})
+	bus := events.NewBus()
+	roleEvents := bus.Subscribe(64, func(ev events.Event) bool { return ev.Type == "role" })
+	defer roleEvents.Close()
+	a := newHarness(t, Config{PacketInRate: 100, Bundles: true, Mastership: ma, Events: bus}, openflow.Config{})
 	b := newHarness(t, Config{PacketInRate: 100, Bundles: true, Mastership: mb}, openflow.Config{})
 	testAppInstance.start = []*flow.Flow{flow.New(testTableID, 50, flow.Match{}.EthType(0x0806)).Act(flow.Output(flow.PortFlood))}
 	dp := emu.NewDatapath(nil, nil, nil)
@@ -67,6 +71,9 @@ func TestRolesTwoControllers(t *testing.T) {
 	b.ctl.SetRole(dpid, Role{Master: false, Generation: 10})
 	eventually(t, "a's flows on the switch", func() bool { _, ok := dp.Lookup(testAppInstance.start[0]); return ok })
 	eventually(t, "roles", func() bool { return sa.Role() == wire.RoleMaster && sb.Role() == wire.RoleSlave })
+	if ev := waitRoleEvent(t, roleEvents, "master"); ev["generation"] != uint64(10) {
+		t.Errorf("a's role event: %v", ev)
+	}
 	if st := roleOf(a, dpid); st.Role != "master" || st.Generation != 10 {
 		t.Errorf("a: %+v", st)
 	}
@@ -107,4 +114,21 @@ func TestRolesTwoControllers(t *testing.T) {
 	sb.PacketIn(2, testTableID, 0, wire.PacketInNoMatch, make([]byte, 60))
 	learned := flow.New(testTableID, 10, flow.Match{}.InPort(2)).Act(flow.Output(flow.PortInPort))
 	eventually(t, "b's learned flow", func() bool { _, ok := dp.Lookup(learned); return ok })
+}
+
+// waitRoleEvent waits for a switch role event with role on sub.
+func waitRoleEvent(t *testing.T, sub *events.Subscription, role string) map[string]any {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-sub.C:
+			if o, ok := ev.Object.(map[string]any); ok && ev.Topic == "switch" && ev.Type == "role" && o["role"] == role {
+				return o
+			}
+		case <-timeout:
+			t.Fatalf("no switch role event %q", role)
+			return nil
+		}
+	}
 }
