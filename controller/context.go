@@ -112,6 +112,13 @@ func (c *Context) PacketOut(inPort uint32, data []byte, acts ...flow.Action) err
 // tables.
 func (c *Context) Pipeline() *Pipeline { return c.sw.c.pipe }
 
+// Writes tells whether what the app sends reaches the switch: true
+// unless controllers share the switch by OpenFlow roles and this one is
+// not its master (then packet-outs and changes are dropped, the desired
+// state kept). An app that judges answers to what it sends (health
+// probes) checks it: a slave's probes go nowhere.
+func (c *Context) Writes() bool { return c.sw.mayWrite() }
+
 func (c *Context) checkTable(id uint8) error {
 	t := c.sw.c.tableByID(id)
 	if t == nil || t.Owner != c.app.name {

@@ -322,6 +322,11 @@ func (s *switchApp) FoundGroups(groups []*flow.Group) {
 
 // Tick sends the probes that are due and fails those unanswered.
 func (s *switchApp) Tick(ctx *controller.Context, now time.Time) {
+	if !ctx.Writes() {
+		// Another loomd replica is this switch's master: it probes the
+		// backends here; unanswered probes of ours would take them down.
+		return
+	}
 	s.a.health.tick(ctx, s.probed(), ctx.Pipeline().ID(controller.TableLBReply), now)
 }
 
