@@ -580,12 +580,47 @@ func (c *Cluster) watchdog(ctx context.Context) {
 		if c.alive && time.Since(c.lastAck) > c.opt.TTL*3/4 {
 			c.demote("keep-alives unanswered")
 		}
+		var missing []uint64
+		var lease clientv3.LeaseID
 		if time.Since(lastLook) > c.opt.TTL {
 			lastLook = time.Now()
 			c.recompute()
+			missing, lease = c.missing(), c.lease
 		}
 		c.mu.Unlock()
+		if len(missing) > 0 {
+			// Candidacies that failed (etcd busy at Campaign, a
+			// hand-over's put lost): put them again.
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				for _, dpid := range missing {
+					cctx, cancel := context.WithTimeout(ctx, c.opt.TTL)
+					c.candidacy(cctx, dpid, lease)
+					cancel()
+				}
+			}()
+		}
 	}
+}
+
+// missing returns the switches this replica is a candidate for whose
+// key the elections do not show, while its lease is alive and no
+// hand-over is under way (mu held).
+func (c *Cluster) missing() []uint64 {
+	if !c.alive {
+		return nil
+	}
+	var out []uint64
+	for dpid := range c.mine {
+		if _, handing := c.handing[dpid]; handing {
+			continue
+		}
+		if !slices.ContainsFunc(c.elections[dpid], func(x candidate) bool { return x.id == c.opt.ID }) {
+			out = append(out, dpid)
+		}
+	}
+	return out
 }
 
 // demote makes this replica no one's master until it joins again (mu

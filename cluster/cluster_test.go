@@ -349,3 +349,27 @@ func TestJoiningReplicaTakesItsShare(t *testing.T) {
 		t.Errorf("c masters %d, %d moved: want about 100, all of them c's", counts["c"], moved)
 	}
 }
+
+// TestLostCandidacyHeals: a candidacy whose key disappears (a failed
+// Campaign or hand-over put, someone deleting it) is put again within
+// about a TTL.
+func TestLostCandidacyHeals(t *testing.T) {
+	ep := etcdtest.Shared(t)
+	prefix, sw := newPrefix(), dpids(5)
+	a := join(t, client(t, ep), prefix, "a")
+	t.Cleanup(func() { a.Close() })
+	a.campaign(t, sw...)
+	settled(t, []*replica{a}, sw, 5*time.Second)
+	if _, err := a.cli.Delete(context.Background(), prefix+"/switches/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for a.role(sw[0]).Master {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the deletion never reached the replica")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	settled(t, []*replica{a}, sw, 5*time.Second)
+	t.Logf("candidacies deleted behind the replica's back: put again, master again %v later", time.Since(start).Round(time.Millisecond))
+}
