@@ -219,6 +219,7 @@ func Run(args []string) error {
 	var hostLead hostLeader
 	var replicas *cluster.Cluster
 	var clusterView northbound.ClusterInfo
+	replicaName := ""
 	if e, ok := st.Interface.(*store.Etcd); ok {
 		hosts := newHostElections(log)
 		keepAlive := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "loom", Name: "etcd_keepalive_seconds",
@@ -240,6 +241,7 @@ func Run(args []string) error {
 		mastership, hostLead = switchMastership{replicas, log}, hosts
 		registerClusterMetrics(reg, replicas, hosts.c)
 		clusterView = clusterInfo{replicas, hosts.c}
+		replicaName = replicas.ID()
 		log.Info("replica of a loomd cluster", "replica", replicas.ID(), "lease_ttl", *leaseTTL)
 	}
 	go declareEndpoints(ctx, svc, topo, log)
@@ -254,7 +256,7 @@ func Run(args []string) error {
 		PacketInRate:  uint32(*pktInRate),
 		AuditInterval: *audit,
 		Bundles:       *bundles,
-		Observer:      switchRecorder(st, log),
+		Observer:      switchRecorder(st, replicaName, log),
 		Events:        bus,
 		Services:      kit.Services(v, topo),
 		AppOptions:    options,
@@ -356,8 +358,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// switchRecorder keeps a record of every switch seen in the store.
-func switchRecorder(st *store.Store, log *slog.Logger) func(controller.SwitchInfo, bool) {
+// switchRecorder keeps a record of every switch seen in the store; a
+// replica of a cluster (replica not empty) keeps its own records
+// (DPID@REPLICA), since every replica sees every switch.
+func switchRecorder(st *store.Store, replica string, log *slog.Logger) func(controller.SwitchInfo, bool) {
 	type record struct {
 		DatapathID       string    `json:"datapath_id"`
 		Remote           string    `json:"remote"`
@@ -367,10 +371,14 @@ func switchRecorder(st *store.Store, log *slog.Logger) func(controller.SwitchInf
 		LastDisconnected time.Time `json:"last_disconnected,omitzero"`
 	}
 	return func(info controller.SwitchInfo, up bool) {
-		key := fmt.Sprintf("%016x", info.DatapathID)
+		dpid := fmt.Sprintf("%016x", info.DatapathID)
+		key := dpid
+		if replica != "" {
+			key += "@" + replica
+		}
 		var r record
 		_ = st.Get("switches", key, &r)
-		r.DatapathID, r.Remote, r.Software, r.Connected = key, info.Remote, info.Desc.Software, up
+		r.DatapathID, r.Remote, r.Software, r.Connected = dpid, info.Remote, info.Desc.Software, up
 		if up {
 			r.LastConnected = time.Now().UTC()
 		} else {
