@@ -40,12 +40,14 @@ vet:
 # fuzz target.
 test: deps vet
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(GO) test -race -count=1 -p 1 $(PKGS)
+	$(GO) test -race -count=1 ./model -store=etcd   # the model's suite again, on an embedded etcd cluster
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(MAKE) plugin
 	$(MAKE) fuzz
 
 # Unit tests only: no root, no OVS (the OVS tests skip).
 test-unit:
 	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 ./model -store=etcd
 	$(MAKE) plugin
 
 # examples/plugin is a module of its own (an app built into a loomd
