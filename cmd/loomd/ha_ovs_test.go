@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,6 +194,31 @@ func TestOVSHAFailover(t *testing.T) {
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Writes through every replica, round robin, every 25 ms, across the
+	// kill: each acknowledged one must be there afterwards.
+	stopWrites := make(chan struct{})
+	acked := make(chan []string, 1)
+	go func() {
+		var ok []string
+		for i := 0; ; i++ {
+			select {
+			case <-stopWrites:
+				acked <- ok
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
+			name := fmt.Sprintf("w%d", i)
+			body := fmt.Sprintf(`{"name":%q,"type":"vxlan","vni":%d}`, name, 6000+i)
+			client := http.Client{Timeout: 2 * time.Second}
+			resp, err := client.Post("http://"+h.apis[h.ids[i%3]]+"/api/v1/networks", "application/json", strings.NewReader(body))
+			if err == nil {
+				if resp.StatusCode == http.StatusCreated {
+					ok = append(ok, name)
+				}
+				resp.Body.Close()
+			}
+		}
+	}()
 	time.Sleep(time.Second)
 	killed := time.Now()
 	h.replicas[victim].kill9()
@@ -227,6 +253,24 @@ func TestOVSHAFailover(t *testing.T) {
 		t.Errorf("failover took %v, want within 3 s", took)
 	}
 	ping.Wait()
+	close(stopWrites)
+	writes := <-acked
+	var nets struct{ Items []struct{ Name string } }
+	getJSON(t, h.apis[newMaster], "/api/v1/networks?limit=1000", &nets)
+	have := map[string]bool{}
+	for _, n := range nets.Items {
+		have[n.Name] = true
+	}
+	missing := 0
+	for _, w := range writes {
+		if !have[w] {
+			missing++
+		}
+	}
+	t.Logf("writes through the three replicas across the failover: %d acknowledged, %d missing afterwards", len(writes), missing)
+	if missing > 0 || len(writes) < 100 {
+		t.Errorf("%d of %d acknowledged writes missing after the failover", missing, len(writes))
+	}
 	sent, recv := pingCounts(pingOut.String())
 	t.Logf("pings across the failover: %d sent, %d received", sent, recv)
 	if sent < 300 || recv != sent {
