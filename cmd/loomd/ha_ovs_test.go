@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +29,7 @@ type haLab struct {
 	replicas map[string]*loomd
 	apis     map[string]string
 	hosts    map[string]*ovslab.Host
+	proxies  map[string]*etcdProxy
 }
 
 func newHALab(t *testing.T) *haLab {
@@ -37,12 +41,16 @@ func newHALab(t *testing.T) *haLab {
 	t.Cleanup(etcd.Close)
 	lab := ovslab.New(t)
 	h := &haLab{t: t, lab: lab, ids: []string{"a", "b", "c"}, replicas: map[string]*loomd{}, apis: map[string]string{},
-		hosts: map[string]*ovslab.Host{}}
+		hosts: map[string]*ovslab.Host{}, proxies: map[string]*etcdProxy{}}
 	for _, id := range h.ids {
 		api := freeAddr(t)
 		sock := filepath.Join(lab.Dir, "ctl-"+id+".sock")
+		// Each replica reaches etcd through a proxy of its own, which a
+		// test can cut (a partition).
+		p := newEtcdProxy(t, strings.TrimPrefix(etcd.Endpoints[0], "http://"))
+		h.proxies[id] = p
 		h.replicas[id] = startLoomd(t, sock, filepath.Join(lab.Dir, "data-"+id), "--api-listen", api, "--apps", "lldp,overlay",
-			"--store", "etcd:"+strings.Join(etcd.Endpoints, ","), "--replica-id", id, "--lease-ttl", "2s")
+			"--store", "etcd:http://"+p.addr(), "--replica-id", id, "--lease-ttl", "2s")
 		h.apis[id] = api
 	}
 	for _, id := range h.ids {
@@ -240,12 +248,8 @@ func TestOVSHAFailover(t *testing.T) {
 	seen := time.Since(killed)
 	// From the kill to the switch accepting the new master's
 	// ROLE_REQUEST, as the new master logged it.
-	dpOut, _ := h.hosts["hv1"].Vsctl("get", "bridge", "br-int", "datapath_id")
-	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(dpOut), `"`), 16, 64)
-	if err != nil {
-		t.Fatalf("hv1's datapath id %q: %v", dpOut, err)
-	}
-	accepted := acceptedAt(t, h.replicas[newMaster].log, dpid, killed)
+	dpid := bridgeDPID(t, h.hosts["hv1"])
+	accepted := loggedAt(t, h.replicas[newMaster].log, `msg="master role accepted"`, dpid, killed)
 	took = accepted.Sub(killed)
 	t.Logf("replica %s killed -> %s's MASTER request accepted by hv1's switch %v later (OVS showed it after %v)",
 		victim, newMaster, took.Round(time.Millisecond), seen.Round(time.Millisecond))
@@ -347,16 +351,15 @@ func dumpWithDuration(t *testing.T, host *ovslab.Host) []agedFlow {
 	return flows
 }
 
-var acceptedRE = regexp.MustCompile(`^time=(\S+) .*msg="master role accepted".* dpid=([0-9a-f]+)`)
-
-// acceptedAt returns when, after since, the loomd whose log is logf had
-// its MASTER role request for dpid accepted.
-func acceptedAt(t *testing.T, logf string, dpid uint64, since time.Time) time.Time {
+// loggedAt returns when, after since, the loomd whose log is logf
+// logged a line holding msg for dpid.
+func loggedAt(t *testing.T, logf, msg string, dpid uint64, since time.Time) time.Time {
 	t.Helper()
+	re := regexp.MustCompile(`^time=(\S+) .*` + regexp.QuoteMeta(msg) + `.* dpid=([0-9a-f]+)`)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		b, _ := os.ReadFile(logf)
 		for _, line := range strings.Split(string(b), "\n") {
-			m := acceptedRE.FindStringSubmatch(line)
+			m := re.FindStringSubmatch(line)
 			if m == nil {
 				continue
 			}
@@ -366,6 +369,155 @@ func acceptedAt(t *testing.T, logf string, dpid uint64, since time.Time) time.Ti
 			}
 		}
 	}
-	t.Fatalf("%s never logged its master role accepted for %016x", logf, dpid)
+	t.Fatalf("%s never logged %s for %016x", logf, msg, dpid)
 	return time.Time{}
+}
+
+// bridgeDPID reads host's br-int datapath id from OVSDB.
+func bridgeDPID(t *testing.T, host *ovslab.Host) uint64 {
+	t.Helper()
+	out, _ := host.Vsctl("get", "bridge", "br-int", "datapath_id")
+	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(out), `"`), 16, 64)
+	if err != nil {
+		t.Fatalf("%s's datapath id %q: %v", host.Name, out, err)
+	}
+	return dpid
+}
+
+// etcdProxy forwards TCP connections to an etcd member until cut: then
+// it drops every connection and refuses new ones (a partition).
+type etcdProxy struct {
+	l     net.Listener
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]bool
+}
+
+func newEtcdProxy(t *testing.T, target string) *etcdProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &etcdProxy{l: l, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { l.Close(); p.partition() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns[c], p.conns[u] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *etcdProxy) addr() string { return p.l.Addr().String() }
+
+// partition cuts the replica from etcd until heal.
+func (p *etcdProxy) partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *etcdProxy) heal() { p.mu.Lock(); p.cut = false; p.mu.Unlock() }
+
+// TestOVSHAPartition: the master of hv1's switch is cut from etcd. It
+// stops being master (OVS's view: its controller row leaves the master
+// role) before another replica's MASTER request is accepted, so at no
+// sample (every 10 ms) do two replicas hold the master role; pings go
+// on; once the partition heals it rejoins as a slave.
+func TestOVSHAPartition(t *testing.T) {
+	h := newHALab(t)
+	loomctl(t, h.apis["a"], "create", "networks", "name=blue", "type=vxlan", "vni=5001")
+	loomctl(t, h.apis["c"], "create", "subnets", "name=blue-a", "network=blue", "cidr=10.1.0.0/24", "gateway=10.1.0.1")
+	vms := map[string]*ovslab.VM{}
+	for i, p := range []struct{ name, host string }{{"v1", "hv1"}, {"v2", "hv2"}} {
+		mac, ip := fmt.Sprintf("02:00:00:00:01:%02x", i+1), fmt.Sprintf("10.1.0.%d", 11+i)
+		loomctl(t, h.apis["b"], "create", "ports", "name="+p.name, "network=blue", "mac="+mac, `ips=["`+ip+`"]`)
+		vms[p.name] = h.hosts[p.host].AddVM(p.name, mac, ip+"/24")
+	}
+	waitForD(t, 20*time.Second, "one master of hv1 among three connected", func() bool {
+		_, connected := h.roles("hv1")
+		return connected == 3 && h.master("hv1") != ""
+	})
+	waitForD(t, 20*time.Second, "v1 pings v2", func() bool { return vms["v1"].Ping(vms["v2"].IP, 1, time.Second) == nil })
+	victim := h.master("hv1")
+	ping := exec.Command("ip", "netns", "exec", vms["v1"].NS, "ping", "-n", "-q", "-i", "0.02", "-w", "7", vms["v2"].IP)
+	var pingOut strings.Builder
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cut := time.Now()
+	h.proxies[victim].partition()
+	var stepDown, takeOver time.Duration
+	var newMaster string
+	for time.Since(cut) < 8*time.Second && (stepDown == 0 || takeOver == 0) {
+		roles, _ := h.roles("hv1")
+		masters := 0
+		for id, r := range roles {
+			if r == "master" {
+				masters++
+				if id != victim && takeOver == 0 {
+					takeOver, newMaster = time.Since(cut), id
+				}
+			}
+		}
+		if masters > 1 {
+			t.Fatalf("two masters of hv1's switch at once: %v", roles)
+		}
+		if roles[victim] != "master" && stepDown == 0 {
+			stepDown = time.Since(cut)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stepDown == 0 || takeOver == 0 {
+		t.Fatalf("step-down %v, take-over %v (OVS's view): want both", stepDown, takeOver)
+	}
+	// The order, from the replicas' own logs (OVS updates its Controller
+	// rows' role column about a second late, both changes at once).
+	dpid := bridgeDPID(t, h.hosts["hv1"])
+	down := loggedAt(t, h.replicas[victim].log, `msg="no longer master"`, dpid, cut)
+	up := loggedAt(t, h.replicas[newMaster].log, `msg="master role accepted"`, dpid, cut)
+	t.Logf("%s cut from etcd: it stopped being master %v after, %s's MASTER request was accepted %v after (OVS showed both %v after)",
+		victim, down.Sub(cut).Round(time.Millisecond), newMaster, up.Sub(cut).Round(time.Millisecond), takeOver.Round(time.Millisecond))
+	if !down.Before(up) {
+		t.Errorf("%s stopped being master at %v, %s became master at %v: both at once", victim, down.Sub(cut), newMaster, up.Sub(cut))
+	}
+	if down.Sub(cut) > 2*time.Second {
+		t.Errorf("%s stepped down %v after the cut, want within its lease TTL (2 s)", victim, down.Sub(cut))
+	}
+	ping.Wait()
+	if sent, recv := pingCounts(pingOut.String()); sent < 250 || recv != sent {
+		t.Errorf("pings across the partition: %d sent, %d received", sent, recv)
+	}
+	// Healed: the replica joins again, as a slave of the new master.
+	h.proxies[victim].heal()
+	waitForD(t, 15*time.Second, victim+" a slave again, "+newMaster+" still master", func() bool {
+		roles, _ := h.roles("hv1")
+		return roles[victim] == "slave" && roles[newMaster] == "master"
+	})
+	t.Logf("stale role requests counted by %s: %v", victim, metric(t, h.apis[victim], "loom_stale_role_requests_total"))
 }
