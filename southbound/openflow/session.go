@@ -100,7 +100,7 @@ func (c *Config) defaults() {
 // unmatched ERROR and BARRIER_REPLY, ...), in the order the switch sent
 // them, one call at a time; msg is valid only during the call (it is in
 // the reader's buffer): copy what must outlive it. Message should not
-// block for long: while it runs, the reader reads nothing; after
+// block for long: while it runs, the reader reads nothing; within
 // handoffAfter another goroutine takes over reading (and delivering
 // replies to Request), and the next Message may then start before the
 // slow one returns. Disconnected runs once, last, after every Message has
@@ -121,7 +121,7 @@ type ReadIdler interface {
 	ReadIdle(s *Session)
 }
 
-// handoffAfter is how long a Handler call may hold the reader before
+// handoffAfter is the longest a Handler call may hold the reader before
 // another goroutine takes over reading.
 const handoffAfter = 2 * time.Millisecond
 
@@ -194,14 +194,16 @@ type Session struct {
 	rmu     sync.Mutex
 	waiters map[uint32]*waiter
 
-	// The reader: whichever goroutine holds turn (generation<<1, +1
-	// while it is in a Handler call). A call that outlasts handoffAfter
-	// lets watchdog start the next generation on another goroutine.
+	// The reader: whichever goroutine holds turn (see enter). A call
+	// that outlasts handoffAfter lets watchdog start the next generation
+	// on another goroutine.
 	br       *bufio.Reader
 	src      io.Reader // what br reads
 	idler    ReadIdler // the handler's, or nil
 	turn     atomic.Uint64
 	watchdog *time.Timer
+	armed    atomic.Bool   // watchdog will fire
+	watched  atomic.Uint64 // the turn watchdog saw when it last fired
 	readDone chan struct{} // closed when the last reader is done
 	handoffs atomic.Int64
 
@@ -564,7 +566,7 @@ func (s *Session) serve(ctx context.Context) {
 	go s.keepalive()
 	s.handler.Connected(s)
 	s.br = br
-	s.watchdog = time.AfterFunc(time.Hour, s.takeOver)
+	s.watchdog = time.AfterFunc(time.Hour, s.watch)
 	s.watchdog.Stop()
 	if !s.read(0) {
 		<-s.readDone // another goroutine reads; the session lasts until it is done
@@ -586,7 +588,7 @@ func (s *Session) read(gen uint64) bool {
 	// A call that panicked out of readLoop still holds the turn: take it
 	// back, unless the watchdog has already given it to the next reader,
 	// which then finds the connection closed and ends the session.
-	if t := s.turn.Load(); t>>1 != gen || !s.turn.CompareAndSwap(t, gen<<1) {
+	if t := s.turn.Load(); t>>genShift != gen || !s.turn.CompareAndSwap(t, t&^1) {
 		s.Close(err)
 		return false
 	}
@@ -600,29 +602,68 @@ func (s *Session) read(gen uint64) bool {
 // errHandedOff ends a reader whose Handler call outlasted handoffAfter.
 var errHandedOff = errors.New("openflow: reader handed off")
 
-// enter and leave bracket a Handler call on the reader of generation gen;
-// leave reports false when the reader was handed off meanwhile.
-func (s *Session) enter(gen uint64) {
-	s.turn.Store(gen<<1 | 1)
-	s.watchdog.Reset(handoffAfter)
-}
+// turn is gen<<genShift | seq<<1 | busy: the reader's generation, the
+// number of its Handler calls (wrapping) and whether it is in one now. A
+// call is thus told from the next one, which the watchdog needs.
+const (
+	genShift = 40
+	seqMask  = 1<<genShift - 1
+)
 
-func (s *Session) leave(gen uint64) bool {
-	if !s.turn.CompareAndSwap(gen<<1|1, gen<<1) {
-		return false
+// watchPeriod is how often the watchdog looks at the reader while it is
+// busy: a call it sees twice, one period apart, has held the reader for at
+// least watchPeriod and at most handoffAfter, and is handed off.
+const watchPeriod = handoffAfter / 2
+
+// enter and leave bracket a Handler call on the reader of generation gen:
+// enter returns the call's turn, which leave takes; leave reports false
+// when the reader was handed off meanwhile. Neither touches the timer
+// while it is armed: the watchdog stays armed as long as calls go on, and
+// disarms itself at a firing that finds the reader between calls, so a
+// burst of messages (or a steady flow of them) costs no timer operation
+// per call.
+func (s *Session) enter(gen uint64) uint64 {
+	seq := (s.turn.Load()>>1 + 1) & (seqMask >> 1)
+	t := gen<<genShift | seq<<1 | 1
+	s.turn.Store(t)
+	if !s.armed.Load() && s.armed.CompareAndSwap(false, true) {
+		s.watchdog.Reset(watchPeriod)
 	}
-	s.watchdog.Stop()
-	return true
+	return t
 }
 
-// takeOver runs when a Handler call has held the reader for handoffAfter:
-// this goroutine becomes the next reader, so that replies, echoes and the
-// queueing of messages go on while the call runs.
-func (s *Session) takeOver() {
+func (s *Session) leave(t uint64) bool {
+	return s.turn.CompareAndSwap(t, t&^1)
+}
+
+// watch is the watchdog, firing every watchPeriod while the reader is in
+// Handler calls: a call it finds again, as it was one period ago, has held
+// the reader too long and is handed off (takeOver). Finding the reader
+// between calls, it disarms; the reader's next call arms it again (enter:
+// the two stores and loads of turn and armed cross, so that one of them
+// arms it).
+func (s *Session) watch() {
 	t := s.turn.Load()
-	if t&1 == 0 || !s.turn.CompareAndSwap(t, (t>>1+1)<<1) {
-		return // the call is over
+	if t&1 != 0 {
+		if t == s.watched.Load() && s.turn.CompareAndSwap(t, (t>>genShift+1)<<genShift) {
+			s.takeOver(t>>genShift + 1)
+			return
+		}
+		s.watched.Store(t)
+		s.watchdog.Reset(watchPeriod)
+		return
 	}
+	s.armed.Store(false)
+	if s.turn.Load()&1 != 0 && s.armed.CompareAndSwap(false, true) {
+		s.watchdog.Reset(watchPeriod)
+	}
+}
+
+// takeOver runs when a Handler call has held the reader too long (watch):
+// this goroutine becomes the reader of generation gen, so that replies,
+// echoes and the queueing of messages go on while the call runs.
+func (s *Session) takeOver(gen uint64) {
+	s.armed.Store(false) // this goroutine was the watchdog's firing: its next call arms it again
 	s.handoffs.Add(1)
 	s.log.Debug("a handler call holds the reader; another goroutine reads meanwhile", "after", handoffAfter)
 	// The call may still use its message, in the old reader's buffer:
@@ -630,7 +671,7 @@ func (s *Session) takeOver() {
 	rest, _ := s.br.Peek(s.br.Buffered())
 	s.src = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.src)
 	s.br = bufio.NewReaderSize(s.src, sessionReadBuffer)
-	s.read(t>>1 + 1)
+	s.read(gen)
 }
 
 // Handoffs is how many times a Handler call held the reader long enough
@@ -667,9 +708,9 @@ func (s *Session) readLoop(gen uint64) (err error) {
 			return protoErr(err, msg)
 		}
 		if s.idler != nil && !messageBuffered(br) {
-			s.enter(gen)
+			t := s.enter(gen)
 			s.idler.ReadIdle(s)
-			if !s.leave(gen) {
+			if !s.leave(t) {
 				return errHandedOff
 			}
 		}
@@ -730,9 +771,9 @@ func (s *Session) dispatch(gen uint64, h wire.Header, msg []byte) error {
 			return err
 		}
 	}
-	s.enter(gen)
+	t := s.enter(gen)
 	s.handler.Message(s, h, msg)
-	if !s.leave(gen) {
+	if !s.leave(t) {
 		return errHandedOff
 	}
 	return nil
