@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 )
 
 // queued is one message from a switch waiting for its switch goroutine.
@@ -48,6 +49,11 @@ type eventQueue struct {
 	maxBytes         int
 	full             bool // overflowed: nothing more is queued
 	signal           chan struct{}
+
+	// held is whether messages from the switch wait or the queue
+	// overflowed (packetIns > 0 || bytes > 0 || full), written under mu
+	// and read without it: the reader asks for every message it is given.
+	held atomic.Bool
 }
 
 func newEventQueue(maxPacketIns, maxPacketInBytes, maxBytes int) *eventQueue {
@@ -73,6 +79,7 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
 	default:
 		if q.bytes+n > q.maxBytes {
 			q.full = true
+			q.held.Store(true)
 			q.mu.Unlock()
 			return overflowed
 		}
@@ -82,6 +89,7 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
 		msg = bytes.Clone(msg) // the reader's buffer (Switch.message)
 	}
 	q.items = append(q.items, queued{typ: typ, msg: msg})
+	q.held.Store(true)
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
@@ -94,9 +102,7 @@ func (q *eventQueue) push(typ uint8, msg []byte, packetIn bool) pushResult {
 // the queue overflowed): a message that arrives now must queue behind
 // them.
 func (q *eventQueue) holdsSwitchMessages() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.packetIns > 0 || q.bytes > 0 || q.full
+	return q.held.Load()
 }
 
 // queuedBytes is what the switch's messages hold in the queue now.
@@ -123,6 +129,7 @@ func (q *eventQueue) take(buf []queued) []queued {
 	items := q.items
 	q.items = buf[:0]
 	q.packetIns, q.packetInBytes, q.bytes = 0, 0, 0
+	q.held.Store(q.full)
 	q.mu.Unlock()
 	return items
 }
