@@ -77,6 +77,13 @@ type Switch struct {
 	frame packet.Frame
 	piEv  Event // PacketIn{&pi, &frame, nil}, boxed once
 
+	// Counts not yet added to the controller's metrics: flush adds them,
+	// once per burst (the counters are shared by every switch, and an
+	// atomic add per message on a cache line that every core writes
+	// costs more than the rest of a packet-in's bookkeeping).
+	nPacketIns, nPacketOuts uint64
+	nFlowMods               [flow.CmdDeleteStrict + 1]uint64
+
 	connectedAt time.Time
 	ready       chan struct{}
 
@@ -368,7 +375,7 @@ func (sw *Switch) handlePacketIn(msg []byte) error {
 	if err := wire.DecodePacketIn(msg, &sw.pi); err != nil {
 		return err
 	}
-	sw.c.metrics.packetIns.Inc()
+	sw.nPacketIns++
 	ev := sw.piEv // no allocation for a well-formed frame
 	if err := sw.frame.Decode(sw.pi.Data); err != nil {
 		ev = PacketIn{Msg: &sw.pi, Frame: &sw.frame, FrameErr: err}
@@ -586,7 +593,7 @@ func (sw *Switch) emitFlow(f *flow.Flow, cmd uint8) {
 	}
 	sw.out = out
 	sw.sent = append(sw.sent, sentMod{xid, f})
-	sw.c.metrics.flowMods[cmd].Inc()
+	sw.nFlowMods[cmd]++
 }
 
 // emitMod stages a group or meter modification.
@@ -610,18 +617,18 @@ func (sw *Switch) packetOut(inPort uint32, data []byte, acts []flow.Action) erro
 		return err
 	}
 	sw.out = out
-	sw.c.metrics.packetOuts.Inc()
+	sw.nPacketOuts++
 	return nil
 }
 
 // flush sends what handling the last events produced in one write, with a
 // barrier when it changed state; the barrier reply confirms the batch.
 func (sw *Switch) flush() {
-	if len(sw.out) == 0 {
-		return
-	}
-	if !sw.mayWrite() {
+	if len(sw.out) > 0 && !sw.mayWrite() {
 		sw.discard()
+	}
+	sw.addCounts()
+	if len(sw.out) == 0 {
 		return
 	}
 	if len(sw.sent) > 0 {
@@ -637,10 +644,33 @@ func (sw *Switch) flush() {
 }
 
 // discard drops what is staged: this controller is not the switch's
-// master (the desired state stays; the next master reconciles it).
+// master (the desired state stays; the next master reconciles it). What
+// was dropped is not counted as sent.
 func (sw *Switch) discard() {
 	sw.out = sw.out[:0]
 	sw.sent = sw.sent[:0]
+	sw.nPacketOuts = 0
+	clear(sw.nFlowMods[:])
+}
+
+// addCounts adds what the switch counted since the last call to the
+// controller's metrics.
+func (sw *Switch) addCounts() {
+	m := sw.c.metrics
+	if sw.nPacketIns > 0 {
+		m.packetIns.Add(float64(sw.nPacketIns))
+		sw.nPacketIns = 0
+	}
+	if sw.nPacketOuts > 0 {
+		m.packetOuts.Add(float64(sw.nPacketOuts))
+		sw.nPacketOuts = 0
+	}
+	for cmd, n := range sw.nFlowMods {
+		if n > 0 {
+			m.flowMods[cmd].Add(float64(n))
+			sw.nFlowMods[cmd] = 0
+		}
+	}
 }
 
 // flushSync sends what is staged followed by a barrier, waits for the
@@ -648,8 +678,10 @@ func (sw *Switch) discard() {
 func (sw *Switch) flushSync(ctx context.Context) error {
 	if !sw.mayWrite() {
 		sw.discard()
+		sw.addCounts()
 		return nil
 	}
+	sw.addCounts()
 	b := &batch{mods: sw.sent}
 	sw.sent = nil
 	sw.batches = append(sw.batches, b)
