@@ -16,6 +16,12 @@ import (
 // one, so no lock is shared between switches.
 type Encoder struct {
 	templates map[shapeKey][]byte
+	// The last PACKET_OUT's shape and template: an app sends packet-outs
+	// of one shape (output:port) far more often than anything else, and
+	// comparing a few bytes costs less than hashing and comparing the
+	// whole key in the map.
+	lastOut  shapeKey
+	lastOutT []byte
 	// Encoded and Templated count the messages encoded by libOpenflow
 	// and by patching a template.
 	Encoded, Templated int
@@ -250,7 +256,13 @@ func putN(b []byte, v uint64, n int) {
 func (e *Encoder) AppendPacketOut(dst []byte, xid, inPort uint32, acts []Action, data []byte) ([]byte, error) {
 	var k shapeKey
 	ok := k.add(0xfc) && k.addActions(acts)
-	t, found := e.templates[k]
+	var t []byte
+	found := ok && e.lastOut.n == k.n && k.n > 0 && string(e.lastOut.b[:k.n]) == string(k.b[:k.n])
+	if found {
+		t = e.lastOutT
+	} else if t, found = e.templates[k]; ok && found {
+		e.lastOut, e.lastOutT = k, t
+	}
 	if ok && !found {
 		enc, err := AppendPacketOut(nil, xid, inPort, acts, nil)
 		if err != nil {
