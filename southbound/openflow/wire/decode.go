@@ -205,6 +205,19 @@ type Match []byte
 // decodeMatch reads an ofp_match at the start of b and returns its TLVs and
 // the padded length it occupies.
 func decodeMatch(b []byte) (Match, int, error) {
+	m, n, err := matchBounds(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, 0, err
+	}
+	return m, n, nil
+}
+
+// matchBounds returns the TLVs of the ofp_match at the start of b, unchecked,
+// and its padded length.
+func matchBounds(b []byte) (Match, int, error) {
 	if len(b) < 4 {
 		return nil, 0, errShort("match", 4, len(b))
 	}
@@ -216,11 +229,7 @@ func decodeMatch(b []byte) (Match, int, error) {
 	if l < 4 || padded > len(b) {
 		return nil, 0, fmt.Errorf("%w: match length %d (have %d)", ErrBadLength, l, len(b))
 	}
-	m := Match(b[4:l])
-	if err := m.Validate(); err != nil {
-		return nil, 0, err
-	}
-	return m, padded, nil
+	return Match(b[4:l]), padded, nil
 }
 
 // OXM classes.
@@ -278,6 +287,44 @@ func (m Match) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validateInPort is Validate and InPort in one pass with nothing built per
+// TLV, for the packet-in path: the in_port (0 without one), or the error
+// Validate returns.
+func (m Match) validateInPort() (uint32, error) {
+	var port uint32
+	found := false
+	for i := 0; i < len(m); {
+		if len(m)-i < 4 {
+			return 0, m[i:].Validate()
+		}
+		class, field, masked, l := be.Uint16(m[i:]), m[i+2]>>1, m[i+2]&1 == 1, int(m[i+3])
+		if 4+l > len(m)-i {
+			return 0, m[i:].Validate()
+		}
+		vl := l
+		if class == OXMClassExperimenter {
+			if l < 4 {
+				return 0, m[i:].Validate()
+			}
+			vl -= 4
+		}
+		if masked {
+			if vl%2 != 0 {
+				return 0, m[i:].Validate()
+			}
+			vl /= 2
+		}
+		if !found && class == OXMClassOpenFlow && field == OXMInPort {
+			found = true // InPort reads the first in_port TLV only
+			if vl == 4 {
+				port = be.Uint32(m[i+4:])
+			}
+		}
+		i += 4 + l
+	}
+	return port, nil
 }
 
 // Lookup returns the first TLV of the given class and field.
@@ -351,7 +398,10 @@ func DecodePacketIn(msg []byte, p *PacketIn) error {
 	p.Reason = b[6]
 	p.TableID = b[7]
 	p.Cookie = be.Uint64(b[8:16])
-	m, n, err := decodeMatch(b[16:])
+	m, n, err := matchBounds(b[16:])
+	if err == nil {
+		p.InPort, err = m.validateInPort()
+	}
 	if err != nil {
 		return fmt.Errorf("packet-in: %w", err)
 	}
@@ -361,7 +411,6 @@ func DecodePacketIn(msg []byte, p *PacketIn) error {
 		return errShort("packet-in pad", 2, len(rest))
 	}
 	p.Data = rest[2:]
-	p.InPort, _ = m.InPort()
 	return nil
 }
 

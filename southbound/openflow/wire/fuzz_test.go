@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"testing"
 )
 
@@ -129,8 +130,15 @@ func FuzzMatch(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0x01, 0x02, 0xaa})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := Match(b)
-		if m.Validate() != nil {
+		port, err := m.validateInPort() // the packet-in path's one pass
+		if want := m.Validate(); fmt.Sprint(err) != fmt.Sprint(want) {
+			t.Fatalf("validateInPort: %v, Validate: %v", err, want)
+		}
+		if err != nil {
 			return
+		}
+		if want, _ := m.InPort(); port != want {
+			t.Fatalf("validateInPort: in_port %d, InPort: %d", port, want)
 		}
 		for len(m) > 0 {
 			o, rest, err := m.Next()

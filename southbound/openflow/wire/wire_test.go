@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -240,5 +242,59 @@ func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
 	h, msg, err := ReadMessage(bytes.NewReader(full))
 	if err != nil || h.Length != MaxMessageLen || len(msg) != MaxMessageLen || cap(msg) != MaxMessageLen || !bytes.Equal(msg, full) {
 		t.Errorf("full message: err %v, len %d cap %d", err, len(msg), cap(msg))
+	}
+}
+
+// validateInPort is Validate and InPort in one pass: the same error (or
+// none) and the same in_port for random TLV strings, built from valid and
+// broken TLVs of the classes and fields that matter.
+func TestValidateInPortAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	tlv := func() []byte {
+		class := []uint16{OXMClassOpenFlow, OXMClassNXM1, OXMClassExperimenter}[r.IntN(3)]
+		field := []uint8{OXMInPort, OXMTunnelID, 1}[r.IntN(3)]
+		masked := r.IntN(4) == 0
+		l := []int{0, 3, 4, 5, 8, 12}[r.IntN(6)]
+		b := []byte{byte(class >> 8), byte(class), field<<1 | b2u(masked), byte(l)}
+		for range l {
+			b = append(b, byte(r.IntN(256)))
+		}
+		return b
+	}
+	for i := 0; i < 20000; i++ {
+		var m Match
+		for range r.IntN(4) {
+			m = append(m, tlv()...)
+		}
+		if r.IntN(5) == 0 && len(m) > 0 {
+			m = m[:r.IntN(len(m))] // cut short
+		}
+		wantErr := m.Validate()
+		wantPort, _ := m.InPort()
+		port, err := m.validateInPort()
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) || (err == nil && port != wantPort) {
+			t.Fatalf("%x: got %d, %v; want %d, %v", []byte(m), port, err, wantPort, wantErr)
+		}
+	}
+}
+
+func b2u(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// BenchmarkDecodePacketIn: a packet-in as Open vSwitch sends one from a
+// table miss (in_port only) with a 64-byte frame.
+func BenchmarkDecodePacketIn(b *testing.B) {
+	msg := unhex(b, "040a0060 00000000 ffffffff 0040 00 00 0000000000000000"+
+		"0001 000c 80000004 00000003 00000000 0000"+strings.Repeat("ab", 64))
+	var p PacketIn
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := DecodePacketIn(msg, &p); err != nil || p.InPort != 3 {
+			b.Fatal(err, p.InPort)
+		}
 	}
 }
