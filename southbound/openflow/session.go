@@ -720,6 +720,16 @@ func (s *Session) readLoop(gen uint64) (err error) {
 // nextMessage reads the next message. One that fits br's buffer is not
 // copied: msg is valid until the next read from br.
 func nextMessage(br *bufio.Reader) (wire.Header, []byte, error) {
+	// The common case, a whole well-formed message already buffered: one
+	// Peek of everything buffered, no read.
+	if n := br.Buffered(); n >= wire.HeaderLen {
+		b, _ := br.Peek(n)
+		h, _ := wire.ParseHeader(b)
+		if l := int(h.Length); l <= n && wire.CheckHeader(h) == nil {
+			br.Discard(l)
+			return h, b[:l:l], nil
+		}
+	}
 	b, err := br.Peek(wire.HeaderLen)
 	if err != nil {
 		if err == io.EOF && len(b) > 0 {
