@@ -44,7 +44,7 @@ type app struct{}
 func (app) Name() string { return Name }
 
 func (app) Attach(controller.SwitchInfo) controller.SwitchApp {
-	return &bridge{macs: make(map[flow.MAC]uint32)}
+	return &bridge{}
 }
 
 // bridge is the app on one switch: its MAC table, each learned MAC's
@@ -52,7 +52,7 @@ func (app) Attach(controller.SwitchInfo) controller.SwitchApp {
 // which is rare): the smaller the table, the fewer cache misses its two
 // lookups per packet-in cost.
 type bridge struct {
-	macs         map[flow.MAC]uint32
+	macs         macTable
 	learnT, fwdT uint8 // l2-learning and l2-forwarding in the controller's pipeline
 }
 
@@ -128,21 +128,21 @@ func parsePort(ctx *controller.Context, no uint32) (wire.Port, uint32, bool) {
 
 // learn records mac on port and installs its flows.
 func (b *bridge) learn(ctx *controller.Context, mac flow.MAC, port uint32) {
-	if old, ok := b.macs[mac]; ok && old != port {
+	if old, ok := b.macs.get(mac); ok && old != port {
 		ctx.DeleteFlow(b.srcFlow(mac, old)) // moved: the old port's entry must go
 	}
-	b.macs[mac] = port
+	b.macs.set(mac, port)
 	ctx.AddFlow(b.srcFlow(mac, port))
 	ctx.AddFlow(b.dstFlow(mac, port))
 }
 
 // forget removes mac and both its flows.
 func (b *bridge) forget(ctx *controller.Context, mac flow.MAC) {
-	port, ok := b.macs[mac]
+	port, ok := b.macs.get(mac)
 	if !ok {
 		return
 	}
-	delete(b.macs, mac)
+	b.macs.delete(mac)
 	ctx.DeleteFlow(b.srcFlow(mac, port))
 	ctx.DeleteFlow(b.dstFlow(mac, port))
 }
@@ -155,11 +155,11 @@ func (b *bridge) Handle(ctx *controller.Context, ev controller.Event) {
 		b.packetIn(ctx, ev)
 	case controller.PortStatus:
 		if ev.Reason == wire.PortDeleted || !ev.Port.Up() {
-			for mac, port := range b.macs {
+			b.macs.all(func(mac flow.MAC, port uint32) {
 				if port == ev.Port.PortNo {
 					b.forget(ctx, mac)
 				}
-			}
+			})
 		}
 	case controller.FlowRemoved:
 		if mac, _, ok := b.parseSrc(ev.Flow); ok {
@@ -194,11 +194,11 @@ func (b *bridge) packetIn(ctx *controller.Context, ev controller.PacketIn) {
 	// reconciler finds it gone; Rejected when the switch refuses it) or
 	// is forget's own. Asking the desired state (ctx.HasFlow) per
 	// packet-in cost a fifth of loomd's CPU under a packet-in load.
-	if old, ok := b.macs[src]; !ok || old != in {
+	if old, ok := b.macs.get(src); !ok || old != in {
 		b.learn(ctx, src, in)
 	}
 	out := flow.PortFlood
-	if port, ok := b.macs[dst]; ok && !dst.Multicast() {
+	if port, ok := b.macs.get(dst); ok && !dst.Multicast() {
 		if port == in {
 			return // the destination is behind the port it came from
 		}
