@@ -16,10 +16,10 @@ import (
 // one, so no lock is shared between switches.
 type Encoder struct {
 	templates map[shapeKey][]byte
-	// The last PACKET_OUT's shape and template: an app sends packet-outs
-	// of one shape (output:port) far more often than anything else, and
-	// comparing a few bytes costs less than hashing and comparing the
-	// whole key in the map.
+	// The last PACKET_OUT's shape (when it has at most 16 bytes) and
+	// template: an app sends packet-outs of one shape (output:port) far
+	// more often than anything else, and comparing two words costs less
+	// than hashing and comparing the whole key in the map.
 	lastOut  shapeKey
 	lastOutT []byte
 	// Encoded and Templated count the messages encoded by libOpenflow
@@ -257,10 +257,11 @@ func (e *Encoder) AppendPacketOut(dst []byte, xid, inPort uint32, acts []Action,
 	var k shapeKey
 	ok := k.add(0xfc) && k.addActions(acts)
 	var t []byte
-	found := ok && e.lastOut.n == k.n && k.n > 0 && string(e.lastOut.b[:k.n]) == string(k.b[:k.n])
+	// Bytes past n are zero in both keys: short shapes compare as two words.
+	found := ok && e.lastOut.n == k.n && k.n > 0 && k.n <= 16 && [16]byte(e.lastOut.b[:16]) == [16]byte(k.b[:16])
 	if found {
 		t = e.lastOutT
-	} else if t, found = e.templates[k]; ok && found {
+	} else if t, found = e.templates[k]; ok && found && k.n <= 16 {
 		e.lastOut, e.lastOutT = k, t
 	}
 	if ok && !found {

@@ -155,6 +155,13 @@ func TestEncoderPacketOutMatchesLibOpenflow(t *testing.T) {
 // map), then shapes of the same length that differ in kind: each is
 // libOpenflow's bytes.
 func TestEncoderPacketOutRepeatedShapes(t *testing.T) {
+	long := func(p uint32) []Action { // a shape of more than 16 bytes
+		var acts []Action
+		for i := range uint32(20) {
+			acts = append(acts, Output(p+i))
+		}
+		return acts
+	}
 	var e Encoder
 	frame := bytes.Repeat([]byte{0xab}, 60)
 	for i, acts := range [][]Action{
@@ -162,6 +169,7 @@ func TestEncoderPacketOutRepeatedShapes(t *testing.T) {
 		{ToGroup(7)}, {SetQueue(3)}, {ToGroup(8)}, {Output(5)},
 		{PushVLAN(), Output(1)}, {PopVLAN(), Output(1)}, {PushVLAN(), Output(4)}, {DecTTL(), ToGroup(1)},
 		{Output(9)}, {Output(10)},
+		long(1), long(2), {Output(11)}, long(3),
 	} {
 		want, err := AppendPacketOut([]byte("p"), uint32(i), uint32(i+1), acts, frame)
 		if err != nil {
