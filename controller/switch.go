@@ -637,10 +637,10 @@ func (sw *Switch) flush() {
 		sw.batches = append(sw.batches, &batch{barrier: xid, mods: sw.sent})
 		sw.sent = nil
 	}
-	if err := sw.sess.Send(sw.out); err != nil && !errors.Is(err, openflow.ErrClosed) {
+	var err error
+	if sw.out, err = sw.sess.SendBuffer(sw.out); err != nil && !errors.Is(err, openflow.ErrClosed) {
 		sw.log.Warn("send failed", "error", err)
 	}
-	sw.out = sw.out[:0]
 }
 
 // discard drops what is staged: this controller is not the switch's

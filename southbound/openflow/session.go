@@ -388,6 +388,30 @@ func (s *Session) Send(msg []byte) error {
 	return s.Write(func(dst []byte) []byte { return append(dst, msg...) })
 }
 
+// SendBuffer queues the encoded messages in buf as Send does, but hands
+// buf itself to the session when nothing else waits (no copy), and
+// returns an empty buffer for the caller's next messages: buf's own
+// (when it was copied) or one the session is done with. The caller must
+// not use buf afterwards.
+func (s *Session) SendBuffer(buf []byte) ([]byte, error) {
+	s.wmu.Lock()
+	for len(s.pending) > s.cfg.MaxQueue && !s.isClosed() {
+		s.wcond.Wait()
+	}
+	if s.isClosed() {
+		s.wmu.Unlock()
+		return buf[:0], ErrClosed
+	}
+	var next []byte
+	if len(s.pending) == 0 {
+		next, s.pending = s.pending[:0], buf
+	} else {
+		next, s.pending = buf[:0], append(s.pending, buf...)
+	}
+	s.kickLocked()
+	return next, nil
+}
+
 func (s *Session) isClosed() bool {
 	select {
 	case <-s.closed:

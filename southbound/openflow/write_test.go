@@ -2,6 +2,7 @@ package openflow
 
 import (
 	"bufio"
+	"bytes"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 // Senders that write to the socket themselves (when no write is in
 // progress) and the writer goroutine (when the socket is full) keep every
 // sender's messages in order and lose none, through a peer that stalls
-// now and then so that writes are partial.
+// now and then so that writes are partial. Sender 0 uses SendBuffer,
+// filling the buffers it gets back: a buffer still being written or
+// queued that it were given would show as a corrupt payload.
 func TestWritesStayInOrderThroughPartialWrites(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
 		t.Run(network, func(t *testing.T) {
@@ -45,17 +48,32 @@ func TestWritesStayInOrderThroughPartialWrites(t *testing.T) {
 			defer s.Close(nil)
 
 			const senders, each = 4, 5000
-			payload := make([]byte, 300) // many messages per socket buffer, partial writes likely
+			const maxPayload = 300 // many messages per socket buffer, partial writes likely
+			payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, i%maxPayload) }
 			var wg sync.WaitGroup
 			for g := range senders {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					var buf []byte
 					for i := range each {
-						msg := wire.AppendEcho(nil, wire.TypeEchoRequest, uint32(g)<<24|uint32(i), payload[:i%len(payload)])
-						if err := s.Send(msg); err != nil {
+						var err error
+						if g == 0 {
+							buf = wire.AppendEcho(buf, wire.TypeEchoRequest, uint32(g)<<24|uint32(i), payload(i))
+							if i%3 == 2 { // sometimes several messages in one buffer
+								buf, err = s.SendBuffer(buf)
+							}
+						} else {
+							err = s.Send(wire.AppendEcho(nil, wire.TypeEchoRequest, uint32(g)<<24|uint32(i), payload(i)))
+						}
+						if err != nil {
 							t.Error(err)
 							return
+						}
+					}
+					if len(buf) > 0 {
+						if _, err := s.SendBuffer(buf); err != nil {
+							t.Error(err)
 						}
 					}
 				}()
@@ -72,7 +90,7 @@ func TestWritesStayInOrderThroughPartialWrites(t *testing.T) {
 					t.Fatalf("after %d messages: %v", got, err)
 				}
 				g, i := h.Xid>>24, h.Xid&0xffffff
-				if g >= senders || i != next[g] || len(msg) != wire.HeaderLen+int(i)%len(payload) {
+				if g >= senders || i != next[g] || !bytes.Equal(msg[wire.HeaderLen:], payload(int(i))) {
 					t.Fatalf("message %d: sender %d seq %d (%d bytes), want seq %d", got, g, i, len(msg), next[g])
 				}
 				next[g]++
