@@ -16,10 +16,10 @@ import (
 // one, so no lock is shared between switches.
 type Encoder struct {
 	templates map[shapeKey][]byte
-	// The last PACKET_OUT's shape (when it has at most 16 bytes) and
-	// template: an app sends packet-outs of one shape (output:port) far
-	// more often than anything else, and comparing two words costs less
-	// than hashing and comparing the whole key in the map.
+	// The last PACKET_OUT's shape and template: an app sends packet-outs
+	// of one shape (output:port) far more often than anything else, and
+	// comparing its few bytes costs less than hashing and comparing the
+	// whole key in the map.
 	lastOut  shapeKey
 	lastOutT []byte
 	// Encoded and Templated count the messages encoded by libOpenflow
@@ -42,6 +42,21 @@ func (k *shapeKey) add(v ...byte) bool {
 	}
 	copy(k.b[k.n:], v)
 	k.n += uint8(len(v))
+	return true
+}
+
+// equal compares the described bytes, one at a time: they were just
+// stored one at a time (add), and loading them as wider words would stall
+// on store forwarding.
+func (k *shapeKey) equal(o *shapeKey) bool {
+	if k.n != o.n {
+		return false
+	}
+	for i := range int(k.n) {
+		if k.b[i] != o.b[i] {
+			return false
+		}
+	}
 	return true
 }
 
@@ -257,11 +272,10 @@ func (e *Encoder) AppendPacketOut(dst []byte, xid, inPort uint32, acts []Action,
 	var k shapeKey
 	ok := k.add(0xfc) && k.addActions(acts)
 	var t []byte
-	// Bytes past n are zero in both keys: short shapes compare as two words.
-	found := ok && e.lastOut.n == k.n && k.n > 0 && k.n <= 16 && [16]byte(e.lastOut.b[:16]) == [16]byte(k.b[:16])
+	found := ok && k.n > 0 && k.equal(&e.lastOut)
 	if found {
 		t = e.lastOutT
-	} else if t, found = e.templates[k]; ok && found && k.n <= 16 {
+	} else if t, found = e.templates[k]; ok && found {
 		e.lastOut, e.lastOutT = k, t
 	}
 	if ok && !found {
