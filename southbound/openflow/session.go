@@ -122,8 +122,14 @@ type ReadIdler interface {
 }
 
 // handoffAfter is the longest a Handler call may hold the reader before
-// another goroutine takes over reading.
-const handoffAfter = 2 * time.Millisecond
+// another goroutine takes over reading. It is not shorter because the
+// watchdog that enforces it keeps a timer due within watchPeriod pending
+// for as long as messages come in, and on a virtual machine a runtime
+// timer due that soon slows every wake-up of the reader: with a 1 ms
+// period loomd answered a lone packet-in some 7 µs later (p50, loombench
+// latency, about 20 µs instead of the 12-13 µs it takes with no watchdog
+// at all); with 10 ms, about as fast as without.
+const handoffAfter = 20 * time.Millisecond
 
 // PolicyObserver is an optional interface of a Handler: the Server tells it
 // of every connection it refuses or closes by policy (reason is one of the
