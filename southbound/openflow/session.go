@@ -730,7 +730,9 @@ func (s *Session) readLoop(gen uint64) (err error) {
 			}
 			return err
 		}
-		s.activity.Store(true)
+		if !s.activity.Load() { // a store (a locked instruction) only once per keepalive period
+			s.activity.Store(true)
+		}
 		if err := s.dispatch(gen, h, msg); err != nil {
 			if err == errHandedOff {
 				return err
