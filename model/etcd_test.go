@@ -50,16 +50,7 @@ func openEtcd(t testing.TB, prefix string) *store.Etcd {
 // partly listed) and its model (reloaded whole), uniqueness holds across
 // them, and If-Match sees the other's writes.
 func TestEtcdModelTwoReplicas(t *testing.T) {
-	prefix := t.TempDir()
-	stA, stB := openEtcd(t, prefix), openEtcd(t, prefix)
-	a, err := model.New(ctx, stA, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.New(ctx, stB, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix, stA, stB, a, b := twoReplicas(t)
 	var seen sync.Map
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -169,16 +160,7 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 // a single write, a batch all at once, a delete, each with its events;
 // its own writes are not taken twice.
 func TestEtcdModelFollow(t *testing.T) {
-	prefix := t.TempDir()
-	stA, stB := openEtcd(t, prefix), openEtcd(t, prefix)
-	a, err := model.New(ctx, stA, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.New(ctx, stB, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, a, b := twoReplicas(t)
 	follow(t, a)
 	follow(t, b)
 	subA, subB := a.Subscribe(5000), b.Subscribe(5000)
@@ -359,16 +341,7 @@ func BenchmarkEtcdModelVisibility(b *testing.B) {
 // A follower whose store history is compacted past its snapshot loads the
 // model whole and publishes the difference, then follows on.
 func TestEtcdFollowAfterCompaction(t *testing.T) {
-	prefix := t.TempDir()
-	stA, stB := openEtcd(t, prefix), openEtcd(t, prefix)
-	a, err := model.New(ctx, stA, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.New(ctx, stB, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, stA, _, a, b := twoReplicas(t)
 	sub := b.Subscribe(100)
 	mustCreate(t, a, &model.Network{Meta: named("red"), Type: "vxlan", VNI: 1})
 	mustCreate(t, a, &model.Network{Meta: named("blue"), Type: "vxlan", VNI: 2})
@@ -390,4 +363,20 @@ func TestEtcdFollowAfterCompaction(t *testing.T) {
 	if fmt.Sprint(got) != "[created blue created green]" {
 		t.Fatalf("b published %q", got)
 	}
+}
+
+// twoReplicas opens two stores on their own etcd clients under one new
+// prefix, and a model on each.
+func twoReplicas(t *testing.T) (prefix string, stA, stB *store.Etcd, a, b *model.Service) {
+	t.Helper()
+	prefix = t.TempDir()
+	stA, stB = openEtcd(t, prefix), openEtcd(t, prefix)
+	var err error
+	if a, err = model.New(ctx, stA, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = model.New(ctx, stB, nil); err != nil {
+		t.Fatal(err)
+	}
+	return prefix, stA, stB, a, b
 }

@@ -498,9 +498,14 @@ func (e *Etcd) decodeGroup(ctx context.Context, evs []*clientv3.Event) (group, e
 // waitFor blocks until the cache has seen the commit of store revision
 // rev (or a later one).
 func (e *Etcd) waitFor(ctx context.Context, rev uint64) error {
+	return e.waitCache(ctx, func() bool { return e.rev >= rev })
+}
+
+// waitCache blocks until done, read under the cache's lock, holds.
+func (e *Etcd) waitCache(ctx context.Context, done func() bool) error {
 	for {
 		e.mu.RLock()
-		ok, wait := e.rev >= rev, e.notify
+		ok, wait := done(), e.notify
 		e.mu.RUnlock()
 		if ok {
 			return nil
@@ -662,21 +667,7 @@ func (e *Etcd) Txn(ctx context.Context, t Txn) (uint64, error) {
 // waitRolled waits until the cache has seen batch id rolled forward (or
 // a later commit).
 func (e *Etcd) waitRolled(ctx context.Context, id string) error {
-	for {
-		e.mu.RLock()
-		ok, wait := e.pending == nil || e.pending.id != id, e.notify
-		e.mu.RUnlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.done:
-			return errors.New("store: closed")
-		}
-	}
+	return e.waitCache(ctx, func() bool { return e.pending == nil || e.pending.id != id })
 }
 
 func (e *Etcd) budget() int { return e.opt.MaxRequestBytes * 3 / 4 }
