@@ -206,8 +206,19 @@ func Run(args []string) error {
 	}
 	if len(where.Etcd) > 0 { // other loomd may write the model too
 		go func() {
-			if err := svc.Follow(ctx); ctx.Err() == nil {
-				log.Error("network model: no longer following the store", "error", err)
+			// Follow returns on an error of the store's watch: follow
+			// again (it resumes from the model's revision), or this
+			// replica would stop seeing the others' writes.
+			for ctx.Err() == nil {
+				err := svc.Follow(ctx)
+				if ctx.Err() != nil {
+					return
+				}
+				log.Error("network model: following the store failed; following again", "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 		}()
 	}
