@@ -41,6 +41,7 @@ vet:
 test: deps vet
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(GO) test -race -count=1 -p 1 $(PKGS)
 	$(GO) test -race -count=1 ./model -store=etcd   # the model's suite again, on an embedded etcd cluster
+	$(GO) test -count=1 -run TestReplicasScale ./loomd   # a timing test, skipped under -race
 	LOOM_REQUIRE_OVS=$${LOOM_REQUIRE_OVS:-1} $(MAKE) plugin
 	$(MAKE) fuzz
 

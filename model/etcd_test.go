@@ -380,3 +380,62 @@ func twoReplicas(t *testing.T) (prefix string, stA, stB *store.Etcd, a, b *model
 	}
 	return prefix, stA, stB, a, b
 }
+
+// TestEtcdAckedWritesSurviveAReplica: three replicas write networks as
+// fast as they can, each through its own model and etcd client, while
+// one of them dies (its client closed mid-write). Every write any of them
+// acknowledged is in both survivors' models afterwards.
+func TestEtcdAckedWritesSurviveAReplica(t *testing.T) {
+	prefix := t.TempDir()
+	var sts []*store.Etcd
+	var svcs []*model.Service
+	for range 3 {
+		st := openEtcd(t, prefix)
+		svc, err := model.New(ctx, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		follow(t, svc)
+		sts, svcs = append(sts, st), append(svcs, svc)
+	}
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r, svc := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("r%d-%d", r, i)
+				if _, err := svc.Create(ctx, &model.Network{Meta: model.Meta{Name: name}, Type: "vxlan", VNI: 100000*(r+1) + i}); err == nil {
+					mu.Lock()
+					acked = append(acked, name)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	sts[0].Close() // replica 0 dies mid-write
+	time.Sleep(700 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for _, svc := range svcs[1:] {
+		waitFor(t, "every acknowledged write in a survivor's model", func() bool {
+			snap := svc.Snapshot()
+			for _, name := range acked {
+				if _, ok := snap.Networks.ByName(name); !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	t.Logf("%d writes acknowledged by three replicas, one of them closed mid-way: all in both survivors' models", len(acked))
+}

@@ -888,6 +888,11 @@ func (e *Etcd) settle(ctx context.Context, head uint64, tag string, failed error
 		if ctx.Err() != nil {
 			return 0, false, fmt.Errorf("store: etcd: commit outcome unknown: %w", failed)
 		}
+		select {
+		case <-e.done: // closed: its client answers nothing any more
+			return 0, false, fmt.Errorf("store: closed; commit outcome unknown: %w", failed)
+		default:
+		}
 		resp, err := e.cli.Txn(ctx).If(e.headIs(head)).Then(clientv3.OpPut(e.headKey(), "f/"+newBatchID())).
 			Else(clientv3.OpGet(e.headKey())).Commit()
 		if err != nil {

@@ -63,7 +63,8 @@ func TestOVSUpgradeUnderTraffic(t *testing.T) {
 	})
 	o.converged()
 	// Warm up: the way out learns its next hop's MAC, every path works.
-	waitForD(t, 10*time.Second, "g3 reaching the outside", func() bool { return g3.Ping("172.24.0.1", 1, time.Second) == nil })
+	took0 := waitForD(t, 30*time.Second, "g3 reaching the outside", func() bool { return g3.Ping("172.24.0.1", 1, time.Second) == nil })
+	t.Logf("g3 reached the outside after %v", took0)
 	if err := b1.Ping("10.2.0.13", 2, 3*time.Second); err != nil {
 		t.Fatalf("b1 -> g3: %v", err)
 	}

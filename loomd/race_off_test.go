@@ -1,0 +1,6 @@
+//go:build !race
+
+package loomd
+
+// raceEnabled: built with -race.
+const raceEnabled = false
