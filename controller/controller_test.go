@@ -839,3 +839,36 @@ func TestFlushConntrackZone(t *testing.T) {
 		t.Errorf("flush on an unknown switch: %v, want ErrNoSwitch", err)
 	}
 }
+
+// TestNestedDrainLosesNothing: a queued call that waits on the switch
+// (flushSync, as FlushConntrackZones and a new master's reconciliation
+// do) drains the queue again from inside a drain; calls queued from
+// another goroutine meanwhile must each run exactly once.
+func TestNestedDrainLosesNothing(t *testing.T) {
+	h := newHarness(t, Config{PacketInRate: 100}, openflow.Config{})
+	h.dial(emu.Options{DatapathID: 11, Ports: ports(1)})
+	sw := h.ready(11)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ran atomic.Int64
+	const n = 20000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			sw.q.call(func() { ran.Add(1) })
+		}
+	}()
+	for range 50 {
+		if err := sw.onLoop(ctx, func() { sw.flushSync(ctx) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	sw.onLoop(ctx, func() {}) // everything queued before it has run
+	eventually(t, "every queued call run once", func() bool { return ran.Load() == n })
+	time.Sleep(50 * time.Millisecond)
+	if got := ran.Load(); got != n {
+		t.Errorf("%d calls ran, %d queued", got, n)
+	}
+}

@@ -291,7 +291,14 @@ var _ openflow.ReadIdler = (*Controller)(nil)
 
 // drain handles every queued message.
 func (sw *Switch) drain() {
-	items := sw.q.take(sw.qbuf)
+	// A call handled here may wait on the switch and drain again
+	// (flushSync: FlushConntrackZones, a new master's reconciliation).
+	// That nested drain must not hand the queue the array this one is
+	// iterating, or new events would overwrite the ones not yet handled:
+	// the buffer is lent to one drain at a time.
+	buf := sw.qbuf
+	sw.qbuf = nil
+	items := sw.q.take(buf)
 	for i := range items {
 		if items[i].fn != nil {
 			sw.call(items[i].fn)
@@ -300,7 +307,9 @@ func (sw *Switch) drain() {
 		sw.handle(items[i].typ, items[i].msg)
 	}
 	clear(items)
-	sw.qbuf = items
+	if sw.qbuf == nil {
+		sw.qbuf = items
+	}
 }
 
 // call runs a queued call (an app's Tick or Update). A panic in it ends
