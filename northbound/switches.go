@@ -101,7 +101,7 @@ func ParseDPID(s string) (uint64, error) {
 }
 
 func switchView(c *controller.Controller, s controller.SwitchInfo) Switch {
-	sw := Switch{DatapathID: fmt.Sprintf("%016x", s.DatapathID), Remote: s.Remote, Software: s.Desc.Software, Tables: s.Features.NTables}
+	sw := Switch{DatapathID: dpidHex(s.DatapathID), Remote: s.Remote, Software: s.Desc.Software, Tables: s.Features.NTables}
 	if r, ok := c.RoleOf(s.DatapathID); ok {
 		sw.Role, sw.Generation, sw.Master = r.Role, r.Generation, r.Master
 	}

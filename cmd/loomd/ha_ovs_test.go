@@ -293,7 +293,7 @@ func TestOVSHAFailover(t *testing.T) {
 			return newMaster != "" && !victims[newMaster]
 		})
 		seen := time.Since(killed)
-		accepted := loggedAt(t, h.replicas[newMaster].log, `msg="master role accepted"`, bridgeDPID(t, h.hosts[host]), killed)
+		accepted := loggedAt(t, h.replicas[newMaster], `msg="master role accepted"`, bridgeDPID(t, h.hosts[host]), killed)
 		t.Logf("%v killed -> %s's MASTER request accepted by %s's switch %v later (OVS showed it after %v)",
 			slices.Sorted(maps.Keys(victims)), newMaster, host, accepted.Sub(killed).Round(time.Millisecond), seen.Round(time.Millisecond))
 		took = max(took, accepted.Sub(killed))
@@ -412,26 +412,22 @@ func dumpWithDuration(t *testing.T, host *ovslab.Host) []agedFlow {
 	return flows
 }
 
-// loggedAt returns when, after since, the loomd whose log is logf
-// logged a line holding msg for dpid.
-func loggedAt(t *testing.T, logf, msg string, dpid uint64, since time.Time) time.Time {
+// loggedAt returns when, after since, the loomd l logged a line holding
+// msg for dpid (its own log's time).
+func loggedAt(t *testing.T, l *loomd, msg string, dpid uint64, since time.Time) time.Time {
 	t.Helper()
-	re := regexp.MustCompile(`^time=(\S+) .*` + regexp.QuoteMeta(msg) + `.* dpid=([0-9a-f]+)`)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(logf)
-		for _, line := range strings.Split(string(b), "\n") {
-			m := re.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			at, err := time.Parse(time.RFC3339Nano, m[1])
-			if d, _ := strconv.ParseUint(m[2], 16, 64); err == nil && d == dpid && at.After(since) {
-				return at
+	rx := regexp.MustCompile(regexp.QuoteMeta(msg) + `.* dpid=` + fmt.Sprintf("%016x", dpid))
+	var at time.Time
+	waitForD(t, 5*time.Second, l.log+" logging "+msg, func() bool {
+		for _, line := range l.grep(rx) {
+			if ts, err := time.Parse(time.RFC3339Nano, field(line, "time")); err == nil && ts.After(since) {
+				at = ts
+				return true
 			}
 		}
-	}
-	t.Fatalf("%s never logged %s for %016x", logf, msg, dpid)
-	return time.Time{}
+		return false
+	})
+	return at
 }
 
 // bridgeDPID reads host's br-int datapath id from OVSDB.
@@ -560,8 +556,8 @@ func TestOVSHAPartition(t *testing.T) {
 	// The order, from the replicas' own logs (OVS updates its Controller
 	// rows' role column about a second late, both changes at once).
 	dpid := bridgeDPID(t, h.hosts["hv1"])
-	down := loggedAt(t, h.replicas[victim].log, `msg="no longer master"`, dpid, cut)
-	up := loggedAt(t, h.replicas[newMaster].log, `msg="master role accepted"`, dpid, cut)
+	down := loggedAt(t, h.replicas[victim], `msg="no longer master"`, dpid, cut)
+	up := loggedAt(t, h.replicas[newMaster], `msg="master role accepted"`, dpid, cut)
 	t.Logf("%s cut from etcd: it stopped being master %v after, %s's MASTER request was accepted %v after (OVS showed both %v after)",
 		victim, down.Sub(cut).Round(time.Millisecond), newMaster, up.Sub(cut).Round(time.Millisecond), takeOver.Round(time.Millisecond))
 	if !down.Before(up) {
